@@ -1,0 +1,215 @@
+"""Client for fal's queue protocol (https://fal.ai/docs/inference-api/queue; shared fal-protocol.md §1).
+
+submit → status (202 while IN_QUEUE / IN_PROGRESS, 200 when COMPLETED) → result → cancel. Status,
+result and cancel use the URLs that submit returned. fal has no FAILED status: a failed request is
+COMPLETED and its result call answers with the error (e.g. 422), which this client raises.
+
+A submission is not idempotent: fal may run and bill the same input twice. Errors are therefore
+classified in one place:
+- `FalRejected`: fal answered and refused (4xx other than 429). Terminal; never retry.
+- `FalUnavailable`: certainly not processed (connect failure, 429, 503) or, for read-only calls, any
+  transient failure. Safe to retry, after `retry_after` seconds when fal said so.
+- `FalAmbiguous`: the submit body may have reached fal (timeout after sending, dropped connection,
+  500/502/504). Must not be resubmitted blindly.
+There is no retry loop here: retry policy belongs to the services and the database state.
+This module knows nothing of Django models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+COMPLETED = "COMPLETED"
+IN_QUEUE = "IN_QUEUE"
+IN_PROGRESS = "IN_PROGRESS"
+
+
+class FalError(Exception):
+    """Base of the fal client errors. `status_code` is None when no HTTP answer came back."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, detail: Any = None,
+                 error_type: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail
+        self.error_type = error_type
+        self.retry_after = retry_after
+
+
+class FalRejected(FalError):
+    """fal refused the call; repeating it will not help."""
+
+
+class FalNotFound(FalRejected):
+    """fal does not know the request (404): lost upstream or expired."""
+
+
+class FalUnavailable(FalError):
+    """Not processed this time; safe to retry later."""
+
+
+class FalAmbiguous(FalError):
+    """A submit that fal may or may not have accepted."""
+
+
+@dataclass(frozen=True)
+class FalSubmission:
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+    queue_position: int | None = None
+
+
+@dataclass(frozen=True)
+class FalStatus:
+    status: str
+    queue_position: int | None = None
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+    error_type: str = ""
+    inference_time: float | None = None
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == COMPLETED
+
+
+class FalQueueClient:
+    """One httpx client per instance: Key auth, explicit timeouts, no redirects, injectable transport."""
+
+    def __init__(self, *, base_url: str, key: str, connect_timeout: float = 5.0, read_timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None, max_connections: int = 100):
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            headers={"Authorization": f"Key {key}", "User-Agent": "ltx-studio"},
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            follow_redirects=False,
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(self, model_id: str, payload: dict[str, Any], *, webhook_url: str | None = None) -> FalSubmission:
+        url = f"{self.base_url}/{model_id}"
+        if webhook_url:
+            url += f"?fal_webhook={quote(webhook_url, safe='')}"
+        response = self._send("POST", url, json=payload, ambiguous_after_send=True)
+        body = _json(response)
+        try:
+            return FalSubmission(
+                request_id=str(body["request_id"]),
+                status_url=str(body["status_url"]),
+                response_url=str(body["response_url"]),
+                cancel_url=str(body["cancel_url"]),
+                queue_position=_int_or_none(body.get("queue_position")),
+            )
+        except (KeyError, TypeError):
+            # fal answered 2xx but we cannot read the request id: it may be running. Never resubmit.
+            raise FalAmbiguous(f"submit answered {response.status_code} without a request id",
+                               status_code=response.status_code, detail=body) from None
+
+    def status(self, status_url: str, *, logs: bool = True) -> FalStatus:
+        response = self._send("GET", status_url, params={"logs": "1" if logs else "0"})
+        body = _json(response)
+        status = body.get("status") if isinstance(body, dict) else None
+        if status not in (IN_QUEUE, IN_PROGRESS, COMPLETED):
+            raise FalUnavailable(f"unexpected status body: {str(body)[:200]}", status_code=response.status_code)
+        metrics = body.get("metrics") or {}
+        return FalStatus(
+            status=status,
+            queue_position=_int_or_none(body.get("queue_position")),
+            logs=[entry for entry in (body.get("logs") or []) if isinstance(entry, dict)],
+            error=str(body.get("error") or ""),
+            error_type=str(body.get("error_type") or ""),
+            inference_time=metrics.get("inference_time") if isinstance(metrics, dict) else None,
+        )
+
+    def result(self, response_url: str) -> dict[str, Any]:
+        """The model output of a COMPLETED request; a failed request raises FalRejected with fal's detail."""
+        body = _json(self._send("GET", response_url))
+        if not isinstance(body, dict):
+            raise FalRejected("result is not a JSON object", detail=body)
+        return body
+
+    def cancel(self, cancel_url: str) -> str:
+        """Ask fal to cancel; returns fal's word (CANCELLATION_REQUESTED, ALREADY_COMPLETED, NOT_FOUND)."""
+        try:
+            response = self._send("PUT", cancel_url)
+        except FalRejected as exc:
+            # 400 ALREADY_COMPLETED and 404 NOT_FOUND are answers, not failures, for a cancel.
+            if exc.status_code in (400, 404) and isinstance(exc.detail, dict) and "status" in exc.detail:
+                return str(exc.detail["status"])
+            raise
+        body = _json(response)
+        return str(body.get("status", "")) if isinstance(body, dict) else ""
+
+    def _send(self, method: str, url: str, *, ambiguous_after_send: bool = False, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise FalUnavailable(f"{method} {url}: could not connect ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            error_class = FalAmbiguous if ambiguous_after_send else FalUnavailable
+            raise error_class(f"{method} {url}: no complete answer ({type(exc).__name__})") from exc
+        if response.is_success:
+            return response
+        raise _classify(response, ambiguous_after_send=ambiguous_after_send)
+
+
+def _classify(response: httpx.Response, *, ambiguous_after_send: bool) -> FalError:
+    code = response.status_code
+    body = _json(response, default=response.text[:500])
+    detail = body.get("detail", body) if isinstance(body, dict) and "detail" in body else body
+    error_type = response.headers.get("x-fal-error-type", "") or (body.get("error_type", "") if isinstance(body, dict) else "")
+    kwargs: dict[str, Any] = {"status_code": code, "detail": detail if detail is not None else body, "error_type": str(error_type)}
+    message = f"fal answered {code}: {describe_detail(detail)}"
+    if code == 429 or code == 503:
+        return FalUnavailable(message, retry_after=_retry_after(response), **kwargs)
+    if code == 504 and response.headers.get("x-fal-request-timeout-type") == "user":
+        return FalRejected(message, **kwargs)  # our own start timeout expired; fal will not run it
+    if code >= 500:
+        return (FalAmbiguous if ambiguous_after_send else FalUnavailable)(message, retry_after=_retry_after(response), **kwargs)
+    if code == 404:
+        return FalNotFound(message, **kwargs)
+    return FalRejected(message, **kwargs)
+
+
+def describe_detail(detail: Any) -> str:
+    """fal's `detail` as one readable line: a string, or `field: msg` items of a 422 list."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = [str(p) for p in item.get("loc", []) if p != "body"]
+                parts.append(f"{'.'.join(loc) or 'input'}: {item.get('msg', '')}".strip())
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(detail)[:500]
+
+
+def _json(response: httpx.Response, default: Any = None) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return default if default is not None else {}
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None

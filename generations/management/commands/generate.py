@@ -1,0 +1,113 @@
+"""`python manage.py generate "prompt" [--wait]`: submit an LTX-2 job as a user from a terminal."""
+from __future__ import annotations
+
+import base64
+import mimetypes
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files.storage import default_storage
+from django.core.management.base import BaseCommand, CommandError
+
+from generations import ltx
+from generations.models import Generation
+from generations.services.create import generation_create
+from generations.services.projects import project_get_or_create
+
+# A job nobody has claimed after this long means no worker cluster is running.
+NO_WORKER_AFTER_SECONDS = 20.0
+
+
+class Command(BaseCommand):
+    help = "Create an LTX-2 video generation; with --wait, follow it to the stored file."
+
+    def add_arguments(self, parser):
+        parser.add_argument("prompt")
+        parser.add_argument("--model", default="t2v", help="t2v, t2v-fast, i2v, i2v-fast or a fal model id")
+        parser.add_argument("--duration")
+        parser.add_argument("--resolution")
+        parser.add_argument("--fps")
+        parser.add_argument("--aspect-ratio")
+        parser.add_argument("--no-audio", action="store_true")
+        parser.add_argument("--image", help="start image for image-to-video: a path or an http(s) URL")
+        parser.add_argument("--project", default="", help="project name (default: Inbox)")
+        parser.add_argument("--user", default=settings.STUDIO_DEMO_USERNAME)
+        parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+
+    def handle(self, *args, **options):
+        user = get_user_model().objects.filter(username=options["user"]).first()
+        if user is None:
+            raise CommandError(f"no user named {options['user']!r} (make run creates the demo user)")
+        data = {"prompt": options["prompt"]}
+        for name in ("duration", "resolution", "fps"):
+            if options[name] is not None:
+                data[name] = options[name]
+        if options["aspect_ratio"] is not None:
+            data["aspect_ratio"] = options["aspect_ratio"]
+        if options["no_audio"]:
+            data["generate_audio"] = False
+        if options["image"]:
+            data["image_url"] = _image_url(options["image"])
+        try:
+            generation, _ = generation_create(owner=user, model=options["model"], input=data,
+                                              project=project_get_or_create(user, options["project"]))
+        except ltx.InputError as exc:
+            raise CommandError("invalid input: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
+        self.stdout.write(f"created {generation.id} ({generation.model_id}, ${generation.cost_usd:.2f})")
+        if options["wait"]:
+            self._follow(generation)
+
+    def _follow(self, generation: Generation) -> None:
+        started = time.monotonic()
+        last_line, seen_logs = "", 0
+        while True:
+            generation.refresh_from_db()
+            line = _describe(generation)
+            if line != last_line:
+                self.stdout.write(line)
+                last_line = line
+            for entry in generation.logs[seen_logs:]:
+                self.stdout.write(f"  log: {entry.get('message', '')}")
+            seen_logs = max(seen_logs, len(generation.logs))
+            if generation.status == Generation.Status.SUCCEEDED:
+                self._print_video(generation)
+                return
+            if generation.status in Generation.TERMINAL:
+                raise CommandError(f"generation {generation.id} {generation.status}: "
+                                   f"[{generation.error_code}] {generation.error_message}")
+            if (generation.status == Generation.Status.PENDING and generation.submit_attempts == 0
+                    and time.monotonic() - started > NO_WORKER_AFTER_SECONDS):
+                raise CommandError(
+                    f"no worker picked up generation {generation.id} within {NO_WORKER_AFTER_SECONDS:.0f} s: "
+                    "is the worker cluster running (`python manage.py qcluster`; `make run` starts it)? "
+                    "The job stays queued and will run once a cluster starts.")
+            time.sleep(0.25)
+
+    def _print_video(self, generation: Generation) -> None:
+        video = generation.video
+        key = video.file.key
+        location = default_storage.path(key) if hasattr(default_storage, "path") else default_storage.url(key)
+        self.stdout.write(f"stored: {location}")
+        self.stdout.write(
+            f"video: {video.width}x{video.height}, {video.fps:g} fps, {video.duration:.3f} s, "
+            f"{video.num_frames} frames, audio: {'yes' if video.has_audio else 'no'}, "
+            f"{video.file_size} bytes, {video.content_type}")
+
+
+def _describe(generation: Generation) -> str:
+    text = f"status: {generation.status}"
+    if generation.status == Generation.Status.QUEUED and generation.queue_position is not None:
+        text += f" (queue position {generation.queue_position})"
+    return text
+
+
+def _image_url(value: str) -> str:
+    if value.startswith(("http://", "https://", "data:")):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise CommandError(f"--image: no such file {value!r}")
+    content_type = mimetypes.guess_type(path.name)[0] or "image/png"
+    return f"data:{content_type};base64,{base64.b64encode(path.read_bytes()).decode()}"

@@ -1,0 +1,167 @@
+"""Projects and generations: the database row is the truth about every job (shared style.md §3.3)."""
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Project(models.Model):
+    DEFAULT_NAME = "Inbox"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="project_unique_name_per_owner")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def new_webhook_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Generation(models.Model):
+    """One text/image-to-video job. `status` is ours; `fal_status` is fal's raw word, for display."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        HELD = "held"
+        SUBMITTING = "submitting"
+        QUEUED = "queued"
+        RUNNING = "running"
+        STORING = "storing"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELED = "canceled"
+
+    ACTIVE = frozenset({Status.PENDING, Status.HELD, Status.SUBMITTING, Status.QUEUED, Status.RUNNING, Status.STORING})
+    TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
+    # Which moves are legal; `transitions.transition` refuses anything else.
+    TRANSITIONS = {
+        Status.PENDING: {Status.SUBMITTING, Status.HELD, Status.FAILED, Status.CANCELED},
+        Status.HELD: {Status.PENDING, Status.FAILED, Status.CANCELED},
+        Status.SUBMITTING: {Status.PENDING, Status.QUEUED, Status.RUNNING, Status.STORING, Status.FAILED, Status.CANCELED},
+        Status.QUEUED: {Status.RUNNING, Status.STORING, Status.FAILED, Status.CANCELED},
+        Status.RUNNING: {Status.QUEUED, Status.STORING, Status.FAILED, Status.CANCELED},
+        Status.STORING: {Status.SUCCEEDED, Status.FAILED, Status.CANCELED},
+        Status.SUCCEEDED: set(),
+        Status.FAILED: {Status.PENDING},
+        Status.CANCELED: set(),
+    }
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generations")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="generations")
+    model_id = models.CharField(max_length=200)
+    input = models.JSONField()
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=4)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    fal_status = models.CharField(max_length=16, blank=True)
+    fal_request_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    fal_status_url = models.URLField(max_length=500, blank=True)
+    fal_response_url = models.URLField(max_length=500, blank=True)
+    fal_cancel_url = models.URLField(max_length=500, blank=True)
+    queue_position = models.IntegerField(null=True, blank=True)
+    logs = models.JSONField(default=list, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    was_running = models.BooleanField(default=False)  # fal reported IN_PROGRESS at least once (billing)
+
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    # When someone must next look at this row: the tracker polls, re-drives or resolves it then.
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    is_hidden = models.BooleanField(default=False)
+
+    video = models.OneToOneField("storage.StoredVideo", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="generation")
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)  # when we saw fal's COMPLETED
+    finished_at = models.DateTimeField(null=True, blank=True)  # when the row became terminal
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "idempotency_key"], name="generation_idempotency",
+                                    condition=Q(idempotency_key__isnull=False)),
+        ]
+        indexes = [
+            models.Index(fields=["next_poll_at"], name="generation_due",
+                         condition=Q(status__in=["pending", "submitting", "queued", "running", "storing"])),
+            models.Index(fields=["owner", "-created_at"], name="generation_owner_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def prompt(self) -> str:
+        return str(self.input.get("prompt", ""))
+
+
+class GenerationAttempt(models.Model):
+    """One outbound call to fal about a generation, written before the call and completed after it.
+
+    Status polls are recorded only when they fail (a job in flight is polled every second or so).
+    """
+
+    class Kind(models.TextChoices):
+        SUBMIT = "submit"
+        STATUS = "status"
+        RESULT = "result"
+        CANCEL = "cancel"
+        DOWNLOAD = "download"
+
+    class Outcome(models.TextChoices):
+        SENT = "sent"  # written before the call; still "sent" afterwards means we died mid-call
+        OK = "ok"
+        REJECTED = "rejected"
+        UNAVAILABLE = "unavailable"
+        AMBIGUOUS = "ambiguous"
+        ERROR = "error"
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="attempts")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    number = models.PositiveSmallIntegerField(default=1)  # for submits: Generation.submit_attempts at the claim
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SENT)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # What fal answered, when it matters for recovery (a submit's request id and URLs).
+    response = models.JSONField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.number}: {self.outcome}"
+
+
+class TrackerLease(models.Model):
+    """The single row that says which tracking chain owns polling right now (see generations/tracking.py)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    token = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)

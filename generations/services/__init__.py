@@ -1,0 +1,1 @@
+"""Business steps for generations. Views, the API, the CLI, admin and tasks call these only."""

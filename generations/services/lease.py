@@ -1,0 +1,47 @@
+"""The tracker lease: at most one tracking chain polls fal at a time (see tracking.py).
+
+A chain holds the lease row by its token and renews it while it works; when it dies, the lease
+expires and `tracker_ensure` (called after submits, and by the once-a-minute sweeper) starts a new one.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from generations.models import Generation, TrackerLease
+from generations.queue import enqueue
+
+LEASE_NAME = "tracker"
+LEASE_DURATION = timedelta(seconds=30)
+TRACKED = (Generation.Status.PENDING, Generation.Status.SUBMITTING, Generation.Status.QUEUED,
+           Generation.Status.RUNNING, Generation.Status.STORING)
+
+
+def tracker_ensure() -> bool:
+    """Enqueue a tracking chain if there is work and no live chain holds the lease. Cheap; idempotent.
+
+    Two concurrent callers may both enqueue; only one of the chains wins `lease_claim`.
+    """
+    if not Generation.objects.filter(status__in=TRACKED).exists():
+        return False
+    lease = TrackerLease.objects.filter(name=LEASE_NAME).first()
+    if lease and lease.expires_at and lease.expires_at > timezone.now():
+        return False
+    enqueue("generations.tasks.tracker_run_task", uuid.uuid4().hex)
+    return True
+
+
+def lease_claim(token: str) -> bool:
+    """Take or renew the lease for `token`; False if another live chain holds it."""
+    now = timezone.now()
+    TrackerLease.objects.get_or_create(name=LEASE_NAME)
+    return (TrackerLease.objects.filter(name=LEASE_NAME)
+            .filter(Q(token=token) | Q(expires_at__isnull=True) | Q(expires_at__lt=now))
+            .update(token=token, expires_at=now + LEASE_DURATION)) == 1
+
+
+def lease_release(token: str) -> None:
+    TrackerLease.objects.filter(name=LEASE_NAME, token=token).update(expires_at=None)

@@ -1,0 +1,104 @@
+"""Storing a finished generation: fetch fal's result, copy the video into our storage, settle."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from django.conf import settings
+from django.utils import timezone
+
+from generations.fal import FalAmbiguous, FalNotFound, FalRejected, FalUnavailable, describe_detail
+from generations.models import Generation, GenerationAttempt
+from generations.services.attempts import attempt_finish, attempt_start
+from generations.services.submit import retry_backoff
+from generations.services.tracking import store_lease
+from generations.transitions import transition, update_while
+from generations.upstream import get_fal_client
+from storage.keys import generation_key
+from storage.media import MediaError
+from storage.services import VideoKeys, video_delete, video_store_from_url
+from storage.transfer import TransferError
+
+log = logging.getLogger(__name__)
+Status = Generation.Status
+Kind = GenerationAttempt.Kind
+MAX_DOWNLOAD_ATTEMPTS = 5
+TRANSIENT_TRANSFER_ERRORS = {"network", "http_status", "size_mismatch"}
+
+
+def generation_store(pk: uuid.UUID | str) -> None:
+    """Bring a STORING generation to SUCCEEDED: result → video copied, probed, postered → row settled.
+
+    Safe to run twice or concurrently and to die at any line: the result is kept on the row once
+    fetched, object keys are deterministic, rows are upserted, and only the caller that moves
+    STORING → SUCCEEDED links the video. A failed result (fal's 4xx behind COMPLETED) → FAILED.
+    Transient failures leave the row STORING with a retry time for the tracker. Call outside `atomic`.
+    """
+    generation = Generation.objects.filter(pk=pk, status=Status.STORING).select_related("owner").first()
+    if generation is None:
+        return
+    update_while(pk, [Status.STORING], next_poll_at=timezone.now() + store_lease())
+    result = generation.result or _fetch_result(generation)
+    if result is None:
+        return
+    url = (result.get("video") or {}).get("url") if isinstance(result.get("video"), dict) else None
+    if not isinstance(url, str) or not url:
+        _fail(pk, "bad_output", "fal's result has no video URL")
+        return
+    attempt = attempt_start(generation, Kind.DOWNLOAD)
+    try:
+        video = video_store_from_url(
+            owner=generation.owner, url=url, file_name=_file_name(generation), max_bytes=settings.STUDIO_MAX_VIDEO_BYTES,
+            keys=VideoKeys(video=generation_key(generation.owner_id, pk, "video.mp4"),
+                           poster=generation_key(generation.owner_id, pk, "poster.jpg")),
+        )
+    except TransferError as exc:
+        attempt_finish(attempt, error=exc)
+        downloads = generation.attempts.filter(kind=Kind.DOWNLOAD).count()
+        if exc.code in TRANSIENT_TRANSFER_ERRORS and downloads < MAX_DOWNLOAD_ATTEMPTS:
+            update_while(pk, [Status.STORING], next_poll_at=timezone.now() + retry_backoff(downloads))
+        else:
+            _fail(pk, "download_failed", f"could not copy the video from fal: {exc}")
+        return
+    except MediaError as exc:
+        attempt_finish(attempt, error=exc)
+        _fail(pk, "bad_output", f"fal's file is not a playable video: {exc}")
+        return
+    attempt_finish(attempt, http_status=200)
+    if not transition(pk, from_=[Status.STORING], to=Status.SUCCEEDED, video=video, fal_status="COMPLETED"):
+        # Canceled (or finished by a twin run) while we copied. Only a row that does not own the
+        # video may delete it.
+        if not Generation.objects.filter(pk=pk, video=video).exists():
+            video_delete(video)
+
+
+def _fetch_result(generation: Generation) -> dict | None:
+    attempt = attempt_start(generation, Kind.RESULT)
+    try:
+        result = get_fal_client().result(generation.fal_response_url)
+    except FalNotFound as exc:
+        attempt_finish(attempt, error=exc)
+        _fail(generation.pk, "lost_upstream", "fal no longer has this request's result (404)")
+        return None
+    except FalRejected as exc:
+        attempt_finish(attempt, error=exc)
+        _fail(generation.pk, exc.error_type or "upstream_error", f"fal could not make this video: {describe_detail(exc.detail)}")
+        return None
+    except (FalUnavailable, FalAmbiguous) as exc:
+        attempt_finish(attempt, error=exc)
+        results = generation.attempts.filter(kind=Kind.RESULT).count()
+        update_while(generation.pk, [Status.STORING], next_poll_at=timezone.now() + retry_backoff(min(results, 5), exc.retry_after))
+        return None
+    attempt_finish(attempt, http_status=200)
+    update_while(generation.pk, [Status.STORING], result=result)
+    return result
+
+
+def _fail(pk: uuid.UUID | str, code: str, message: str) -> None:
+    transition(pk, from_=[Status.STORING], to=Status.FAILED, error_code=code[:64], error_message=message)
+
+
+def _file_name(generation: Generation) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", generation.prompt.lower()).strip("-")[:40].strip("-") or "video"
+    return f"ltx-{words}-{str(generation.pk)[:8]}.mp4"

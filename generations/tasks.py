@@ -1,0 +1,33 @@
+"""django-q2 entry points: take ids, call one service, return. Delivery is at least once."""
+from __future__ import annotations
+
+from generations.services.cancel import generation_cancel_upstream
+from generations.services.lease import tracker_ensure
+from generations.services.store import generation_store
+from generations.services.submit import generation_submit
+from generations.services.tracking import tracker_run
+
+
+def generation_submit_task(pk: str) -> None:
+    generation_submit(pk)
+
+
+def generation_store_task(pk: str) -> None:
+    generation_store(pk)
+
+
+def generation_cancel_upstream_task(pk: str) -> None:
+    generation_cancel_upstream(pk)
+
+
+def tracker_run_task(token: str) -> str:
+    return tracker_run(token)
+
+
+def tracker_ensure_task() -> bool:
+    return tracker_ensure()
+
+
+def sweep_task() -> bool:
+    """Scheduled every minute: restart tracking if its chain died (everything else is due-time driven)."""
+    return tracker_ensure()

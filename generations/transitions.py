@@ -1,0 +1,32 @@
+"""The one way a generation changes status: a compare-and-set UPDATE (shared style.md §3.3)."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils import timezone
+
+from generations.models import Generation
+
+
+def transition(pk: uuid.UUID | str, *, from_: Iterable[str], to: str, **fields: Any) -> bool:
+    """Move generation `pk` from any status in `from_` to `to`, setting `fields` in the same UPDATE.
+
+    Returns True only for the caller whose UPDATE moved the row; False means someone else moved
+    it first (normal under concurrency: log and return). Terminal moves stamp `finished_at`.
+    """
+    from_ = tuple(from_)
+    illegal = [status for status in from_ if to not in Generation.TRANSITIONS[status]]
+    if illegal:
+        raise ValueError(f"illegal transition {illegal} -> {to}")
+    now = timezone.now()
+    if to in Generation.TERMINAL:
+        fields.setdefault("finished_at", now)
+        fields.setdefault("next_poll_at", None)
+    return Generation.objects.filter(pk=pk, status__in=from_).update(status=to, updated_at=now, **fields) == 1
+
+
+def update_while(pk: uuid.UUID | str, statuses: Iterable[str], **fields: Any) -> bool:
+    """Set `fields` on generation `pk` only while its status is one of `statuses` (no status change)."""
+    return Generation.objects.filter(pk=pk, status__in=tuple(statuses)).update(updated_at=timezone.now(), **fields) == 1

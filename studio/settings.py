@@ -1,0 +1,177 @@
+"""Settings for the LTX studio, read from the environment in one place (names: shared design.md §2).
+
+Development needs nothing set: SQLite, filesystem storage, the local fal simulator. Production
+(DEBUG off) refuses to start without SECRET_KEY and ALLOWED_HOSTS.
+"""
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from studio.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- core -----------------------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_str("SECRET_KEY")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"] if DEBUG else [])
+if not DEBUG:
+    missing = [name for name, value in (("SECRET_KEY", SECRET_KEY), ("ALLOWED_HOSTS", ALLOWED_HOSTS)) if not value]
+    if missing:
+        raise ImproperlyConfigured(f"DEBUG is off, so these must be set in the environment: {', '.join(missing)}")
+if not SECRET_KEY:
+    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_q",
+    "storage",
+    "generations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "studio.urls"
+WSGI_APPLICATION = "studio.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "generations.context_processors.studio",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- database -------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several worker processes share the file: wait for locks instead of failing at once, and let
+    # tests that spawn processes use a file-backed test database (in-memory ones are per process).
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {"TITLE": "LTX Studio API", "VERSION": "1.0.0"}
+
+# --- task queue (django-q2) -----------------------------------------------------------------
+# timeout < retry always: a task killed at `timeout` must not be redelivered while still running.
+Q_CLUSTER = {
+    "name": "studio",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": env_int("Q_TIMEOUT", 300),
+    "retry": env_int("Q_RETRY", 330),
+    "max_attempts": 5,
+    "ack_failures": False,
+    "save_limit": 500,
+    "catch_up": False,
+    "poll": 0.1,
+}
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- fal upstream ---------------------------------------------------------------------------
+FALSIM_PORT = env_int("FALSIM_PORT", 8765)
+FALSIM_KEY = env_str("FALSIM_KEY", "falsim-local-key")
+FAL_KEY = env_str("FAL_KEY")
+FAL_QUEUE_URL = env_str("FAL_QUEUE_URL")
+FAL_USES_SIMULATOR = not FAL_KEY and not FAL_QUEUE_URL
+if FAL_USES_SIMULATOR:
+    FAL_QUEUE_URL = f"http://127.0.0.1:{FALSIM_PORT}"
+    FAL_REST_URL = env_str("FAL_REST_URL", FAL_QUEUE_URL)
+    FAL_KEY = FALSIM_KEY
+else:
+    FAL_QUEUE_URL = FAL_QUEUE_URL or "https://queue.fal.run"
+    FAL_REST_URL = env_str("FAL_REST_URL", "https://rest.fal.ai")
+FAL_CONNECT_TIMEOUT = env_float("FAL_CONNECT_TIMEOUT", 5.0)
+FAL_READ_TIMEOUT = env_float("FAL_READ_TIMEOUT", 30.0)
+FAL_WEBHOOK_JWKS_URL = env_str("FAL_WEBHOOK_JWKS_URL", "https://rest.alpha.fal.ai/.well-known/jwks.json")
+
+# --- studio behaviour -----------------------------------------------------------------------
+STUDIO_BASE_URL = env_str("STUDIO_BASE_URL").rstrip("/")
+STUDIO_PROMPT_MAX_CHARS = env_int("STUDIO_PROMPT_MAX_CHARS", 2500)
+STUDIO_UPSTREAM_MODEL_PREFIX = env_str("STUDIO_UPSTREAM_MODEL_PREFIX", "fal-ai/ltx-2")
+STUDIO_ALLOWED_PRIVATE_HOSTS = env_list("STUDIO_ALLOWED_PRIVATE_HOSTS")
+STUDIO_MAX_VIDEO_BYTES = env_int("STUDIO_MAX_VIDEO_BYTES", 2 * 1024**3)
+STUDIO_DEMO_USERNAME = env_str("STUDIO_DEMO_USERNAME", "demo")
+STUDIO_DEMO_PASSWORD = env_str("STUDIO_DEMO_PASSWORD", "demo-password")
+# How long a submit whose outcome is unknown (timeout after the body was sent) waits for fal to
+# reveal it before it is failed as `submit_unknown`.
+STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = env_int("STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS", 600)
+STUDIO_MAX_SUBMIT_ATTEMPTS = env_int("STUDIO_MAX_SUBMIT_ATTEMPTS", 5)
+
+# --- storage --------------------------------------------------------------------------------
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+MEDIA_URL = "/media/"
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None
+AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID") or None
+AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY") or None
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", "us-east-1")
+AWS_S3_ADDRESSING_STYLE = "path"
+AWS_S3_SIGNATURE_VERSION = "s3v4"
+AWS_S3_FILE_OVERWRITE = True  # object keys are deterministic: a rerun replaces the same object
+AWS_DEFAULT_ACL = None
+AWS_QUERYSTRING_EXPIRE = env_int("STUDIO_PRESIGN_SECONDS", 300)
+if AWS_STORAGE_BUCKET_NAME:
+    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage"}
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "generations": {"handlers": ["console"], "level": env_str("STUDIO_LOG_LEVEL", "INFO")},
+        "storage": {"handlers": ["console"], "level": env_str("STUDIO_LOG_LEVEL", "INFO")},
+    },
+}

@@ -1,0 +1,141 @@
+"""Fixtures shared by the whole suite: no internet, users, the fal simulator, a recording task queue."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from generations.upstream import reset_fal_client
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _is_local(address: Any) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    if not isinstance(host, str):
+        return True  # AF_UNIX paths and the like
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection to a non-loopback address fails the test (the simulator, S3 and PostgreSQL are local)."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guard(address: Any) -> None:
+        if not _is_local(address):
+            raise RuntimeError(f"test tried to reach the network: {address!r}")
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        guard(address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> Any:
+        guard(address)
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with `reason` when a tool is missing — but under CI the tool must be there, so fail."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="alice-password")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(username="bob", password="bob-password")
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """Filesystem storage in a fresh folder (unless the environment configured S3 for the run)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def fal_sim(settings) -> Iterator[Any]:
+    """A fal simulator on a free loopback port, with the studio's fal client pointed at it."""
+    from falsim.server import FalSimulator
+
+    sim = FalSimulator(host="127.0.0.1", port=0, key="test-fal-key", runners=2, run_seconds=0.2, scale=16)
+    sim.start()
+    settings.FAL_QUEUE_URL = sim.url
+    settings.FAL_REST_URL = sim.url
+    settings.FAL_KEY = "test-fal-key"
+    reset_fal_client()
+    try:
+        yield sim
+    finally:
+        reset_fal_client()
+        sim.stop()
+
+
+class RecordingQueue:
+    """Stands in for django-q2's broker in unit tests: records enqueues, runs them on demand."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple]] = []
+
+    def __call__(self, func_path: str, *args: Any, **options: Any) -> str:
+        self.calls.append((func_path, args))
+        return f"task-{len(self.calls)}"
+
+    def names(self) -> list[str]:
+        return [name.rsplit(".", 1)[1] for name, _ in self.calls]
+
+    def run_all(self, *, skip: tuple[str, ...] = ("tracker_run_task",), limit: int = 100) -> int:
+        """Run queued tasks in order until none are left (tracker chains are skipped: tests tick directly)."""
+        from django.utils.module_loading import import_string
+
+        ran = 0
+        while self.calls and ran < limit:
+            func_path, args = self.calls.pop(0)
+            if func_path.rsplit(".", 1)[1] in skip:
+                continue
+            import_string(func_path)(*args)
+            ran += 1
+        return ran
+
+
+@pytest.fixture
+def task_queue(monkeypatch: pytest.MonkeyPatch) -> RecordingQueue:
+    queue = RecordingQueue()
+    monkeypatch.setattr("generations.queue.async_task", queue)
+    return queue
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, step: Callable[[], Any] | None = None) -> Any:
+    """Call `step` then `predicate` until the predicate is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if step is not None:
+            step()
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

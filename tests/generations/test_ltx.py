@@ -1,0 +1,98 @@
+from decimal import Decimal
+
+import pytest
+
+from generations import ltx
+
+T2V = ltx.MODELS["fal-ai/ltx-2/text-to-video"]
+T2V_FAST = ltx.MODELS["fal-ai/ltx-2/text-to-video/fast"]
+I2V = ltx.MODELS["fal-ai/ltx-2/image-to-video"]
+
+
+def test_defaults_are_applied_and_numbers_become_fal_enum_strings():
+    data = ltx.validate_input(T2V, {"prompt": "  a cowboy  ", "duration": 8, "fps": 50})
+    assert data == {"prompt": "a cowboy", "duration": "8", "resolution": "1080p", "aspect_ratio": "16:9",
+                    "fps": "50", "generate_audio": True}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("t2v", "fal-ai/ltx-2/text-to-video"),
+    ("t2v-fast", "fal-ai/ltx-2/text-to-video/fast"),
+    ("i2v", "fal-ai/ltx-2/image-to-video"),
+    ("i2v-fast", "fal-ai/ltx-2/image-to-video/fast"),
+    ("fal-ai/ltxv-2/text-to-video", "fal-ai/ltx-2/text-to-video"),
+    ("fal-ai/ltxv-2/image-to-video", "fal-ai/ltx-2/image-to-video"),
+    ("fal-ai/ltx-2/image-to-video/fast", "fal-ai/ltx-2/image-to-video/fast"),
+])
+def test_model_names_and_aliases_resolve_to_canonical_ids(name, expected):
+    assert ltx.resolve_model(name).id == expected
+
+
+def test_unknown_model_names_the_field_and_lists_allowed_ids():
+    with pytest.raises(ltx.InputError) as info:
+        ltx.resolve_model("fal-ai/ltx-3/text-to-video")
+    assert list(info.value.errors) == ["model"]
+    assert "fal-ai/ltx-2/text-to-video" in info.value.errors["model"]
+
+
+@pytest.mark.parametrize("spec, raw, field, allowed_hint", [
+    (T2V, {}, "prompt", "required"),
+    (T2V, {"prompt": "   "}, "prompt", "required"),
+    (T2V, {"prompt": 5}, "prompt", "required"),
+    (T2V, {"prompt": "x", "duration": 7}, "duration", "6, 8, 10"),
+    (T2V, {"prompt": "x", "duration": "12"}, "duration", "6, 8, 10 seconds"),
+    (T2V, {"prompt": "x", "duration": 6.5}, "duration", "6, 8, 10"),
+    (T2V, {"prompt": "x", "duration": True}, "duration", "6, 8, 10"),
+    (T2V, {"prompt": "x", "resolution": "720p"}, "resolution", "1080p, 1440p, 2160p"),
+    (T2V, {"prompt": "x", "fps": 30}, "fps", "25, 50"),
+    (T2V, {"prompt": "x", "aspect_ratio": "9:16"}, "aspect_ratio", "16:9"),
+    (T2V, {"prompt": "x", "generate_audio": "yes"}, "generate_audio", "true or false"),
+    (T2V, {"prompt": "x", "seed": 3}, "seed", "allowed fields"),
+    (T2V, {"prompt": "x", "image_url": "https://example.com/a.png"}, "image_url", "allowed fields"),
+    (T2V_FAST, {"prompt": "x", "duration": 12, "fps": 50}, "duration", "25 fps and 1080p"),
+    (T2V_FAST, {"prompt": "x", "duration": 12, "resolution": "1440p"}, "duration", "25 fps and 1080p"),
+    (T2V_FAST, {"prompt": "x", "duration": 13}, "duration", "12, 14"),
+    (I2V, {"prompt": "x"}, "image_url", "required"),
+    (I2V, {"prompt": "x", "image_url": "ftp://host/a.png"}, "image_url", "http(s) URL"),
+])
+def test_invalid_input_names_the_field_and_what_is_allowed(spec, raw, field, allowed_hint):
+    with pytest.raises(ltx.InputError) as info:
+        ltx.validate_input(spec, raw)
+    assert field in info.value.errors
+    assert allowed_hint in info.value.errors[field]
+
+
+def test_every_bad_field_is_reported_at_once():
+    with pytest.raises(ltx.InputError) as info:
+        ltx.validate_input(T2V, {"duration": 7, "resolution": "720p", "fps": 30})
+    assert set(info.value.errors) == {"prompt", "duration", "resolution", "fps"}
+
+
+def test_prompt_length_limit_is_configurable(settings):
+    settings.STUDIO_PROMPT_MAX_CHARS = 10
+    assert ltx.validate_input(T2V, {"prompt": "x" * 10})["prompt"] == "x" * 10
+    with pytest.raises(ltx.InputError) as info:
+        ltx.validate_input(T2V, {"prompt": "x" * 11})
+    assert info.value.errors["prompt"] == "is 11 characters long; at most 10 are allowed"
+
+
+def test_fast_tier_allows_twenty_seconds_at_25_fps_1080p():
+    data = ltx.validate_input(T2V_FAST, {"prompt": "x", "duration": "20"})
+    assert (data["duration"], data["fps"], data["resolution"]) == ("20", "25", "1080p")
+
+
+@pytest.mark.parametrize("spec, raw, price", [
+    (T2V, {"prompt": "x"}, Decimal("0.36")),
+    (T2V, {"prompt": "x", "duration": 10, "resolution": "2160p"}, Decimal("2.40")),
+    (T2V, {"prompt": "x", "duration": 8, "resolution": "1440p", "fps": 50}, Decimal("0.96")),
+    (T2V_FAST, {"prompt": "x", "duration": 20}, Decimal("0.80")),
+    (I2V, {"prompt": "x", "image_url": "https://example.com/a.png"}, Decimal("0.36")),
+])
+def test_price_is_rate_times_duration(spec, raw, price):
+    assert ltx.price_usd(spec, ltx.validate_input(spec, raw)) == price
+
+
+def test_upstream_id_follows_the_configured_prefix(settings):
+    assert T2V_FAST.upstream_id == "fal-ai/ltx-2/text-to-video/fast"
+    settings.STUDIO_UPSTREAM_MODEL_PREFIX = "fal-ai/ltx-2-next"
+    assert T2V_FAST.upstream_id == "fal-ai/ltx-2-next/text-to-video/fast"

@@ -1,0 +1,352 @@
+"""The job pipeline against the fal simulator over HTTP, tasks run inline: idempotency, crashes, cancel."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import av
+import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from generations import ltx
+from generations.models import Generation, GenerationAttempt
+from generations.services.cancel import NotCancelable, generation_cancel
+from generations.services.create import generation_create
+from generations.services import store as store_module
+from generations.services.store import generation_store
+from generations.services.submit import generation_submit
+from generations.services.tracking import tracker_tick
+from storage.models import StoredObject, StoredVideo
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = Generation.Status
+
+
+@pytest.fixture
+def studio(fal_sim, media_root, task_queue):
+    return fal_sim
+
+
+def create(user, **input):
+    generation, created = generation_create(owner=user, model=input.pop("model", "t2v"), input={"prompt": "a cowboy", **input})
+    assert created
+    return generation
+
+
+def make_due(generation):
+    Generation.objects.filter(pk=generation.pk).update(next_poll_at=timezone.now() - timedelta(seconds=1))
+
+
+def track_until(generation, *statuses, timeout=30):
+    """Tick the tracker (and run what it enqueues) until the row reaches one of `statuses`."""
+    def step():
+        make_due(generation)
+        tracker_tick()
+
+    return wait_until(lambda: Generation.objects.get(pk=generation.pk).status in statuses and Generation.objects.get(pk=generation.pk),
+                      step=step, timeout=timeout, interval=0.1)
+
+
+def probe(path):
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        return (video.codec_context.width, video.codec_context.height, float(video.average_rate),
+                video.frames, len(container.streams.audio))
+
+
+def test_create_enqueues_one_submit_and_writes_nothing_upstream(studio, user, task_queue):
+    generation = create(user)
+    assert generation.status == Status.PENDING
+    assert generation.cost_usd == ltx.price_usd(ltx.MODELS[generation.model_id], generation.input)
+    assert task_queue.names() == ["generation_submit_task", "tracker_run_task"]
+    assert studio.stats()["submits"] == 0
+
+
+def test_invalid_input_is_rejected_before_anything_is_written_or_sent(studio, user, task_queue):
+    with pytest.raises(ltx.InputError) as info:
+        generation_create(owner=user, model="t2v", input={"prompt": "x", "duration": 7})
+    assert "duration" in info.value.errors
+    assert Generation.objects.count() == 0
+    assert task_queue.calls == []
+    assert studio.stats()["submits"] == 0
+
+
+@pytest.mark.parametrize("extra, expected", [
+    # the simulator renders at 1/16 scale, each side rounded down to an even number
+    ({}, (120, 66, 25.0, 150, 1)),
+    ({"generate_audio": False, "fps": 50}, (120, 66, 50.0, 300, 0)),
+    ({"duration": 8, "resolution": "1440p"}, (160, 90, 25.0, 200, 1)),
+])
+def test_job_runs_from_submit_to_a_stored_probed_video(studio, user, task_queue, extra, expected):
+    generation = create(user, **extra)
+    task_queue.run_all()
+    assert Generation.objects.get(pk=generation.pk).status == Status.QUEUED
+    track_until(generation, Status.STORING)
+    task_queue.run_all()
+    generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED, generation.error_message
+    video = generation.video
+    width, height, fps, frames, audio_streams = expected
+    assert (video.width, video.height, video.fps, video.num_frames, video.has_audio) == (width, height, fps, frames, audio_streams == 1)
+    assert video.duration == pytest.approx(frames / fps, abs=0.05)
+    assert probe(default_storage.path(video.file.key)) == expected
+    assert video.file.size == default_storage.size(video.file.key)
+    assert video.file.key == f"users/{user.pk}/generations/{generation.pk}/video.mp4"
+    assert video.poster.content_type == "image/jpeg" and default_storage.exists(video.poster.key)
+    assert studio.stats()["submits"] == 1
+
+
+def test_each_task_run_twice_means_one_submit_and_one_stored_object(studio, user, task_queue):
+    generation = create(user)
+    generation_submit(generation.pk)
+    generation_submit(generation.pk)
+    task_queue.run_all()  # the submit enqueued by create: a third run
+    assert studio.stats()["submits"] == 1
+    track_until(generation, Status.STORING)
+    generation_store(generation.pk)
+    generation_store(generation.pk)
+    task_queue.run_all()
+    generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED
+    assert StoredVideo.objects.count() == 1
+    assert StoredObject.objects.count() == 2  # video + poster
+    folder = Path(default_storage.path(f"users/{user.pk}/generations/{generation.pk}"))
+    assert sorted(p.name for p in folder.iterdir()) == ["poster.jpg", "video.mp4"]
+    assert GenerationAttempt.objects.filter(generation=generation, kind="submit").count() == 1
+    assert GenerationAttempt.objects.filter(generation=generation, kind="result").count() == 1
+
+
+class Crash(Exception):
+    pass
+
+
+def crash(*args, **kwargs):
+    raise Crash()
+
+
+def test_crash_after_claim_before_sending_resubmits_exactly_once(studio, user, task_queue, monkeypatch):
+    generation = create(user)
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        patch.setattr("generations.services.submit.attempt_start", crash)
+        generation_submit(generation.pk)
+    assert Generation.objects.get(pk=generation.pk).status == Status.SUBMITTING
+    # when the submit lease has run out, the tracker sends it back to PENDING and re-drives the submit
+    make_due(generation)
+    tracker_tick()
+    assert Generation.objects.get(pk=generation.pk).status == Status.PENDING
+    make_due(generation)
+    tracker_tick()
+    task_queue.run_all()
+    assert Generation.objects.get(pk=generation.pk).status == Status.QUEUED
+    assert studio.stats()["submits"] == 1
+
+
+def test_crash_after_fal_accepted_before_the_request_id_was_saved_recovers_without_resubmitting(studio, user, task_queue, monkeypatch):
+    generation = create(user)
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        patch.setattr("generations.services.submit._accept", crash)
+        generation_submit(generation.pk)
+    row = Generation.objects.get(pk=generation.pk)
+    assert (row.status, row.fal_request_id) == (Status.SUBMITTING, None)
+    task_queue.run_all()  # the create-time submit task: the row is not PENDING, so it sends nothing
+    track_until(generation, Status.STORING)
+    task_queue.run_all()
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED
+    assert studio.stats()["submits"] == 1
+    assert row.fal_request_id == studio.requests()[0]["request_id"]
+
+
+def test_ambiguous_submit_is_never_resent_and_fails_as_unknown_after_the_grace_period(studio, user, task_queue, monkeypatch, settings):
+    generation = create(user)
+    from generations.fal import FalAmbiguous
+
+    def timeout(*args, **kwargs):
+        raise FalAmbiguous("read timeout after sending")
+
+    monkeypatch.setattr("generations.fal.FalQueueClient.submit", timeout)
+    generation_submit(generation.pk)
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == Status.SUBMITTING
+    assert GenerationAttempt.objects.get(generation=row, kind="submit").outcome == "ambiguous"
+    make_due(generation)
+    tracker_tick()
+    task_queue.run_all()
+    assert Generation.objects.get(pk=generation.pk).status == Status.SUBMITTING  # within grace: wait
+    settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = 0
+    make_due(generation)
+    tracker_tick()
+    row.refresh_from_db()
+    assert (row.status, row.error_code) == (Status.FAILED, "submit_unknown")
+    assert GenerationAttempt.objects.filter(generation=row, kind="submit").count() == 1
+
+
+def test_unavailable_submit_goes_back_to_pending_with_backoff_then_succeeds(studio, user, task_queue):
+    studio.faults["submit_5xx"] = 1.0
+    generation = create(user)
+    task_queue.run_all()
+    row = Generation.objects.get(pk=generation.pk)
+    assert (row.status, row.submit_attempts) == (Status.PENDING, 1)
+    assert row.next_poll_at > timezone.now()
+    studio.faults["submit_5xx"] = 0.0
+    make_due(generation)
+    tracker_tick()
+    task_queue.run_all()
+    row.refresh_from_db()
+    assert (row.status, row.submit_attempts) == (Status.QUEUED, 2)
+    assert list(GenerationAttempt.objects.filter(generation=row, kind="submit").values_list("outcome", flat=True)) == ["unavailable", "ok"]
+
+
+def test_submit_gives_up_after_the_attempt_cap(studio, user, task_queue, settings):
+    settings.STUDIO_MAX_SUBMIT_ATTEMPTS = 2
+    studio.faults["submit_5xx"] = 1.0
+    generation = create(user)
+    task_queue.run_all()
+    make_due(generation)
+    tracker_tick()
+    task_queue.run_all()
+    row = Generation.objects.get(pk=generation.pk)
+    assert (row.status, row.error_code, row.submit_attempts) == (Status.FAILED, "upstream_unavailable", 2)
+
+
+def test_crash_after_result_fetched_before_storing_recovers_to_one_success(studio, user, task_queue, monkeypatch):
+    generation = create(user)
+    task_queue.run_all()
+    track_until(generation, Status.STORING)
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        patch.setattr("generations.services.store.video_store_from_url", crash)
+        task_queue.run_all()
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == Status.STORING and row.result is not None
+    make_due(generation)
+    tracker_tick()
+    assert task_queue.names() == ["generation_store_task"]
+    task_queue.run_all()
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED
+    assert GenerationAttempt.objects.filter(generation=row, kind="result").count() == 1
+    assert StoredObject.objects.count() == 2
+
+
+def test_crash_after_objects_stored_before_the_row_settled_recovers_to_one_success(studio, user, task_queue, monkeypatch):
+    generation = create(user)
+    task_queue.run_all()
+    track_until(generation, Status.STORING)
+    real_transition = store_module.transition
+
+    def crash_on_success(pk, *, from_, to, **fields):
+        if to == Status.SUCCEEDED:
+            raise Crash()
+        return real_transition(pk, from_=from_, to=to, **fields)
+
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        patch.setattr("generations.services.store.transition", crash_on_success)
+        task_queue.run_all()
+    assert Generation.objects.get(pk=generation.pk).status == Status.STORING
+    assert StoredObject.objects.count() == 2
+    make_due(generation)
+    tracker_tick()
+    task_queue.run_all()
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == Status.SUCCEEDED
+    assert (StoredVideo.objects.count(), StoredObject.objects.count()) == (1, 2)
+    assert studio.stats()["submits"] == 1
+
+
+def test_failure_behind_completed_fails_the_job_with_fals_reason(studio, user, task_queue):
+    generation = create(user, prompt="a cowboy [sim:422]")
+    task_queue.run_all()
+    track_until(generation, Status.STORING)
+    task_queue.run_all()
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == Status.FAILED
+    assert "prompt" in row.error_message
+    assert row.video is None and StoredObject.objects.count() == 0
+
+
+def test_lost_upstream_request_fails_as_lost(studio, user, task_queue):
+    generation = create(user, prompt="a cowboy [sim:lost]")
+    task_queue.run_all()
+    row = track_until(generation, Status.FAILED, Status.STORING)
+    task_queue.run_all()
+    row.refresh_from_db()
+    assert (row.status, row.error_code) == (Status.FAILED, "lost_upstream")
+
+
+def test_queue_position_and_logs_are_recorded_while_tracking(studio, user, task_queue):
+    jobs = [create(user, prompt=f"busy {i} [sim:slow]") for i in range(4)]
+    task_queue.run_all()
+    last = jobs[-1]
+    make_due(last)
+    tracker_tick()
+    row = Generation.objects.get(pk=last.pk)
+    assert (row.status, row.fal_status, row.queue_position) == (Status.QUEUED, "IN_QUEUE", 1)  # two running, one ahead
+    first = track_until(jobs[0], Status.RUNNING)
+    assert first.was_running and first.started_at is not None and first.fal_status == "IN_PROGRESS"
+    wait_until(lambda: Generation.objects.get(pk=first.pk).logs, step=lambda: (make_due(first), tracker_tick()))
+    assert all({"message", "level", "timestamp"} <= set(entry) for entry in Generation.objects.get(pk=first.pk).logs)
+
+
+# --- cancel in each state ----------------------------------------------------------------------
+
+def test_cancel_pending_never_reaches_fal(studio, user, task_queue):
+    generation = create(user)
+    generation_cancel(generation)
+    task_queue.run_all()
+    row = Generation.objects.get(pk=generation.pk)
+    assert (row.status, row.error_code) == (Status.CANCELED, "canceled")
+    assert studio.stats()["submits"] == 0
+
+
+def test_cancel_while_submitting_cancels_upstream_when_the_submit_returns(studio, user, task_queue, monkeypatch):
+    generation = create(user)
+    from generations.fal import FalQueueClient
+
+    real_submit = FalQueueClient.submit
+
+    def submit_and_cancel_meanwhile(self, *args, **kwargs):
+        generation_cancel(Generation.objects.get(pk=generation.pk))
+        return real_submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(FalQueueClient, "submit", submit_and_cancel_meanwhile)
+    task_queue.run_all()
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == Status.CANCELED and row.fal_request_id
+    assert studio.stats()["cancel_calls"] == 1
+    assert studio.requests()[0]["canceled"] is True
+
+
+@pytest.mark.parametrize("target", [Status.QUEUED, Status.RUNNING])
+def test_cancel_queued_or_running_cancels_upstream(studio, user, task_queue, target):
+    generation = create(user, prompt="a cowboy [sim:slow]")
+    task_queue.run_all()
+    if target == Status.RUNNING:
+        track_until(generation, Status.RUNNING)
+    generation_cancel(Generation.objects.get(pk=generation.pk))
+    task_queue.run_all()
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == Status.CANCELED
+    assert studio.stats()["cancel_calls"] == 1
+    assert studio.requests()[0]["canceled"] is True
+    assert GenerationAttempt.objects.get(generation=row, kind="cancel").response == {"status": "CANCELLATION_REQUESTED"}
+
+
+def test_cancel_while_storing_discards_the_copy(studio, user, task_queue):
+    generation = create(user)
+    task_queue.run_all()
+    track_until(generation, Status.STORING)
+    generation_cancel(Generation.objects.get(pk=generation.pk))
+    task_queue.run_all()
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == Status.CANCELED and row.video is None
+    assert StoredObject.objects.count() == 0 and StoredVideo.objects.count() == 0
+    assert not default_storage.exists(f"users/{user.pk}/generations/{generation.pk}/video.mp4")
+
+
+def test_cancel_finished_job_is_refused(studio, user, task_queue):
+    generation = create(user)
+    generation_cancel(generation)
+    with pytest.raises(NotCancelable):
+        generation_cancel(generation)
