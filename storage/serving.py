@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
+from storage.backend import is_filesystem
 from storage.models import StoredObject
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -20,7 +21,7 @@ CHUNK = 256 * 1024
 
 def serve_object(request: HttpRequest, stored: StoredObject, *, file_name: str, as_attachment: bool) -> HttpResponse:
     disposition = content_disposition_header(as_attachment, file_name)
-    if not hasattr(default_storage, "path"):
+    if not is_filesystem():
         params = {"ResponseContentType": stored.content_type, "ResponseContentDisposition": disposition}
         return HttpResponseRedirect(default_storage.url(stored.key, parameters=params))
     path = default_storage.path(stored.key)
