@@ -142,6 +142,8 @@ STUDIO_DEMO_PASSWORD = env_str("STUDIO_DEMO_PASSWORD", "demo-password")
 # reveal it before it is failed as `submit_unknown`.
 STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = env_int("STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS", 600)
 STUDIO_MAX_SUBMIT_ATTEMPTS = env_int("STUDIO_MAX_SUBMIT_ATTEMPTS", 5)
+# `generate --wait` says no worker cluster is running when its job is unclaimed for this long.
+STUDIO_NO_WORKER_SECONDS = env_int("STUDIO_NO_WORKER_SECONDS", 20)
 
 # --- storage --------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))

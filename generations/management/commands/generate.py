@@ -8,16 +8,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 
 from generations import ltx
 from generations.models import Generation
 from generations.services.create import generation_create
 from generations.services.projects import project_get_or_create
+from storage.backend import object_location
 
-# A job nobody has claimed after this long means no worker cluster is running.
-NO_WORKER_AFTER_SECONDS = 20.0
 
 
 class Command(BaseCommand):
@@ -78,18 +76,16 @@ class Command(BaseCommand):
                 raise CommandError(f"generation {generation.id} {generation.status}: "
                                    f"[{generation.error_code}] {generation.error_message}")
             if (generation.status == Generation.Status.PENDING and generation.submit_attempts == 0
-                    and time.monotonic() - started > NO_WORKER_AFTER_SECONDS):
+                    and time.monotonic() - started > settings.STUDIO_NO_WORKER_SECONDS):
                 raise CommandError(
-                    f"no worker picked up generation {generation.id} within {NO_WORKER_AFTER_SECONDS:.0f} s: "
+                    f"no worker picked up generation {generation.id} within {settings.STUDIO_NO_WORKER_SECONDS} s: "
                     "is the worker cluster running (`python manage.py qcluster`; `make run` starts it)? "
                     "The job stays queued and will run once a cluster starts.")
             time.sleep(0.25)
 
     def _print_video(self, generation: Generation) -> None:
         video = generation.video
-        key = video.file.key
-        location = default_storage.path(key) if hasattr(default_storage, "path") else default_storage.url(key)
-        self.stdout.write(f"stored: {location}")
+        self.stdout.write(f"stored: {object_location(video.file.key)}")
         self.stdout.write(
             f"video: {video.width}x{video.height}, {video.fps:g} fps, {video.duration:.3f} s, "
             f"{video.num_frames} frames, audio: {'yes' if video.has_audio else 'no'}, "

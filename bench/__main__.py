@@ -1,0 +1,41 @@
+"""Run the benchmarks on a throwaway database (or DATABASE_URL when set) and write bench-report.json."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+from bench.report import ROOT, write
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--jobs", type=int, default=200, help="jobs in flight at once (default 200)")
+    parser.add_argument("--run-seconds", type=float, default=10.0, help="how long each simulated job runs")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    scratch = tempfile.mkdtemp(prefix="studio-bench-")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{scratch}/bench.sqlite3")
+    os.environ["MEDIA_ROOT"] = os.path.join(scratch, "media")
+    os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)
+    import logging
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    logging.getLogger("django-q").setLevel(logging.WARNING)
+    call_command("migrate", verbosity=0)
+    from bench import tracking
+
+    rows = tracking.run(args.jobs, args.run_seconds, args.workers)
+    write(rows)
+
+
+if __name__ == "__main__":
+    main()
