@@ -5,8 +5,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
+from generations.billing import generation_settle
 from generations.models import Generation
 
 
@@ -14,17 +16,23 @@ def transition(pk: uuid.UUID | str, *, from_: Iterable[str], to: str, **fields: 
     """Move generation `pk` from any status in `from_` to `to`, setting `fields` in the same UPDATE.
 
     Returns True only for the caller whose UPDATE moved the row; False means someone else moved
-    it first (normal under concurrency: log and return). Terminal moves stamp `finished_at`.
+    it first (normal under concurrency: log and return). Terminal moves stamp `finished_at` and
+    settle the owner's quota in the same transaction, so a job can never end unsettled.
     """
     from_ = tuple(from_)
     illegal = [status for status in from_ if to not in Generation.TRANSITIONS[status]]
     if illegal:
         raise ValueError(f"illegal transition {illegal} -> {to}")
     now = timezone.now()
-    if to in Generation.TERMINAL:
-        fields.setdefault("finished_at", now)
-        fields.setdefault("next_poll_at", None)
-    return Generation.objects.filter(pk=pk, status__in=from_).update(status=to, updated_at=now, **fields) == 1
+    if to not in Generation.TERMINAL:
+        return Generation.objects.filter(pk=pk, status__in=from_).update(status=to, updated_at=now, **fields) == 1
+    fields.setdefault("finished_at", now)
+    fields.setdefault("next_poll_at", None)
+    with transaction.atomic():
+        moved = Generation.objects.filter(pk=pk, status__in=from_).update(status=to, updated_at=now, **fields) == 1
+        if moved:
+            generation_settle(Generation.objects.select_related("video__file", "video__poster").get(pk=pk))
+    return moved
 
 
 def update_while(pk: uuid.UUID | str, statuses: Iterable[str], **fields: Any) -> bool:

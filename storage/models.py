@@ -46,3 +46,56 @@ class StoredVideo(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} {self.width}x{self.height}@{self.fps:g}"
+
+
+class UserQuota(models.Model):
+    """A user's limits; an empty field means the default from settings. The row is also the lock
+    that serialises one user's reservations (select_for_update)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota")
+    storage_bytes = models.BigIntegerField(null=True, blank=True, help_text="empty: STUDIO_DEFAULT_STORAGE_BYTES")
+    monthly_spend_usd = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True,
+                                            help_text="empty: STUDIO_DEFAULT_MONTHLY_SPEND_USD")
+    active_jobs = models.PositiveIntegerField(null=True, blank=True, help_text="empty: STUDIO_DEFAULT_ACTIVE_JOBS")
+
+    def __str__(self) -> str:
+        return f"quota of {self.user}"
+
+
+class UsageEntry(models.Model):
+    """One append-only line of a user's usage ledger. Current usage is the sum of the lines.
+
+    `bytes` and `jobs` are summed over all time; `usd` over the month it is booked to (the month
+    the job was created, UTC). Lifecycle events of a job are unique, so settling twice is impossible.
+    """
+
+    class Event(models.TextChoices):
+        RESERVE = "reserve"  # job accepted: its price, an upper estimate of its bytes, one active job
+        SETTLE = "settle"  # job succeeded: bytes corrected to the real size, active job ends
+        RELEASE = "release"  # job ended without output: what it reserved is given back (spend kept if fal ran it)
+        DELETE = "delete"  # stored files deleted: their bytes freed
+        REFUND = "refund"  # an admin gave back spend
+        ADJUST = "adjust"  # an admin's or the reconciler's correction
+
+    LIFECYCLE = (Event.RESERVE, Event.SETTLE, Event.RELEASE, Event.DELETE)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_entries")
+    event = models.CharField(max_length=16, choices=Event.choices)
+    job = models.UUIDField(null=True, blank=True, db_index=True)  # the generation, when there is one
+    bytes = models.BigIntegerField(default=0)
+    usd = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    jobs = models.SmallIntegerField(default=0)
+    month = models.DateField(help_text="first day of the month the spend is booked to")
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "event"], name="usage_one_lifecycle_event_per_job",
+                                    condition=models.Q(event__in=["reserve", "settle", "release", "delete"])),
+        ]
+        indexes = [models.Index(fields=["user", "month"], name="usage_user_month")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.job}: {self.bytes} B, ${self.usd}, {self.jobs} jobs"

@@ -57,7 +57,8 @@ def video_store_from_url(*, owner: AbstractBaseUser, url: str, keys: VideoKeys, 
 
 
 def video_delete(video: StoredVideo) -> None:
-    """Delete a stored video, its poster and their objects. Idempotent; the rows go after the bytes."""
+    """Delete a stored video, its poster and their objects. Idempotent; the rows go after the bytes,
+    so an interrupted delete is finished by running it again."""
     objects = [video.file] + ([video.poster] if video.poster_id else [])
     for stored in objects:
         delete_key(stored.key)

@@ -145,6 +145,11 @@ STUDIO_MAX_SUBMIT_ATTEMPTS = env_int("STUDIO_MAX_SUBMIT_ATTEMPTS", 5)
 # `generate --wait` says no worker cluster is running when its job is unclaimed for this long.
 STUDIO_NO_WORKER_SECONDS = env_int("STUDIO_NO_WORKER_SECONDS", 20)
 
+# --- quotas (per user; overrides in the admin) --------------------------------------------
+STUDIO_DEFAULT_STORAGE_BYTES = env_int("STUDIO_DEFAULT_STORAGE_BYTES", 10 * 1000**3)
+STUDIO_DEFAULT_MONTHLY_SPEND_USD = env_float("STUDIO_DEFAULT_MONTHLY_SPEND_USD", 50.0)
+STUDIO_DEFAULT_ACTIVE_JOBS = env_int("STUDIO_DEFAULT_ACTIVE_JOBS", 5)
+
 # --- storage --------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "/media/"

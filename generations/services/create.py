@@ -13,6 +13,7 @@ from generations.models import Generation, Project
 from generations.queue import enqueue_on_commit
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
+from storage.quotas import estimate_bytes, quota_reserve
 
 # If the on-commit enqueue is lost (process died right after commit), the tracker picks the
 # row up once this much time has passed.
@@ -23,9 +24,11 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
                       idempotency_key: str | None = None) -> tuple[Generation, bool]:
     """Create a PENDING generation and enqueue its submit after commit.
 
-    Raises `ltx.InputError` (naming every bad field) before anything is written or sent upstream.
-    With an `idempotency_key` already used by this owner, returns that generation instead and
-    `created=False`. Runs its own transaction. Returns `(generation, created)`.
+    The job's exact price and an upper estimate of its bytes are reserved against the owner's
+    quota in the same transaction (`storage.quotas.quota_reserve`), so concurrent creates never
+    exceed a limit. Raises `ltx.InputError` (naming every bad field) or `QuotaExceeded` before
+    anything is written or sent upstream. With an `idempotency_key` already used by this owner,
+    returns that generation instead and `created=False`. Runs its own transaction.
     """
     spec = ltx.resolve_model(model)
     data = ltx.validate_input(spec, input)
@@ -46,6 +49,9 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
                 idempotency_key=idempotency_key or None,
                 next_poll_at=timezone.now() + PENDING_REDRIVE_AFTER,
             )
+            quota_reserve(user=owner, job=generation.pk, usd=generation.cost_usd, bytes=estimate_bytes(
+                duration=int(data["duration"]), resolution=data["resolution"], fps=int(data["fps"]),
+                audio=data["generate_audio"]), note=f"{spec.short_name} {data['duration']} s {data['resolution']}")
             enqueue_on_commit("generations.tasks.generation_submit_task", str(generation.pk))
             transaction.on_commit(tracker_ensure)
     except IntegrityError:

@@ -1,0 +1,35 @@
+"""Deleting a finished generation with its stored files, freeing its bytes."""
+from __future__ import annotations
+
+from django.db import transaction
+
+from generations.billing import stored_bytes
+from generations.models import Generation
+from storage.quotas import quota_free_bytes
+from storage.services import video_delete
+
+
+class StillActive(Exception):
+    """Only finished generations can be deleted; cancel an active one first."""
+
+
+def generation_delete(generation: Generation) -> None:
+    """Delete `generation`, its video and poster, and free their bytes in the owner's ledger.
+
+    The objects go first and the rows after, so a crash in between leaves a row whose objects are
+    gone, and running this again finishes the job (deleting a missing object is fine). Idempotent.
+    Raises StillActive for an active generation.
+    """
+    generation = Generation.objects.select_related("video__file", "video__poster").filter(pk=generation.pk).first()
+    if generation is None:
+        return
+    if generation.status not in Generation.TERMINAL:
+        raise StillActive("cancel the generation before deleting it")
+    freed = stored_bytes(generation)
+    with transaction.atomic():
+        if generation.video_id:
+            Generation.objects.filter(pk=generation.pk).update(video=None)
+            video_delete(generation.video)
+        quota_free_bytes(job=generation.pk, user_id=generation.owner_id, freed_bytes=freed,
+                         note=f"deleted {generation.model_id} video")
+        generation.delete()

@@ -1,0 +1,59 @@
+"""Compare what the ledger says with what is stored, and report drift (nothing is changed)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.core.files.storage import default_storage
+from django.db.models import Sum
+
+from storage.backend import is_filesystem
+from storage.models import StoredObject, UsageEntry
+
+log = logging.getLogger(__name__)
+Event = UsageEntry.Event
+
+
+@dataclass
+class Drift:
+    # user id -> (ledger bytes, stored bytes + open reservations)
+    bytes_by_user: dict[int, tuple[int, int]] = field(default_factory=dict)
+    missing_objects: list[str] = field(default_factory=list)  # rows whose object is gone
+    orphaned_objects: list[str] = field(default_factory=list)  # objects under users/ with no row
+
+    @property
+    def clean(self) -> bool:
+        return not (self.bytes_by_user or self.missing_objects or self.orphaned_objects)
+
+
+def storage_reconcile() -> Drift:
+    """Ledger bytes per user must equal stored bytes plus the reservations of unfinished jobs;
+    every StoredObject must exist, and every object under `users/` must have a row."""
+    drift = Drift()
+    open_jobs = (UsageEntry.objects.filter(event=Event.RESERVE)
+                 .exclude(job__in=UsageEntry.objects.filter(event__in=[Event.SETTLE, Event.RELEASE]).values("job")))
+    reserved = dict(open_jobs.values_list("user").annotate(total=Sum("bytes")))
+    stored = dict(StoredObject.objects.values_list("owner").annotate(total=Sum("size")))
+    ledger = dict(UsageEntry.objects.values_list("user").annotate(total=Sum("bytes")))
+    for user_id in set(reserved) | set(stored) | set(ledger):
+        expected = (stored.get(user_id) or 0) + (reserved.get(user_id) or 0)
+        if (ledger.get(user_id) or 0) != expected:
+            drift.bytes_by_user[user_id] = (ledger.get(user_id) or 0, expected)
+    keys = set(StoredObject.objects.values_list("key", flat=True))
+    present = set(_list_objects("users"))
+    drift.missing_objects = sorted(keys - present)
+    drift.orphaned_objects = sorted(present - keys)
+    if not drift.clean:
+        log.warning("storage drift: %s", drift)
+    return drift
+
+
+def _list_objects(prefix: str):
+    """Every key under `prefix` (recursive; works for the filesystem and S3 backends)."""
+    if is_filesystem() and not default_storage.exists(prefix):
+        return
+    folders, files = default_storage.listdir(prefix)
+    for name in files:
+        yield f"{prefix}/{name}"
+    for folder in folders:
+        yield from _list_objects(f"{prefix}/{folder}")
