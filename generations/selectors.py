@@ -22,3 +22,16 @@ def generation_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generatio
     except ValueError:
         return None
     return generation_list_for(user).filter(pk=pk).first()
+
+
+def generation_playable_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
+    """A generation with a stored video that `user` may play or download: their own unless a
+    moderator hid it; staff may play any (moderation needs it). None otherwise."""
+    try:
+        pk = uuid.UUID(str(pk))
+    except ValueError:
+        return None
+    generations = Generation.objects.select_related("video__file", "video__poster").filter(pk=pk, video__isnull=False)
+    if not user.is_staff:
+        generations = generations.filter(owner=user, is_hidden=False)
+    return generations.first()

@@ -7,19 +7,20 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from generations.selectors import generation_get_for, generation_list_for
+from generations.selectors import generation_list_for, generation_playable_for
+from storage.quotas import usage_for
 from storage.serving import serve_object
 
 
 @login_required
 def generation_list(request: HttpRequest) -> HttpResponse:
     generations = generation_list_for(request.user)[:100]
-    return render(request, "generations/list.html", {"generations": generations})
+    return render(request, "generations/list.html", {"generations": generations, "usage": usage_for(request.user)})
 
 
 def _visible_video(request: HttpRequest, pk: uuid.UUID):
-    generation = generation_get_for(request.user, pk)
-    if generation is None or generation.video is None or (generation.is_hidden and not request.user.is_staff):
+    generation = generation_playable_for(request.user, pk)
+    if generation is None:
         raise Http404("No such video")
     return generation
 

@@ -6,6 +6,7 @@ Development needs nothing set: SQLite, filesystem storage, the local fal simulat
 from pathlib import Path
 
 import dj_database_url
+from botocore.config import Config as BotoConfig
 from django.core.exceptions import ImproperlyConfigured
 
 from studio.env import env_bool, env_float, env_int, env_list, env_str
@@ -163,6 +164,14 @@ AWS_S3_SIGNATURE_VERSION = "s3v4"
 AWS_S3_FILE_OVERWRITE = True  # object keys are deterministic: a rerun replaces the same object
 AWS_DEFAULT_ACL = None
 AWS_QUERYSTRING_EXPIRE = env_int("STUDIO_PRESIGN_SECONDS", 300)
+# Explicit timeouts, and botocore's standard retries (which also retry a failed multipart part).
+AWS_S3_CLIENT_CONFIG = BotoConfig(
+    s3={"addressing_style": AWS_S3_ADDRESSING_STYLE},
+    signature_version=AWS_S3_SIGNATURE_VERSION,
+    connect_timeout=env_float("AWS_S3_CONNECT_TIMEOUT", 5.0),
+    read_timeout=env_float("AWS_S3_READ_TIMEOUT", 60.0),
+    retries={"max_attempts": 5, "mode": "standard"},
+)
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage = {"BACKEND": "storages.backends.s3.S3Storage"}
 else:

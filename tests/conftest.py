@@ -12,6 +12,7 @@ import pytest
 
 from generations.upstream import reset_fal_client
 
+pytest_plugins = ("tests.storage_backends",)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -21,7 +21,8 @@ from storage.transfer import (
     store_file,
 )
 from tests.s3server import s3_client, storages_setting
-from tests.storage.conftest import Backend, Origin
+from tests.storage.conftest import Origin
+from tests.storage_backends import Backend
 from tests.videos import make_mp4
 
 MP4 = ["video/mp4"]

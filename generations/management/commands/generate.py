@@ -15,6 +15,7 @@ from generations.models import Generation
 from generations.services.create import generation_create
 from generations.services.projects import project_get_or_create
 from storage.backend import object_location
+from storage.quotas import QuotaExceeded
 
 
 
@@ -53,6 +54,8 @@ class Command(BaseCommand):
                                               project=project_get_or_create(user, options["project"]))
         except ltx.InputError as exc:
             raise CommandError("invalid input: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
+        except QuotaExceeded as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"created {generation.id} ({generation.model_id}, ${generation.cost_usd:.2f})")
         if options["wait"]:
             self._follow(generation)

@@ -1,0 +1,9 @@
+"""django-q2 entry points for storage."""
+from storage.reconcile import storage_reconcile
+
+
+def storage_reconcile_task() -> dict:
+    """Scheduled daily: report drift between the usage ledger, the rows and the bucket."""
+    drift = storage_reconcile()
+    return {"clean": drift.clean, "users_with_byte_drift": len(drift.bytes_by_user),
+            "missing_objects": len(drift.missing_objects), "orphaned_objects": len(drift.orphaned_objects)}
