@@ -14,6 +14,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200, help="jobs in flight at once (default 200)")
     parser.add_argument("--run-seconds", type=float, default=10.0, help="how long each simulated job runs")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--copy-mb", type=int, default=1024, help="size of the copied file (default 1 GB)")
+    parser.add_argument("--only", choices=["tracking", "copy"], help="run one benchmark only")
     args = parser.parse_args()
 
     scratch = tempfile.mkdtemp(prefix="studio-bench-")
@@ -31,9 +33,13 @@ def main() -> None:
     django.setup()
     logging.getLogger("django-q").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0)
-    from bench import tracking
+    from bench import copy, tracking
 
-    rows = tracking.run(args.jobs, args.run_seconds, args.workers)
+    rows = []
+    if args.only in (None, "tracking"):
+        rows += tracking.run(args.jobs, args.run_seconds, args.workers)
+    if args.only in (None, "copy"):
+        rows += copy.run(args.copy_mb)
     write(rows)
 
 

@@ -1,6 +1,7 @@
 """Keeping videos: stream in from a URL, probe, poster, record — and delete them again."""
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -43,7 +44,8 @@ def video_store_from_url(*, owner: AbstractBaseUser, url: str, keys: VideoKeys, 
             defaults=dict(owner=owner, size=video_size, content_type="video/mp4", sha256=downloaded.sha256),
         )
         poster_object, _ = StoredObject.objects.update_or_create(
-            key=keys.poster, defaults=dict(owner=owner, size=poster_size, content_type="image/jpeg"),
+            key=keys.poster,
+            defaults=dict(owner=owner, size=poster_size, content_type="image/jpeg", sha256=hashlib.sha256(poster).hexdigest()),
         )
         video, _ = StoredVideo.objects.update_or_create(
             file=video_object,
