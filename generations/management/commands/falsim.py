@@ -1,0 +1,37 @@
+"""`python manage.py falsim`: run the local fal.ai simulator until Ctrl-C (or SIGTERM).
+
+    python manage.py falsim [--port 8765] [--host 127.0.0.1] [--key KEY] [--runners N]
+        [--run-seconds S] [--scale K] [--cache-renders] [--seed N] [--fault-delay S]
+        [--fault-submit-5xx P] [--fault-submit-timeout P] [--fault-status-5xx P]
+        [--fault-result-5xx P] [--fault-result-422 P] [--fault-lost P] [--fault-429 P]
+        [--workdir DIR] [--verbose]
+
+--key and --port default to the FALSIM_KEY and FALSIM_PORT settings. The simulator
+itself lives in `falsim.server` (no Django there); this wrapper only wires settings in.
+"""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from falsim.server import add_cli_arguments, describe, simulator_from_args
+
+
+class Command(BaseCommand):
+    help = "Run a local fal.ai-compatible simulator (queue, storage upload, CDN, webhooks)."
+
+    def add_arguments(self, parser):
+        add_cli_arguments(
+            parser,
+            default_key=getattr(settings, "FALSIM_KEY", "falsim-local-key"),
+            default_port=getattr(settings, "FALSIM_PORT", 8765),
+        )
+
+    def handle(self, *args, **options):
+        try:
+            sim = simulator_from_args(options).start()
+        except (ValueError, OSError) as exc:  # bad flag values, port already in use
+            raise CommandError(f"falsim: {exc}") from exc
+        self.stdout.write(describe(sim))
+        self.stdout.flush()
+        sim.serve_forever()  # returns after Ctrl-C / SIGTERM, once stopped
+        self.stdout.write("falsim stopped")

@@ -1,0 +1,120 @@
+"""falsim.render: real H.264/AAC MP4s with exact size, fps, frame count and duration."""
+
+import av
+import numpy as np
+import pytest
+
+from falsim.render import RenderCancelled, output_size, render_video
+
+
+def probe(path):
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        facts = {
+            "codec": video.codec_context.name,
+            "pix_fmt": video.codec_context.pix_fmt,
+            "width": video.codec_context.width,
+            "height": video.codec_context.height,
+            "fps": float(video.average_rate),
+            "frames": video.frames,
+            "duration": float(video.duration * video.time_base),
+            "container_duration": container.duration / av.time_base,
+            "audio": [
+                (a.codec_context.name, a.rate, a.channels, float(a.duration * a.time_base))
+                for a in container.streams.audio
+            ],
+        }
+    with av.open(str(path)) as container:
+        facts["decoded_frames"] = sum(1 for _ in container.decode(video=0))
+    return facts
+
+
+@pytest.mark.parametrize("fps", [25, 50])
+@pytest.mark.parametrize("audio", [True, False])
+def test_render_writes_exact_mp4(tmp_path, fps, audio):
+    width, height = output_size(1920, 1080, 8)
+    path = tmp_path / "out.mp4"
+
+    info = render_video(path, width=width, height=height, fps=fps, duration=6, audio=audio,
+                        text="A red fox runs through fresh snow at dusk")
+
+    assert info == {"width": 240, "height": 134, "fps": fps, "duration": 6, "num_frames": 6 * fps,
+                    "file_size": path.stat().st_size, "has_audio": audio}
+    facts = probe(path)
+    assert facts["codec"] == "h264"
+    assert facts["pix_fmt"] == "yuv420p"
+    assert (facts["width"], facts["height"]) == (240, 134)
+    assert facts["fps"] == fps
+    assert facts["frames"] == 6 * fps
+    assert facts["decoded_frames"] == 6 * fps
+    assert facts["duration"] == pytest.approx(6.0, abs=1e-6)
+    assert facts["container_duration"] == pytest.approx(6.0, abs=0.03)
+    if audio:
+        assert len(facts["audio"]) == 1
+        name, rate, channels, seconds = facts["audio"][0]
+        assert (name, rate, channels) == ("aac", 48000, 2)
+        assert seconds == pytest.approx(6.0, abs=0.03)
+    else:
+        assert facts["audio"] == []
+
+
+def test_render_longer_clip_frame_count(tmp_path):
+    path = tmp_path / "long.mp4"
+    info = render_video(path, width=96, height=54, fps=25, duration=12, audio=True, text="long")
+    facts = probe(path)
+    assert info["num_frames"] == facts["frames"] == facts["decoded_frames"] == 300
+    assert facts["duration"] == pytest.approx(12.0, abs=1e-6)
+
+
+def test_faststart_puts_moov_before_mdat(tmp_path):
+    path = tmp_path / "fs.mp4"
+    render_video(path, width=64, height=36, fps=25, duration=6, audio=False, text="x")
+    head = path.read_bytes()
+    assert 0 <= head.find(b"moov") < head.find(b"mdat")
+
+
+def first_frame(path, index=0):
+    with av.open(str(path)) as container:
+        for n, frame in enumerate(container.decode(video=0)):
+            if n == index:
+                return frame.to_ndarray(format="rgb24")
+
+
+def test_prompt_text_is_drawn_and_frames_move(tmp_path):
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    render_video(a, width=320, height=180, fps=25, duration=6, audio=False, text="A lighthouse in a storm")
+    render_video(b, width=320, height=180, fps=25, duration=6, audio=False, text="Completely different words here")
+    frame_a0, frame_a50, frame_b0 = first_frame(a, 0), first_frame(a, 50), first_frame(b, 0)
+    assert frame_a0.shape == (180, 320, 3)
+    # Different prompts give different pictures; later frames differ from the first.
+    assert np.abs(frame_a0.astype(int) - frame_b0.astype(int)).mean() > 1
+    assert np.abs(frame_a0.astype(int) - frame_a50.astype(int)).mean() > 0.5
+
+
+def test_tiny_and_huge_scales(tmp_path):
+    assert output_size(1920, 1080, 1) == (1920, 1080)
+    assert output_size(2560, 1440, 3) == (852, 480)
+    assert output_size(3840, 2160, 4) == (960, 540)
+    assert output_size(1920, 1080, 10_000) == (2, 2)
+    path = tmp_path / "tiny.mp4"
+    info = render_video(path, width=2, height=2, fps=50, duration=6, audio=True, text="tiny")
+    assert probe(path)["frames"] == info["num_frames"] == 300
+
+
+def test_odd_size_is_rejected(tmp_path):
+    with pytest.raises(ValueError):
+        render_video(tmp_path / "x.mp4", width=241, height=134, fps=25, duration=6, audio=False, text="x")
+
+
+def test_should_stop_cancels_and_removes_partial_file(tmp_path):
+    path = tmp_path / "cancel.mp4"
+    seen = []
+
+    def progress(fraction):
+        seen.append(fraction)
+
+    with pytest.raises(RenderCancelled):
+        render_video(path, width=64, height=36, fps=25, duration=6, audio=True, text="x",
+                     progress=progress, should_stop=lambda: len(seen) >= 10)
+    assert not path.exists()
+    assert seen[:2] == [1 / 150, 2 / 150]
