@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from generations.billing import generation_settle
+from generations.events import generation_status_changed
 from generations.models import Generation
 
 
@@ -17,21 +18,24 @@ def transition(pk: uuid.UUID | str, *, from_: Iterable[str], to: str, **fields: 
 
     Returns True only for the caller whose UPDATE moved the row; False means someone else moved
     it first (normal under concurrency: log and return). Terminal moves stamp `finished_at` and
-    settle the owner's quota in the same transaction, so a job can never end unsettled.
+    settle the owner's quota in the same transaction, so a job can never end unsettled. Every move
+    is announced to `events.generation_status_changed` in the same transaction.
     """
     from_ = tuple(from_)
     illegal = [status for status in from_ if to not in Generation.TRANSITIONS[status]]
     if illegal:
         raise ValueError(f"illegal transition {illegal} -> {to}")
     now = timezone.now()
-    if to not in Generation.TERMINAL:
-        return Generation.objects.filter(pk=pk, status__in=from_).update(status=to, updated_at=now, **fields) == 1
-    fields.setdefault("finished_at", now)
-    fields.setdefault("next_poll_at", None)
+    if to in Generation.TERMINAL:
+        fields.setdefault("finished_at", now)
+        fields.setdefault("next_poll_at", None)
     with transaction.atomic():
         moved = Generation.objects.filter(pk=pk, status__in=from_).update(status=to, updated_at=now, **fields) == 1
         if moved:
-            generation_settle(Generation.objects.select_related("video__file", "video__poster").get(pk=pk))
+            generation = Generation.objects.select_related("video__file", "video__poster").get(pk=pk)
+            if to in Generation.TERMINAL:
+                generation_settle(generation)
+            generation_status_changed(generation)
     return moved
 
 

@@ -17,7 +17,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generations.fal import FalError, FalNotFound, FalRejected, FalStatus
@@ -145,9 +144,10 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus) -> bool:
             enqueue_on_commit("generations.tasks.generation_store_task", str(pk))
         return moved
     if fal.status == "IN_PROGRESS":
-        return Generation.objects.filter(pk=pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
-            status=Status.RUNNING, was_running=True, queue_position=None, started_at=Coalesce("started_at", now),
-            next_poll_at=now + timedelta(seconds=RUNNING_INTERVAL), updated_at=now, **common) == 1
+        running = dict(was_running=True, queue_position=None, next_poll_at=now + timedelta(seconds=RUNNING_INTERVAL),
+                       **common)
+        return (transition(pk, from_=[Status.QUEUED], to=Status.RUNNING, started_at=now, **running)
+                or update_while(pk, [Status.RUNNING], **running))
     position = fal.queue_position or 0
     interval = min(RUNNING_INTERVAL + 0.25 * position, MAX_QUEUED_INTERVAL)
     return update_while(pk, [Status.QUEUED, Status.RUNNING], queue_position=position,

@@ -23,7 +23,8 @@ def test_usage_endpoint_reports_usage_against_limits(client, user, other_user, t
 
 
 def test_usage_needs_a_signed_in_user(client):
-    assert client.get("/api/v1/usage/").status_code == 403
+    response = client.get("/api/v1/usage/")
+    assert response.status_code == 401 and response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 def test_the_studio_page_shows_usage(client, user, task_queue):

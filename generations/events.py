@@ -1,0 +1,12 @@
+"""The one place that hears about every status change of a generation (called by `transition`).
+
+It runs inside the transition's transaction, so whatever it records commits with the new status
+or not at all; anything that does network I/O must be enqueued on commit from here.
+"""
+from __future__ import annotations
+
+from generations.models import Generation
+
+
+def generation_status_changed(generation: Generation) -> None:
+    """`generation` (freshly read) has just moved to `generation.status`."""
