@@ -81,6 +81,9 @@ class Generation(models.Model):
     next_poll_at = models.DateTimeField(null=True, blank=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    # SHA-256 of the create request's canonical body: a replayed key with another body is a conflict.
+    idempotency_fingerprint = models.CharField(max_length=64, blank=True)
+    webhook_url = models.URLField(max_length=1000, blank=True, help_text="per-job webhook given at create")
 
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)

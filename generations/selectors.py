@@ -35,3 +35,13 @@ def generation_playable_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Gene
     if not user.is_staff:
         generations = generations.filter(owner=user, is_hidden=False)
     return generations.first()
+
+
+def generation_linkable(pk: uuid.UUID | str) -> Generation | None:
+    """A generation whose signed media links still work: it has a video and is not hidden."""
+    try:
+        pk = uuid.UUID(str(pk))
+    except ValueError:
+        return None
+    return (Generation.objects.select_related("video__file", "video__poster")
+            .filter(pk=pk, video__isnull=False, is_hidden=False).first())

@@ -7,7 +7,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from generations.selectors import generation_list_for, generation_playable_for
+from generations.media_links import media_link_read
+from generations.selectors import generation_linkable, generation_list_for, generation_playable_for
 from storage.quotas import usage_for
 from storage.serving import serve_object
 
@@ -38,3 +39,18 @@ def generation_poster(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     if generation.video.poster is None:
         raise Http404("No poster")
     return serve_object(request, generation.video.poster, file_name="poster.jpg", as_attachment=False)
+
+
+def media_link_view(request: HttpRequest, token: str) -> HttpResponse:
+    """A signed media link (see generations/media_links.py): no session needed, access re-checked."""
+    link = media_link_read(token)
+    generation = generation_linkable(link[0]) if link else None
+    if generation is None:
+        raise Http404("This link is invalid, expired, or the video is no longer available")
+    _, kind, download = link
+    video = generation.video
+    if kind == "poster":
+        if video.poster is None:
+            raise Http404("No poster")
+        return serve_object(request, video.poster, file_name="poster.jpg", as_attachment=False)
+    return serve_object(request, video.file, file_name=video.file_name, as_attachment=download)

@@ -35,8 +35,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_q",
+    "accounts",
     "storage",
     "generations",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -89,11 +91,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "generations.api.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["generations.api.throttling.ApiThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api": env_str("STUDIO_API_RATE", "600/min"),
+        "create": env_str("STUDIO_API_CREATE_RATE", "60/min"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "PAGE_SIZE": 20,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "LTX Studio API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LTX Studio API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": "LTX Video 2.0 text-to-video and image-to-video jobs, their videos, usage and webhooks. "
+                   "Authenticate with `Authorization: Bearer <key>` (or `Key <key>`). Errors are "
+                   '`{"code", "message", "details"}`.',
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # --- task queue (django-q2) -----------------------------------------------------------------
 # timeout < retry always: a task killed at `timeout` must not be redelivered while still running.
@@ -145,6 +165,8 @@ STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = env_int("STUDIO_SUBMIT_UNKNOWN_GRACE_SECON
 STUDIO_MAX_SUBMIT_ATTEMPTS = env_int("STUDIO_MAX_SUBMIT_ATTEMPTS", 5)
 # `generate --wait` says no worker cluster is running when its job is unclaimed for this long.
 STUDIO_NO_WORKER_SECONDS = env_int("STUDIO_NO_WORKER_SECONDS", 20)
+# How long a signed media link handed out by the API (or in a webhook) stays valid.
+STUDIO_MEDIA_LINK_SECONDS = env_int("STUDIO_MEDIA_LINK_SECONDS", 3600)
 
 # --- quotas (per user; overrides in the admin) --------------------------------------------
 STUDIO_DEFAULT_STORAGE_BYTES = env_int("STUDIO_DEFAULT_STORAGE_BYTES", 10 * 1000**3)

@@ -1,14 +1,186 @@
-"""REST API v1 (design.md §2): thin views over services and selectors."""
+"""REST API v1 (design.md §2): thin views over services and selectors, scoped to the caller."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from django.http import Http404
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.keys import api_key_create, api_key_revoke
+from accounts.models import ApiKey
+from generations.api.errors import ERROR_RESPONSES
+from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
+                                         GenerationFilterSerializer, GenerationSerializer, ProjectSerializer)
+from generations.api.throttling import ApiThrottle, CreateThrottle
+from generations.models import Project
+from generations.selectors import generation_get_for, generation_list_for
+from generations.services.cancel import generation_cancel
+from generations.services.create import generation_create, generation_retry
+from generations.services.delete import generation_delete
+from generations.services.projects import project_delete
 from storage.quotas import usage_for
 
+
+class NewestFirst(CursorPagination):
+    ordering = "-created_at"
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+# --- projects -----------------------------------------------------------------------------------
+
+class ProjectListView(generics.ListCreateAPIView):
+    serializer_class = ProjectSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self):
+        return Project.objects.filter(owner=self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.save(owner=self.request.user)
+
+
+class ProjectDetailView(generics.RetrieveUpdateDestroyAPIView):
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        return Project.objects.filter(owner=self.request.user)
+
+    @extend_schema(summary="Delete a project with its finished generations and their videos",
+                   responses={204: None, **ERROR_RESPONSES})
+    def delete(self, request, *args, **kwargs):
+        return super().delete(request, *args, **kwargs)
+
+    def perform_destroy(self, instance):
+        project_delete(instance)
+
+
+# --- generations --------------------------------------------------------------------------------
+
+CREATE_EXAMPLE = OpenApiExample("Text to video", request_only=True, value={
+    "model": "fal-ai/ltx-2/text-to-video",
+    "input": {"prompt": "A cowboy walking through a dusty town at high noon", "duration": 8, "resolution": "1080p",
+              "fps": 25, "generate_audio": True},
+})
+ERROR_EXAMPLE = OpenApiExample("Invalid field", response_only=True, status_codes=["422"], value={
+    "code": "validation_error", "message": "The request has invalid fields: input.duration.",
+    "details": {"input.duration": "7 is not allowed; allowed values: 6, 8, 10 seconds"}})
+
+
+class GenerationListView(APIView):
+    throttle_classes = [ApiThrottle, CreateThrottle]
+
+    @extend_schema(parameters=[GenerationFilterSerializer, OpenApiParameter("cursor", str),
+                               OpenApiParameter("page_size", int)],
+                   responses={200: GenerationSerializer(many=True), **ERROR_RESPONSES},
+                   summary="Your generations, newest first")
+    def get(self, request: Request) -> Response:
+        filters = GenerationFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        generations = generation_list_for(request.user)
+        if "project" in wanted:
+            generations = generations.filter(project_id=wanted["project"])
+        if "status" in wanted:
+            generations = generations.filter(status__in=wanted["status"])
+        if "model" in wanted:
+            generations = generations.filter(model_id=wanted["model"])
+        if "created_after" in wanted:
+            generations = generations.filter(created_at__gte=wanted["created_after"])
+        if "created_before" in wanted:
+            generations = generations.filter(created_at__lt=wanted["created_before"])
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(generations, request, view=self)
+        return paginator.get_paginated_response(GenerationSerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(request=GenerationCreateSerializer, examples=[CREATE_EXAMPLE, ERROR_EXAMPLE],
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
+                                                description="replays return the original job; another body is 409")],
+                   responses={201: GenerationSerializer, 200: GenerationSerializer, **ERROR_RESPONSES},
+                   summary="Create a generation (its price and bytes are reserved against your quota)")
+    def post(self, request: Request) -> Response:
+        body = GenerationCreateSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > 128:
+            raise serializers.ValidationError({"Idempotency-Key": "at most 128 characters"})
+        generation, created = generation_create(
+            owner=request.user, model=body.validated_data["model"], input=body.validated_data["input"],
+            project=body.validated_data.get("project"), idempotency_key=key or None,
+            webhook_url=body.validated_data.get("webhook_url", ""))
+        return Response(GenerationSerializer(generation, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _own_generation(request: Request, pk):
+    generation = generation_get_for(request.user, pk)
+    if generation is None:
+        raise Http404
+    return generation
+
+
+class GenerationDetailView(APIView):
+    @extend_schema(responses={200: GenerationSerializer, **ERROR_RESPONSES}, summary="One of your generations")
+    def get(self, request: Request, pk) -> Response:
+        return Response(GenerationSerializer(_own_generation(request, pk), context={"request": request}).data)
+
+    @extend_schema(responses={204: None, **ERROR_RESPONSES},
+                   summary="Delete a finished generation and its video (frees storage)")
+    def delete(self, request: Request, pk) -> Response:
+        generation_delete(_own_generation(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GenerationCancelView(APIView):
+    @extend_schema(request=None, responses={200: GenerationSerializer, **ERROR_RESPONSES},
+                   summary="Cancel an active generation")
+    def post(self, request: Request, pk) -> Response:
+        generation = generation_cancel(_own_generation(request, pk))
+        return Response(GenerationSerializer(generation, context={"request": request}).data)
+
+
+class GenerationRetryView(APIView):
+    throttle_classes = [ApiThrottle, CreateThrottle]
+
+    @extend_schema(request=None, responses={201: GenerationSerializer, **ERROR_RESPONSES},
+                   summary="Run a failed or canceled generation again as a new generation")
+    def post(self, request: Request, pk) -> Response:
+        generation = generation_retry(_own_generation(request, pk))
+        return Response(GenerationSerializer(generation, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+# --- API keys -----------------------------------------------------------------------------------
+
+class ApiKeyListView(APIView):
+    @extend_schema(responses={200: ApiKeySerializer(many=True), **ERROR_RESPONSES}, summary="Your API keys")
+    def get(self, request: Request) -> Response:
+        keys = ApiKey.objects.filter(user=request.user)
+        return Response(ApiKeySerializer(keys, many=True).data)
+
+    @extend_schema(request=ApiKeySerializer, responses={201: ApiKeyCreatedSerializer, **ERROR_RESPONSES},
+                   summary="Create an API key (the key is shown only in this response)")
+    def post(self, request: Request) -> Response:
+        body = ApiKeySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key, raw = api_key_create(user=request.user, name=body.validated_data["name"])
+        return Response({**ApiKeySerializer(key).data, "key": raw}, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailView(APIView):
+    @extend_schema(responses={204: None, **ERROR_RESPONSES}, summary="Revoke an API key")
+    def delete(self, request: Request, pk: int) -> Response:
+        key = ApiKey.objects.filter(user=request.user, pk=pk).first()
+        if key is None:
+            raise Http404
+        api_key_revoke(key)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- usage --------------------------------------------------------------------------------------
 
 class UsageLimitSerializer(serializers.Serializer):
     used = serializers.CharField()
@@ -33,6 +205,6 @@ def usage_payload(user) -> dict:
 
 
 class UsageView(APIView):
-    @extend_schema(responses=UsageSerializer, summary="Your usage against your limits")
+    @extend_schema(responses={200: UsageSerializer, **ERROR_RESPONSES}, summary="Your usage against your limits")
     def get(self, request: Request) -> Response:
         return Response(usage_payload(request.user))

@@ -111,7 +111,7 @@ def test_settling_twice_changes_nothing(studio, user, task_queue):
     assert list(UsageEntry.objects.values_list("event", "bytes", "usd", "jobs")) == before
 
 
-def test_delete_removes_objects_and_frees_bytes_but_keeps_the_spend(studio, user, task_queue):
+def test_delete_removes_objects_and_frees_bytes_but_keeps_the_spend(storage_backend, studio, user, task_queue):
     from django.core.files.storage import default_storage
 
     generation = run_to_end(create(user), task_queue)
@@ -169,7 +169,7 @@ def test_usage_is_per_user(studio, user, other_user):
     assert (usage_for(other_user).active_jobs, usage_for(other_user).bytes) == (0, 0)
 
 
-def test_reconcile_reports_a_missing_object_and_ledger_drift(studio, user, task_queue):
+def test_reconcile_reports_a_missing_object_and_ledger_drift(storage_backend, studio, user, task_queue):
     from django.core.files.storage import default_storage
 
     generation = run_to_end(create(user), task_queue)

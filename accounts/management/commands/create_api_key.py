@@ -1,0 +1,21 @@
+"""`python manage.py create_api_key USERNAME [--name NAME]`: prints the new key alone on its last line."""
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.keys import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create an API key for a user and print it (it is shown only this once)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--name", default="command line")
+
+    def handle(self, *args, **options):
+        user = get_user_model().objects.filter(username=options["username"]).first()
+        if user is None:
+            raise CommandError(f"no user named {options['username']!r}")
+        key, raw = api_key_create(user=user, name=options["name"])
+        self.stdout.write(f"created API key {key.name!r} ({key.prefix}…) for {user.username}; it is shown only once:")
+        self.stdout.write(raw)

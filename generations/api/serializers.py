@@ -1,0 +1,180 @@
+"""Request and response shapes of the REST API. Output follows fal's VideoFile for the video."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from rest_framework import serializers
+
+from accounts.models import ApiKey
+from generations import ltx
+from generations.media_links import media_link
+from generations.models import Generation, Project
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_name(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("must not be blank")
+        owner = self.context["request"].user
+        clash = Project.objects.filter(owner=owner, name=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError(f"you already have a project named {value!r}")
+        return value
+
+
+class GenerationCreateSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="a model id (e.g. fal-ai/ltx-2/text-to-video) or t2v, t2v-fast, i2v, i2v-fast")
+    input = serializers.JSONField(help_text="LTX-2 fields: prompt, duration, resolution, aspect_ratio, fps, "
+                                            "generate_audio, image_url (image-to-video)")
+    project = serializers.UUIDField(required=False, allow_null=True, help_text="default: your Inbox project")
+    webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=1000,
+                                       help_text="also receives this generation's events (signed)")
+
+    def validate_project(self, value):
+        if value is None:
+            return None
+        project = Project.objects.filter(owner=self.context["request"].user, pk=value).first()
+        if project is None:
+            raise serializers.ValidationError("no such project")
+        return project
+
+    def validate_webhook_url(self, value: str) -> str:
+        if value:
+            from studio.netguard import UnsafeURL, check_public_url
+
+            try:
+                check_public_url(value)
+            except UnsafeURL as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        return value
+
+
+class VideoFileSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="a signed studio link, valid for STUDIO_MEDIA_LINK_SECONDS")
+    download_url = serializers.URLField()
+    poster_url = serializers.URLField(allow_null=True)
+    content_type = serializers.CharField()
+    file_name = serializers.CharField()
+    file_size = serializers.IntegerField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    fps = serializers.FloatField()
+    duration = serializers.FloatField()
+    num_frames = serializers.IntegerField()
+    has_audio = serializers.BooleanField()
+
+
+class GenerationErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class GenerationSerializer(serializers.Serializer):
+    """What the API (and integrator webhooks) say about a generation."""
+
+    id = serializers.UUIDField()
+    project = serializers.UUIDField()
+    model = serializers.CharField()
+    status = serializers.ChoiceField(choices=Generation.Status.choices)
+    fal_status = serializers.CharField(allow_blank=True)
+    queue_position = serializers.IntegerField(allow_null=True)
+    logs = serializers.ListField(child=serializers.DictField())
+    input = serializers.DictField()
+    cost_usd = serializers.CharField()
+    error = GenerationErrorSerializer(allow_null=True)
+    video = VideoFileSerializer(allow_null=True)
+    is_hidden = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, generation: Generation) -> dict[str, Any]:
+        return generation_payload(generation, request=self.context.get("request"))
+
+
+def generation_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
+    """The JSON form of `generation`, with fresh signed media links (none while it is hidden)."""
+    video = generation.video if not generation.is_hidden else None
+
+    def iso(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "id": str(generation.pk),
+        "project": str(generation.project_id),
+        "model": generation.model_id,
+        "status": generation.status,
+        "fal_status": generation.fal_status,
+        "queue_position": generation.queue_position,
+        "logs": generation.logs,
+        "input": generation.input,
+        "cost_usd": f"{generation.cost_usd:.2f}",
+        "error": {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None,
+        "video": None if video is None else {
+            "url": media_link(generation.pk, "video", request=request),
+            "download_url": media_link(generation.pk, "video", download=True, request=request),
+            "poster_url": media_link(generation.pk, "poster", request=request) if video.poster_id else None,
+            "content_type": video.content_type,
+            "file_name": video.file_name,
+            "file_size": video.file_size,
+            "width": video.width,
+            "height": video.height,
+            "fps": video.fps,
+            "duration": video.duration,
+            "num_frames": video.num_frames,
+            "has_audio": video.has_audio,
+        },
+        "is_hidden": generation.is_hidden,
+        "created_at": iso(generation.created_at),
+        "submitted_at": iso(generation.submitted_at),
+        "started_at": iso(generation.started_at),
+        "completed_at": iso(generation.completed_at),
+        "finished_at": iso(generation.finished_at),
+    }
+
+
+class GenerationFilterSerializer(serializers.Serializer):
+    project = serializers.UUIDField(required=False)
+    status = serializers.CharField(required=False, help_text="one status or several, comma-separated")
+    model = serializers.CharField(required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+    def validate_status(self, value: str) -> list[str]:
+        statuses = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = [s for s in statuses if s not in Generation.Status.values]
+        if unknown or not statuses:
+            raise serializers.ValidationError(f"unknown status {', '.join(unknown) or value!r}; allowed: "
+                                              + ", ".join(Generation.Status.values))
+        return statuses
+
+    def validate_model(self, value: str) -> str:
+        try:
+            return ltx.resolve_model(value).id
+        except ltx.InputError as exc:
+            raise serializers.ValidationError(exc.errors["model"]) from None
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="the key itself: shown only in this response")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = ApiKeySerializer.Meta.fields + ["key"]

@@ -1,0 +1,41 @@
+"""Signed, expiring studio URLs for a generation's video and poster (for API clients and webhooks).
+
+The link carries no credentials: it is a signed statement that its holder may fetch this file
+until it expires. The studio re-checks on every request that the file still exists and is not
+hidden, then redirects to storage (S3) or streams it (filesystem), so hiding or deleting takes
+effect at once.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import signing
+from django.http import HttpRequest
+from django.urls import reverse
+
+SALT = "generations.media"
+KINDS = ("video", "poster")
+
+
+def absolute_url(path: str, request: HttpRequest | None = None) -> str:
+    """`STUDIO_BASE_URL` + path, else the request's own scheme and host."""
+    if settings.STUDIO_BASE_URL:
+        return settings.STUDIO_BASE_URL + path
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return f"http://127.0.0.1:8000{path}"
+
+
+def media_link(generation_id, kind: str, *, download: bool = False, request: HttpRequest | None = None) -> str:
+    token = signing.dumps({"g": str(generation_id), "k": kind, "d": int(download)}, salt=SALT, compress=True)
+    return absolute_url(reverse("generations:media-link", args=[token]), request)
+
+
+def media_link_read(token: str) -> tuple[str, str, bool] | None:
+    """(generation id, kind, download) of a valid, unexpired link; None otherwise."""
+    try:
+        data = signing.loads(token, salt=SALT, max_age=settings.STUDIO_MEDIA_LINK_SECONDS)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict) or data.get("k") not in KINDS:
+        return None
+    return str(data.get("g")), data["k"], bool(data.get("d"))
