@@ -96,7 +96,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "generations.api.schema.StudioAutoSchema",
     "EXCEPTION_HANDLER": "generations.api.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["generations.api.throttling.ApiThrottle"],
     "DEFAULT_THROTTLE_RATES": {

@@ -10,3 +10,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("generations.urls")),
 ]
+
+handler404 = "studio.views.page_not_found"
+handler500 = "studio.views.server_error"

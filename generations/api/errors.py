@@ -87,6 +87,6 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, str]:
 
 
 ERROR_RESPONSES = {
-    400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer,
-    422: ErrorSerializer, 429: ErrorSerializer,
+    400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 405: ErrorSerializer,
+    409: ErrorSerializer, 413: ErrorSerializer, 415: ErrorSerializer, 422: ErrorSerializer, 429: ErrorSerializer,
 }

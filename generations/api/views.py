@@ -71,18 +71,16 @@ ERROR_EXAMPLE = OpenApiExample("Invalid field", response_only=True, status_codes
     "details": {"input.duration": "7 is not allowed; allowed values: 6, 8, 10 seconds"}})
 
 
-class GenerationListView(APIView):
+class GenerationListView(generics.ListAPIView):
+    serializer_class = GenerationSerializer
+    pagination_class = NewestFirst
     throttle_classes = [ApiThrottle, CreateThrottle]
 
-    @extend_schema(parameters=[GenerationFilterSerializer, OpenApiParameter("cursor", str),
-                               OpenApiParameter("page_size", int)],
-                   responses={200: GenerationSerializer(many=True), **ERROR_RESPONSES},
-                   summary="Your generations, newest first")
-    def get(self, request: Request) -> Response:
-        filters = GenerationFilterSerializer(data=request.query_params)
+    def get_queryset(self):
+        filters = GenerationFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data
-        generations = generation_list_for(request.user)
+        generations = generation_list_for(self.request.user)
         if "project" in wanted:
             generations = generations.filter(project_id=wanted["project"])
         if "status" in wanted:
@@ -93,9 +91,13 @@ class GenerationListView(APIView):
             generations = generations.filter(created_at__gte=wanted["created_after"])
         if "created_before" in wanted:
             generations = generations.filter(created_at__lt=wanted["created_before"])
-        paginator = NewestFirst()
-        page = paginator.paginate_queryset(generations, request, view=self)
-        return paginator.get_paginated_response(GenerationSerializer(page, many=True, context={"request": request}).data)
+        return generations
+
+    @extend_schema(parameters=[GenerationFilterSerializer], responses={200: GenerationSerializer(many=True),
+                                                                       **ERROR_RESPONSES},
+                   summary="Your generations, newest first")
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=GenerationCreateSerializer, examples=[CREATE_EXAMPLE, ERROR_EXAMPLE],
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
@@ -182,16 +184,21 @@ class ApiKeyDetailView(APIView):
 
 # --- usage --------------------------------------------------------------------------------------
 
-class UsageLimitSerializer(serializers.Serializer):
-    used = serializers.CharField()
-    limit = serializers.CharField()
+class CountLimitSerializer(serializers.Serializer):
+    used = serializers.IntegerField()
+    limit = serializers.IntegerField()
+
+
+class MoneyLimitSerializer(serializers.Serializer):
+    used = serializers.CharField(help_text="USD, two decimals")
+    limit = serializers.CharField(help_text="USD, two decimals")
 
 
 class UsageSerializer(serializers.Serializer):
     month = serializers.CharField(help_text="the calendar month (UTC) that spend is counted in, YYYY-MM")
-    storage_bytes = UsageLimitSerializer()
-    monthly_spend_usd = UsageLimitSerializer()
-    active_jobs = UsageLimitSerializer()
+    storage_bytes = CountLimitSerializer()
+    monthly_spend_usd = MoneyLimitSerializer()
+    active_jobs = CountLimitSerializer()
 
 
 def usage_payload(user) -> dict:
