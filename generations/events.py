@@ -6,7 +6,9 @@ or not at all; anything that does network I/O must be enqueued on commit from he
 from __future__ import annotations
 
 from generations.models import Generation
+from webhooks.services import webhook_events_for_generation
 
 
 def generation_status_changed(generation: Generation) -> None:
     """`generation` (freshly read) has just moved to `generation.status`."""
+    webhook_events_for_generation(generation)
