@@ -1,23 +1,231 @@
-"""Web pages for signed-in users. Views call selectors and services only."""
+"""Web pages for signed-in users: studio gallery, projects, new generation, live job view, usage.
+
+Views are thin: parse a form, call one selector or service, render or redirect. Every lookup is
+scoped to the signed-in user, so other users' ids answer 404.
+"""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from generations import ltx
+from generations.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
 from generations.media_links import media_link_read
-from generations.selectors import generation_linkable, generation_list_for, generation_playable_for
-from storage.quotas import usage_for
+from generations.models import Generation, Project
+from generations.selectors import generation_get_for, generation_linkable, generation_list_for, generation_playable_for
+from generations.services.cancel import NotCancelable, generation_cancel
+from generations.services.create import IdempotencyConflict, generation_create
+from generations.services.delete import StillActive, generation_delete
+from generations.services.projects import ProjectBusy, project_default_for, project_delete, project_get_or_create
+from storage.quotas import QuotaExceeded, usage_for
 from storage.serving import serve_object
 
+PAGE_SIZE = 24
+LOG_LINES = 50
+
+
+def _page(request: HttpRequest, queryset: QuerySet) -> Page:
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _own_generation(request: HttpRequest, pk: uuid.UUID) -> Generation:
+    generation = generation_get_for(request.user, pk)
+    if generation is None:
+        raise Http404("No such generation")
+    return generation
+
+
+def _own_project(request: HttpRequest, pk: uuid.UUID) -> Project:
+    return get_object_or_404(Project, pk=pk, owner=request.user)
+
+
+# --- studio and gallery -------------------------------------------------------------------------
 
 @login_required
 def generation_list(request: HttpRequest) -> HttpResponse:
-    generations = generation_list_for(request.user)[:100]
-    return render(request, "generations/list.html", {"generations": generations, "usage": usage_for(request.user)})
+    return render(request, "generations/list.html", {"page": _page(request, generation_list_for(request.user)),
+                                                     "usage": usage_for(request.user)})
 
+
+@login_required
+def usage_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "generations/usage.html", {"usage": usage_for(request.user)})
+
+
+# --- projects -----------------------------------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_list(request: HttpRequest) -> HttpResponse:
+    project_default_for(request.user)
+    form = ProjectForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        project = project_get_or_create(request.user, form.cleaned_data["name"])
+        messages.success(request, f"Project “{project.name}” created.")
+        return redirect("generations:project", pk=project.pk)
+    projects = Project.objects.filter(owner=request.user)
+    return render(request, "generations/project_list.html", {"projects": projects, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    project = _own_project(request, pk)
+    form = ProjectForm(request.POST or None, instance=project, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Project renamed.")
+        return redirect("generations:project", pk=project.pk)
+    project.refresh_from_db()  # an invalid rename must not show the rejected name as the title
+    generations = generation_list_for(request.user).filter(project=project)
+    return render(request, "generations/project_detail.html",
+                  {"project": project, "form": form, "page": _page(request, generations)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_delete_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    project = _own_project(request, pk)
+    if request.method == "POST":
+        try:
+            project_delete(project)
+        except ProjectBusy as exc:
+            messages.error(request, f"Not deleted: {exc}.")
+            return redirect("generations:project", pk=project.pk)
+        messages.success(request, f"Project “{project.name}” and its videos were deleted.")
+        return redirect("generations:projects")
+    return render(request, "generations/project_confirm_delete.html",
+                  {"project": project, "count": project.generations.count()})
+
+
+# --- new generation -----------------------------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def generation_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = GenerationForm(request.POST, request.FILES, user=request.user)
+        if form.is_valid():
+            try:
+                generation, _ = generation_create(owner=request.user, **form.create_kwargs())
+            except ltx.InputError as exc:
+                form.add_input_errors(exc.errors)
+            except QuotaExceeded as exc:
+                form.add_error(None, str(exc))
+            except IdempotencyConflict:
+                form.add_error(None, "This form was already submitted with other settings. Check them and submit again.")
+                form.renew_idempotency_key()
+            else:
+                return redirect("generations:detail", pk=generation.pk)
+    else:
+        form = GenerationForm(user=request.user, initial=_new_form_initial(request))
+    usage = usage_for(request.user)
+    budget_left = max(usage.limits.monthly_spend_usd - usage.spend_usd, 0)
+    return render(request, "generations/new.html", {
+        "form": form, "usage": usage, "price": form.price_usd(), "budget_left": budget_left,
+        "price_table": {**price_table(), "budget_left": str(budget_left)},
+    })
+
+
+def _new_form_initial(request: HttpRequest) -> dict[str, Any]:
+    source = generation_get_for(request.user, request.GET["from"]) if request.GET.get("from") else None
+    if source is not None:
+        return initial_from(source)
+    project_id = parse_uuid(request.GET.get("project"))
+    project = Project.objects.filter(owner=request.user, pk=project_id).first() if project_id else None
+    return {"project": project} if project and project.name != Project.DEFAULT_NAME else {}
+
+
+# --- one generation -----------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def generation_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    generation = _own_generation(request, pk)
+    return render(request, "generations/detail.html", {
+        "g": generation, "status": status_payload(generation), "rerun_key": new_idempotency_key(),
+    })
+
+
+@login_required
+@require_GET
+def generation_status(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
+    return JsonResponse(status_payload(_own_generation(request, pk)))
+
+
+def status_payload(generation: Generation) -> dict[str, Any]:
+    """What the live job view shows, as JSON (also rendered server-side so a reload shows it)."""
+    end = generation.finished_at or timezone.now()
+    logs = [str(entry.get("message", "")) for entry in (generation.logs or [])[-LOG_LINES:] if isinstance(entry, dict)]
+    return {
+        "id": str(generation.pk),
+        "status": generation.status,
+        "status_display": generation.get_status_display(),
+        "terminal": generation.status in Generation.TERMINAL,
+        "queue_position": generation.queue_position if generation.status == Generation.Status.QUEUED else None,
+        "elapsed_seconds": max(0, int((end - generation.created_at).total_seconds())),
+        "logs": logs,
+        "error": generation.error_message,
+        "has_video": generation.video_id is not None and not generation.is_hidden,
+    }
+
+
+@login_required
+@require_POST
+def generation_cancel_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    generation = _own_generation(request, pk)
+    try:
+        generation_cancel(generation)
+        messages.success(request, "Canceled.")
+    except NotCancelable as exc:
+        messages.info(request, f"Nothing to cancel: {exc}.")
+    return redirect("generations:detail", pk=generation.pk)
+
+
+@login_required
+@require_POST
+def generation_rerun(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    """Run the same model, input and project again as a new job (idempotent per rendered button)."""
+    generation = _own_generation(request, pk)
+    if generation.is_active:
+        messages.error(request, "This generation is still running; wait for it or cancel it first.")
+        return redirect("generations:detail", pk=generation.pk)
+    try:
+        new, _ = generation_create(owner=request.user, model=generation.model_id, input=generation.input,
+                                   project=generation.project, webhook_url=generation.webhook_url,
+                                   idempotency_key=request.POST.get("idempotency_key") or None)
+    except (ltx.InputError, QuotaExceeded, IdempotencyConflict) as exc:
+        messages.error(request, f"Not re-run: {exc}")
+        return redirect("generations:detail", pk=generation.pk)
+    return redirect("generations:detail", pk=new.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def generation_delete_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    generation = _own_generation(request, pk)
+    if request.method == "POST":
+        try:
+            generation_delete(generation)
+        except StillActive as exc:
+            messages.error(request, f"Not deleted: {exc}.")
+            return redirect("generations:detail", pk=generation.pk)
+        messages.success(request, "Video deleted.")
+        return redirect(reverse("generations:project", args=[generation.project_id]))
+    return render(request, "generations/confirm_delete.html", {"g": generation})
+
+
+# --- media --------------------------------------------------------------------------------------
 
 def _visible_video(request: HttpRequest, pk: uuid.UUID):
     generation = generation_playable_for(request.user, pk)

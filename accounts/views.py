@@ -1,0 +1,69 @@
+"""Account pages: sign-in (with a clear suspended-account message), sign-up, API keys.
+
+Password change and reset are Django's own views with the studio's templates (accounts/urls.py).
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.forms import ApiKeyForm, SignupForm, StudioAuthenticationForm
+from accounts.keys import api_key_create, api_key_revoke
+from accounts.models import ApiKey
+
+NEW_KEY_SESSION = "accounts.new_api_key"
+
+
+def signup_allowed() -> bool:
+    return getattr(settings, "STUDIO_ALLOW_SIGNUP", True)
+
+
+class StudioLoginView(LoginView):
+    authentication_form = StudioAuthenticationForm
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "signup_allowed": signup_allowed()}
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if not signup_allowed():
+        raise Http404("Sign-up is closed")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.get_username()}.")
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        _, raw = api_key_create(user=request.user, name=form.cleaned_data["name"])
+        # Shown once, on the page after the redirect; the session copy is removed as it is shown.
+        request.session[NEW_KEY_SESSION] = raw
+        return redirect("accounts:api-keys")
+    return render(request, "accounts/api_keys.html", {
+        "form": form, "keys": ApiKey.objects.filter(user=request.user),
+        "new_key": request.session.pop(NEW_KEY_SESSION, None),
+    })
+
+
+@login_required
+@require_POST
+def api_key_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+    key = get_object_or_404(ApiKey, pk=pk, user=request.user)
+    api_key_revoke(key)
+    messages.success(request, f"Key “{key.name}” revoked.")
+    return redirect("accounts:api-keys")
