@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from generations import ltx
@@ -19,7 +20,6 @@ from generations.images import ACCEPT_ATTRIBUTE, ImageRejected, image_to_data_ur
 from generations.models import Generation, Project
 from generations.selectors import generation_get_for
 
-MAX_IMAGE_BYTES = 10 * 1000 * 1000
 MODE_CHOICES = [("text", "Text to video"), ("image", "Image to video")]
 TIER_CHOICES = [("pro", "Pro"), ("fast", "Fast")]
 # Where each LTX-2 input field's error is shown in the form.
@@ -64,7 +64,7 @@ class GenerationForm(forms.Form):
         upload = data.get("image")
         if upload:
             try:
-                data["image_url"] = image_to_data_uri(upload, max_bytes=MAX_IMAGE_BYTES)
+                data["image_url"] = image_to_data_uri(upload, max_bytes=settings.STUDIO_MAX_IMAGE_BYTES)
             except ImageRejected as exc:
                 self.add_error("image", str(exc))
         elif data.get("reuse_image_of"):

@@ -20,14 +20,18 @@ class ImageRejected(Exception):
     """The upload is not an acceptable start image; the message says why, for the user."""
 
 
+class ImageTooLarge(ImageRejected):
+    """The image is over the size limit."""
+
+
 def image_to_data_uri(uploaded_file: UploadedFile, *, max_bytes: int) -> str:
     """Check `uploaded_file` and return it as a base64 `data:` URI, or raise ImageRejected."""
     if uploaded_file.size is not None and uploaded_file.size > max_bytes:
-        raise ImageRejected(f"The image is {_mb(uploaded_file.size)}; at most {_mb(max_bytes)} is allowed.")
+        raise ImageTooLarge(f"The image is {_mb(uploaded_file.size)}; at most {_mb(max_bytes)} is allowed.")
     uploaded_file.seek(0)
     data = uploaded_file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ImageRejected(f"The image is larger than {_mb(max_bytes)}.")
+        raise ImageTooLarge(f"The image is larger than {_mb(max_bytes)}.")
     if not data:
         raise ImageRejected("The image file is empty.")
     content_type = _detect(data)

@@ -160,6 +160,7 @@ STUDIO_PROMPT_MAX_CHARS = env_int("STUDIO_PROMPT_MAX_CHARS", 2500)
 STUDIO_UPSTREAM_MODEL_PREFIX = env_str("STUDIO_UPSTREAM_MODEL_PREFIX", "fal-ai/ltx-2")
 STUDIO_ALLOWED_PRIVATE_HOSTS = env_list("STUDIO_ALLOWED_PRIVATE_HOSTS")
 STUDIO_MAX_VIDEO_BYTES = env_int("STUDIO_MAX_VIDEO_BYTES", 2 * 1024**3)
+STUDIO_MAX_IMAGE_BYTES = env_int("STUDIO_MAX_IMAGE_BYTES", 10 * 1000 * 1000)  # start images for image-to-video
 STUDIO_DEMO_USERNAME = env_str("STUDIO_DEMO_USERNAME", "demo")
 STUDIO_DEMO_PASSWORD = env_str("STUDIO_DEMO_PASSWORD", "demo-password")
 # How long a submit whose outcome is unknown (timeout after the body was sent) waits for fal to

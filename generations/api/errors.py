@@ -12,6 +12,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from generations.images import ImageRejected, ImageTooLarge
 from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
 from generations.services.create import IdempotencyConflict, NotRetryable
@@ -38,6 +39,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, InputError):
         details = {(f if f in INPUT_FIELDS_OUTSIDE_INPUT else f"input.{f}"): m for f, m in exc.errors.items()}
         return error(422, "validation_error", "The request has invalid fields: " + ", ".join(details) + ".", details)
+    if isinstance(exc, ImageTooLarge):
+        return error(413, "payload_too_large", str(exc), {"image": str(exc)})
+    if isinstance(exc, ImageRejected):
+        return error(415, "unsupported_media_type", str(exc), {"image": str(exc)})
     if isinstance(exc, QuotaExceeded):
         return error(403, "quota_exceeded", str(exc), exc.as_dict())
     if isinstance(exc, IdempotencyConflict):

@@ -38,6 +38,9 @@ class GenerationCreateSerializer(serializers.Serializer):
     project = serializers.UUIDField(required=False, allow_null=True, help_text="default: your Inbox project")
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=1000,
                                        help_text="also receives this generation's events (signed)")
+    image = serializers.FileField(required=False, write_only=True,
+                                  help_text="image-to-video start image as a multipart upload (PNG, JPEG, WebP, "
+                                            "AVIF); the alternative to input.image_url")
 
     def validate_project(self, value):
         if value is None:

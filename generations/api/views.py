@@ -1,6 +1,7 @@
 """REST API v1 (design.md §2): thin views over services and selectors, scoped to the caller."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -15,6 +16,7 @@ from generations.api.errors import ERROR_RESPONSES
 from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
                                          GenerationFilterSerializer, GenerationSerializer, ProjectSerializer)
 from generations.api.throttling import ApiThrottle, CreateThrottle
+from generations.images import image_to_data_uri
 from generations.models import Project
 from generations.selectors import generation_get_for, generation_list_for
 from generations.services.cancel import generation_cancel
@@ -110,8 +112,14 @@ class GenerationListView(generics.ListAPIView):
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > 128:
             raise serializers.ValidationError({"Idempotency-Key": "at most 128 characters"})
+        data = body.validated_data["input"]
+        if "image" in body.validated_data:
+            if not isinstance(data, dict):
+                raise serializers.ValidationError({"input": "must be a JSON object with the LTX-2 fields"})
+            data = {**data, "image_url": image_to_data_uri(body.validated_data["image"],
+                                                           max_bytes=settings.STUDIO_MAX_IMAGE_BYTES)}
         generation, created = generation_create(
-            owner=request.user, model=body.validated_data["model"], input=body.validated_data["input"],
+            owner=request.user, model=body.validated_data["model"], input=data,
             project=body.validated_data.get("project"), idempotency_key=key or None,
             webhook_url=body.validated_data.get("webhook_url", ""))
         return Response(GenerationSerializer(generation, context={"request": request}).data,

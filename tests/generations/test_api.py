@@ -4,7 +4,6 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-import httpx
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -14,6 +13,7 @@ from accounts.models import ApiKey
 from generations.models import Generation, Project
 from storage.models import UsageEntry, UserQuota
 from tests.generations.test_pipeline import track_until
+from tests.media_fetch import fetch
 
 pytestmark = pytest.mark.django_db
 BODY = {"model": "t2v", "input": {"prompt": "A cowboy at high noon", "duration": 8}}
@@ -245,12 +245,12 @@ def test_a_finished_generation_has_a_videofile_with_working_signed_links(api, fa
     assert (video["width"], video["height"], video["fps"], video["num_frames"], video["has_audio"]) == (120, 66, 25.0, 200, True)
     assert video["content_type"] == "video/mp4" and video["file_name"].endswith(".mp4")
     anonymous = APIClient()
-    stream = anonymous.get(video["url"].removeprefix("http://testserver"), HTTP_RANGE="bytes=0-9")
-    assert stream.status_code == 206 and b"".join(stream.streaming_content) and stream["Content-Range"].endswith(f"/{video['file_size']}")
-    download = anonymous.get(video["download_url"].removeprefix("http://testserver"))
-    assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
-    poster = anonymous.get(video["poster_url"].removeprefix("http://testserver"))
-    assert poster.status_code == 200 and poster["Content-Type"] == "image/jpeg"
+    status, headers, body = fetch(anonymous, video["url"].removeprefix("http://testserver"), Range="bytes=0-9")
+    assert (status, len(body)) == (206, 10) and headers["Content-Range"].endswith(f"/{video['file_size']}")
+    status, headers, body = fetch(anonymous, video["download_url"].removeprefix("http://testserver"))
+    assert (status, len(body)) == (200, video["file_size"]) and headers["Content-Disposition"].startswith("attachment")
+    status, headers, body = fetch(anonymous, video["poster_url"].removeprefix("http://testserver"))
+    assert (status, headers["Content-Type"], body[:3]) == (200, "image/jpeg", b"\xff\xd8\xff")
     Generation.objects.filter(pk=generation_id).update(is_hidden=True)
     assert anonymous.get(video["url"].removeprefix("http://testserver")).status_code == 404
     assert api.get(f"/api/v1/generations/{generation_id}/").json()["video"] is None
@@ -306,3 +306,47 @@ def test_openapi_schema_and_docs_are_served(client):
     assert {"/api/v1/generations/", "/api/v1/generations/{id}/", "/api/v1/generations/{id}/cancel/",
             "/api/v1/projects/", "/api/v1/keys/", "/api/v1/usage/"} <= set(paths)
     assert client.get("/api/docs/").status_code == 200
+
+
+# --- image-to-video uploads ---------------------------------------------------------------------
+
+def png_upload(size=(64, 36), name="start.png"):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 80, 20)).save(buffer, format="PNG")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/png")
+
+
+def test_image_to_video_accepts_a_multipart_upload(api, task_queue):
+    import json
+
+    response = api.post("/api/v1/generations/", {"model": "i2v", "input": json.dumps({"prompt": "make it move"}),
+                                                 "image": png_upload()}, format="multipart")
+    assert response.status_code == 201, response.json()
+    assert response.json()["input"]["image_url"].startswith("data:image/png;base64,")
+    assert Generation.objects.get().input["image_url"] == response.json()["input"]["image_url"]
+
+
+def test_an_oversized_upload_is_413_and_a_non_image_is_415(api, settings, task_queue):
+    import json
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.STUDIO_MAX_IMAGE_BYTES = 100
+    body = {"model": "i2v", "input": json.dumps({"prompt": "x"})}
+    assert_error(api.post("/api/v1/generations/", {**body, "image": png_upload((400, 400))}, format="multipart"),
+                 413, "payload_too_large", "image")
+    settings.STUDIO_MAX_IMAGE_BYTES = 10_000_000
+    text = SimpleUploadedFile("notes.png", b"this is not a picture", content_type="image/png")
+    assert_error(api.post("/api/v1/generations/", {**body, "image": text}, format="multipart"),
+                 415, "unsupported_media_type", "image")
+    assert Generation.objects.count() == 0 and UsageEntry.objects.count() == 0
+
+
+def test_image_url_as_a_data_uri_works_without_upload(api, task_queue):
+    body = {"model": "i2v-fast", "input": {"prompt": "x", "image_url": "data:image/png;base64,iVBORw0KGgo="}}
+    assert api.post("/api/v1/generations/", body, format="json").status_code == 201

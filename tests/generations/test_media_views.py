@@ -1,11 +1,11 @@
 """Serving stored videos: owner-only, hidden content for staff only, Range/seek, download names."""
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from generations.models import Generation
 from tests.generations.test_pipeline import create, track_until
+from tests.media_fetch import fetch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,16 +19,6 @@ def video(storage_backend, fal_sim, task_queue, user):
     generation.refresh_from_db()
     assert generation.status == Generation.Status.SUCCEEDED
     return generation, storage_backend
-
-
-def fetch(client, url, **headers):
-    """GET through the studio; on S3 follow the redirect to the presigned URL like a browser would."""
-    response = client.get(url, headers=headers)
-    if response.status_code == 302 and response["Location"].startswith("http"):
-        upstream = httpx.get(response["Location"], headers=headers)
-        return upstream.status_code, upstream.headers, upstream.content
-    body = b"".join(response.streaming_content) if response.streaming else response.content
-    return response.status_code, response.headers, body
 
 
 def test_owner_gets_the_whole_video_with_type_and_inline_disposition(client, user, video):

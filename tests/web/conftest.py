@@ -27,7 +27,7 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="module")
 def studio_processes(django_db_setup, tmp_path_factory) -> Iterator[dict[str, str]]:
-    """The simulator (one runner, 2 s per job, so a queue forms) and a worker cluster, sharing the test database."""
+    """The simulator (one runner, 2 s per job, so a queue forms); it keeps no database state."""
     from tests.processes import child_env, free_port, manage, stop, wait_for_port
 
     port = free_port()
@@ -36,26 +36,29 @@ def studio_processes(django_db_setup, tmp_path_factory) -> Iterator[dict[str, st
     env.pop("FAL_REST_URL", None)
     falsim = manage("falsim", "--port", str(port), "--key", "web-key", "--scale", "16", "--run-seconds", "2",
                     "--runners", "1", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cluster = None
     try:
         wait_for_port(port, falsim)
-        cluster = manage("qcluster", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         yield env
     finally:
-        if cluster is not None:
-            stop(cluster)
         stop(falsim)
 
 
 @pytest.fixture
-def studio(studio_processes, live_server, settings) -> str:
-    """The live server's URL, with its settings pointing at the same simulator and media folder as the workers."""
+def studio(studio_processes, live_server, settings) -> Iterator[str]:
+    """The live server's URL, with its settings pointing at the same simulator and media folder as a
+    worker cluster started for this test. The cluster starts after (and so stops before) the live
+    server's database is set up: a worker still holding locks would deadlock PostgreSQL's flush."""
     from generations.upstream import reset_fal_client
+    from tests.processes import manage, stop
 
     settings.FAL_QUEUE_URL = studio_processes["FAL_QUEUE_URL"]
     settings.FAL_REST_URL = studio_processes["FAL_QUEUE_URL"]
     settings.FAL_KEY = studio_processes["FAL_KEY"]
     settings.MEDIA_ROOT = studio_processes["MEDIA_ROOT"]
     reset_fal_client()
-    yield live_server.url
-    reset_fal_client()
+    cluster = manage("qcluster", env=studio_processes, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield live_server.url
+    finally:
+        stop(cluster)
+        reset_fal_client()
