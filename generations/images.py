@@ -1,7 +1,7 @@
 """Start images for image-to-video: the one place an uploaded image is checked and encoded.
 
 An upload is accepted only when it is small enough and Pillow really decodes it as PNG, JPEG,
-WebP or AVIF (the file name and the browser's content type are not trusted). The result is a
+WebP, AVIF or HEIF (pillow-heif) (the file name and the browser's content type are not trusted). The result is a
 `data:` URI that goes into the LTX-2 input's `image_url`.
 """
 from __future__ import annotations
@@ -9,11 +9,17 @@ from __future__ import annotations
 import base64
 import io
 
+import pillow_heif
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError, features
 
-ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "AVIF": "image/avif"}
-ACCEPT_ATTRIBUTE = ",".join(ALLOWED_FORMATS.values())  # for <input type=file accept=…>
+pillow_heif.register_heif_opener()  # HEIF/HEIC photos (phones) open like any other image
+
+ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "AVIF": "image/avif",
+                   "HEIF": "image/heif"}
+# for <input type=file accept=…>; browsers label HEIC photos by extension or as image/heic
+ACCEPT_ATTRIBUTE = ",".join([*ALLOWED_FORMATS.values(), "image/heic", ".heic", ".heif"])
+PREVIEW_MAX_SIDE = 480
 
 
 class ImageRejected(Exception):
@@ -38,6 +44,20 @@ def image_to_data_uri(uploaded_file: UploadedFile, *, max_bytes: int) -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+def image_preview_jpeg(uploaded_file: UploadedFile, *, max_bytes: int) -> bytes:
+    """A small JPEG of an acceptable start image, for formats browsers cannot show (HEIF).
+
+    Applies the same checks as `image_to_data_uri` (raises ImageRejected / ImageTooLarge)."""
+    data_uri = image_to_data_uri(uploaded_file, max_bytes=max_bytes)
+    raw = base64.b64decode(data_uri.split(",", 1)[1])
+    with Image.open(io.BytesIO(raw)) as image:
+        image = image.convert("RGB")
+        image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+        output = io.BytesIO()
+        image.save(output, format="JPEG", quality=80)
+    return output.getvalue()
+
+
 def _detect(data: bytes) -> str:
     if _is_avif(data) and not features.check("avif"):
         # This Pillow cannot decode AVIF; trust the ISO-BMFF brand, fal decodes it.
@@ -46,12 +66,12 @@ def _detect(data: bytes) -> str:
         with Image.open(io.BytesIO(data)) as image:
             image_format = image.format
             if image_format not in ALLOWED_FORMATS:
-                raise ImageRejected(f"{image_format} images are not supported; use PNG, JPEG, WebP or AVIF.")
+                raise ImageRejected(f"{image_format} images are not supported; use PNG, JPEG, WebP, AVIF or HEIF.")
             image.load()  # decode fully, so a truncated or corrupt file is caught here
     except ImageRejected:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise ImageRejected("This file is not a readable image; use PNG, JPEG, WebP or AVIF.") from None
+        raise ImageRejected("This file is not a readable image; use PNG, JPEG, WebP, AVIF or HEIF.") from None
     return ALLOWED_FORMATS[image_format]
 
 

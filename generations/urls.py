@@ -6,6 +6,7 @@ app_name = "generations"
 urlpatterns = [
     path("", views.generation_list, name="list"),
     path("new/", views.generation_new, name="new"),
+    path("new/image-preview", views.image_preview, name="image-preview"),
     path("usage/", views.usage_view, name="usage"),
     path("projects/", views.project_list, name="projects"),
     path("projects/<uuid:pk>/", views.project_detail, name="project"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from generations import ltx
 from generations.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
+from generations.images import ImageRejected, ImageTooLarge, image_preview_jpeg
 from generations.media_links import media_link_read
 from generations.models import Generation, Project
 from generations.selectors import generation_get_for, generation_linkable, generation_list_for, generation_playable_for
@@ -262,3 +264,19 @@ def media_link_view(request: HttpRequest, token: str) -> HttpResponse:
             raise Http404("No poster")
         return serve_object(request, video.poster, file_name="poster.jpg", as_attachment=False)
     return serve_object(request, video.file, file_name=video.file_name, as_attachment=download)
+
+
+@login_required
+@require_POST
+def image_preview(request: HttpRequest) -> HttpResponse:
+    """A server-made JPEG preview of a chosen start image (browsers cannot show HEIF)."""
+    upload = request.FILES.get("image")
+    if upload is None:
+        return HttpResponse("Choose an image.", status=400, content_type="text/plain")
+    try:
+        jpeg = image_preview_jpeg(upload, max_bytes=settings.STUDIO_MAX_IMAGE_BYTES)
+    except ImageTooLarge as exc:
+        return HttpResponse(str(exc), status=413, content_type="text/plain")
+    except ImageRejected as exc:
+        return HttpResponse(str(exc), status=415, content_type="text/plain")
+    return HttpResponse(jpeg, content_type="image/jpeg")

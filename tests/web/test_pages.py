@@ -136,7 +136,7 @@ def test_new_form_offers_valid_choices_the_price_and_budget(alice):
     assert "$0.36" in html  # pro, 6 s, 1080p
     assert "Budget left" in html and "$50.00" in html
     assert 'id="price-table"' in html and '"2160p": "0.24"' in html
-    assert 'accept="image/png,image/jpeg,image/webp,image/avif"' in html
+    assert 'accept="image/png,image/jpeg,image/webp,image/avif,image/heif,image/heic,.heic,.heif"' in html
 
 
 def test_submit_creates_one_job_and_redirects_to_it(alice, user):
@@ -383,3 +383,24 @@ def test_forms_are_csrf_protected(user, task_queue):
     assert client.post("/accounts/keys/", {"name": "x"}).status_code == 403
     for url in ("/new/", "/projects/", "/accounts/keys/", "/accounts/password_change/"):
         assert b"csrfmiddlewaretoken" in client.get(url).content, url
+
+
+def heif_upload(name="photo.heic"):
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 360), (30, 90, 160)).save(buffer, format="HEIF")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/heic")
+
+
+def test_heif_start_images_are_accepted_and_previewed_by_the_server(alice):
+    preview = alice.post(reverse("generations:image-preview"), {"image": heif_upload()})
+    assert preview.status_code == 200 and preview["Content-Type"] == "image/jpeg"
+    with Image.open(io.BytesIO(preview.content)) as image:
+        assert image.format == "JPEG" and max(image.size) == 480
+    assert image_to_data_uri(heif_upload(), max_bytes=10_000_000).startswith("data:image/heif;base64,")
+
+
+def test_the_preview_endpoint_rejects_non_images_and_needs_sign_in(alice):
+    not_image = SimpleUploadedFile("x.heic", b"plain text", content_type="image/heic")
+    response = alice.post(reverse("generations:image-preview"), {"image": not_image})
+    assert response.status_code == 415 and "HEIF" in response.content.decode()
+    assert Client().post(reverse("generations:image-preview"), {"image": heif_upload()}).status_code == 302
