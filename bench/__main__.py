@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 from bench.report import ROOT, write
 
@@ -16,6 +17,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--copy-mb", type=int, default=1024, help="size of the copied file (default 1 GB)")
     parser.add_argument("--only", choices=["tracking", "copy"], help="run one benchmark only")
+    parser.add_argument("--report", default=str(ROOT / "bench-report.json"), help="where to write the JSON report")
     args = parser.parse_args()
 
     scratch = tempfile.mkdtemp(prefix="studio-bench-")
@@ -40,7 +42,7 @@ def main() -> None:
         rows += tracking.run(args.jobs, args.run_seconds, args.workers)
     if args.only in (None, "copy"):
         rows += copy.run(args.copy_mb)
-    write(rows)
+    write(rows, Path(args.report))
 
 
 if __name__ == "__main__":

@@ -33,10 +33,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def write(rows: list[Row]) -> Path:
+def write(rows: list[Row], path: Path = ROOT / "bench-report.json") -> Path:
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
     payload = {"machine": machine, "rows": [{**asdict(row), "ratio": row.ratio} for row in rows]}
-    path = ROOT / "bench-report.json"
     path.write_text(json.dumps(payload, indent=2))
     print(f"{'name':34} {'value':>10} {'unit':8} {'baseline':>10} {'ratio':>7}  note")
     for row in rows:
