@@ -27,12 +27,13 @@ No Django imports here: the simulator runs inside or outside Django.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from fractions import Fraction
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 SAMPLE_RATE = 48000
 AUDIO_CHUNK = 1024  # AAC frame size
@@ -67,7 +68,10 @@ def render_video(
     text: str,
     progress=None,
     should_stop=None,
+    image: bytes | None = None,
 ) -> dict:
+    """Render a test-pattern MP4; with `image` (encoded bytes), image-to-video: the image scaled to the
+    frame is frame 0, then it slowly zooms in under a moving progress bar and box."""
     width, height, fps, duration = int(width), int(height), int(fps), int(duration)
     if width < 2 or height < 2 or width % 2 or height % 2:
         raise ValueError(f"width and height must be even and >= 2, got {width}x{height}")
@@ -76,7 +80,7 @@ def render_video(
     num_frames = duration * fps
     path = os.fspath(path)
     try:
-        _encode(path, width, height, fps, num_frames, audio, text, progress, should_stop)
+        _encode(path, width, height, fps, num_frames, audio, text, progress, should_stop, image)
     except BaseException:
         _remove_quietly(path)
         raise
@@ -98,8 +102,8 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def _encode(path, width, height, fps, num_frames, audio, text, progress, should_stop):
-    painter = _FramePainter(width, height, fps, num_frames, audio, text)
+def _encode(path, width, height, fps, num_frames, audio, text, progress, should_stop, image=None):
+    painter = _FramePainter(width, height, fps, num_frames, audio, text, image=_start_frame(image, width, height))
     container = av.open(path, "w", options={"movflags": "+faststart"})
     try:
         video = container.add_stream("libx264", rate=fps)
@@ -183,6 +187,23 @@ def _even(n: float) -> int:
     return int(n) // 2 * 2
 
 
+def _start_frame(image: bytes | None, width: int, height: int) -> Image.Image | None:
+    """The start image scaled (and centre-cropped) to the frame, or None (no image, or not decodable)."""
+    if not image:
+        return None
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except ImportError:  # pragma: no cover - HEIF inputs then render without their image
+        pass
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            return ImageOps.fit(opened.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+    except Exception:  # noqa: BLE001 - an unreadable image renders as text-to-video
+        return None
+
+
 class _FramePainter:
     """Holds the pre-rendered background as YUV planes and patches moving parts per frame."""
 
@@ -190,7 +211,11 @@ class _FramePainter:
     BOX_RGB = (255, 170, 40)
     TRACK_RGB = (45, 50, 60)
 
-    def __init__(self, width, height, fps, num_frames, audio, text):
+    ZOOM = 0.3  # image-to-video: how far the start image zooms in over the clip...
+    PAN = 0.1  # ...while the view drifts right by this fraction of the width
+
+    def __init__(self, width, height, fps, num_frames, audio, text, image: Image.Image | None = None):
+        self.start = image
         self.w, self.h = width, height
         self.fps, self.num_frames = fps, num_frames
         w, h = width, height
@@ -208,7 +233,7 @@ class _FramePainter:
         self.clock_font_px = max(6, int(unit * 4.5))
         self.clock_origin = (_even(w * 0.05), _even(h * 0.05))
 
-        background = self._draw_background(text, audio)
+        background = self.start if self.start is not None else self._draw_background(text, audio)
         self.bg_y, self.bg_u, self.bg_v = self._to_planes(background)
         self.digits = _DigitSprites(self.clock_font_px, self.bg_y_at(self.clock_origin))
 
@@ -270,6 +295,8 @@ class _FramePainter:
         self.v[y0 // 2 : (y1 + 1) // 2, x0 // 2 : (x1 + 1) // 2] = vv
 
     def frame(self, index: int) -> np.ndarray:
+        if self.start is not None:
+            return self._image_frame(index)
         np.copyto(self.y, self.bg_y)
         np.copyto(self.u, self.bg_u)
         np.copyto(self.v, self.bg_v)
@@ -285,6 +312,33 @@ class _FramePainter:
             seconds = index / self.fps
             clock = f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}.{index % self.fps:02d} {index + 1:05d}"
             self.digits.blit(self.y, clock, *self.clock_origin)
+        return self.buf.reshape(self.shape)
+
+
+    def _image_frame(self, index: int) -> np.ndarray:
+        """Frame 0 is the start image itself; later frames zoom in slowly with the bar and box moving over it."""
+        if index == 0:
+            np.copyto(self.y, self.bg_y)
+            np.copyto(self.u, self.bg_u)
+            np.copyto(self.v, self.bg_v)
+            return self.buf.reshape(self.shape)
+        t = index / max(1, self.num_frames - 1)
+        zoom = 1.0 + self.ZOOM * t
+        cw, ch = self.w / zoom, self.h / zoom
+        left = min(self.w - cw, (self.w - cw) / 2 + self.PAN * self.w * t)
+        top = (self.h - ch) / 2
+        zoomed = self.start.resize((self.w, self.h), Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
+        y, u, v = self._to_planes(zoomed)
+        np.copyto(self.y, y)
+        np.copyto(self.u, u)
+        np.copyto(self.v, v)
+        done = (index + 1) / self.num_frames
+        bx0, by0, bx1, by1 = self.bar
+        self._fill(bx0, by0, bx0 + _even((bx1 - bx0) * done), by1, self.BAR_RGB)
+        phase = (index / self.fps) % 2.0
+        travel = max(0, self.w - self.box_size)
+        x = _even(travel * (phase if phase <= 1.0 else 2.0 - phase))
+        self._fill(x, self.box_y, x + self.box_size, self.box_y + self.box_size, self.BOX_RGB)
         return self.buf.reshape(self.shape)
 
 

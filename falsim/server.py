@@ -327,6 +327,8 @@ class SimRequest:
     webhook_attempts: int = 0
     webhook_delivered_at: float | None = None
     webhook_error: str | None = None
+    image_source: str = ""  # image-to-video: "data_uri", "uploaded" (this simulator's /files/) or "url"
+    image: bytes | None = None  # the start image, once loaded
 
 
 @dataclass(eq=False)
@@ -529,6 +531,9 @@ class FalSimulator:
                 "renders": self._counts["renders"],
                 "webhooks_delivered": self._counts["webhooks_delivered"],
                 "webhooks_failed": self._counts["webhooks_failed"],
+                "image_data_uri": self._counts["image_data_uri"],
+                "image_uploaded": self._counts["image_uploaded"],
+                "image_url": self._counts["image_url"],
             }
 
     def requests(self) -> list[dict]:
@@ -595,6 +600,10 @@ class FalSimulator:
             forget_after="[sim:lost]" in prompt or self._roll("lost"),
             slow="[sim:slow]" in prompt,
         )
+        image_url = params.get("image_url")
+        if isinstance(image_url, str):
+            req.image_source, req.image = self._image_from(image_url)
+            self._count(f"image_{req.image_source}")
         with self._lock:
             position = len(self._queue)
             self._requests[req.id] = req
@@ -802,6 +811,36 @@ class FalSimulator:
             # Wake at the next progress step rather than ticking, so 1000 runners stay cheap.
             req.cancel_event.wait(max(0.005, min(deadline, progress.next_step_time()) - now))
 
+    def _image_from(self, image_url: str) -> tuple[str, bytes | None]:
+        """Where a start image comes from, and its bytes when they are at hand (data URI, our own /files/)."""
+        if image_url.startswith("data:"):
+            try:
+                return "data_uri", base64.b64decode(image_url.split(",", 1)[1], validate=False)
+            except (ValueError, IndexError):
+                return "data_uri", None
+        match = re.match(r"^https?://[^/]+/files/([^/]+)/", image_url)
+        if match:
+            with self._lock:
+                entry = self._files.get(match.group(1))
+            if entry is not None:
+                try:
+                    with open(entry.path, "rb") as handle:
+                        return "uploaded", handle.read()
+                except OSError:
+                    return "uploaded", None
+        return "url", None  # fetched (briefly) when the request runs
+
+    def _load_image(self, req: SimRequest) -> bytes | None:
+        if req.image is not None or req.image_source != "url":
+            return req.image
+        try:
+            response = httpx.get(req.params["image_url"], timeout=3.0, follow_redirects=True)
+            if response.status_code == 200 and len(response.content) <= 50 * 1024 * 1024:
+                req.image = response.content
+        except Exception:  # noqa: BLE001 - any failure to fetch renders without the image, like a blank start
+            self._log(req, "Could not download the start image; rendering without it", "WARNING")
+        return req.image
+
     def _render_for(self, req: SimRequest, width: int, height: int, progress: "_ProgressLog") -> dict:
         p = req.params
         file_name = f"{req.id}.mp4"
@@ -810,7 +849,7 @@ class FalSimulator:
             facts, path = self._cached_render(req, spec)
         else:
             path = os.path.join(self.workdir, "renders", file_name)
-            facts = render_video(path, text=p["prompt"], **spec,
+            facts = render_video(path, text=p["prompt"], **spec, image=self._load_image(req),
                                  progress=progress.render_fraction,
                                  should_stop=lambda: self._stop_requested(req))
             self._count("renders")

@@ -82,8 +82,9 @@ class FalQueueClient:
     """One httpx client per instance: Key auth, explicit timeouts, no redirects, injectable transport."""
 
     def __init__(self, *, base_url: str, key: str, connect_timeout: float = 5.0, read_timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None, max_connections: int = 100):
+                 transport: httpx.BaseTransport | None = None, max_connections: int = 100, rest_url: str = ""):
         self.base_url = base_url.rstrip("/")
+        self.rest_url = (rest_url or "https://rest.fal.ai").rstrip("/")
         self._http = httpx.Client(
             headers={"Authorization": f"Key {key}", "User-Agent": "ltx-studio"},
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
@@ -148,6 +149,33 @@ class FalQueueClient:
             raise
         body = _json(response)
         return str(body.get("status", "")) if isinstance(body, dict) else ""
+
+    def upload(self, data: bytes, content_type: str, file_name: str) -> str:
+        """Put `data` into fal's storage (upload flow: initiate, then PUT to the signed URL); returns its file URL.
+
+        Nothing is submitted, so every failure is safe to retry: FalUnavailable, or FalRejected when fal refused.
+        """
+        response = self._send("POST", f"{self.rest_url}/storage/upload/initiate",
+                              params={"storage_type": "fal-cdn-v3"},
+                              json={"file_name": file_name, "content_type": content_type})
+        body = _json(response)
+        upload_url = body.get("upload_url") if isinstance(body, dict) else None
+        file_url = body.get("file_url") if isinstance(body, dict) else None
+        if not isinstance(upload_url, str) or not isinstance(file_url, str):
+            raise FalUnavailable(f"upload initiate answered without upload_url/file_url: {str(body)[:200]}",
+                                 status_code=response.status_code)
+        try:
+            request = self._http.build_request("PUT", upload_url, content=data, headers={"Content-Type": content_type})
+            del request.headers["Authorization"]  # the signed upload URL is the credential; never send the key
+            put = self._http.send(request)
+        except httpx.TransportError as exc:
+            raise FalUnavailable(f"PUT upload: no complete answer ({type(exc).__name__})") from exc
+        if not put.is_success:
+            error = _classify(put, ambiguous_after_send=False)
+            if isinstance(error, FalAmbiguous):  # an upload is never ambiguous: nothing runs
+                error = FalUnavailable(str(error), status_code=error.status_code, detail=error.detail)
+            raise error
+        return file_url
 
     def _send(self, method: str, url: str, *, ambiguous_after_send: bool = False, **kwargs: Any) -> httpx.Response:
         try:

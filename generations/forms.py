@@ -19,6 +19,7 @@ from generations import ltx
 from generations.images import ACCEPT_ATTRIBUTE, ImageRejected, image_to_data_uri
 from generations.models import Generation, Project
 from generations.selectors import generation_get_for
+from generations.services.create import generation_start_image_value
 
 MODE_CHOICES = [("text", "Text to video"), ("image", "Image to video")]
 TIER_CHOICES = [("pro", "Pro"), ("fast", "Fast")]
@@ -69,7 +70,7 @@ class GenerationForm(forms.Form):
                 self.add_error("image", str(exc))
         elif data.get("reuse_image_of"):
             source = generation_get_for(self.user, data["reuse_image_of"])
-            data["image_url"] = source.input.get("image_url") if source else None
+            data["image_url"] = generation_start_image_value(source) if source else None
         if not data["image_url"] and "image" not in self.errors:
             self.add_error("image", "Choose a start image for image-to-video.")
         return data

@@ -91,6 +91,9 @@ class Generation(models.Model):
 
     video = models.OneToOneField("storage.StoredVideo", on_delete=models.SET_NULL, null=True, blank=True,
                                  related_name="generation")
+    # Image-to-video: the user's start image, kept as the studio's own object (counted in the quota).
+    start_image = models.OneToOneField("storage.StoredObject", on_delete=models.SET_NULL, null=True, blank=True,
+                                       related_name="start_image_of")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -135,6 +138,7 @@ class GenerationAttempt(models.Model):
         RESULT = "result"
         CANCEL = "cancel"
         DOWNLOAD = "download"
+        UPLOAD = "upload"  # the start image handed to fal: data URI inline, or uploaded to fal's storage
 
     class Outcome(models.TextChoices):
         SENT = "sent"  # written before the call; still "sent" afterwards means we died mid-call

@@ -18,5 +18,6 @@ urlpatterns = [
     path("generations/<uuid:pk>/delete", views.generation_delete_view, name="delete"),
     path("generations/<uuid:pk>/video", views.generation_video, name="video"),
     path("generations/<uuid:pk>/poster", views.generation_poster, name="poster"),
+    path("generations/<uuid:pk>/start-image", views.generation_start_image, name="start-image"),
     path("media/<str:token>", views.media_link_view, name="media-link"),
 ]

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from generations import ltx
 from generations.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
-from generations.images import ImageRejected, ImageTooLarge, image_preview_jpeg
+from generations.images import ImageRejected, ImageTooLarge, image_preview_jpeg, stored_image_thumbnail
 from generations.media_links import media_link_read
 from generations.models import Generation, Project
 from generations.selectors import generation_get_for, generation_linkable, generation_list_for, generation_playable_for
@@ -249,6 +249,27 @@ def generation_poster(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     if generation.video.poster is None:
         raise Http404("No poster")
     return serve_object(request, generation.video.poster, file_name="poster.jpg", as_attachment=False)
+
+
+@login_required
+def generation_start_image(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    """A JPEG thumbnail of an image-to-video job's start image (server-made, so HEIF/AVIF show in any browser).
+
+    Owner (unless a moderator hid the job) or staff only; others get 404."""
+    generations = Generation.objects.select_related("start_image").filter(pk=pk, start_image__isnull=False)
+    if not request.user.is_staff:
+        generations = generations.filter(owner=request.user, is_hidden=False)
+    generation = generations.first()
+    if generation is None:
+        raise Http404("No start image")
+    try:
+        jpeg = stored_image_thumbnail(generation.start_image.key)
+    except (OSError, ValueError):
+        raise Http404("The start image is not readable") from None
+    response = HttpResponse(jpeg, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def media_link_view(request: HttpRequest, token: str) -> HttpResponse:

@@ -33,6 +33,11 @@ def storage_reconcile() -> Drift:
     open_jobs = (UsageEntry.objects.filter(event=Event.RESERVE)
                  .exclude(job__in=UsageEntry.objects.filter(event__in=[Event.SETTLE, Event.RELEASE]).values("job")))
     reserved = dict(open_jobs.values_list("user").annotate(total=Sum("bytes")))
+    # An unfinished image-to-video job's reservation already includes its stored start image.
+    open_ids = {str(job) for job in open_jobs.values_list("job", flat=True)}
+    for owner, key, size in StoredObject.objects.filter(key__contains="/start.").values_list("owner", "key", "size"):
+        if _job_of(key) in open_ids:
+            reserved[owner] = (reserved.get(owner) or 0) - size
     stored = dict(StoredObject.objects.values_list("owner").annotate(total=Sum("size")))
     ledger = dict(UsageEntry.objects.values_list("user").annotate(total=Sum("bytes")))
     for user_id in set(reserved) | set(stored) | set(ledger):
@@ -46,6 +51,12 @@ def storage_reconcile() -> Drift:
     if not drift.clean:
         log.warning("storage drift: %s", drift)
     return drift
+
+
+def _job_of(key: str) -> str:
+    """The generation id in `users/<uid>/generations/<id>/<name>`, or ""."""
+    parts = key.split("/")
+    return parts[3] if len(parts) == 5 and parts[2] == "generations" else ""
 
 
 def _list_objects(prefix: str):

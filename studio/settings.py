@@ -161,6 +161,10 @@ STUDIO_UPSTREAM_MODEL_PREFIX = env_str("STUDIO_UPSTREAM_MODEL_PREFIX", "fal-ai/l
 STUDIO_ALLOWED_PRIVATE_HOSTS = env_list("STUDIO_ALLOWED_PRIVATE_HOSTS")
 STUDIO_MAX_VIDEO_BYTES = env_int("STUDIO_MAX_VIDEO_BYTES", 2 * 1024**3)
 STUDIO_MAX_IMAGE_BYTES = env_int("STUDIO_MAX_IMAGE_BYTES", 10 * 1000 * 1000)  # start images for image-to-video
+STUDIO_MAX_IMAGE_PIXELS = env_int("STUDIO_MAX_IMAGE_PIXELS", 40_000_000)
+STUDIO_IMAGE_FETCH_TIMEOUT_SECONDS = env_float("STUDIO_IMAGE_FETCH_TIMEOUT_SECONDS", 10.0)
+# Start images up to this size go to fal as a data URI; larger ones through fal's storage upload.
+STUDIO_FAL_DATA_URI_MAX_BYTES = env_int("STUDIO_FAL_DATA_URI_MAX_BYTES", 256 * 1024)
 STUDIO_DEMO_USERNAME = env_str("STUDIO_DEMO_USERNAME", "demo")
 STUDIO_DEMO_PASSWORD = env_str("STUDIO_DEMO_PASSWORD", "demo-password")
 # How long a submit whose outcome is unknown (timeout after the body was sent) waits for fal to

@@ -3,19 +3,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from generations import ltx
+from generations.images import ImageRejected, StartImage, load_start_image
 from generations.models import Generation, Project
 from generations.queue import enqueue_on_commit
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
+from storage.keys import generation_key
+from storage.models import StoredObject
 from storage.quotas import estimate_bytes, quota_reserve
+from storage.transfer import delete_key, store_bytes
+
+# What a generation's stored `input["image_url"]` says when the start image was uploaded or given as a
+# data URI: the bytes live in the studio's storage (Generation.start_image), not in the row.
+START_IMAGE_REF = "studio:start-image"
 
 # If the on-commit enqueue is lost (process died right after commit), the tracker picks the
 # row up once this much time has passed.
@@ -46,6 +56,13 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     anything is written or sent upstream. With an `idempotency_key` already used by this owner for
     the same request, returns that generation and `created=False`; for a different request, raises
     IdempotencyConflict. Runs its own transaction.
+
+    Image-to-video: `input["image_url"]` (data URI or http(s) URL, fetched under the public-address
+    rule) is checked by decoding (`images.load_start_image`; a refusal is `InputError({"image_url": …})`),
+    stored before the transaction as the job's own object `start.<ext>` (removed again if the
+    transaction fails), linked as `Generation.start_image` and counted in the byte reservation. The
+    stored input keeps the original URL, or `START_IMAGE_REF` instead of a data URI; submit builds
+    what fal gets.
     """
     spec = ltx.resolve_model(model)
     data = ltx.validate_input(spec, input)
@@ -56,9 +73,28 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
         existing = Generation.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
         if existing:
             return _replay(existing, fingerprint), False
+    generation_id = uuid.uuid4()
+    start_key = ""
+    start: StartImage | None = None
+    if spec.is_image_to_video and data.get("image_url"):
+        try:
+            start = load_start_image(str(data["image_url"]))
+        except ImageRejected as exc:
+            raise ltx.InputError({"image_url": str(exc)}) from None
+        # Network I/O before the transaction; undone below if the transaction does not commit.
+        start_key = generation_key(owner.pk, generation_id, f"start.{start.extension}")
+        store_bytes(start_key, start.data, content_type=start.content_type)
+        data = {**data, "image_url": start.source_url or START_IMAGE_REF}
     try:
         with transaction.atomic():
+            start_object = None
+            if start is not None:
+                start_object = StoredObject.objects.create(
+                    owner=owner, key=start_key, size=start.size, content_type=start.content_type,
+                    sha256=hashlib.sha256(start.data).hexdigest())
             generation = Generation.objects.create(
+                id=generation_id,
+                start_image=start_object,
                 owner=owner,
                 project=project or project_default_for(owner),
                 model_id=spec.id,
@@ -71,15 +107,36 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
             )
             quota_reserve(user=owner, job=generation.pk, usd=generation.cost_usd, bytes=estimate_bytes(
                 duration=int(data["duration"]), resolution=data["resolution"], fps=int(data["fps"]),
-                audio=data["generate_audio"]), note=f"{spec.short_name} {data['duration']} s {data['resolution']}")
+                audio=data["generate_audio"]) + (start.size if start else 0), note=f"{spec.short_name} {data['duration']} s {data['resolution']}")
             enqueue_on_commit("generations.tasks.generation_submit_task", str(generation.pk))
             transaction.on_commit(tracker_ensure)
     except IntegrityError:
+        _forget_start_image(start_key)
         if not idempotency_key:
             raise
         # A concurrent request with the same key won the race; answer as its replay.
         return _replay(Generation.objects.get(owner=owner, idempotency_key=idempotency_key), fingerprint), False
+    except BaseException:
+        _forget_start_image(start_key)
+        raise
     return generation, True
+
+
+def _forget_start_image(key: str) -> None:
+    if key:
+        delete_key(key)
+
+
+def generation_start_image_value(generation: Generation) -> str:
+    """The start image as an `image_url` for a new request: its original URL, or a data URI of the stored bytes."""
+    image_url = str(generation.input.get("image_url") or "")
+    if image_url != START_IMAGE_REF:
+        return image_url
+    if generation.start_image is None:
+        return ""
+    with default_storage.open(generation.start_image.key, "rb") as handle:
+        data = handle.read()
+    return StartImage(data=data, content_type=generation.start_image.content_type).data_uri()
 
 
 def _replay(existing: Generation, fingerprint: str) -> Generation:
@@ -96,7 +153,10 @@ def generation_retry(generation: Generation) -> Generation:
     """
     if generation.status not in (Generation.Status.FAILED, Generation.Status.CANCELED):
         raise NotRetryable(f"only failed or canceled generations can be retried; this one is {generation.status}")
-    new, _ = generation_create(owner=generation.owner, model=generation.model_id, input=generation.input,
+    data = dict(generation.input)
+    if data.get("image_url") == START_IMAGE_REF:
+        data["image_url"] = generation_start_image_value(generation)
+    new, _ = generation_create(owner=generation.owner, model=generation.model_id, input=data,
                                project=generation.project, webhook_url=generation.webhook_url)
     return new
 

@@ -5,8 +5,10 @@ from django.db import transaction
 
 from generations.billing import stored_bytes
 from generations.models import Generation
+from storage.models import StoredObject
 from storage.quotas import quota_free_bytes
 from storage.services import video_delete
+from storage.transfer import delete_key
 
 
 class StillActive(Exception):
@@ -14,13 +16,13 @@ class StillActive(Exception):
 
 
 def generation_delete(generation: Generation) -> None:
-    """Delete `generation`, its video and poster, and free their bytes in the owner's ledger.
+    """Delete `generation`, its video and poster, its start image, and free their bytes in the owner's ledger.
 
     The objects go first and the rows after, so a crash in between leaves a row whose objects are
     gone, and running this again finishes the job (deleting a missing object is fine). Idempotent.
     Raises StillActive for an active generation.
     """
-    generation = Generation.objects.select_related("video__file", "video__poster").filter(pk=generation.pk).first()
+    generation = Generation.objects.select_related("video__file", "video__poster", "start_image").filter(pk=generation.pk).first()
     if generation is None:
         return
     if generation.status not in Generation.TERMINAL:
@@ -30,6 +32,11 @@ def generation_delete(generation: Generation) -> None:
         if generation.video_id:
             Generation.objects.filter(pk=generation.pk).update(video=None)
             video_delete(generation.video)
+        if generation.start_image_id:
+            start_image = generation.start_image
+            delete_key(start_image.key)
+            Generation.objects.filter(pk=generation.pk).update(start_image=None)
+            StoredObject.objects.filter(pk=start_image.pk).delete()
         quota_free_bytes(job=generation.pk, user_id=generation.owner_id, freed_bytes=freed,
                          note=f"deleted {generation.model_id} video")
         generation.delete()

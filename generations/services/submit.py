@@ -1,12 +1,14 @@
 """Submitting a generation to fal: the one step that cannot be undone (shared style.md §3.4)."""
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 Status = Generation.Status
 # How often a submit whose outcome is unknown is looked at again before its grace period ends.
 AMBIGUOUS_RECHECK = timedelta(seconds=30)
+# Start images up to this size go to fal inline as a data URI; larger ones through fal's storage upload.
+DATA_URI_MAX_BYTES = 256 * 1024
 
 
 def submit_lease() -> timedelta:
@@ -50,9 +54,23 @@ def generation_submit(pk: uuid.UUID | str) -> None:
         return
     generation = Generation.objects.get(pk=pk)
     spec = ltx.MODELS[generation.model_id]
+    try:
+        payload = _payload_for_fal(generation)
+    except (FalRejected, FalUnavailable) as exc:
+        # Nothing was submitted: a failed upload is retried like an unavailable submit, or ends the job.
+        if isinstance(exc, FalRejected):
+            transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
+                       error_message=f"fal refused the start image upload: {describe_detail(exc.detail)}")
+        else:
+            _retry_or_fail(generation, exc)
+        return
+    except OSError as exc:  # the stored start image could not be read; storage errors are worth retrying
+        log.warning("start image of %s unreadable: %s", pk, exc)
+        _retry_or_fail(generation, FalUnavailable(f"the stored start image could not be read: {exc}"))
+        return
     attempt = attempt_start(generation, GenerationAttempt.Kind.SUBMIT, number=generation.submit_attempts)
     try:
-        submission = get_fal_client().submit(spec.upstream_id, generation.input)
+        submission = get_fal_client().submit(spec.upstream_id, payload)
     except FalRejected as exc:
         attempt_finish(attempt, error=exc)
         transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
@@ -69,6 +87,42 @@ def generation_submit(pk: uuid.UUID | str) -> None:
         return
     attempt_finish(attempt, http_status=200, response=dataclasses.asdict(submission))
     _accept(generation, submission)
+
+
+def data_uri_max_bytes() -> int:
+    return int(getattr(settings, "STUDIO_FAL_DATA_URI_MAX_BYTES", DATA_URI_MAX_BYTES))
+
+
+def _payload_for_fal(generation: Generation) -> dict:
+    """The LTX-2 input to send: the stored start image handed over as a data URI (small) or a fal storage URL.
+
+    fal never reaches the studio's storage. The choice, and why, is recorded as an `upload` attempt.
+    Raises FalUnavailable / FalRejected when the upload to fal's storage fails (nothing submitted yet).
+    """
+    payload = dict(generation.input)
+    start = generation.start_image
+    if start is None:
+        return payload
+    with default_storage.open(start.key, "rb") as handle:
+        data = handle.read()
+    limit = data_uri_max_bytes()
+    attempt = attempt_start(generation, GenerationAttempt.Kind.UPLOAD, number=generation.submit_attempts)
+    if len(data) <= limit:
+        payload["image_url"] = f"data:{start.content_type};base64,{base64.b64encode(data).decode('ascii')}"
+        attempt_finish(attempt, response={"method": "data_uri", "bytes": len(data), "content_type": start.content_type,
+                                          "reason": f"{len(data)} bytes <= data URI limit {limit} bytes"})
+        return payload
+    file_name = start.key.rsplit("/", 1)[-1]
+    try:
+        file_url = get_fal_client().upload(data, start.content_type, file_name)
+    except (FalRejected, FalUnavailable) as exc:
+        attempt_finish(attempt, error=exc, response={"method": "fal_storage", "bytes": len(data)})
+        raise
+    payload["image_url"] = file_url
+    attempt_finish(attempt, http_status=200, response={
+        "method": "fal_storage", "bytes": len(data), "content_type": start.content_type, "file_url": file_url,
+        "reason": f"{len(data)} bytes > data URI limit {limit} bytes: uploaded to fal storage"})
+    return payload
 
 
 def _retry_or_fail(generation: Generation, exc: FalUnavailable) -> None:

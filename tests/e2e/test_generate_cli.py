@@ -115,3 +115,61 @@ def test_generate_wait_says_so_when_no_worker_cluster_runs(studio_env):
     assert run.returncode != 0
     assert "no worker picked up generation" in run.stderr and "qcluster" in run.stderr
     assert Generation.objects.get().status == Generation.Status.PENDING
+
+
+def _quadrants_png(path: Path, size=(640, 360)) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    pixels[: height // 2, : width // 2] = (220, 40, 40)
+    pixels[: height // 2, width // 2:] = (40, 200, 60)
+    pixels[height // 2:, : width // 2] = (40, 60, 220)
+    pixels[height // 2:, width // 2:] = (240, 220, 40)
+    Image.fromarray(pixels, "RGB").save(path, format="PNG")
+    return path.read_bytes()
+
+
+def test_generate_with_an_image_makes_an_image_to_video_job_that_starts_from_it(studio_env, cluster, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    start = tmp_path / "start.png"
+    data = _quadrants_png(start)
+    run = generate(studio_env, "The picture comes alive", "--image", str(start), "--wait")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    generation = Generation.objects.get(pk=lines[0].split()[1])
+    assert generation.model_id == "fal-ai/ltx-2/image-to-video"  # --image without --model means i2v
+    assert generation.status == Generation.Status.SUCCEEDED
+    assert generation.input["image_url"] == "studio:start-image"
+    assert generation.start_image.size == len(data) and generation.start_image.content_type == "image/png"
+    assert lines[-1].startswith(f"video: {scaled(1920)}x{scaled(1080)}, 25 fps, 6.000 s, 150 frames")
+    stats = httpx.get(studio_env["FAL_QUEUE_URL"] + "/_sim/stats").json()
+    assert stats["image_data_uri"] == 1 and stats["image_uploaded"] == 0
+
+    location = lines[-2].removeprefix("stored: ")
+    if location.startswith("http"):
+        with tempfile.NamedTemporaryFile(suffix=".mp4", delete=False) as handle:
+            handle.write(httpx.get(location).raise_for_status().content)
+        location = handle.name
+    with av.open(location) as container:
+        frame0 = next(container.decode(video=0)).to_image()
+
+    def small(image):
+        return np.asarray(image.convert("RGB").resize((16, 9), Image.Resampling.BOX), dtype=np.float32)
+
+    with Image.open(start) as original:
+        assert np.abs(small(frame0) - small(original)).mean() < 12
+
+
+def test_generate_refuses_an_unsupported_image_naming_the_problem(studio_env, tmp_path):
+    from PIL import Image
+
+    gif = tmp_path / "start.png"  # the name lies; the decoder decides
+    Image.new("P", (64, 36)).save(gif, format="GIF")
+    run = generate(studio_env, "a prompt", "--image", str(gif), timeout=60)
+    assert run.returncode != 0
+    assert "image_url: GIF images are not supported" in run.stderr
+    assert Generation.objects.count() == 0

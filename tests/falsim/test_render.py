@@ -118,3 +118,52 @@ def test_should_stop_cancels_and_removes_partial_file(tmp_path):
                      progress=progress, should_stop=lambda: len(seen) >= 10)
     assert not path.exists()
     assert seen[:2] == [1 / 150, 2 / 150]
+
+
+def _quadrants(size=(320, 180)):
+    import io
+
+    from PIL import Image
+
+    width, height = size
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    pixels[: height // 2, : width // 2] = (220, 40, 40)
+    pixels[: height // 2, width // 2:] = (40, 200, 60)
+    pixels[height // 2:, : width // 2] = (40, 60, 220)
+    pixels[height // 2:, width // 2:] = (240, 220, 40)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
+    return buffer.getvalue(), Image.fromarray(pixels, "RGB")
+
+
+def _small(image):
+    from PIL import Image
+
+    return np.asarray(image.convert("RGB").resize((16, 9), Image.Resampling.BOX), dtype=np.float32)
+
+
+def test_image_to_video_starts_from_the_image_and_then_moves(tmp_path):
+    data, original = _quadrants()
+    width, height = output_size(1920, 1080, 8)
+    path = tmp_path / "i2v.mp4"
+    info = render_video(path, width=width, height=height, fps=25, duration=6, audio=False, text="x", image=data)
+    assert (info["width"], info["height"], info["num_frames"]) == (width, height, 150)
+    with av.open(str(path)) as container:
+        frames = [frame.to_image() for frame in container.decode(video=0)]
+    assert len(frames) == 150
+    assert np.abs(_small(frames[0]) - _small(original)).mean() < 10
+    # it animates (zoom, bar, box), and differs from the text-to-video pattern of the same request
+    changed = np.abs(np.asarray(frames[-1], np.float32) - np.asarray(frames[0], np.float32)).max(axis=-1) > 40
+    assert changed.mean() > 0.02
+    text_path = tmp_path / "t2v.mp4"
+    render_video(text_path, width=width, height=height, fps=25, duration=6, audio=False, text="x")
+    with av.open(str(text_path)) as container:
+        text_frame0 = next(container.decode(video=0)).to_image()
+    assert np.abs(_small(text_frame0) - _small(original)).mean() > 40
+
+
+def test_an_undecodable_image_renders_like_text_to_video(tmp_path):
+    width, height = output_size(1920, 1080, 16)
+    info = render_video(tmp_path / "x.mp4", width=width, height=height, fps=25, duration=6, audio=False, text="x",
+                        image=b"not an image")
+    assert info["num_frames"] == 150

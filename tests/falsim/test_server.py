@@ -850,3 +850,39 @@ def test_stop_closes_port_and_removes_workdir(client):
     assert not os.path.exists(workdir)
     with pytest.raises(httpx.TransportError):
         httpx.get(url + "/_sim/stats", trust_env=False, timeout=1)
+
+
+I2V = "fal-ai/ltx-2/image-to-video"
+
+
+def _start_png():
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 180), (30, 160, 220)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _first_frame_rgb(client, sim, rid):
+    result = client.get(f"{sim.url}/{I2V}/requests/{rid}").json()
+    body = httpx.get(result["video"]["url"], timeout=10).content
+    with av.open(io.BytesIO(body)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
+
+
+def test_image_inputs_are_counted_by_form_and_rendered_from(sim, client):
+    png = _start_png()
+    before = sim.stats()
+    inline = submit(client, sim, model=I2V, image_url="data:image/png;base64," + base64.b64encode(png).decode())
+    initiated = client.post(f"{sim.url}/storage/upload/initiate", params={"storage_type": "fal-cdn-v3"},
+                            json={"file_name": "start.png", "content_type": "image/png"}).json()
+    put = httpx.put(initiated["upload_url"], content=png, headers={"Content-Type": "image/png"})
+    assert put.status_code in (200, 201, 204), put.text
+    uploaded = submit(client, sim, model=I2V, image_url=initiated["file_url"])
+    after = sim.stats()
+    assert after["image_data_uri"] - before["image_data_uri"] == 1
+    assert after["image_uploaded"] - before["image_uploaded"] == 1
+    for job in (inline, uploaded):
+        wait_status(client, job["status_url"])
+        mean = _first_frame_rgb(client, sim, job["request_id"])
+        assert abs(mean[0] - 30) < 12 and abs(mean[1] - 160) < 12 and abs(mean[2] - 220) < 12, mean

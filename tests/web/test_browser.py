@@ -148,7 +148,7 @@ def test_image_to_video_with_a_previewed_upload(studio, page: Page, user, tmp_pa
     page.wait_for_url(re.compile(r".*/generations/[0-9a-f-]{36}/$"))
     generation = Generation.objects.get()
     assert generation.model_id == "fal-ai/ltx-2/image-to-video/fast"
-    assert generation.input["image_url"].startswith("data:image/png;base64,")
+    assert generation.input["image_url"] == "studio:start-image" and generation.start_image is not None
     assert generation.input["duration"] == "20"
 
 

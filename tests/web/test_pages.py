@@ -190,13 +190,15 @@ def test_quota_error_is_a_form_error(alice, user):
     assert b"Monthly spend limit reached" in response.content and b'class="errorlist nonfield"' in response.content
 
 
-def test_image_to_video_with_an_upload(alice):
+def test_image_to_video_with_an_upload(alice, media_root):
     image = SimpleUploadedFile("start.png", png_bytes(), content_type="image/png")
     response = alice.post("/new/", {**form_data(mode="image"), "image": image})
     assert response.status_code == 302
     generation = Generation.objects.get()
     assert generation.model_id == "fal-ai/ltx-2/image-to-video"
-    assert generation.input["image_url"].startswith("data:image/png;base64,")
+    # The start image is kept as its own stored object; the input holds a short reference, not the bytes.
+    assert generation.input["image_url"] == "studio:start-image"
+    assert generation.start_image.content_type == "image/png" and generation.start_image.size == len(png_bytes())
 
 
 def test_a_renamed_non_image_is_rejected(alice):
@@ -227,12 +229,14 @@ def test_edit_and_rerun_prefills_the_form(alice, user):
     assert re.search(r'<option value="50" selected', html) and 'name="generate_audio" id="id_generate_audio" checked' not in html
 
 
-def test_edit_and_rerun_of_an_image_job_reuses_its_image(alice, user):
+def test_edit_and_rerun_of_an_image_job_reuses_its_image(alice, user, media_root):
     data_uri = image_to_data_uri(SimpleUploadedFile("x", png_bytes()), max_bytes=10_000_000)
     source, _ = generation_create(owner=user, model="i2v", input={"prompt": "Start", "image_url": data_uri})
     response = alice.post("/new/", form_data(mode="image", reuse_image_of=str(source.pk), idempotency_key="k2"))
     assert response.status_code == 302
-    assert Generation.objects.exclude(pk=source.pk).get().input["image_url"] == data_uri
+    rerun = Generation.objects.exclude(pk=source.pk).get()
+    assert rerun.input["image_url"] == "studio:start-image"
+    assert rerun.start_image.sha256 == source.start_image.sha256 and rerun.start_image.key != source.start_image.key
 
 
 # --- job view, gallery, player ------------------------------------------------------------------

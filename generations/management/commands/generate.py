@@ -24,7 +24,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("prompt")
-        parser.add_argument("--model", default="t2v", help="t2v, t2v-fast, i2v, i2v-fast or a fal model id")
+        parser.add_argument("--model", default=None,
+                            help="t2v, t2v-fast, i2v, i2v-fast or a fal model id (default: t2v, or i2v with --image)")
         parser.add_argument("--duration")
         parser.add_argument("--resolution")
         parser.add_argument("--fps")
@@ -50,7 +51,8 @@ class Command(BaseCommand):
         if options["image"]:
             data["image_url"] = _image_url(options["image"])
         try:
-            generation, _ = generation_create(owner=user, model=options["model"], input=data,
+            model = options["model"] or ("i2v" if options["image"] else "t2v")
+            generation, _ = generation_create(owner=user, model=model, input=data,
                                               project=project_get_or_create(user, options["project"]))
         except ltx.InputError as exc:
             raise CommandError("invalid input: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
