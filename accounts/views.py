@@ -21,7 +21,7 @@ NEW_KEY_SESSION = "accounts.new_api_key"
 
 
 def signup_allowed() -> bool:
-    return getattr(settings, "STUDIO_ALLOW_SIGNUP", True)
+    return settings.STUDIO_ALLOW_SIGNUP
 
 
 class StudioLoginView(LoginView):

@@ -14,10 +14,7 @@ from bench.report import ROOT, Row, percentile
 
 
 def run(jobs: int, run_seconds: float, workers: int) -> list[Row]:
-    from django.utils import timezone
-
     from falsim.server import FalSimulator
-    from generations.models import Generation
 
     sim = FalSimulator(host="127.0.0.1", port=0, key="bench-key", runners=jobs + 1, run_seconds=run_seconds,
                        scale=16, cache_renders=True).start()

@@ -34,8 +34,6 @@ ACCEPT_ATTRIBUTE = ",".join([*ALLOWED_FORMATS.values(), "image/heic", ".heic", "
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif",
               "image/heif": "heif"}
 PREVIEW_MAX_SIDE = 480
-DEFAULT_MAX_PIXELS = 40_000_000
-DEFAULT_FETCH_TIMEOUT_SECONDS = 10.0
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+=-]+)*),(?P<payload>.*)$", re.S)
 
 
@@ -76,7 +74,7 @@ class StartImage:
 
 
 def max_image_pixels() -> int:
-    return int(getattr(settings, "STUDIO_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
+    return settings.STUDIO_MAX_IMAGE_PIXELS
 
 
 def load_start_image(value: str, *, max_bytes: int | None = None, max_pixels: int | None = None) -> StartImage:
@@ -128,7 +126,7 @@ def _decode_data_uri(value: str, max_bytes: int) -> bytes:
 
 
 def _fetch(url: str, max_bytes: int) -> bytes:
-    timeout = float(getattr(settings, "STUDIO_IMAGE_FETCH_TIMEOUT_SECONDS", DEFAULT_FETCH_TIMEOUT_SECONDS))
+    timeout = settings.STUDIO_IMAGE_FETCH_TIMEOUT_SECONDS
     started = time.monotonic()
     try:
         with safe_stream("GET", url, follow_redirects=True, max_redirects=3, timeout=timeout,

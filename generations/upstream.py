@@ -23,7 +23,7 @@ def get_fal_client() -> FalQueueClient:
                 key=settings.FAL_KEY,
                 connect_timeout=settings.FAL_CONNECT_TIMEOUT,
                 read_timeout=settings.FAL_READ_TIMEOUT,
-                rest_url=getattr(settings, "FAL_REST_URL", "") or "https://rest.fal.ai",
+                rest_url=settings.FAL_REST_URL,
             )
         return _client
 

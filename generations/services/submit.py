@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 Status = Generation.Status
 # How often a submit whose outcome is unknown is looked at again before its grace period ends.
 AMBIGUOUS_RECHECK = timedelta(seconds=30)
-# Start images up to this size go to fal inline as a data URI; larger ones through fal's storage upload.
-DATA_URI_MAX_BYTES = 256 * 1024
 
 
 def submit_lease() -> timedelta:
@@ -90,7 +88,7 @@ def generation_submit(pk: uuid.UUID | str) -> None:
 
 
 def data_uri_max_bytes() -> int:
-    return int(getattr(settings, "STUDIO_FAL_DATA_URI_MAX_BYTES", DATA_URI_MAX_BYTES))
+    return settings.STUDIO_FAL_DATA_URI_MAX_BYTES
 
 
 def _payload_for_fal(generation: Generation) -> dict:

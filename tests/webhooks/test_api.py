@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from django.urls import include, path
 
 from generations.models import Generation
 from generations.services.create import generation_create
@@ -10,8 +9,7 @@ from generations.transitions import transition
 from webhooks.models import JobWebhookSecret, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from webhooks.services import MAX_ENDPOINTS_PER_USER, webhook_endpoint_create
 
-urlpatterns = [path("api/v1/", include("webhooks.urls")), path("", include("studio.urls"))]
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 PUBLIC_URL = "https://93.184.216.34/hooks/ltx"
 

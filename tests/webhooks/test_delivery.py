@@ -15,7 +15,6 @@ import pytest
 from django.apps import apps as django_apps
 from django.db import connection
 from django.db.models import F
-from django.urls import include, path
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -31,8 +30,7 @@ from webhooks.services import (job_webhook_secret_rotate, retry_delay, webhook_d
                                webhook_delivery_send, webhook_endpoint_create)
 from webhooks.signing import WebhookVerificationError, webhook_verify
 
-urlpatterns = [path("api/v1/", include("webhooks.urls")), path("", include("studio.urls"))]
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 Status = Generation.Status
 Delivery = WebhookDelivery.Status

@@ -22,8 +22,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         add_cli_arguments(
             parser,
-            default_key=getattr(settings, "FALSIM_KEY", "falsim-local-key"),
-            default_port=getattr(settings, "FALSIM_PORT", 8765),
+            default_key=settings.FALSIM_KEY,
+            default_port=settings.FALSIM_PORT,
         )
 
     def handle(self, *args, **options):
