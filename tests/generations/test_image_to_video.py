@@ -397,7 +397,7 @@ def test_retry_of_an_image_job_reuses_the_stored_image(studio, user, task_queue)
     assert again.input["image_url"] == START_IMAGE_REF
 
 
-def test_reconcile_counts_an_in_flight_start_image_once(user, media_root, task_queue):
+def test_reconcile_counts_an_in_flight_start_image_once(storage_backend, user, media_root, task_queue):
     from storage.reconcile import storage_reconcile
 
     generation = create(user, data_uri(image_bytes()))
