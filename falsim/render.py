@@ -300,14 +300,7 @@ class _FramePainter:
         np.copyto(self.y, self.bg_y)
         np.copyto(self.u, self.bg_u)
         np.copyto(self.v, self.bg_v)
-        done = (index + 1) / self.num_frames
-        bx0, by0, bx1, by1 = self.bar
-        self._fill(bx0, by0, bx0 + _even((bx1 - bx0) * done), by1, self.BAR_RGB)
-        # A box bouncing across the width once every two seconds shows smooth motion.
-        phase = (index / self.fps) % 2.0
-        travel = max(0, self.w - self.box_size)
-        x = _even(travel * (phase if phase <= 1.0 else 2.0 - phase))
-        self._fill(x, self.box_y, x + self.box_size, self.box_y + self.box_size, self.BOX_RGB)
+        self._draw_motion(index)
         if self.w >= 32 and self.h >= 32:
             seconds = index / self.fps
             clock = f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}.{index % self.fps:02d} {index + 1:05d}"
@@ -332,6 +325,11 @@ class _FramePainter:
         np.copyto(self.y, y)
         np.copyto(self.u, u)
         np.copyto(self.v, v)
+        self._draw_motion(index)
+        return self.buf.reshape(self.shape)
+
+    def _draw_motion(self, index: int) -> None:
+        """The progress bar, and a box bouncing across the width once every two seconds (smooth motion)."""
         done = (index + 1) / self.num_frames
         bx0, by0, bx1, by1 = self.bar
         self._fill(bx0, by0, bx0 + _even((bx1 - bx0) * done), by1, self.BAR_RGB)
@@ -339,7 +337,6 @@ class _FramePainter:
         travel = max(0, self.w - self.box_size)
         x = _even(travel * (phase if phase <= 1.0 else 2.0 - phase))
         self._fill(x, self.box_y, x + self.box_size, self.box_y + self.box_size, self.BOX_RGB)
-        return self.buf.reshape(self.shape)
 
 
 class _DigitSprites:
