@@ -105,9 +105,11 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
                 webhook_url=webhook_url,
                 next_poll_at=timezone.now() + PENDING_REDRIVE_AFTER,
             )
-            quota_reserve(user=owner, job=generation.pk, usd=generation.cost_usd, bytes=estimate_bytes(
-                duration=int(data["duration"]), resolution=data["resolution"], fps=int(data["fps"]),
-                audio=data["generate_audio"]) + (start.size if start else 0), note=f"{spec.short_name} {data['duration']} s {data['resolution']}")
+            video_bytes = estimate_bytes(duration=int(data["duration"]), resolution=data["resolution"],
+                                         fps=int(data["fps"]), audio=data["generate_audio"])
+            quota_reserve(user=owner, job=generation.pk, usd=generation.cost_usd,
+                          bytes=video_bytes + (start.size if start else 0),
+                          note=f"{spec.short_name} {data['duration']} s {data['resolution']}")
             enqueue_on_commit("generations.tasks.generation_submit_task", str(generation.pk))
             transaction.on_commit(tracker_ensure)
     except IntegrityError:
@@ -154,7 +156,7 @@ def generation_retry(generation: Generation) -> Generation:
     if generation.status not in (Generation.Status.FAILED, Generation.Status.CANCELED):
         raise NotRetryable(f"only failed or canceled generations can be retried; this one is {generation.status}")
     data = dict(generation.input)
-    if data.get("image_url") == START_IMAGE_REF:
+    if "image_url" in data:
         data["image_url"] = generation_start_image_value(generation)
     new, _ = generation_create(owner=generation.owner, model=generation.model_id, input=data,
                                project=generation.project, webhook_url=generation.webhook_url)
