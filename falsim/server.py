@@ -99,9 +99,9 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from falsim.render import RenderCancelled, output_size, render_video
+from webhooks import fal_signature
 
 __all__ = ["FalSimulator", "MODELS", "FAULT_NAMES", "add_cli_arguments", "simulator_from_args", "main"]
 
@@ -342,10 +342,6 @@ def _iso_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 # --- the simulator ----------------------------------------------------------------------------
 
 
@@ -423,19 +419,7 @@ class FalSimulator:
         self._upload_secret = secrets.token_bytes(32)
 
         self._signing_key = Ed25519PrivateKey.generate()
-        public = self._signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._jwks = {
-            "keys": [
-                {
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": _b64url(public),
-                    "kid": hashlib.sha256(public).hexdigest()[:16],
-                    "use": "sig",
-                    "alg": "EdDSA",
-                }
-            ]
-        }
+        self._jwks = {"keys": [fal_signature.public_jwk(self._signing_key.public_key())]}
         self._webhooks = _WebhookSender(self, webhook_max_attempts, webhook_backoff, webhook_timeout)
         self._httpd: _Server | None = None
         self._threads: list[threading.Thread] = []
@@ -933,9 +917,8 @@ class FalSimulator:
 
     # -- webhooks --
 
-    def sign_webhook(self, request_id: str, timestamp: str, body: bytes) -> str:
-        message = f"{request_id}\n{USER_ID}\n{timestamp}\n{hashlib.sha256(body).hexdigest()}".encode("utf-8")
-        return self._signing_key.sign(message).hex()
+    def webhook_signature_headers(self, request_id: str, body: bytes) -> dict[str, str]:
+        return fal_signature.signature_headers(self._signing_key, request_id=request_id, user_id=USER_ID, body=body)
 
     def _record_webhook(self, request_id: str, ok: bool, final: bool, error: str | None) -> None:
         with self._lock:
@@ -1054,14 +1037,10 @@ class _WebhookSender:
                 self.enqueue(request_id, url, body, attempt + 1, self.backoff * 2 ** (attempt - 1))
 
     def _deliver(self, request_id: str, url: str, body: bytes) -> str | None:
-        timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "falsim-webhook/1.0",
-            "X-Fal-Webhook-Request-Id": request_id,
-            "X-Fal-Webhook-User-Id": USER_ID,
-            "X-Fal-Webhook-Timestamp": timestamp,
-            "X-Fal-Webhook-Signature": self.sim.sign_webhook(request_id, timestamp, body),
+            **self.sim.webhook_signature_headers(request_id, body),
         }
         try:
             response = self._client.post(url, content=body, headers=headers)

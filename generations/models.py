@@ -84,6 +84,8 @@ class Generation(models.Model):
     # SHA-256 of the create request's canonical body: a replayed key with another body is a conflict.
     idempotency_fingerprint = models.CharField(max_length=64, blank=True)
     webhook_url = models.URLField(max_length=1000, blank=True, help_text="per-job webhook given at create")
+    # The gateway's `?fal_webhook=`: gets fal's webhook body, signed like fal's, when the job ends.
+    fal_webhook_url = models.URLField(max_length=1000, blank=True)
 
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
@@ -172,3 +174,24 @@ class TrackerLease(models.Model):
     name = models.CharField(max_length=32, primary_key=True)
     token = models.CharField(max_length=64, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+
+
+class Upload(models.Model):
+    """A file sent through the gateway's copy of fal's storage upload flow (initiate, then PUT).
+
+    Its `file_url` can then be given as an `image_url`. The object counts in its owner's storage
+    until it expires (STUDIO_UPLOAD_TTL_SECONDS) and the sweeper deletes it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
+    file_name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    # Set when the PUT has stored the bytes; until then the upload URL may still be used.
+    object = models.OneToOneField("storage.StoredObject", on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="upload")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.id})"

@@ -6,6 +6,7 @@ from generations.services.lease import tracker_ensure
 from generations.services.store import generation_store
 from generations.services.submit import generation_submit
 from generations.services.tracking import tracker_run
+from generations.services.uploads import uploads_purge_expired
 
 
 def generation_submit_task(pk: str) -> None:
@@ -29,5 +30,7 @@ def tracker_ensure_task() -> bool:
 
 
 def sweep_task() -> bool:
-    """Scheduled every minute: restart tracking if its chain died (everything else is due-time driven)."""
+    """Scheduled every minute: restart tracking if its chain died (everything else is due-time
+    driven), and delete expired gateway uploads."""
+    uploads_purge_expired()
     return tracker_ensure()

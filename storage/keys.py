@@ -15,3 +15,10 @@ def generation_key(owner_id: int, generation_id: uuid.UUID | str, name: str) -> 
     if not _SAFE_NAME.match(name):
         raise ValueError(f"unsafe object name {name!r}")
     return f"users/{int(owner_id)}/generations/{uuid.UUID(str(generation_id))}/{name}"
+
+
+def upload_key(owner_id: int, upload_id: uuid.UUID | str, name: str) -> str:
+    """`users/<owner>/uploads/<upload>/<name>`, for files sent through the gateway's upload flow."""
+    if not _SAFE_NAME.match(name):
+        raise ValueError(f"unsafe object name {name!r}")
+    return f"users/{int(owner_id)}/uploads/{uuid.UUID(str(upload_id))}/{name}"

@@ -74,10 +74,11 @@ class UsageEntry(models.Model):
         SETTLE = "settle"  # job succeeded: bytes corrected to the real size, active job ends
         RELEASE = "release"  # job ended without output: what it reserved is given back (spend kept if fal ran it)
         DELETE = "delete"  # stored files deleted: their bytes freed
+        STORE = "store"  # a file kept outside any job (a gateway upload): its bytes; `job` is its id
         REFUND = "refund"  # an admin gave back spend
         ADJUST = "adjust"  # an admin's or the reconciler's correction
 
-    LIFECYCLE = (Event.RESERVE, Event.SETTLE, Event.RELEASE, Event.DELETE)
+    LIFECYCLE = (Event.RESERVE, Event.SETTLE, Event.RELEASE, Event.DELETE, Event.STORE)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_entries")
     event = models.CharField(max_length=16, choices=Event.choices)
@@ -93,7 +94,7 @@ class UsageEntry(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["job", "event"], name="usage_one_lifecycle_event_per_job",
-                                    condition=models.Q(event__in=["reserve", "settle", "release", "delete"])),
+                                    condition=models.Q(event__in=["reserve", "settle", "release", "delete", "store"])),
         ]
         indexes = [models.Index(fields=["user", "month"], name="usage_user_month")]
 

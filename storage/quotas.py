@@ -116,6 +116,21 @@ def quota_reserve(*, user: AbstractBaseUser, job, usd: Decimal, bytes: int, note
                                      month=month_of(), note=note)
 
 
+def quota_store(*, user: AbstractBaseUser, ref, bytes: int, note: str = "") -> UsageEntry:
+    """Book `bytes` of a file kept outside any job (a gateway upload; `ref` is its id) against the
+    storage limit, atomically per user like `quota_reserve`. Must run inside the caller's
+    `transaction.atomic()` with creating the file's row. Raises QuotaExceeded (nothing written)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("quota_store must run inside transaction.atomic()")
+    UserQuota.objects.get_or_create(user=user)
+    UserQuota.objects.select_for_update().get(user=user)
+    usage = usage_for(user)
+    if usage.bytes + bytes > usage.limits.storage_bytes:
+        raise QuotaExceeded(limit="storage_bytes", used=usage.bytes, allowed=usage.limits.storage_bytes,
+                            requested=bytes, hint="Delete videos you no longer need.")
+    return UsageEntry.objects.create(user=user, event=Event.STORE, job=ref, bytes=bytes, month=month_of(), note=note)
+
+
 def quota_settle(*, job, stored_bytes: int, charge: bool, note: str = "") -> UsageEntry | None:
     """End a job's reservation: bytes become `stored_bytes`, the active job ends, the reserved
     spend is kept when `charge` else given back. Idempotent (one settle or release per job);

@@ -176,6 +176,20 @@ STUDIO_NO_WORKER_SECONDS = env_int("STUDIO_NO_WORKER_SECONDS", 20)
 # How long a signed media link handed out by the API (or in a webhook) stays valid.
 STUDIO_MEDIA_LINK_SECONDS = env_int("STUDIO_MEDIA_LINK_SECONDS", 3600)
 
+# --- fal-compatible gateway (/fal/) ---------------------------------------------------------
+# Ed25519 private key (base64 of the raw 32 bytes) that signs the gateway's fal-style webhooks;
+# in development one is generated and kept in the database.
+STUDIO_SIGNING_KEY = env_str("STUDIO_SIGNING_KEY")
+if not DEBUG and not STUDIO_SIGNING_KEY:
+    raise ImproperlyConfigured("DEBUG is off, so STUDIO_SIGNING_KEY must be set (base64 of a raw Ed25519 key; "
+                               "`python manage.py generate_signing_key` prints one)")
+# How long an upload URL handed out by the gateway's storage flow stays usable, and how long the
+# uploaded file is kept (it counts in the owner's storage until then).
+STUDIO_UPLOAD_URL_SECONDS = env_int("STUDIO_UPLOAD_URL_SECONDS", 3600)
+STUDIO_UPLOAD_TTL_SECONDS = env_int("STUDIO_UPLOAD_TTL_SECONDS", 24 * 3600)
+# The status stream's keep-alive comment interval (fal sends one every 15 s).
+STUDIO_SSE_KEEPALIVE_SECONDS = env_float("STUDIO_SSE_KEEPALIVE_SECONDS", 15.0)
+
 # --- quotas (per user; overrides in the admin) --------------------------------------------
 STUDIO_DEFAULT_STORAGE_BYTES = env_int("STUDIO_DEFAULT_STORAGE_BYTES", 10 * 1000**3)
 STUDIO_DEFAULT_MONTHLY_SPEND_USD = env_float("STUDIO_DEFAULT_MONTHLY_SPEND_USD", 50.0)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/v1/", include("generations.api.urls")),
     path("api/v1/", include("webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("fal/", include("generations.gateway.urls")),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("generations.urls")),
 ]

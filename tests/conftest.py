@@ -16,6 +16,20 @@ pytest_plugins = ("tests.storage_backends",)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """A test database of this run's own (its name carries the process id), so two runs in one
+    checkout, or on one PostgreSQL server, never flush each other's tables."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    test = database.setdefault("TEST", {})
+    if database["ENGINE"].endswith("sqlite3"):
+        test["NAME"] = str(settings.BASE_DIR / f"test-db-{os.getpid()}.sqlite3")
+    else:
+        test["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
+
+
 def _is_local(address: Any) -> bool:
     host = address[0] if isinstance(address, tuple) else address
     if not isinstance(host, str):

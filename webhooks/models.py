@@ -20,6 +20,7 @@ from django.utils import timezone
 # The generation statuses integrators hear about; an endpoint's empty filter means all of them.
 EVENT_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 PING = "ping"
+FAL_EVENT = "fal.completed"  # a gateway request's fal-style webhook (its body is fal's, not ours)
 MAX_ATTEMPTS = 15  # with the backoff in services.retry_delay: about a day in all
 
 
@@ -159,3 +160,14 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.outcome}"
+
+
+class SigningKey(models.Model):
+    """The gateway's Ed25519 webhook signing key when STUDIO_SIGNING_KEY is not set (development only)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    private_key = models.CharField(max_length=100, editable=False, help_text="base64 of the raw 32-byte key")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"signing key {self.name}"

@@ -11,6 +11,9 @@
 - Due retries are found by `webhook_deliveries_enqueue_due`, scheduled every minute; it enqueues
   each due time once (compare-and-set on `enqueued_at`), again only if that task looks lost.
 - Redelivery happens only when asked (`webhook_delivery_redeliver`), never after a success.
+- A gateway request's `?fal_webhook=` URL gets fal's webhook body once the job ends, signed the
+  way fal signs (Ed25519, `X-Fal-Webhook-*`) with the studio's key; its JWKS is public at
+  `/fal/.well-known/jwks.json`. Same outbox, same retries (`FAL_MAX_ATTEMPTS` of them).
 """
 from __future__ import annotations
 
@@ -33,9 +36,11 @@ from django.utils import timezone
 from generations.models import Generation
 from generations.queue import enqueue_on_commit
 from studio.netguard import HostNotFound, UnsafeURL, check_public_url, read_at_most, safe_stream
-from webhooks.models import (EVENT_STATUSES, PING, JobWebhookSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
-                             WebhookEvent)
+from webhooks import fal_signature
+from webhooks.models import (EVENT_STATUSES, FAL_EVENT, PING, JobWebhookSecret, WebhookAttempt, WebhookDelivery,
+                             WebhookEndpoint, WebhookEvent)
 from webhooks.signing import new_secret, signature_headers
+from webhooks.signing_keys import studio_signing_key
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ SWEEP_BATCH = 500
 EXCERPT_BYTES = 500
 MAX_ENDPOINTS_PER_USER = 20
 USER_AGENT = "LTX-Studio-Webhooks/1"
+FAL_MAX_ATTEMPTS = 10  # fal retries its webhooks 10 times
 ENDPOINT_SECRET_PREFIX = "whsec"
 JOB_SECRET_PREFIX = "whjob"
 
@@ -185,8 +191,9 @@ def webhook_events_for_generation(generation: Generation) -> None:
 
     Targets: the owner's active endpoints whose filter includes the status, and the generation's
     own `webhook_url` (all five statuses). Other statuses (pending, submitting, storing, …) are not
-    events. Call inside the status change's transaction, with the freshly read row, so the body
-    shows that moment. Never raises.
+    events. A gateway request's `fal_webhook_url` gets one fal-style event when the job ends. Call
+    inside the status change's transaction, with the freshly read row, so the body shows that
+    moment. Never raises.
     """
     status = generation.status
     if status not in EVENT_STATUSES:
@@ -195,25 +202,41 @@ def webhook_events_for_generation(generation: Generation) -> None:
         # A savepoint, and no exception escapes: a webhook fault must never undo or block the
         # status change it reports.
         with transaction.atomic():
-            endpoints = [endpoint for endpoint in WebhookEndpoint.objects.filter(owner_id=generation.owner_id,
-                                                                                 is_active=True)
-                         if endpoint.wants(status)]
-            if not endpoints and not generation.webhook_url:
-                return
-            event = _event_create(owner_id=generation.owner_id, type=f"generation.{status}", generation=generation,
-                                  data=_generation_data(generation))
-            now = event.created_at
-            deliveries = [WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, enqueued_at=now)
-                          for endpoint in endpoints]
-            if generation.webhook_url:
-                deliveries.append(WebhookDelivery(event=event, url=generation.webhook_url, next_attempt_at=now,
-                                                  enqueued_at=now))
+            deliveries = _studio_deliveries(generation) + _fal_deliveries(generation)
             WebhookDelivery.objects.bulk_create(deliveries)
     except Exception:
         logger.exception("could not record the webhook event for generation %s (%s)", generation.pk, status)
         return
     for delivery in deliveries:
         enqueue_on_commit(SEND_TASK, str(delivery.pk))
+
+
+def _studio_deliveries(generation: Generation) -> list[WebhookDelivery]:
+    endpoints = [endpoint for endpoint in WebhookEndpoint.objects.filter(owner_id=generation.owner_id, is_active=True)
+                 if endpoint.wants(generation.status)]
+    if not endpoints and not generation.webhook_url:
+        return []
+    event = _event_create(owner_id=generation.owner_id, type=f"generation.{generation.status}", generation=generation,
+                          data=_generation_data(generation))
+    now = event.created_at
+    deliveries = [WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, enqueued_at=now)
+                  for endpoint in endpoints]
+    if generation.webhook_url:
+        deliveries.append(WebhookDelivery(event=event, url=generation.webhook_url, next_attempt_at=now, enqueued_at=now))
+    return deliveries
+
+
+def _fal_deliveries(generation: Generation) -> list[WebhookDelivery]:
+    if not generation.fal_webhook_url or generation.status not in Generation.TERMINAL:
+        return []
+    # Kept local like _generation_data: the gateway words the body.
+    from generations.gateway.payloads import webhook_body
+
+    body = json.dumps(webhook_body(generation), cls=DjangoJSONEncoder, separators=(",", ":"))
+    event = WebhookEvent.objects.create(owner_id=generation.owner_id, type=FAL_EVENT, generation=generation, body=body)
+    now = event.created_at
+    return [WebhookDelivery(event=event, url=generation.fal_webhook_url, max_attempts=FAL_MAX_ATTEMPTS,
+                            next_attempt_at=now, enqueued_at=now)]
 
 
 def webhook_ping(endpoint: WebhookEndpoint) -> WebhookDelivery:
@@ -266,7 +289,7 @@ def webhook_delivery_send(pk: uuid.UUID | str) -> None:
     if delivery.endpoint_id and not delivery.endpoint.is_active:
         result = AttemptResult(Outcome.SKIPPED, error="the endpoint is inactive")
     else:
-        result = _post(delivery.target_url, _signing_secret(delivery), delivery.event)
+        result = _post(delivery.target_url, _signature_headers(delivery), delivery.event)
     WebhookAttempt.objects.filter(pk=attempt.pk).update(
         outcome=result.outcome, http_status=result.http_status, error=result.error[:500],
         response_excerpt=result.response_excerpt[:500], duration_ms=round((time.monotonic() - started) * 1000),
@@ -274,16 +297,21 @@ def webhook_delivery_send(pk: uuid.UUID | str) -> None:
     _after_attempt(delivery, number, result)
 
 
-def _signing_secret(delivery: WebhookDelivery) -> str:
+def _signature_headers(delivery: WebhookDelivery) -> dict[str, str]:
+    event, body = delivery.event, delivery.event.body.encode()
+    if event.type == FAL_EVENT:
+        return fal_signature.signature_headers(studio_signing_key(), request_id=str(event.generation_id),
+                                               user_id=str(event.owner_id), body=body)
     if delivery.endpoint_id:
-        return delivery.endpoint.secret
-    return job_webhook_secret_for(owner_id=delivery.event.owner_id).secret
+        secret = delivery.endpoint.secret
+    else:
+        secret = job_webhook_secret_for(owner_id=event.owner_id).secret
+    return signature_headers(secret, str(event.pk), body)
 
 
-def _post(url: str, secret: str, event: WebhookEvent) -> AttemptResult:
+def _post(url: str, signature: dict[str, str], event: WebhookEvent) -> AttemptResult:
     body = event.body.encode()
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-               **signature_headers(secret, str(event.pk), body)}
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **signature}
     try:
         with safe_stream("POST", url, content=body, headers=headers, timeout=SEND_TIMEOUT_SECONDS) as response:
             try:

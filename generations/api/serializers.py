@@ -124,26 +124,32 @@ def generation_payload(generation: Generation, request: HttpRequest | None = Non
         "input": generation.input,
         "cost_usd": f"{generation.cost_usd:.2f}",
         "error": {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None,
-        "video": None if video is None else {
-            "url": media_link(generation.pk, "video", request=request),
-            "download_url": media_link(generation.pk, "video", download=True, request=request),
-            "poster_url": media_link(generation.pk, "poster", request=request) if video.poster_id else None,
-            "content_type": video.content_type,
-            "file_name": video.file_name,
-            "file_size": video.file_size,
-            "width": video.width,
-            "height": video.height,
-            "fps": video.fps,
-            "duration": video.duration,
-            "num_frames": video.num_frames,
-            "has_audio": video.has_audio,
-        },
+        "video": None if video is None else video_file_payload(generation, request),
         "is_hidden": generation.is_hidden,
         "created_at": iso(generation.created_at),
         "submitted_at": iso(generation.submitted_at),
         "started_at": iso(generation.started_at),
         "completed_at": iso(generation.completed_at),
         "finished_at": iso(generation.finished_at),
+    }
+
+
+def video_file_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
+    """fal's `VideoFile` for the stored video (plus download and poster links), every number from the file."""
+    video = generation.video
+    return {
+        "url": media_link(generation.pk, "video", request=request),
+        "download_url": media_link(generation.pk, "video", download=True, request=request),
+        "poster_url": media_link(generation.pk, "poster", request=request) if video.poster_id else None,
+        "content_type": video.content_type,
+        "file_name": video.file_name,
+        "file_size": video.file_size,
+        "width": video.width,
+        "height": video.height,
+        "fps": video.fps,
+        "duration": video.duration,
+        "num_frames": video.num_frames,
+        "has_audio": video.has_audio,
     }
 
 

@@ -47,7 +47,8 @@ def request_fingerprint(*, model_id: str, input: dict, project: Project | None, 
 
 
 def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, project: Project | None = None,
-                      idempotency_key: str | None = None, webhook_url: str = "") -> tuple[Generation, bool]:
+                      idempotency_key: str | None = None, webhook_url: str = "",
+                      fal_webhook_url: str = "") -> tuple[Generation, bool]:
     """Create a PENDING generation and enqueue its submit after commit.
 
     The job's exact price and an upper estimate of its bytes are reserved against the owner's
@@ -63,6 +64,9 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     transaction fails), linked as `Generation.start_image` and counted in the byte reservation. The
     stored input keeps the original URL, or `START_IMAGE_REF` instead of a data URI; submit builds
     what fal gets.
+
+    `webhook_url` gets the studio's integrator webhooks; `fal_webhook_url` (the gateway's
+    `?fal_webhook=`) gets fal's webhook body when the job ends. Both must already be checked.
     """
     spec = ltx.resolve_model(model)
     data = ltx.validate_input(spec, input)
@@ -103,6 +107,7 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
                 idempotency_key=idempotency_key or None,
                 idempotency_fingerprint=fingerprint if idempotency_key else "",
                 webhook_url=webhook_url,
+                fal_webhook_url=fal_webhook_url,
                 next_poll_at=timezone.now() + PENDING_REDRIVE_AFTER,
             )
             video_bytes = estimate_bytes(duration=int(data["duration"]), resolution=data["resolution"],

@@ -1,0 +1,54 @@
+"""Who is calling the gateway: a studio API key (`Authorization: Key …`, as fal's clients send it),
+or — for the server-proxy route only — the signed-in session with Django's CSRF header."""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.middleware.csrf import CsrfViewMiddleware
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from accounts.keys import api_key_authenticate, digest
+from accounts.models import ApiKey
+
+SCHEMES = ("key", "bearer")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class GatewayAuthError(Exception):
+    def __init__(self, status: int, detail: str):
+        self.status, self.detail = status, detail
+        super().__init__(detail)
+
+    def response(self) -> HttpResponse:
+        return JsonResponse({"detail": self.detail}, status=self.status)
+
+
+def gateway_user(request: HttpRequest, *, allow_session: bool = False) -> AbstractBaseUser:
+    """The caller, or GatewayAuthError (401 no or bad key, 403 suspended account or failed CSRF check)."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() in SCHEMES and raw.strip():
+        key = api_key_authenticate(raw)
+        if key is not None:
+            return key.user
+        if ApiKey.objects.filter(digest=digest(raw.strip()), revoked_at__isnull=True, user__is_active=False).exists():
+            raise GatewayAuthError(403, "This studio account is suspended; its API keys do not work. "
+                                        "Contact the studio's administrators.")
+        raise GatewayAuthError(401, "Invalid or revoked studio API key.")
+    if allow_session and request.user.is_authenticated:
+        if request.method not in SAFE_METHODS:
+            _enforce_csrf(request)
+        return request.user
+    raise GatewayAuthError(401, "Missing credentials: send `Authorization: Key <your studio API key>`.")
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request, reason):
+        return reason
+
+
+def _enforce_csrf(request: HttpRequest) -> None:
+    check = _CsrfCheck(lambda _request: None)
+    check.process_request(request)
+    reason = check.process_view(request, None, (), {})
+    if reason:
+        raise GatewayAuthError(403, f"CSRF check failed ({reason}): a session-authenticated call must send "
+                                    "Django's CSRF token in the X-CSRFToken header.")

@@ -1,0 +1,276 @@
+"""The gateway's routes (fal-protocol.md §3.5): thin views over the studio's services, in fal's shapes.
+
+Every request is a studio generation owned by the caller; other users' ids answer 404 exactly like
+ids that never existed. Errors are fal-style JSON: `{"detail": …}` (422 bodies carry fal's list of
+`{loc, msg, type}`), never a 429 for quotas (fal's clients retry 429) and never a 409.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from generations import ltx
+from generations.gateway.auth import GatewayAuthError, gateway_user
+from generations.gateway.payloads import app_of, result_response, status_body, submit_body
+from generations.media_links import absolute_url
+from generations.models import Generation
+from generations.services.cancel import NotCancelable, generation_cancel
+from generations.services.create import generation_create
+from generations.services.uploads import (UploadRejected, upload_from_token, upload_image_for, upload_initiate,
+                                          upload_receive, upload_token)
+from storage.quotas import QuotaExceeded
+from studio.netguard import UnsafeURL, check_public_url
+from webhooks.signing_keys import studio_jwks
+
+REQUEST_ID_HEADER = "x-fal-request-id"
+TRUE_WORDS = ("1", "true", "yes", "on")
+FILE_PATH = re.compile(r"^/fal/files/(?P<id>[0-9a-f-]{36})/")
+STREAM_POLL_SECONDS = 0.25
+
+
+def fal_error(http_status: int, detail: Any, **extra: Any) -> JsonResponse:
+    return JsonResponse({"detail": detail, **extra}, status=http_status)
+
+
+def validation_error(errors: dict[str, str], *, where: str = "body") -> JsonResponse:
+    """fal's 422: one `{loc, msg, type}` per bad field, plus a one-line `message` for the JS client."""
+    detail = [{"loc": [where, field], "msg": message, "type": "value_error"} for field, message in errors.items()]
+    message = "; ".join(f"{field}: {text}" for field, text in errors.items())
+    return JsonResponse({"detail": detail, "message": message}, status=422)
+
+
+def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool = True) -> Callable:
+    """CSRF-exempt (keys are not cookies), method-checked, authenticated view; passes `user`."""
+
+    def decorate(view: Callable) -> Callable:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in methods:
+                response = fal_error(405, f"{request.method} is not allowed here; use {' or '.join(methods)}.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            if authenticate:
+                try:
+                    kwargs["user"] = gateway_user(request, allow_session=allow_session
+                                                  or getattr(request, "via_proxy", False))
+                except GatewayAuthError as exc:
+                    return exc.response()
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+# --- queue ---------------------------------------------------------------------------------------
+
+@gateway_view("POST")
+def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
+    try:
+        spec = ltx.resolve_model(model_id.strip("/"))
+    except ltx.InputError:
+        return fal_error(404, f"Application {model_id!r} is not served by this studio; it serves "
+                              f"{', '.join([*ltx.MODELS, *ltx.ALIASES])}.")
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return validation_error({"body": "must be a JSON object with the LTX-2 fields"}, where="body")
+    webhook = request.GET.get("fal_webhook", "").strip()
+    if webhook:
+        try:
+            if len(webhook) > 1000:
+                raise UnsafeURL("the URL is longer than 1000 characters")
+            check_public_url(webhook)
+        except UnsafeURL as exc:
+            return validation_error({"fal_webhook": f"{exc}; webhooks are sent only to public http(s) addresses"},
+                                    where="query")
+    try:
+        if isinstance(data, dict):
+            data = _with_uploaded_image(request, user, data)
+        generation, _ = generation_create(owner=user, model=spec.id, input=data, fal_webhook_url=webhook)
+    except ltx.InputError as exc:
+        return validation_error(exc.errors)
+    except QuotaExceeded as exc:
+        return fal_error(403, str(exc), error_type="quota_exceeded", quota=exc.as_dict())
+    response = JsonResponse(submit_body(generation, app=app_of(model_id), request=request))
+    response[REQUEST_ID_HEADER] = str(generation.pk)
+    return response
+
+
+def _with_uploaded_image(request: HttpRequest, user, data: dict[str, Any]) -> dict[str, Any]:
+    """An `image_url` naming one of the gateway's own upload file URLs becomes that image's bytes."""
+    value = data.get("image_url")
+    if not isinstance(value, str):
+        return data
+    parts = urlsplit(value.strip())
+    match = FILE_PATH.match(parts.path)
+    if not match or parts.netloc not in _own_hosts(request):
+        return data
+    image = upload_image_for(user, match["id"])
+    if image is None:
+        raise ltx.InputError({"image_url": "no such upload: it has expired, was never completed, or is not yours"})
+    return {**data, "image_url": image.data_uri()}
+
+
+def _own_hosts(request: HttpRequest) -> set[str]:
+    hosts = {request.get_host()}
+    if settings.STUDIO_BASE_URL:
+        hosts.add(urlsplit(settings.STUDIO_BASE_URL).netloc)
+    return hosts
+
+
+def _own_request(user, request_id: str) -> Generation | None:
+    try:
+        pk = uuid.UUID(request_id)
+    except ValueError:
+        return None
+    return Generation.objects.filter(pk=pk, owner=user).first()
+
+
+def _not_found(request_id: str) -> JsonResponse:
+    return fal_error(404, f"Request {request_id!r} not found.", status="NOT_FOUND")
+
+
+def _wants_logs(request: HttpRequest) -> bool:
+    return request.GET.get("logs", "").strip().lower() in TRUE_WORDS
+
+
+@gateway_view("GET")
+def status(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
+    generation = _own_request(user, request_id)
+    if generation is None:
+        return _not_found(request_id)
+    body = status_body(generation, app=app_of(app), request=request, logs=_wants_logs(request))
+    response = JsonResponse(body, status=200 if body["status"] == "COMPLETED" else 202)
+    response[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+@gateway_view("GET")
+def status_stream(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
+    generation = _own_request(user, request_id)
+    if generation is None:
+        return _not_found(request_id)
+    events = _status_events(generation.pk, user.pk, app=app_of(app), request=request, logs=_wants_logs(request))
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
+    response[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpRequest, logs: bool) -> Iterator[str]:
+    """One `data:` event per change of the status object, a keep-alive comment when quiet, and the
+    end of the stream only after COMPLETED (fal's JS client resolves with the last event it saw)."""
+    last_body: dict | None = None
+    last_sent = time.monotonic()
+    while True:
+        generation = Generation.objects.filter(pk=pk, owner_id=owner_id).first()
+        if generation is None:  # deleted meanwhile
+            return
+        body = status_body(generation, app=app, request=request, logs=logs)
+        if body != last_body:
+            yield f"data: {json.dumps(body)}\n\n"
+            last_body, last_sent = body, time.monotonic()
+        if body["status"] == "COMPLETED":
+            return
+        if time.monotonic() - last_sent >= settings.STUDIO_SSE_KEEPALIVE_SECONDS:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        time.sleep(STREAM_POLL_SECONDS)
+
+
+@gateway_view("GET")
+def result(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
+    generation = _own_request(user, request_id)
+    if generation is None:
+        return _not_found(request_id)
+    status_code, body = result_response(generation, request)
+    response = JsonResponse(body, status=status_code)
+    response[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+@gateway_view("PUT")
+def cancel(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
+    generation = _own_request(user, request_id)
+    if generation is None:
+        return JsonResponse({"status": "NOT_FOUND"}, status=404)
+    try:
+        generation_cancel(generation)
+    except NotCancelable:
+        return JsonResponse({"status": "ALREADY_COMPLETED"}, status=400)
+    return JsonResponse({"status": "CANCELLATION_REQUESTED"}, status=202)
+
+
+def jwks(request: HttpRequest) -> HttpResponse:
+    """The public keys that verify the gateway's webhooks (public, like fal's)."""
+    response = JsonResponse(studio_jwks())
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+# --- storage upload ------------------------------------------------------------------------------
+
+@gateway_view("POST")
+def upload_start(request: HttpRequest, user) -> HttpResponse:
+    try:
+        body = json.loads(request.body or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        return validation_error({"body": "must be a JSON object with content_type and file_name"})
+    try:
+        upload = upload_initiate(owner=user, file_name=str(body.get("file_name") or ""),
+                                 content_type=str(body.get("content_type") or ""))
+    except UploadRejected as exc:
+        return validation_error({"content_type": str(exc)})
+    return JsonResponse({
+        "upload_url": absolute_url(f"/fal/storage/upload/put/{upload_token(upload)}", request),
+        "file_url": absolute_url(f"/fal/files/{upload.pk}/{upload.file_name}", request),
+    })
+
+
+@gateway_view("POST")
+def upload_start_multipart(request: HttpRequest, user) -> HttpResponse:
+    return fal_error(413, f"Multipart uploads are not accepted: start images are at most "
+                          f"{settings.STUDIO_MAX_IMAGE_BYTES:,} bytes, so a single upload always suffices.")
+
+
+@gateway_view("PUT", authenticate=False)
+def upload_put(request: HttpRequest, token: str) -> HttpResponse:
+    """The signed upload URL: no Authorization (fal's JS client sends none here), the token is the credential."""
+    upload = upload_from_token(token)
+    if upload is None:
+        return fal_error(403, "This upload URL is invalid or has expired; start a new upload.")
+    length = request.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > settings.STUDIO_MAX_IMAGE_BYTES:
+        return fal_error(413, f"The file is {int(length):,} bytes; start images are at most "
+                              f"{settings.STUDIO_MAX_IMAGE_BYTES:,} bytes.")
+    try:
+        upload_receive(upload, request.body)
+    except UploadRejected as exc:
+        return validation_error({"file": str(exc)})
+    except QuotaExceeded as exc:
+        return fal_error(403, str(exc), error_type="quota_exceeded", quota=exc.as_dict())
+    return JsonResponse({"file_url": absolute_url(f"/fal/files/{upload.pk}/{upload.file_name}", request)})
+
+
+@gateway_view("GET", "HEAD")
+def upload_file(request: HttpRequest, upload_id: uuid.UUID, file_name: str, user) -> HttpResponse:
+    """An uploaded file, for its owner only."""
+    image = upload_image_for(user, upload_id)
+    if image is None:
+        return fal_error(404, "No such file.")
+    return HttpResponse(image.data, content_type=image.content_type)

@@ -1,0 +1,131 @@
+"""Files sent through the gateway's copy of fal's storage upload flow (fal-protocol.md §3.1–3.2).
+
+A client asks for an upload (`upload_initiate`), PUTs the bytes to the signed upload URL it got
+(`upload_receive`), then passes the returned file URL as `image_url`; `upload_image_for` turns
+that URL back into the image. LTX-2 takes no other file input, so only start images are accepted,
+with the same checks as every other start image. A stored upload counts in its owner's storage
+until it expires and `uploads_purge_expired` deletes it.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from generations.images import EXTENSIONS, ImageRejected, StartImage, check_image_bytes
+from generations.models import Upload
+from storage.keys import upload_key
+from storage.models import StoredObject
+from storage.quotas import quota_free_bytes, quota_store
+from storage.transfer import delete_key, store_bytes
+
+TOKEN_SALT = "generations.upload"
+PURGE_BATCH = 100
+
+
+class UploadRejected(Exception):
+    """The upload request or its bytes are not acceptable; the message says why."""
+
+
+def upload_initiate(*, owner: AbstractBaseUser, file_name: str, content_type: str) -> Upload:
+    """Record an upload `owner` is about to send. Raises UploadRejected for a type that cannot be an image.
+
+    The bytes decide the real type when they arrive (a browser may call a HEIC file
+    `application/octet-stream`)."""
+    content_type = (content_type or "").split(";")[0].strip().lower() or "application/octet-stream"
+    if not (content_type.startswith("image/") or content_type == "application/octet-stream"):
+        raise UploadRejected(f"content_type {content_type!r} cannot be uploaded; LTX-2 takes only start images: "
+                             f"{', '.join(EXTENSIONS)}")
+    return Upload.objects.create(owner=owner, file_name=_clean_name(file_name), content_type=content_type,
+                                 expires_at=timezone.now() + timedelta(seconds=settings.STUDIO_UPLOAD_TTL_SECONDS))
+
+
+def upload_token(upload: Upload) -> str:
+    """The unguessable part of the upload URL: a signed, expiring reference to `upload`."""
+    return signing.dumps(str(upload.pk), salt=TOKEN_SALT)
+
+
+def upload_from_token(token: str) -> Upload | None:
+    """The upload a still-valid token refers to, or None."""
+    try:
+        pk = signing.loads(token, salt=TOKEN_SALT, max_age=settings.STUDIO_UPLOAD_URL_SECONDS)
+        return Upload.objects.select_related("owner").filter(pk=uuid.UUID(str(pk))).first()
+    except (signing.BadSignature, ValueError):
+        return None
+
+
+def upload_receive(upload: Upload, data: bytes) -> Upload:
+    """Store `data` as `upload`'s file and book its bytes against the owner's storage limit.
+
+    The bytes must decode as a start image within the size and pixel limits (UploadRejected
+    otherwise); raises QuotaExceeded when they do not fit. Idempotent: once stored, an upload keeps
+    its first file and later PUTs change nothing. The object is written before the transaction
+    and removed again if the transaction does not commit.
+    """
+    if upload.object_id is not None:
+        return upload
+    try:
+        image = check_image_bytes(data)
+    except ImageRejected as exc:
+        raise UploadRejected(str(exc)) from None
+    key = upload_key(upload.owner_id, upload.pk, f"file.{image.extension}")
+    store_bytes(key, image.data, content_type=image.content_type)
+    try:
+        with transaction.atomic():
+            locked = Upload.objects.select_for_update().get(pk=upload.pk)
+            if locked.object_id is not None:
+                return locked  # a concurrent PUT stored it first (same key, so the bytes stay theirs)
+            quota_store(user=upload.owner, ref=upload.pk, bytes=image.size, note=f"upload {upload.file_name}")
+            locked.object = StoredObject.objects.create(owner_id=upload.owner_id, key=key, size=image.size,
+                                                        content_type=image.content_type,
+                                                        sha256=hashlib.sha256(image.data).hexdigest())
+            locked.content_type = image.content_type
+            locked.save(update_fields=["object", "content_type"])
+            return locked
+    except BaseException:
+        if not StoredObject.objects.filter(key=key).exists():
+            delete_key(key)
+        raise
+
+
+def upload_image_for(owner: AbstractBaseUser, upload_id: uuid.UUID | str) -> StartImage | None:
+    """The stored image of `owner`'s unexpired upload `upload_id`, or None (also for other users' uploads)."""
+    upload = (Upload.objects.select_related("object")
+              .filter(pk=upload_id, owner=owner, object__isnull=False, expires_at__gt=timezone.now()).first())
+    if upload is None:
+        return None
+    with default_storage.open(upload.object.key, "rb") as handle:
+        return StartImage(data=handle.read(), content_type=upload.object.content_type)
+
+
+def uploads_purge_expired(*, limit: int = PURGE_BATCH) -> int:
+    """Delete expired uploads (object first, then rows, with a ledger line freeing the bytes).
+
+    Safe to run twice or concurrently: deleting a missing object is a no-op and the ledger line is
+    unique per upload. Returns how many uploads were removed.
+    """
+    expired = list(Upload.objects.select_related("object").filter(expires_at__lte=timezone.now())[:limit])
+    for upload in expired:
+        stored = upload.object
+        if stored is not None:
+            delete_key(stored.key)
+        with transaction.atomic():
+            if stored is not None:
+                quota_free_bytes(job=upload.pk, user_id=upload.owner_id, freed_bytes=stored.size,
+                                 note=f"upload {upload.file_name} expired")
+                Upload.objects.filter(pk=upload.pk).update(object=None)
+                StoredObject.objects.filter(pk=stored.pk).delete()
+            Upload.objects.filter(pk=upload.pk).delete()
+    return len(expired)
+
+
+def _clean_name(file_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", (file_name or "").rsplit("/", 1)[-1]).strip(".-")[:100] or "upload"
