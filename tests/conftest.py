@@ -12,7 +12,7 @@ import pytest
 
 from generations.upstream import reset_fal_client
 
-pytest_plugins = ("tests.storage_backends",)
+pytest_plugins = ("tests.storage_backends", "tests.webhook_receiver")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -49,6 +49,25 @@ def live_studio(simulator_env, live_server, settings) -> Iterator[str]:
         reset_fal_client()
 
 
+def key_client(user):
+    """A Django test client that authenticates as `user` the way fal's clients do."""
+    from django.test import Client
+
+    from accounts.keys import api_key_create
+
+    return Client(HTTP_AUTHORIZATION=f"Key {api_key_create(user=user, name='fal')[1]}")
+
+
+@pytest.fixture
+def gw(user):
+    return key_client(user)
+
+
+@pytest.fixture
+def other_gw(other_user):
+    return key_client(other_user)
+
+
 @pytest.fixture
 def studio_key(user) -> str:
     """A studio API key of `user` (alice), as fal's clients send it: `Authorization: Key <it>`."""

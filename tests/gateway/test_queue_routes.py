@@ -28,20 +28,6 @@ Status = Generation.Status
 T2V = "/fal/fal-ai/ltx-2/text-to-video"
 
 
-def key_client(user) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Key {api_key_create(user=user, name='fal')[1]}")
-
-
-@pytest.fixture
-def gw(user) -> Client:
-    return key_client(user)
-
-
-@pytest.fixture
-def other_gw(other_user) -> Client:
-    return key_client(other_user)
-
-
 def submit(gw: Client, body: dict | None = None, path: str = T2V, **extra):
     return gw.post(path, json.dumps({"prompt": "a fox in the snow"} if body is None else body),
                    content_type="application/json", **extra)
