@@ -24,6 +24,15 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# fal's JS client for tests/gateway/test_js_client.py, from the committed lock file; only where npm
+# exists (without Node those tests skip, or fail under CI=true).
+JS_TESTS := tests/gateway/js
+NODE_DEPS := $(if $(shell command -v npm),$(JS_TESTS)/node_modules/.package-lock.json)
+
+$(JS_TESTS)/node_modules/.package-lock.json: $(JS_TESTS)/package.json $(JS_TESTS)/package-lock.json
+	npm ci --prefix $(JS_TESTS) --no-audit --no-fund
+	@touch $@
+
 migrate: install
 	$(PY) manage.py migrate --noinput
 
@@ -38,7 +47,7 @@ run: migrate
 	  exec $(VENV)/bin/honcho start web worker; \
 	fi
 
-test: install-dev
+test: install-dev $(NODE_DEPS)
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -47,4 +56,4 @@ bench: install-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 media bench-report.json
+	rm -rf $(VENV) db.sqlite3 test-db*.sqlite3* media bench-report.json

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from generations import ltx
+from generations.api.throttling import CreateThrottle
 from generations.gateway.auth import GatewayAuthError, gateway_user
 from generations.gateway.payloads import app_of, result_response, status_body, submit_body
 from generations.media_links import absolute_url
@@ -77,6 +80,14 @@ def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool 
 
 @gateway_view("POST")
 def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
+    # The REST API's per-caller create rate (STUDIO_API_CREATE_RATE). A 429 is right here: it is a
+    # rate, not a quota, and fal's clients retry it after Retry-After.
+    throttle = CreateThrottle()
+    if not throttle.allow_request(SimpleNamespace(method="POST", user=user, auth=None, META=request.META), None):
+        wait = math.ceil(throttle.wait() or 1)
+        response = fal_error(429, f"Too many submits; try again in {wait} s.", error_type="rate_limited")
+        response["Retry-After"] = str(wait)
+        return response
     try:
         spec = ltx.resolve_model(model_id.strip("/"))
     except ltx.InputError:

@@ -179,6 +179,15 @@ def test_revoked_keys_are_401_and_suspended_accounts_403(user, task_queue):
     assert not Generation.objects.exists()
 
 
+def test_submitting_too_fast_is_429_with_retry_after_and_creates_nothing(gw, settings, task_queue):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "100/min", "create": "2/min"}}
+    assert [submit(gw).status_code for _ in range(2)] == [200, 200]
+    response = submit(gw)
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert response.json()["error_type"] == "rate_limited"
+    assert Generation.objects.count() == 2
+
+
 def test_bearer_works_like_key(user, task_queue):
     raw = api_key_create(user=user, name="k")[1]
     assert submit(Client(HTTP_AUTHORIZATION=f"Bearer {raw}")).status_code == 200
