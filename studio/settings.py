@@ -24,6 +24,12 @@ if not DEBUG:
 if not SECRET_KEY:
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Behind a TLS-terminating reverse proxy that sets X-Forwarded-Proto and X-Forwarded-Host: the
+# URLs the studio hands out (gateway status/response URLs, media links) then carry the
+# externally visible scheme and host. Only enable it when the proxy overwrites those headers.
+if env_bool("STUDIO_TRUST_FORWARDED_HEADERS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
 STUDIO_ALLOW_SIGNUP = env_bool("STUDIO_ALLOW_SIGNUP", True)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "studio@localhost")

@@ -3,6 +3,9 @@ isolation between users, and a whole job driven through the simulator."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +25,7 @@ from generations.services.tracking import tracker_tick
 from tests.conftest import wait_until
 from tests.generations.test_pipeline import make_due, probe
 from tests.media_fetch import fetch
+from tests.processes import ROOT
 
 pytestmark = pytest.mark.django_db
 Status = Generation.Status
@@ -95,6 +99,27 @@ def test_base_url_setting_wins_over_the_request_host(gw, settings, task_queue):
     settings.STUDIO_BASE_URL = "https://studio.example.com"
     body = submit(gw).json()
     assert body["response_url"] == f"https://studio.example.com/fal/fal-ai/ltx-2/requests/{body['request_id']}"
+
+
+def test_behind_a_tls_proxy_the_forwarded_scheme_and_host_are_used(gw, settings, task_queue):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.USE_X_FORWARDED_HOST = True
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "studio.example.com"]
+    body = submit(gw, headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "studio.example.com"}).json()
+    assert body["status_url"] == f"https://studio.example.com/fal/fal-ai/ltx-2/requests/{body['request_id']}/status"
+
+
+def test_forwarded_headers_are_trusted_only_when_configured():
+    # Settings read the environment at start-up, so look at them in fresh processes.
+    script = ("import django; django.setup(); from django.conf import settings; "
+              "print(settings.SECURE_PROXY_SSL_HEADER, settings.USE_X_FORWARDED_HOST)")
+    seen = []
+    for value in ("true", "false"):
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "studio.settings", "STUDIO_TRUST_FORWARDED_HEADERS": value}
+        out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                             env=env)
+        seen.append(out.stdout.strip())
+    assert seen == ["('HTTP_X_FORWARDED_PROTO', 'https') True", "None False"]
 
 
 def test_an_unknown_model_is_404_naming_what_is_served(gw, task_queue, django_capture_on_commit_callbacks):
