@@ -158,10 +158,14 @@ else:
     FAL_REST_URL = env_str("FAL_REST_URL", "https://rest.fal.ai")
 FAL_CONNECT_TIMEOUT = env_float("FAL_CONNECT_TIMEOUT", 5.0)
 FAL_READ_TIMEOUT = env_float("FAL_READ_TIMEOUT", 30.0)
-FAL_WEBHOOK_JWKS_URL = env_str("FAL_WEBHOOK_JWKS_URL", "https://rest.alpha.fal.ai/.well-known/jwks.json")
+FAL_WEBHOOK_JWKS_URL = env_str("FAL_WEBHOOK_JWKS_URL", f"{FAL_QUEUE_URL}/.well-known/jwks.json" if FAL_USES_SIMULATOR
+                               else "https://rest.alpha.fal.ai/.well-known/jwks.json")
 
 # --- studio behaviour -----------------------------------------------------------------------
 STUDIO_BASE_URL = env_str("STUDIO_BASE_URL").rstrip("/")
+# Submit every job with its own fal webhook URL (under STUDIO_BASE_URL, which fal must reach), so a
+# completion is seen at once; polling stays the backstop. On by default when STUDIO_BASE_URL is set.
+STUDIO_FAL_WEBHOOKS = env_bool("STUDIO_FAL_WEBHOOKS", bool(STUDIO_BASE_URL))
 STUDIO_PROMPT_MAX_CHARS = env_int("STUDIO_PROMPT_MAX_CHARS", 2500)
 STUDIO_UPSTREAM_MODEL_PREFIX = env_str("STUDIO_UPSTREAM_MODEL_PREFIX", "fal-ai/ltx-2")
 STUDIO_ALLOWED_PRIVATE_HOSTS = env_list("STUDIO_ALLOWED_PRIVATE_HOSTS")

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 
 from generations import ltx
@@ -19,6 +20,7 @@ from generations.queue import enqueue_on_commit
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.services.lease import tracker_ensure
 from generations.transitions import transition, update_while
+from generations.media_links import absolute_url
 from generations.upstream import get_fal_client
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,14 @@ def submit_lease() -> timedelta:
 def retry_backoff(attempt: int, retry_after: float | None = None) -> timedelta:
     seconds = min(2.0 ** attempt, 60.0)
     return timedelta(seconds=max(seconds, retry_after or 0.0))
+
+
+def fal_webhook_url(generation: Generation) -> str:
+    """The job's own webhook URL handed to fal at submit ("" when STUDIO_FAL_WEBHOOKS is off);
+    deliveries are handled by `fal_webhooks.fal_webhook_receive`."""
+    if not settings.STUDIO_FAL_WEBHOOKS:
+        return ""
+    return absolute_url(reverse("fal-webhook", args=[generation.webhook_token]))
 
 
 def generation_submit(pk: uuid.UUID | str) -> None:
@@ -68,7 +78,7 @@ def generation_submit(pk: uuid.UUID | str) -> None:
         return
     attempt = attempt_start(generation, GenerationAttempt.Kind.SUBMIT, number=generation.submit_attempts)
     try:
-        submission = get_fal_client().submit(spec.upstream_id, payload)
+        submission = get_fal_client().submit(spec.upstream_id, payload, webhook_url=fal_webhook_url(generation) or None)
     except FalRejected as exc:
         attempt_finish(attempt, error=exc)
         transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
