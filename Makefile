@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test bench install install-dev migrate clean
+.PHONY: run run-prod test bench install install-dev migrate clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"' \
@@ -42,9 +42,31 @@ run: migrate
 	$(PY) manage.py ensure_demo_user
 	@if [ -z "$$FAL_KEY" ] && [ -z "$$FAL_QUEUE_URL" ]; then \
 	  echo "No FAL_KEY: using the local fal simulator on 127.0.0.1:$${FALSIM_PORT:-8765}"; \
-	  exec $(VENV)/bin/honcho start web worker falsim; \
+	  exec $(VENV)/bin/honcho start -p $${PORT:-8000} web worker falsim; \
 	else \
-	  exec $(VENV)/bin/honcho start web worker; \
+	  exec $(VENV)/bin/honcho start -p $${PORT:-8000} web worker; \
+	fi
+
+# Production mode (docs/production.md): DEBUG defaults to false, so SECRET_KEY, ALLOWED_HOSTS and
+# STUDIO_SIGNING_KEY must be set; the settings' own message says what is missing. Then migrate,
+# collect static files (hashed and compressed, served by whitenoise) and run Procfile.prod — gunicorn
+# on 127.0.0.1:$(PORT) (default 8000; BIND overrides), the worker cluster and, without FAL_KEY /
+# FAL_QUEUE_URL, the local simulator — in one foreground group (Ctrl-C stops all).
+run-prod: export DEBUG ?= false
+run-prod: install
+	@out=$$($(PY) manage.py check --deploy 2>&1) || { \
+	  if printf '%s\n' "$$out" | grep -q 'ImproperlyConfigured: '; then \
+	    printf '%s\n' "$$out" | sed -n 's/^.*ImproperlyConfigured: /Not starting in production mode: /p' >&2; \
+	  else printf '%s\n' "$$out" >&2; fi; \
+	  echo "See docs/production.md for the settings production needs." >&2; exit 1; }; \
+	  printf '%s\n' "$$out"
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
+	@if [ -z "$$FAL_KEY" ] && [ -z "$$FAL_QUEUE_URL" ]; then \
+	  echo "No FAL_KEY: using the local fal simulator on 127.0.0.1:$${FALSIM_PORT:-8765}"; \
+	  exec $(VENV)/bin/honcho -f Procfile.prod start -p $${PORT:-8000} web worker falsim; \
+	else \
+	  exec $(VENV)/bin/honcho -f Procfile.prod start -p $${PORT:-8000} web worker; \
 	fi
 
 test: install-dev $(NODE_DEPS)

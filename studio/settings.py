@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (see "production" below)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -84,7 +85,7 @@ USE_I18N = True
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))  # where collectstatic writes
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -234,6 +235,21 @@ STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# --- production: static files, metrics (docs/production.md) ---------------------------------
+# whitenoise serves /static/ from STATIC_ROOT in the web process. With DEBUG off the files are
+# content-hashed and pre-compressed by `collectstatic` (make run-prod runs it), so they can be
+# cached for a year; `default` storage above is untouched.
+if not DEBUG:
+    STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+# Pinned to DEBUG as configured (test runners switch DEBUG off at run time): in development and
+# tests whitenoise finds files per request without collectstatic; in production it indexes
+# STATIC_ROOT once at start.
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG
+# Bearer token that lets a Prometheus scraper read /metrics (staff sessions always can). Unset:
+# only staff sessions.
+STUDIO_METRICS_TOKEN = env_str("STUDIO_METRICS_TOKEN")
 
 LOGGING = {
     "version": 1,

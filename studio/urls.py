@@ -3,9 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from generations.fal_webhook_view import fal_webhook
+from studio import health, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("livez", health.livez, name="livez"),
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("api/v1/fal-webhooks/<str:token>", fal_webhook, name="fal-webhook"),
     path("api/v1/", include("generations.api.urls")),

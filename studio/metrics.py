@@ -1,0 +1,155 @@
+"""`GET /metrics`: a few gauges in Prometheus' text format (docs/production.md).
+
+Readable by staff sessions, or with `Authorization: Bearer <STUDIO_METRICS_TOKEN>`; 403 otherwise.
+Five cheap queries, nothing cached:
+
+- `studio_generations{status}`: every generation by status (one grouped COUNT).
+- `studio_generations_failed_last_hour{error_code}`: failures that ended in the last hour.
+- `studio_generation_store_seconds`, `studio_generation_upstream_seconds` (summaries over the jobs
+  that succeeded in the last 15 minutes): `finished_at - completed_at`, the studio's copy/probe/poster
+  time after it saw fal's COMPLETED; and `completed_at - submitted_at`, fal's queue and run time
+  plus the studio's tracking lag (when fal itself finished is not stored, so the lag alone is not).
+- `studio_tracking_due_generations`, `studio_tracking_backlog_seconds`: active jobs whose
+  `next_poll_at` has passed, and how long the oldest has waited — a tracker that keeps up stays
+  near 0; a growing value means tracking is stuck or overloaded.
+- `studio_task_queue_length`: django-q2 tasks waiting for a worker.
+"""
+from __future__ import annotations
+
+import hmac
+import math
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Min
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from generations.models import Generation
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+FAILED_WINDOW = timedelta(hours=1)
+DURATION_WINDOW = timedelta(minutes=15)
+DURATION_SAMPLE_LIMIT = 10_000  # newest first; bounds the rows read even at a very high rate
+QUANTILES = (0.5, 0.95)
+# The statuses of the partial index `generation_due`, so the backlog query can use it.
+TRACKED = ("pending", "submitting", "queued", "running", "storing")
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    if not _may_read(request):
+        return HttpResponse("Metrics need a staff session or `Authorization: Bearer <STUDIO_METRICS_TOKEN>`.\n",
+                            status=403, content_type="text/plain; charset=utf-8")
+    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE)
+
+
+def _may_read(request: HttpRequest) -> bool:
+    """A bearer header is judged alone (no session lookup); otherwise an active staff session."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        expected = settings.STUDIO_METRICS_TOKEN
+        return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
+                                                                                   expected.encode())
+    user = request.user
+    return bool(user.is_authenticated and user.is_active and user.is_staff)
+
+
+def render_metrics() -> str:
+    now = timezone.now()
+    lines: list[str] = []
+
+    by_status = dict(Generation.objects.order_by().values_list("status").annotate(n=Count("pk")))
+    _family(lines, "studio_generations", "gauge", "Generations by status.",
+            ((f'status="{status}"', by_status.get(status, 0)) for status in Generation.Status.values))
+
+    failed = (Generation.objects.order_by()
+              .filter(status=Generation.Status.FAILED, finished_at__gte=now - FAILED_WINDOW)
+              .values_list("error_code").annotate(n=Count("pk")))
+    _family(lines, "studio_generations_failed_last_hour", "gauge",
+            "Generations that failed in the last hour, by error code.",
+            ((f'error_code="{_label(code or "unknown")}"', n) for code, n in sorted(failed)))
+
+    recent = list(Generation.objects.order_by("-finished_at")
+                  .filter(status=Generation.Status.SUCCEEDED, finished_at__gte=now - DURATION_WINDOW,
+                          completed_at__isnull=False)
+                  .values_list("submitted_at", "completed_at", "finished_at")[:DURATION_SAMPLE_LIMIT])
+    store = [(finished - completed).total_seconds() for _, completed, finished in recent]
+    upstream = [(completed - submitted).total_seconds() for submitted, completed, _ in recent if submitted]
+    _summary(lines, "studio_generation_store_seconds",
+             "Seconds from seeing fal's COMPLETED to the job succeeding (fetch, store, probe, poster); "
+             "jobs that succeeded in the last 15 minutes.", store)
+    _summary(lines, "studio_generation_upstream_seconds",
+             "Seconds from submit to the studio recording fal's COMPLETED (fal's queue and run time plus "
+             "tracking lag); jobs that succeeded in the last 15 minutes.", upstream)
+
+    due = (Generation.objects.order_by().filter(status__in=TRACKED, next_poll_at__lt=now)
+           .aggregate(n=Count("pk"), oldest=Min("next_poll_at")))
+    backlog = (now - due["oldest"]).total_seconds() if due["oldest"] else 0.0
+    _family(lines, "studio_tracking_due_generations", "gauge",
+            "Active generations whose next_poll_at has passed (waiting for the tracker).", [("", due["n"])])
+    _family(lines, "studio_tracking_backlog_seconds", "gauge",
+            "How long the most overdue active generation has waited past its next_poll_at.", [("", backlog)])
+
+    queued = task_queue_length()
+    _family(lines, "studio_task_queue_length", "gauge", "django-q2 tasks waiting for a worker (-1: broker unreachable).",
+            [("", queued)])
+    return "\n".join(lines) + "\n"
+
+
+def task_queue_length() -> int:
+    """Tasks in django-q2's queue not yet taken by a worker; -1 when the broker cannot be asked."""
+    try:
+        if settings.REDIS_URL:
+            from django_q.brokers import get_broker
+
+            from studio.health import redis_client
+
+            return int(redis_client().llen(get_broker().list_key))
+        from django_q.conf import Conf
+        from django_q.models import OrmQ
+
+        # What the ORM broker's queue_size() counts, without its close_old_connections() side effect.
+        return OrmQ.objects.using(Conf.ORM or "default").filter(key=Conf.CLUSTER_NAME,
+                                                                 lock__lte=timezone.now()).count()
+    except Exception:
+        return -1
+
+
+def _family(lines: list[str], name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
+    for labels, value in samples:
+        lines.append(f"{name}{{{labels}}} {_number(value)}" if labels else f"{name} {_number(value)}")
+
+
+def _summary(lines: list[str], name: str, help_text: str, values: Sequence[float]) -> None:
+    ordered = sorted(values)
+    samples = [(f'quantile="{q}"', _quantile(ordered, q)) for q in QUANTILES]
+    _family(lines, name, "summary", help_text, samples)
+    lines.append(f"{name}_sum {_number(sum(ordered))}")
+    lines.append(f"{name}_count {len(ordered)}")
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile; NaN for no samples (Prometheus' convention for an empty summary)."""
+    if not ordered:
+        return math.nan
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        return repr(round(value, 3))
+    return str(value)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")

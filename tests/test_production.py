@@ -1,0 +1,438 @@
+"""Production mode: gunicorn + whitenoise as a real process, /livez, /healthz, /metrics, refusing bad settings.
+
+Database and storage are whatever the run uses (CI: PostgreSQL + S3, and SQLite + filesystem).
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import runpy
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from django.core.files.storage import Storage
+from django.utils import timezone
+from django_q.conf import Conf
+from django_q.models import OrmQ, Schedule
+
+from generations.models import Generation, Project
+from studio import health
+from tests.processes import ROOT, child_env, free_port, stop, wait_for_port
+from tests.s3server import create_bucket, delete_bucket, storages_setting
+from webhooks.signing_keys import new_signing_key
+
+FAL_SECRET = "fal-secret-that-must-never-leak-0123456789"
+METRICS_TOKEN = "metrics-token-for-tests-0123456789"
+Status = Generation.Status
+
+
+# --- the real production server --------------------------------------------------------------
+
+def production_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = child_env(
+        DEBUG="false", SECRET_KEY="production-test-secret-key-" + "x" * 40, ALLOWED_HOSTS="127.0.0.1,localhost",
+        STUDIO_SIGNING_KEY=new_signing_key(), STATIC_ROOT=str(tmp / "static"), MEDIA_ROOT=str(tmp / "media"),
+        FAL_KEY=FAL_SECRET, FAL_QUEUE_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        STUDIO_METRICS_TOKEN=METRICS_TOKEN, WEB_CONCURRENCY="2", GUNICORN_THREADS="4", **extra)
+    env.pop("FAL_REST_URL", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`collectstatic` as `make run-prod` runs it (DEBUG off: hashed, compressed, with a manifest)."""
+    tmp = tmp_path_factory.mktemp("prod")
+    env = {**production_env(tmp), "DATABASE_URL": "sqlite:///" + str(tmp / "unused.sqlite3")}
+    run = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    assert (tmp / "static" / "staticfiles.json").exists()
+    return tmp
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_serves_the_studio_in_production_mode(collected_static: Path, tmp_path: Path) -> None:
+    # given: gunicorn started from gunicorn.conf.py, as Procfile.prod starts it, against this test's database
+    port = free_port()
+    env = production_env(collected_static, BIND=f"127.0.0.1:{port}")
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi"],
+                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, server, timeout=30)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            # then: alive, and healthy where it matters
+            live = http.get("/livez")
+            assert (live.status_code, live.json()) == (200, {"status": "ok"})
+
+            answer = http.get("/healthz")
+            assert answer.status_code == 200, answer.text
+            checks = answer.json()["checks"]
+            assert answer.json()["status"] == "ok"
+            assert {name: checks[name]["ok"] for name in ("database", "broker", "storage")} == \
+                {"database": True, "broker": True, "storage": True}
+            assert checks["storage"]["detail"].startswith("s3 bucket" if os.environ.get("AWS_STORAGE_BUCKET_NAME")
+                                                          else "filesystem")
+            assert checks["provider"]["ok"] is False  # reported, but only a warning
+            assert FAL_SECRET not in answer.text
+
+            # static files from whitenoise: hashed name, compressed, cached for a year
+            manifest = json.loads((collected_static / "static" / "staticfiles.json").read_text())
+            hashed = manifest["paths"]["admin/css/base.css"]
+            css = http.get(f"/static/{hashed}", headers={"Accept-Encoding": "gzip"})
+            assert css.status_code == 200
+            assert "max-age=315360000" in css.headers["cache-control"]
+            assert "immutable" in css.headers["cache-control"]
+            assert css.headers.get("content-encoding") == "gzip"
+            assert css.headers["content-type"].startswith("text/css")
+
+            # the API answers in its own error shape, not a debug page
+            usage = http.get("/api/v1/usage/")
+            assert usage.status_code == 401
+            assert usage.json()["code"] == "not_authenticated"
+
+            metrics = http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+            assert metrics.status_code == 200
+            assert 'studio_generations{status="succeeded"} 0' in metrics.text
+            assert http.get("/metrics").status_code == 403
+    finally:
+        stop(server)
+    output = log.read_text()
+    assert server.returncode == 0, output
+    assert "Using worker: gthread" in output
+    assert f"Listening at: http://127.0.0.1:{port}" in output
+    assert '"GET /livez HTTP/1.1" 200' in output  # the access log goes to stdout
+
+
+def test_gunicorn_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BIND", "PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert config["worker_class"] == "gthread"
+    assert config["bind"] == "127.0.0.1:8000"
+    assert config["threads"] == 8
+    assert 3 <= config["workers"] <= 8
+    assert config["accesslog"] == "-"
+
+    monkeypatch.setenv("PORT", "9001")
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("GUNICORN_THREADS", "16")
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert (config["bind"], config["workers"], config["threads"]) == ("127.0.0.1:9001", 3, 16)
+
+    monkeypatch.setenv("BIND", "0.0.0.0:7000")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "0.0.0.0:7000"
+
+
+# --- refusing to start without production settings ----------------------------------------------
+
+def run_deploy_check(**env: str) -> subprocess.CompletedProcess:
+    """What `make run-prod` runs first (with DEBUG=false unless the caller says otherwise)."""
+    base = {name: value for name, value in os.environ.items()
+            if name not in ("SECRET_KEY", "ALLOWED_HOSTS", "STUDIO_SIGNING_KEY", "DEBUG")}
+    return subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_production_mode_refuses_without_a_secret_key() -> None:
+    run = run_deploy_check(DEBUG="false", ALLOWED_HOSTS="studio.example.com", STUDIO_SIGNING_KEY=new_signing_key())
+    assert run.returncode != 0
+    assert "ImproperlyConfigured: DEBUG is off, so these must be set in the environment: SECRET_KEY" in run.stderr
+
+
+def test_production_mode_refuses_without_a_signing_key() -> None:
+    run = run_deploy_check(DEBUG="false", SECRET_KEY="s" * 60, ALLOWED_HOSTS="studio.example.com")
+    assert run.returncode != 0
+    assert "STUDIO_SIGNING_KEY must be set" in run.stderr
+    assert "generate_signing_key" in run.stderr
+
+
+def test_makefile_run_prod_turns_the_error_into_one_line() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    target = makefile.split("\nrun-prod: install\n", 1)[1].split("\n\n", 1)[0]
+    assert "manage.py check --deploy" in target
+    assert "Not starting in production mode: " in target
+    assert "-f Procfile.prod" in target
+    assert "collectstatic" in target
+    procfile = (ROOT / "Procfile.prod").read_text()
+    assert "web: gunicorn -c gunicorn.conf.py studio.wsgi" in procfile
+    assert "worker: python manage.py qcluster" in procfile
+
+
+# --- /livez and /healthz ---------------------------------------------------------------------
+
+class ProbeTarget:
+    """A local HTTP server standing in for fal's queue host; answers 401 and records the headers."""
+
+    def __init__(self) -> None:
+        seen = self.headers = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                seen.append(dict(self.headers))
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fal_host(settings) -> Iterator[ProbeTarget]:
+    target = ProbeTarget()
+    settings.FAL_QUEUE_URL = target.url
+    settings.FAL_KEY = FAL_SECRET
+    try:
+        yield target
+    finally:
+        target.close()
+
+
+@pytest.fixture
+def fal_down(settings) -> None:
+    settings.FAL_QUEUE_URL = f"http://127.0.0.1:{free_port()}/queue"
+    settings.FAL_KEY = FAL_SECRET
+
+
+class BrokenStorage(Storage):
+    def exists(self, name: str) -> bool:
+        raise OSError("the disk is on fire")
+
+
+def healthz(client) -> tuple[int, dict]:
+    response = client.get("/healthz")
+    assert response["Content-Type"] == "application/json"
+    assert "no-store" in response["Cache-Control"]
+    assert FAL_SECRET not in response.content.decode()
+    return response.status_code, response.json()
+
+
+def test_livez_does_no_io(client) -> None:
+    response = client.get("/livez")  # no django_db mark: a query would fail the test
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+@pytest.mark.django_db
+def test_healthz_ok_on_each_storage_backend(client, storage_backend, fal_host: ProbeTarget) -> None:
+    status, body = healthz(client)
+    assert status == 200, body
+    assert body["status"] == "ok"
+    assert list(body["checks"]) == ["database", "broker", "storage", "provider", "workers"]
+    for name in ("database", "broker", "storage", "provider"):
+        assert body["checks"][name]["ok"] is True, body["checks"][name]
+        assert isinstance(body["checks"][name]["ms"], float)
+    assert ("s3 bucket" if storage_backend.s3 else "filesystem") in body["checks"]["storage"]["detail"]
+    # the provider probe is anonymous: any HTTP answer (here 401) counts as reachable
+    assert "HTTP 401" in body["checks"]["provider"]["detail"]
+    assert len(fal_host.headers) == 1
+    assert "Authorization" not in fal_host.headers[0]
+    assert storage_backend.keys() == []  # the storage check writes nothing
+
+
+@pytest.mark.django_db
+def test_healthz_storage_failure_is_503_with_the_reason(client, settings, fal_host: ProbeTarget) -> None:
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "tests.test_production.BrokenStorage"}}
+    status, body = healthz(client)
+    assert status == 503
+    assert body["status"] == "degraded"
+    assert body["checks"]["storage"] == {"ok": False, "ms": body["checks"]["storage"]["ms"],
+                                         "detail": "OSError: the disk is on fire"}
+    assert body["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_healthz_missing_bucket_is_503(client, settings, s3_endpoint: str, fal_host: ProbeTarget) -> None:
+    target = create_bucket(s3_endpoint)
+    delete_bucket(target)
+    settings.STORAGES = storages_setting(target)
+    status, body = healthz(client)
+    assert status == 503
+    assert body["checks"]["storage"]["detail"] == f"bucket {target.bucket!r}: does not exist"
+
+
+@pytest.mark.django_db
+def test_healthz_provider_unreachable_only_warns(client, media_root, fal_down) -> None:
+    status, body = healthz(client)
+    assert status == 200
+    assert body["status"] == "ok"
+    provider = body["checks"]["provider"]
+    assert provider["ok"] is False
+    assert provider["detail"].startswith("http://127.0.0.1:")
+    assert "unreachable: ConnectError" in provider["detail"]
+    assert "/queue" not in provider["detail"]
+
+
+@pytest.mark.django_db
+def test_healthz_redis_broker_down_is_503(client, settings, media_root, fal_down) -> None:
+    settings.REDIS_URL = f"redis://:{FAL_SECRET}@127.0.0.1:{free_port()}/0"
+    status, body = healthz(client)
+    assert status == 503
+    assert body["checks"]["broker"]["ok"] is False
+    assert body["checks"]["broker"]["detail"]
+
+
+@pytest.mark.django_db
+def test_healthz_database_down_is_503_and_skips_what_needs_it(client, monkeypatch, media_root, fal_down) -> None:
+    def refuse() -> str:
+        raise health.CheckFailed("connection refused")
+
+    monkeypatch.setattr(health, "check_database", refuse)
+    status, body = healthz(client)
+    assert status == 503
+    assert body["checks"]["database"]["detail"] == "connection refused"
+    if not body["checks"]["broker"]["detail"].startswith("redis"):
+        assert body["checks"]["broker"] == {"ok": False, "ms": 0.0, "detail": "not checked: the database is unavailable"}
+    assert body["checks"]["workers"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_healthz_does_not_wait_for_a_hung_check(client, monkeypatch, media_root, fal_down) -> None:
+    release = threading.Event()
+    monkeypatch.setattr(health, "DEADLINE_SECONDS", 0.3)
+    monkeypatch.setattr(health, "check_provider", lambda: release.wait(5) and "late")
+    try:
+        status, body = healthz(client)
+    finally:
+        release.set()
+    assert status == 200
+    assert body["checks"]["provider"]["ok"] is False
+    assert body["checks"]["provider"]["detail"] == "no answer within 0.3 s"
+    assert body["checks"]["provider"]["ms"] < 2000
+
+
+@pytest.mark.django_db
+def test_healthz_never_raises(client, monkeypatch) -> None:
+    monkeypatch.setattr(health, "run_checks", lambda: 1 / 0)
+    status, body = healthz(client)
+    assert status == 503
+    assert body == {"status": "degraded", "checks": {"health": {"ok": False, "ms": 0.0,
+                                                                "detail": "ZeroDivisionError: division by zero"}}}
+
+
+@pytest.mark.django_db
+def test_healthz_workers_warn_when_schedules_stall(client, media_root, fal_down) -> None:
+    Schedule.objects.all().delete()
+    Schedule.objects.create(func="math.floor", args="1", schedule_type=Schedule.MINUTES, minutes=1,
+                            next_run=timezone.now() - timedelta(minutes=10))
+    status, body = healthz(client)
+    assert status == 200
+    workers = body["checks"]["workers"]
+    assert workers["ok"] is False
+    assert "0 cluster(s) seen" in workers["detail"] and "overdue" in workers["detail"]
+
+    Schedule.objects.update(next_run=timezone.now() + timedelta(seconds=40))  # a scheduler keeps it moving
+    _, body = healthz(client)
+    assert body["checks"]["workers"] == {**body["checks"]["workers"], "ok": True}
+
+
+# --- /metrics --------------------------------------------------------------------------------
+
+def parse_metrics(text: str) -> dict[str, float]:
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+@pytest.mark.django_db
+def test_metrics_need_staff_or_the_token(client, settings, user, django_user_model) -> None:
+    settings.STUDIO_METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 403  # no token configured
+
+    client.force_login(user)
+    assert client.get("/metrics").status_code == 403
+
+    client.force_login(django_user_model.objects.create_user(username="ops", password="x", is_staff=True))
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    client.logout()
+
+    settings.STUDIO_METRICS_TOKEN = METRICS_TOKEN
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}").status_code == 200
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Key {METRICS_TOKEN}").status_code == 403
+
+
+@pytest.mark.django_db
+def test_metrics_count_what_the_rows_say(client, settings, user, django_assert_max_num_queries) -> None:
+    # given: jobs in several states, recent and old
+    settings.STUDIO_METRICS_TOKEN = METRICS_TOKEN
+    now = timezone.now()
+    project = Project.objects.create(owner=user, name="Inbox")
+
+    def job(status: str, **fields) -> Generation:
+        return Generation.objects.create(owner=user, project=project, model_id="fal-ai/ltx-2/text-to-video",
+                                         input={"prompt": "p"}, cost_usd=Decimal("0.36"), status=status, **fields)
+
+    for store_seconds in (1, 2, 3, 4, 10):
+        job(Status.SUCCEEDED, submitted_at=now - timedelta(seconds=60), completed_at=now - timedelta(seconds=20),
+            finished_at=now - timedelta(seconds=20 - store_seconds))
+    job(Status.SUCCEEDED, submitted_at=now - timedelta(hours=2), completed_at=now - timedelta(hours=2),
+        finished_at=now - timedelta(hours=1))  # outside the 15-minute window
+    job(Status.FAILED, error_code="upstream_rejected", finished_at=now - timedelta(minutes=5))
+    job(Status.FAILED, error_code="upstream_rejected", finished_at=now - timedelta(minutes=50))
+    job(Status.FAILED, error_code='odd"code', finished_at=now - timedelta(minutes=1))
+    job(Status.FAILED, error_code="submit_unknown", finished_at=now - timedelta(hours=3))  # too old
+    job(Status.QUEUED, next_poll_at=now - timedelta(seconds=30))
+    job(Status.RUNNING, next_poll_at=now - timedelta(seconds=5))
+    job(Status.RUNNING, next_poll_at=now + timedelta(seconds=1))
+    job(Status.HELD)
+    OrmQ.objects.create(key=Conf.CLUSTER_NAME, payload="x", lock=now - timedelta(seconds=1))
+    OrmQ.objects.create(key=Conf.CLUSTER_NAME, payload="y", lock=now + timedelta(minutes=5))  # taken by a worker
+
+    # when
+    with django_assert_max_num_queries(5):
+        response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}")
+
+    # then
+    assert response.status_code == 200
+    values = parse_metrics(response.content.decode())
+    assert {status: values[f'studio_generations{{status="{status}"}}'] for status in Status.values} == {
+        "pending": 0, "held": 1, "submitting": 0, "queued": 1, "running": 2, "storing": 0,
+        "succeeded": 6, "failed": 4, "canceled": 0}
+    failed = {name: value for name, value in values.items() if name.startswith("studio_generations_failed_last_hour")}
+    assert failed == {'studio_generations_failed_last_hour{error_code="odd\\"code"}': 1,
+                      'studio_generations_failed_last_hour{error_code="upstream_rejected"}': 2}
+    assert values['studio_generation_store_seconds{quantile="0.5"}'] == 3
+    assert values['studio_generation_store_seconds{quantile="0.95"}'] == 10
+    assert values["studio_generation_store_seconds_count"] == 5
+    assert values["studio_generation_store_seconds_sum"] == 20
+    assert values['studio_generation_upstream_seconds{quantile="0.5"}'] == 40
+    assert values["studio_tracking_due_generations"] == 2
+    assert 30 <= values["studio_tracking_backlog_seconds"] < 40
+    if not settings.REDIS_URL:
+        assert values["studio_task_queue_length"] == 1
+
+
+@pytest.mark.django_db
+def test_metrics_on_an_empty_studio(client, settings) -> None:
+    settings.STUDIO_METRICS_TOKEN = METRICS_TOKEN
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}").content.decode()
+    values = parse_metrics(text)
+    assert values["studio_tracking_backlog_seconds"] == 0
+    assert values["studio_generation_store_seconds_count"] == 0
+    assert 'studio_generation_store_seconds{quantile="0.95"} NaN' in text
+    assert "# TYPE studio_generations gauge" in text
