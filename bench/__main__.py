@@ -16,7 +16,8 @@ def main() -> None:
     parser.add_argument("--run-seconds", type=float, default=10.0, help="how long each simulated job runs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--copy-mb", type=int, default=1024, help="size of the copied file (default 1 GB)")
-    parser.add_argument("--only", choices=["tracking", "copy"], help="run one benchmark only")
+    parser.add_argument("--status-seconds", type=float, default=5.0, help="load per status endpoint (default 5 s)")
+    parser.add_argument("--only", choices=["tracking", "copy", "status"], help="run one benchmark only")
     parser.add_argument("--report", default=str(ROOT / "bench-report.json"), help="where to write the JSON report")
     args = parser.parse_args()
 
@@ -35,13 +36,15 @@ def main() -> None:
     django.setup()
     logging.getLogger("django-q").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0)
-    from bench import copy, tracking
+    from bench import copy, status, tracking
 
     rows = []
     if args.only in (None, "tracking"):
         rows += tracking.run(args.jobs, args.run_seconds, args.workers)
     if args.only in (None, "copy"):
         rows += copy.run(args.copy_mb)
+    if args.only in (None, "status"):
+        rows += status.run(args.status_seconds)
     write(rows, Path(args.report))
 
 

@@ -1,0 +1,129 @@
+"""Status endpoints under load on the production server (gunicorn, gunicorn.conf.py, DEBUG off).
+
+REST retrieve (`GET /api/v1/generations/{id}/`) and the gateway's status (`GET /fal/…/status`) of
+a running job with logs, each polled by a closed-loop load generator (bench/loadgen.py) with an
+API key, against the baseline of a bare Django JSON view on the same server (`/livez`), measured
+right before them. Also the database queries each request makes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench.report import ROOT, Row
+
+
+def run(seconds: float = 5.0, concurrency: int = 32) -> list[Row]:
+    key, generation_id = _data()
+    port = _free_port()
+    server = _start_server(port)
+    base = f"http://127.0.0.1:{port}"
+    auth = f"Authorization: Key {key}"
+    endpoints = {
+        "bare": (f"{base}/livez", []),
+        "rest": (f"{base}/api/v1/generations/{generation_id}/", [auth]),
+        "gateway": (f"{base}/fal/fal-ai/ltx-2/requests/{generation_id}/status?logs=1", [auth]),
+    }
+    try:
+        for url, headers in endpoints.values():  # warm every worker and thread
+            _load(url, headers, 1.0, concurrency)
+        results = {name: _load(url, headers, seconds, concurrency) for name, (url, headers) in endpoints.items()}
+    finally:
+        server.terminate()
+        server.wait(30)
+    queries = _queries_per_request(key, generation_id)
+    bare = results["bare"]
+    for name, result in results.items():
+        print(f"status bench {name}: {result}")
+        if result["errors"]:
+            raise SystemExit(f"status bench: {result['errors']} failed requests on {name}")
+    note = f"gunicorn gthread, {concurrency} connections, {seconds:g} s each"
+    rows = []
+    for name, label in (("rest", "REST retrieve"), ("gateway", "gateway status")):
+        result = results[name]
+        rows += [
+            Row(f"status_{name}_ratio", round(result["rps"] / bare["rps"], 3), "x bare", 1.0,
+                f"{label} req/s ÷ bare Django JSON view req/s"),
+            Row(f"status_{name}_rps", result["rps"], "req/s", bare["rps"], note),
+            Row(f"status_{name}_p95_ms", result["p95_ms"], "ms", bare["p95_ms"], note),
+            Row(f"status_{name}_queries", queries[name], "queries", queries["bare"], "per request"),
+        ]
+    return rows
+
+
+def _data() -> tuple[str, str]:
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from accounts.keys import api_key_create
+    from generations.models import Generation
+    from generations.services.create import generation_create
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-status")
+    generation, _ = generation_create(owner=user, model="t2v", input={"prompt": "status bench"})
+    logs = [{"message": f"step {i}", "level": "INFO", "source": "USER", "timestamp": "2026-11-25T10:00:00Z"}
+            for i in range(20)]
+    # A job fal is running: what status pollers ask about. Nothing tracks it (no tracker runs here).
+    Generation.objects.filter(pk=generation.pk).update(
+        status="running", fal_status="IN_PROGRESS", fal_request_id=f"bench-{generation.pk}", logs=logs,
+        started_at=timezone.now(), next_poll_at=None)
+    return api_key_create(user=user, name="status bench")[1], str(generation.pk)
+
+
+def _start_server(port: int) -> subprocess.Popen:
+    from webhooks.signing_keys import new_signing_key
+
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "bench-" + "x" * 50, "ALLOWED_HOSTS": "127.0.0.1",
+           "STUDIO_SIGNING_KEY": new_signing_key(), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
+           "GUNICORN_THREADS": "8", "STATIC_ROOT": tempfile.mkdtemp(prefix="bench-static-"),
+           # One key polls as fast as it can here: lift its rate limit (the throttle still runs).
+           "STUDIO_API_RATE": "100000000/min"}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi"], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {server.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("gunicorn did not start within 30 s")
+
+
+def _load(url: str, headers: list[str], seconds: float, concurrency: int) -> dict:
+    command = [sys.executable, "-m", "bench.loadgen", url, "--seconds", str(seconds), "--concurrency", str(concurrency)]
+    for header in headers:
+        command += ["--header", header]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _queries_per_request(key: str, generation_id: str) -> dict[str, int]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Key {key}")
+    paths = {"bare": "/livez", "rest": f"/api/v1/generations/{generation_id}/",
+             "gateway": f"/fal/fal-ai/ltx-2/requests/{generation_id}/status?logs=1"}
+    counts = {}
+    for name, path in paths.items():
+        client.get(path)  # the first call may stamp the key's last use
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code in (200, 202), path
+        counts[name] = len(captured.captured_queries)
+    return counts
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
