@@ -174,6 +174,9 @@ STUDIO_MAX_VIDEO_BYTES = env_int("STUDIO_MAX_VIDEO_BYTES", 2 * 1024**3)
 STUDIO_MAX_IMAGE_BYTES = env_int("STUDIO_MAX_IMAGE_BYTES", 10 * 1000 * 1000)  # start images for image-to-video
 STUDIO_MAX_IMAGE_PIXELS = env_int("STUDIO_MAX_IMAGE_PIXELS", 40_000_000)
 STUDIO_IMAGE_FETCH_TIMEOUT_SECONDS = env_float("STUDIO_IMAGE_FETCH_TIMEOUT_SECONDS", 10.0)
+# The largest legitimate request body is JSON carrying a start image as a base64 data URI (REST
+# create, gateway submit): let it through Django's in-memory body limit, with room for the rest.
+DATA_UPLOAD_MAX_MEMORY_SIZE = STUDIO_MAX_IMAGE_BYTES * 4 // 3 + 1_000_000
 # Start images up to this size go to fal as a data URI; larger ones through fal's storage upload.
 STUDIO_FAL_DATA_URI_MAX_BYTES = env_int("STUDIO_FAL_DATA_URI_MAX_BYTES", 256 * 1024)
 STUDIO_DEMO_USERNAME = env_str("STUDIO_DEMO_USERNAME", "demo")

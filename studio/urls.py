@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("generations.urls")),
 ]
 
+handler400 = "studio.views.bad_request"
 handler404 = "studio.views.page_not_found"
 handler500 = "studio.views.server_error"

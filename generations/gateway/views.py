@@ -265,12 +265,18 @@ def upload_put(request: HttpRequest, token: str) -> HttpResponse:
     upload = upload_from_token(token)
     if upload is None:
         return fal_error(403, "This upload URL is invalid or has expired; start a new upload.")
-    length = request.headers.get("Content-Length")
-    if length and length.isdigit() and int(length) > settings.STUDIO_MAX_IMAGE_BYTES:
-        return fal_error(413, f"The file is {int(length):,} bytes; start images are at most "
-                              f"{settings.STUDIO_MAX_IMAGE_BYTES:,} bytes.")
+    limit = settings.STUDIO_MAX_IMAGE_BYTES
+    too_large = fal_error(413, f"The file is larger than {limit:,} bytes, the most a start image may be.")
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return too_large
+    # The stream itself, not request.body (which stops at Django's in-memory limit); one byte past
+    # the limit, so a body without a Content-Length cannot get round it.
+    data = request.read(limit + 1)
+    if len(data) > limit:
+        return too_large
     try:
-        upload_receive(upload, request.body)
+        upload_receive(upload, data)
     except UploadRejected as exc:
         return validation_error({"file": str(exc)})
     except QuotaExceeded as exc:

@@ -1,9 +1,11 @@
 """The server-proxy route (`x-fal-target-url`) and the storage upload flow, through Django's test client."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -162,6 +164,32 @@ def test_too_large_is_413_before_reading(gw, settings, media_root):
     response = put(urls["upload_url"], png(400, 400, (1, 2, 3)) + b"\0" * 2000)
     assert response.status_code == 413 and "1,000 bytes" in response.json()["detail"]
     assert not StoredObject.objects.exists()
+
+
+def noise_png(side: int) -> bytes:
+    """A PNG that does not compress: about 3 bytes per pixel."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_images_above_djangos_in_memory_body_limit_still_upload_and_submit(gw, settings, media_root, task_queue):
+    data = noise_png(1000)
+    assert len(data) > 2_621_440  # Django's default in-memory body limit
+    upload, file_url = uploaded(gw, data)
+    assert upload.object.size == len(data)
+    inline = "data:image/png;base64," + base64.b64encode(data).decode()
+    for image_url in (file_url, inline):
+        response = gw.post("/fal/fal-ai/ltx-2/image-to-video", json.dumps({"prompt": "x", "image_url": image_url}),
+                           content_type="application/json")
+        assert response.status_code == 200, response.content[:300]
+    assert Generation.objects.count() == 2
+    # Past even that limit, the answer is still JSON.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = gw.post("/fal/fal-ai/ltx-2/image-to-video", json.dumps({"prompt": "x", "image_url": inline}),
+                       content_type="application/json")
+    assert response.status_code == 400 and "too large" in response.json()["detail"]
+    assert Generation.objects.count() == 2
 
 
 def test_bad_or_expired_upload_urls_are_403(gw, settings, media_root):

@@ -404,3 +404,8 @@ def test_a_job_through_the_simulator_ends_with_the_studios_stored_copy(gw, fal_s
     hidden = gw.get(requests_url(generation))
     assert hidden.status_code == 410 and "hidden" in hidden.json()["detail"]
     assert Client().get(video["url"].removeprefix("http://testserver")).status_code == 404
+
+
+def test_unrouted_gateway_paths_answer_in_fals_shape(gw):
+    response = gw.get("/fal/")
+    assert response.status_code == 404 and response.json() == {"detail": "No such resource."}
