@@ -78,4 +78,4 @@ bench: install-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 test-db*.sqlite3* media bench-report.json
+	rm -rf $(VENV) db.sqlite3 test-db*.sqlite3* media bench-report.json $(JS_TESTS)/node_modules

@@ -822,7 +822,7 @@ class FalSimulator:
             if response.status_code == 200 and len(response.content) <= 50 * 1024 * 1024:
                 req.image = response.content
         except Exception:  # noqa: BLE001 - any failure to fetch renders without the image, like a blank start
-            self._log(req, "Could not download the start image; rendering without it", "WARNING")
+            self._log(req, "Could not download the start image; rendering without it", "WARN")
         return req.image
 
     def _render_for(self, req: SimRequest, width: int, height: int, progress: "_ProgressLog") -> dict:

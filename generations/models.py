@@ -75,6 +75,7 @@ class Generation(models.Model):
     logs = models.JSONField(default=list, blank=True)
     result = models.JSONField(null=True, blank=True)
     was_running = models.BooleanField(default=False)  # fal reported IN_PROGRESS at least once (billing)
+    inference_seconds = models.FloatField(null=True, blank=True)  # fal's metrics.inference_time, once completed
 
     submit_attempts = models.PositiveSmallIntegerField(default=0)
     # When someone must next look at this row: the tracker polls, re-drives or resolves it then.

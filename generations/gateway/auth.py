@@ -19,7 +19,7 @@ class GatewayAuthError(Exception):
         super().__init__(detail)
 
     def response(self) -> HttpResponse:
-        return JsonResponse({"detail": self.detail}, status=self.status)
+        return JsonResponse({"detail": self.detail, "message": self.detail}, status=self.status)
 
 
 def gateway_user(request: HttpRequest, *, allow_session: bool = False) -> AbstractBaseUser:

@@ -88,6 +88,9 @@ def webhook_body(generation: Generation) -> dict[str, Any]:
 
 
 def _inference_seconds(generation: Generation) -> float | None:
+    """fal's own figure when it gave one, else what the studio saw of the run."""
+    if generation.inference_seconds is not None:
+        return generation.inference_seconds
     if generation.started_at and generation.completed_at:
         return round((generation.completed_at - generation.started_at).total_seconds(), 3)
     return None

@@ -42,7 +42,9 @@ STREAM_POLL_SECONDS = 0.25
 
 
 def fal_error(http_status: int, detail: Any, **extra: Any) -> JsonResponse:
-    return JsonResponse({"detail": detail, **extra}, status=http_status)
+    """fal's error body. A text `detail` is repeated as `message`, which fal's JS client shows."""
+    message = {"message": detail} if isinstance(detail, str) else {}
+    return JsonResponse({"detail": detail, **message, **extra}, status=http_status)
 
 
 def validation_error(errors: dict[str, str], *, where: str = "body") -> JsonResponse:
@@ -183,8 +185,12 @@ def status_stream(request: HttpRequest, app: str, request_id: str, user) -> Http
 
 def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpRequest, logs: bool) -> Iterator[str]:
     """One `data:` event per change of the status object, a keep-alive comment when quiet, and the
-    end of the stream only after COMPLETED (fal's JS client resolves with the last event it saw)."""
+    end of the stream only after COMPLETED (fal's JS client resolves with the last event it saw).
+
+    Each event's `logs` holds only the entries this stream has not sent yet: fal's JS client
+    appends every streamed event's logs to what it already has (polling answers carry them all)."""
     last_body: dict | None = None
+    sent_logs: set[str] = set()
     last_sent = time.monotonic()
     while True:
         generation = Generation.objects.filter(pk=pk, owner_id=owner_id).first()
@@ -192,7 +198,12 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpReque
             return
         body = status_body(generation, app=app, request=request, logs=logs)
         if body != last_body:
-            yield f"data: {json.dumps(body)}\n\n"
+            event = body
+            if body.get("logs"):
+                new = [entry for entry in body["logs"] if json.dumps(entry, sort_keys=True) not in sent_logs]
+                sent_logs.update(json.dumps(entry, sort_keys=True) for entry in new)
+                event = {**body, "logs": new}
+            yield f"data: {json.dumps(event)}\n\n"
             last_body, last_sent = body, time.monotonic()
         if body["status"] == "COMPLETED":
             return
@@ -217,12 +228,15 @@ def result(request: HttpRequest, app: str, request_id: str, user) -> HttpRespons
 def cancel(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
     generation = _own_request(user, request_id)
     if generation is None:
-        return JsonResponse({"status": "NOT_FOUND"}, status=404)
-    try:
-        generation_cancel(generation)
-    except NotCancelable:
-        return JsonResponse({"status": "ALREADY_COMPLETED"}, status=400)
-    return JsonResponse({"status": "CANCELLATION_REQUESTED"}, status=202)
+        response = JsonResponse({"status": "NOT_FOUND"}, status=404)
+    else:
+        try:
+            generation_cancel(generation)
+            response = JsonResponse({"status": "CANCELLATION_REQUESTED"}, status=202)
+        except NotCancelable:
+            response = JsonResponse({"status": "ALREADY_COMPLETED"}, status=400)
+    response[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 def jwks(request: HttpRequest) -> HttpResponse:

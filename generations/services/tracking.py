@@ -139,7 +139,8 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus) -> bool:
     common = dict(fal_status=fal.status, logs=fal.logs[-KEEP_LOGS:])
     if fal.is_completed:
         moved = transition(pk, from_=[Status.QUEUED, Status.RUNNING], to=Status.STORING, completed_at=now,
-                           queue_position=None, next_poll_at=now + store_lease(), **common)
+                           queue_position=None, next_poll_at=now + store_lease(),
+                           inference_seconds=fal.inference_time, **common)
         if moved:
             enqueue_on_commit("generations.tasks.generation_store_task", str(pk))
         return moved

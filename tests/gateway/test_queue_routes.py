@@ -187,6 +187,7 @@ def test_missing_or_bad_credentials_are_401(header, status, task_queue):
     client = Client(HTTP_AUTHORIZATION=header) if header else Client()
     response = submit(client)
     assert response.status_code == status and response.json()["detail"]
+    assert response.json()["message"] == response.json()["detail"]  # what fal's JS client shows
     assert not Generation.objects.exists()
 
 
@@ -264,6 +265,9 @@ def test_completed_is_200_with_metrics_and_failures_carry_the_error(gw, task_que
     assert response.status_code == 200
     assert response.json()["metrics"] == {"inference_time": 12.5} and response.json()["logs"] == []
     assert "error" not in response.json()
+    measured_by_fal = move(submitted(gw), Status.SUCCEEDED, started_at=now - timedelta(seconds=12.5), completed_at=now,
+                           inference_seconds=3.25)
+    assert gw.get(requests_url(measured_by_fal, "/status")).json()["metrics"] == {"inference_time": 3.25}
     failed = move(submitted(gw), Status.FAILED, error_code="content_policy_violation", error_message="not allowed")
     body = gw.get(requests_url(failed, "/status")).json()
     assert (body["status"], body["error"], body["error_type"]) == ("COMPLETED", "not allowed", "content_policy_violation")
@@ -312,8 +316,10 @@ def test_cancel_is_202_then_400_already_completed_and_404_for_unknown_ids(gw, us
     assert release.usd == -generation.cost_usd
     response = gw.put(requests_url(generation, "/cancel"))
     assert (response.status_code, response.json()) == (400, {"status": "ALREADY_COMPLETED"})
-    response = gw.put(f"/fal/fal-ai/ltx-2/requests/{uuid.uuid4()}/cancel")
+    unknown = uuid.uuid4()
+    response = gw.put(f"/fal/fal-ai/ltx-2/requests/{unknown}/cancel")
     assert (response.status_code, response.json()) == (404, {"status": "NOT_FOUND"})
+    assert response["x-fal-request-id"] == str(unknown)
     status = gw.get(requests_url(generation, "/status")).json()
     assert (status["status"], status["error_type"]) == ("COMPLETED", "canceled")
     assert gw.get(requests_url(generation)).status_code == 400
@@ -372,6 +378,7 @@ def test_the_stream_sends_each_change_keeps_alive_and_ends_only_after_completed(
     data = [json.loads(chunk.removeprefix("data: ")) for chunk in chunks if chunk.startswith("data: ")]
     assert [event["status"] for event in data] == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
     assert data[1]["logs"] == LOGS and data[2]["error_type"] == "rejected"
+    assert data[2]["logs"] == []  # each entry once per stream: fal's JS client appends every event's logs
     assert ": keep-alive\n\n" in chunks[:chunks.index(next(c for c in chunks if "IN_PROGRESS" in c))]
     assert chunks[-1].startswith("data: ") and "COMPLETED" in chunks[-1]
 
