@@ -110,7 +110,7 @@ def uploaded(gw, data: bytes) -> tuple[Upload, str]:
     return Upload.objects.get(), urls["file_url"]
 
 
-def test_initiate_then_put_stores_the_image_and_books_its_bytes(gw, user, media_root):
+def test_initiate_then_put_stores_the_image_and_books_its_bytes(storage_backend, gw, user, media_root):
     response = initiate(gw)
     assert response.status_code == 200
     urls = response.json()
@@ -246,7 +246,7 @@ def test_multipart_uploads_are_refused_clearly(gw):
     assert response.status_code == 413 and "at most" in response.json()["detail"]
 
 
-def test_expired_uploads_are_purged_with_their_bytes_given_back(gw, user, media_root, task_queue):
+def test_expired_uploads_are_purged_with_their_bytes_given_back(storage_backend, gw, user, media_root, task_queue):
     upload, file_url = uploaded(gw, png())
     key = upload.object.key
     Upload.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
