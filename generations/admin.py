@@ -9,7 +9,8 @@ import json
 import uuid
 
 from django.contrib import admin
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -39,7 +40,7 @@ class ModerationFilter(admin.SimpleListFilter):
         return {
             "review": lambda: queryset.filter(flagged_at__isnull=False),
             "hidden": lambda: queryset.filter(is_hidden=True),
-            "reported": lambda: queryset.filter(reports__isnull=False).distinct(),
+            "reported": lambda: queryset.filter(Exists(VideoReport.objects.filter(generation=OuterRef("pk")))),
             "refunded": lambda: queryset.filter(refunded_at__isnull=False),
             "clean": lambda: queryset.filter(is_hidden=False, flagged_at__isnull=True),
         }.get(self.value(), lambda: queryset)()
@@ -147,7 +148,11 @@ class GenerationAdmin(admin.ModelAdmin):
         return request.user.has_perm("generations.delete_generation")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(report_count=Count("reports"))
+        # A subquery, not a join: filters on other relations must not multiply the count.
+        reports = (VideoReport.objects.filter(generation=OuterRef("pk")).order_by().values("generation")
+                   .annotate(n=Count("id")).values("n"))
+        return super().get_queryset(request).annotate(
+            report_count=Coalesce(Subquery(reports, output_field=IntegerField()), 0))
 
     def get_search_results(self, request, queryset, search_term):
         results, duplicates = super().get_search_results(request, queryset, search_term)

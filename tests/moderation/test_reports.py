@@ -94,6 +94,9 @@ def test_three_distinct_reporters_hide_it_automatically_and_queue_it_for_review(
     queue = admin_client.get("/admin/generations/generation/", {"moderation": "review"})
     assert [g.pk for g in queue.context["cl"].result_list] == [video.pk]
     assert "3 reports" in queue.content.decode()
+    reported = admin_client.get("/admin/generations/generation/", {"moderation": "reported", "q": "alice"})
+    assert [g.pk for g in reported.context["cl"].result_list] == [video.pk]
+    assert "3 reports" in reported.content.decode() and "9 reports" not in reported.content.decode()
     audit_page = admin_client.get("/admin/moderation/auditentry/", {"action__exact": "auto_hide"}).content.decode()
     assert "hidden automatically after 3 reports" in audit_page and "system" in audit_page
 
