@@ -193,3 +193,16 @@ def test_the_audit_log_cannot_be_added_changed_or_deleted(admin_client, superuse
     assert admin_client.post(f"/admin/moderation/auditentry/{entry.pk}/change/", {"reason": "edited"}).status_code == 403
     assert admin_client.post(f"/admin/moderation/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEntry.objects.get().reason == "why"
+
+
+def test_a_superuser_creates_an_api_key_in_the_admin_and_sees_it_once(admin_client, user):
+    from accounts.keys import digest
+    from accounts.models import ApiKey
+
+    assert admin_client.get("/admin/auth/user/add/").status_code == 200
+    response = admin_client.post("/admin/accounts/apikey/add/", {"user": user.pk, "name": "render farm"}, follow=True)
+    key = ApiKey.objects.get()
+    shown = [str(m) for m in response.context["messages"] if "shown only now" in str(m)]
+    raw = shown[0].rsplit(" ", 1)[1]
+    assert (key.user, key.name, key.digest, key.prefix) == (user, "render farm", digest(raw), raw[:12])
+    assert raw not in admin_client.get("/admin/accounts/apikey/").content.decode()
