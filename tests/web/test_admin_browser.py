@@ -63,3 +63,45 @@ def test_staff_filter_play_inline_and_hide(studio, page: Page, browser, user, dj
         assert owner_page.request.get(f"{studio}/generations/{video.pk}/video").status == 404
     finally:
         owner.close()
+
+
+def test_pause_provider_holds_new_jobs_with_a_banner_and_resume_runs_them(studio, page: Page, browser, user,
+                                                                           django_user_model):
+    page.set_default_timeout(WAIT_MS)
+    django_user_model.objects.create_superuser(username="root", password="root-password")
+    page.goto(f"{studio}/admin/login/")
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Password").fill("root-password")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.locator("#provider-state")).to_have_text("Running")
+    page.locator("#id_reason").fill("fal incident")
+    page.locator("#provider-toggle").click()
+    expect(page.locator("#provider-state")).to_have_text("Paused")
+    shoot(page, "admin-dashboard")
+
+    owner = browser.new_context()
+    try:
+        owner_page = owner.new_page()
+        owner_page.set_default_timeout(WAIT_MS)
+        sign_in(owner_page, studio)
+        expect(owner_page.locator("#provider-paused")).to_be_visible()
+        owner_page.goto(f"{studio}/new/")
+        owner_page.get_by_label("Prompt").fill("Waits for the provider")
+        owner_page.get_by_role("button", name="Generate video").click()
+        expect(owner_page.locator("#status")).to_have_text("Held")
+        generation = Generation.objects.get()
+        page.wait_for_timeout(1500)  # a worker cluster is running: it must leave the job alone
+        assert Generation.objects.get(pk=generation.pk).status == "held" and not generation.attempts.exists()
+
+        page.locator("#id_reason").fill("fal is back")
+        page.locator("#provider-toggle").click()
+        expect(page.get_by_text("1 held job(s) submitted")).to_be_visible()
+        expect(owner_page.locator("video#player")).to_be_visible(timeout=60_000)
+        assert Generation.objects.get(pk=generation.pk).status == "succeeded"
+        owner_page.reload()
+        expect(owner_page.locator("#provider-paused")).to_have_count(0)
+    finally:
+        owner.close()
+    assert list(AuditEntry.objects.order_by("id").values_list("action", flat=True)) == [
+        "provider_pause", "provider_resume"]
