@@ -209,7 +209,7 @@ class GenerationAdmin(admin.ModelAdmin):
             return "no stored video"
         poster = reverse("generations:poster", args=[g.pk]) if g.video.poster_id else ""
         return format_html('<video id="admin-player" controls preload="metadata" playsinline poster="{}" src="{}" '
-                           'style="max-width:640px;width:100%;background:#000"></video>',
+                           'style="width:640px;max-width:100%;background:#000"></video>',
                            poster, reverse("generations:video", args=[g.pk]))
 
     @admin.display(description="poster")
