@@ -16,7 +16,7 @@ from moderation.models import AuditEntry
 from storage.models import UsageEntry
 from storage.quotas import usage_for
 from tests.media_fetch import fetch
-from tests.moderation_fixtures import failed, pending, run_action, running, succeeded
+from tests.moderation_fixtures import failed, pending, run_action, succeeded
 
 pytestmark = pytest.mark.django_db
 LIST = "/admin/generations/generation/"

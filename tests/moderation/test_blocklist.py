@@ -3,7 +3,6 @@ REST), edits in the admin applying at once, and the audit log showing each refus
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.keys import api_key_create
