@@ -5,10 +5,17 @@ or not at all; anything that does network I/O must be enqueued on commit from he
 """
 from __future__ import annotations
 
-from generations.models import Generation
+from generations.models import Generation, GenerationEvent
 from webhooks.services import webhook_events_for_generation
+
+
+def generation_event_record(generation: Generation) -> None:
+    """Append `generation`'s current status to its history (one INSERT)."""
+    GenerationEvent.objects.create(generation_id=generation.pk, status=generation.status,
+                                   error_code=generation.error_code, at=generation.updated_at)
 
 
 def generation_status_changed(generation: Generation) -> None:
     """`generation` (freshly read) has just moved to `generation.status`."""
+    generation_event_record(generation)
     webhook_events_for_generation(generation)

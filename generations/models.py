@@ -91,6 +91,14 @@ class Generation(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     is_hidden = models.BooleanField(default=False)
+    # Moderation (moderation/ and generations/services/moderate.py): why and when it was hidden, and
+    # whether it waits for a moderator's review (flagged by staff or by enough user reports).
+    hidden_reason = models.TextField(blank=True)
+    hidden_at = models.DateTimeField(null=True, blank=True)
+    flagged_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    flag_reason = models.TextField(blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
 
     video = models.OneToOneField("storage.StoredVideo", on_delete=models.SET_NULL, null=True, blank=True,
                                  related_name="generation")
@@ -115,6 +123,11 @@ class Generation(models.Model):
             models.Index(fields=["next_poll_at"], name="generation_due",
                          condition=Q(status__in=["pending", "submitting", "queued", "running", "storing"])),
             models.Index(fields=["owner", "-created_at"], name="generation_owner_recent"),
+        ]
+        permissions = [
+            ("moderate_generation", "Can hide, unhide, flag and review generations"),
+            ("operate_generation", "Can cancel and retry any user's generations"),
+            ("refund_generation", "Can refund a generation's spend"),
         ]
 
     def __str__(self) -> str:
@@ -167,6 +180,22 @@ class GenerationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.number}: {self.outcome}"
+
+
+class GenerationEvent(models.Model):
+    """One line of a generation's status history, written in the same transaction as the change
+    (`events.generation_status_changed`) or the creation."""
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=16, choices=Generation.Status.choices)
+    error_code = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.status} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class TrackerLease(models.Model):

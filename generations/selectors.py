@@ -24,6 +24,18 @@ def generation_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generatio
     return generation_list_for(user).filter(pk=pk).first()
 
 
+def generation_viewable_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
+    """A generation `user` may look at (and so report): their own, or any for staff. None otherwise."""
+    try:
+        pk = uuid.UUID(str(pk))
+    except ValueError:
+        return None
+    generations = Generation.objects.filter(pk=pk)
+    if not user.is_staff:
+        generations = generations.filter(owner=user)
+    return generations.first()
+
+
 def generation_playable_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
     """A generation with a stored video that `user` may play or download: their own unless a
     moderator hid it; staff may play any (moderation needs it). None otherwise."""

@@ -16,6 +16,7 @@ urlpatterns = [
     path("generations/<uuid:pk>/cancel", views.generation_cancel_view, name="cancel"),
     path("generations/<uuid:pk>/rerun", views.generation_rerun, name="rerun"),
     path("generations/<uuid:pk>/delete", views.generation_delete_view, name="delete"),
+    path("generations/<uuid:pk>/report", views.generation_report_view, name="report"),
     path("generations/<uuid:pk>/video", views.generation_video, name="video"),
     path("generations/<uuid:pk>/poster", views.generation_poster, name="poster"),
     path("generations/<uuid:pk>/start-image", views.generation_start_image, name="start-image"),

@@ -24,11 +24,13 @@ from generations.forms import GenerationForm, ProjectForm, initial_from, new_ide
 from generations.images import ImageRejected, ImageTooLarge, image_preview_jpeg, stored_image_thumbnail
 from generations.media_links import media_link_read
 from generations.models import Generation, Project
-from generations.selectors import generation_get_for, generation_linkable, generation_list_for, generation_playable_for
+from generations.selectors import (generation_get_for, generation_linkable, generation_list_for,
+                                   generation_playable_for, generation_viewable_for)
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import IdempotencyConflict, generation_create
 from generations.services.delete import StillActive, generation_delete
 from generations.services.projects import ProjectBusy, project_default_for, project_delete, project_get_or_create
+from moderation.services import ReportRefused, report_create
 from storage.quotas import QuotaExceeded, usage_for
 from storage.serving import serve_object
 
@@ -225,6 +227,23 @@ def generation_delete_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         messages.success(request, "Video deleted.")
         return redirect(reverse("generations:project", args=[generation.project_id]))
     return render(request, "generations/confirm_delete.html", {"g": generation})
+
+
+@login_required
+@require_POST
+def generation_report_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+    """Report a generation the user can view to the studio's moderators (once per user)."""
+    generation = generation_viewable_for(request.user, pk)
+    if generation is None:
+        raise Http404("No such generation")
+    try:
+        _, created = report_create(generation=generation, reporter=request.user, reason=request.POST.get("reason", ""))
+    except ReportRefused as exc:
+        messages.error(request, f"Not reported: {exc}.")
+    else:
+        messages.success(request, "Thank you: the moderators will review this video." if created
+                         else "You already reported this video; the moderators have it.")
+    return redirect("generations:detail", pk=generation.pk)
 
 
 # --- media --------------------------------------------------------------------------------------

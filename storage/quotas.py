@@ -154,6 +154,23 @@ def quota_free_bytes(*, job, user_id: int, freed_bytes: int, note: str = "") -> 
                         bytes=-freed_bytes, jobs=0, usd=Decimal(0))
 
 
+def quota_refund(*, job, note: str) -> UsageEntry | None:
+    """Give back the spend a finished job still holds (an admin's refund; bytes unchanged).
+
+    The refund line is booked to the job's month and cancels exactly the job's net spend, so a
+    second refund finds nothing left and returns None (as does a job that was never charged).
+    The caller must serialise refunds of one job (lock its row) and pass the admin's reason as `note`.
+    """
+    reservation = UsageEntry.objects.filter(job=job, event=Event.RESERVE).first()
+    if reservation is None:
+        return None
+    net = UsageEntry.objects.filter(job=job).aggregate(usd=Sum("usd"))["usd"] or Decimal(0)
+    if net <= 0:
+        return None
+    return UsageEntry.objects.create(user_id=reservation.user_id, event=Event.REFUND, job=job, month=reservation.month,
+                                     usd=-net, bytes=0, jobs=0, note=note[:300])
+
+
 def _append_once(**fields) -> UsageEntry | None:
     try:
         with transaction.atomic():

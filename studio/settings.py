@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "storage",
     "generations",
     "webhooks",
+    "moderation",
 ]
 
 MIDDLEWARE = [
@@ -189,6 +190,8 @@ STUDIO_MAX_SUBMIT_ATTEMPTS = env_int("STUDIO_MAX_SUBMIT_ATTEMPTS", 5)
 STUDIO_NO_WORKER_SECONDS = env_int("STUDIO_NO_WORKER_SECONDS", 20)
 # How long a signed media link handed out by the API (or in a webhook) stays valid.
 STUDIO_MEDIA_LINK_SECONDS = env_int("STUDIO_MEDIA_LINK_SECONDS", 3600)
+# A video reported by this many distinct users is hidden automatically and waits for review (0: never).
+STUDIO_REPORTS_TO_HIDE = env_int("STUDIO_REPORTS_TO_HIDE", 3)
 
 # --- fal-compatible gateway (/fal/) ---------------------------------------------------------
 # Ed25519 private key (base64 of the raw 32 bytes) that signs the gateway's fal-style webhooks;

@@ -3,9 +3,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from generations.fal_webhook_view import fal_webhook
+from moderation.dashboard import dashboard_view
 from studio import health, metrics
 
 urlpatterns = [
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     path("livez", health.livez, name="livez"),
     path("healthz", health.healthz, name="healthz"),

@@ -15,9 +15,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from generations.images import ImageRejected, ImageTooLarge
 from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
-from generations.services.create import IdempotencyConflict, NotRetryable
+from generations.services.create import IdempotencyConflict, NotRetryable, OwnerSuspended
 from generations.services.delete import StillActive
 from generations.services.projects import ProjectBusy
+from moderation.services import ReportRefused
 from storage.quotas import QuotaExceeded
 
 INPUT_FIELDS_OUTSIDE_INPUT = {"model", "project", "input", "webhook_url"}
@@ -45,6 +46,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return error(415, "unsupported_media_type", str(exc), {"image": str(exc)})
     if isinstance(exc, QuotaExceeded):
         return error(403, "quota_exceeded", str(exc), exc.as_dict())
+    if isinstance(exc, OwnerSuspended):
+        return error(403, "account_suspended", str(exc))
+    if isinstance(exc, ReportRefused):
+        return error(422, "validation_error", "The request has invalid fields: reason.", {"reason": str(exc)})
     if isinstance(exc, IdempotencyConflict):
         return error(409, "idempotency_conflict", str(exc), {"generation": str(exc.generation.pk)})
     for domain_error, code in ((NotCancelable, "not_cancelable"), (NotRetryable, "not_retryable"),

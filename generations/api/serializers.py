@@ -187,3 +187,14 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
     class Meta(ApiKeySerializer.Meta):
         fields = ApiKeySerializer.Meta.fields + ["key"]
+
+
+class ReportCreateSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="what is wrong with this video, for the moderators")
+
+
+class ReportSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    generation = serializers.UUIDField(source="generation_id")
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()

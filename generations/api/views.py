@@ -14,15 +14,17 @@ from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
 from generations.api.errors import ERROR_RESPONSES
 from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
-                                         GenerationFilterSerializer, GenerationSerializer, ProjectSerializer)
+                                         GenerationFilterSerializer, GenerationSerializer, ProjectSerializer,
+                                         ReportCreateSerializer, ReportSerializer)
 from generations.api.throttling import ApiThrottle, CreateThrottle
 from generations.images import image_to_data_uri
 from generations.models import Project
-from generations.selectors import generation_get_for, generation_list_for
+from generations.selectors import generation_get_for, generation_list_for, generation_viewable_for
 from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
 from generations.services.projects import project_delete
+from moderation.services import report_create
 from storage.quotas import usage_for
 
 
@@ -161,6 +163,24 @@ class GenerationRetryView(APIView):
     def post(self, request: Request, pk) -> Response:
         generation = generation_retry(_own_generation(request, pk))
         return Response(GenerationSerializer(generation, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class GenerationReportView(APIView):
+    @extend_schema(request=ReportCreateSerializer, responses={201: ReportSerializer, 200: ReportSerializer,
+                                                              **ERROR_RESPONSES},
+                   summary="Report a generation to the studio's moderators",
+                   description="One report per user and generation: repeating it returns the first report "
+                               "(200). After STUDIO_REPORTS_TO_HIDE distinct users reported a video it is hidden "
+                               "until a moderator reviews it.")
+    def post(self, request: Request, pk) -> Response:
+        body = ReportCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        generation = generation_viewable_for(request.user, pk)
+        if generation is None:
+            raise Http404
+        report, created = report_create(generation=generation, reporter=request.user,
+                                        reason=body.validated_data["reason"])
+        return Response(ReportSerializer(report).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 # --- API keys -----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from generations.gateway.payloads import app_of, result_response, status_body, s
 from generations.media_links import absolute_url
 from generations.models import Generation
 from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import generation_create
+from generations.services.create import OwnerSuspended, generation_create
 from generations.services.uploads import (UploadRejected, upload_from_token, upload_image_for, upload_initiate,
                                           upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
@@ -116,6 +116,8 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
         return validation_error(exc.errors)
     except QuotaExceeded as exc:
         return fal_error(403, str(exc), error_type="quota_exceeded", quota=exc.as_dict())
+    except OwnerSuspended:
+        return fal_error(403, "This studio account is suspended.", error_type="account_suspended")
     response = JsonResponse(submit_body(generation, app=app_of(model_id), request=request))
     response[REQUEST_ID_HEADER] = str(generation.pk)
     return response

@@ -18,20 +18,20 @@ class NotCancelable(Exception):
     """The generation already finished; the message says how."""
 
 
-def generation_cancel(generation: Generation) -> Generation:
+def generation_cancel(generation: Generation, *, message: str = "canceled by the user") -> Generation:
     """Cancel an active generation and return it refreshed.
 
     The row moves to CANCELED at once (compare-and-set, retried if the status moved under us); a job
     fal knows about is canceled upstream by a task after commit. A submit still in flight notices
     the cancel when it returns and cancels upstream itself; a store in flight discards its copy.
-    Raises NotCancelable for a finished generation.
+    Raises NotCancelable for a finished generation. `message` becomes the job's error message.
     """
     while True:
         current = Generation.objects.get(pk=generation.pk)
         if current.status in Generation.TERMINAL:
             raise NotCancelable(f"the generation already {current.status}")
         if transition(current.pk, from_=[current.status], to=Status.CANCELED,
-                      error_code="canceled", error_message="canceled by the user"):
+                      error_code="canceled", error_message=message):
             break
     if current.fal_request_id and current.status in (Status.QUEUED, Status.RUNNING):
         enqueue_on_commit("generations.tasks.generation_cancel_upstream_task", str(current.pk))

@@ -7,17 +7,21 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from generations import ltx
+from generations.events import generation_event_record
 from generations.images import ImageRejected, StartImage, load_start_image
 from generations.models import Generation, Project
 from generations.queue import enqueue_on_commit
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
+from moderation.blocklist import prompt_check
+from moderation.switch import provider_is_paused
 from storage.keys import generation_key
 from storage.models import StoredObject
 from storage.quotas import estimate_bytes, quota_reserve
@@ -40,6 +44,13 @@ class IdempotencyConflict(Exception):
         super().__init__(f"this Idempotency-Key was already used for a different request (generation {generation.pk})")
 
 
+class OwnerSuspended(Exception):
+    """The owner's account is suspended: no new jobs."""
+
+    def __init__(self) -> None:
+        super().__init__("this account is suspended and cannot start new generations")
+
+
 def request_fingerprint(*, model_id: str, input: dict, project: Project | None, webhook_url: str) -> str:
     canonical = json.dumps({"model": model_id, "input": input, "project": str(project.pk) if project else None,
                             "webhook_url": webhook_url}, sort_keys=True, separators=(",", ":"))
@@ -58,6 +69,11 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     the same request, returns that generation and `created=False`; for a different request, raises
     IdempotencyConflict. Runs its own transaction.
 
+    Moderation comes first: a prompt on the blocklist raises `moderation.blocklist.PromptBlocked`
+    (an InputError on `prompt`) and a suspended owner raises OwnerSuspended, before any reservation,
+    row or upstream call. While the provider is paused (`moderation.switch`) the job is created HELD
+    and nothing is enqueued; resuming the provider submits held jobs in fair order.
+
     Image-to-video: `input["image_url"]` (data URI or http(s) URL, fetched under the public-address
     rule) is checked by decoding (`images.load_start_image`; a refusal is `InputError({"image_url": …})`),
     stored before the transaction as the job's own object `start.<ext>` (removed again if the
@@ -70,6 +86,9 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     """
     spec = ltx.resolve_model(model)
     data = ltx.validate_input(spec, input)
+    if not owner.is_active:
+        raise OwnerSuspended()
+    prompt_check(str(data["prompt"]), owner=owner)
     if project is not None and project.owner_id != owner.pk:
         raise ltx.InputError({"project": "no such project"})
     fingerprint = request_fingerprint(model_id=spec.id, input=data, project=project, webhook_url=webhook_url)
@@ -96,8 +115,10 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
                 start_object = StoredObject.objects.create(
                     owner=owner, key=start_key, size=start.size, content_type=start.content_type,
                     sha256=hashlib.sha256(start.data).hexdigest())
+            held = provider_is_paused()
             generation = Generation.objects.create(
                 id=generation_id,
+                status=Generation.Status.HELD if held else Generation.Status.PENDING,
                 start_image=start_object,
                 owner=owner,
                 project=project or project_default_for(owner),
@@ -108,15 +129,20 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
                 idempotency_fingerprint=fingerprint if idempotency_key else "",
                 webhook_url=webhook_url,
                 fal_webhook_url=fal_webhook_url,
-                next_poll_at=timezone.now() + PENDING_REDRIVE_AFTER,
+                next_poll_at=None if held else timezone.now() + PENDING_REDRIVE_AFTER,
             )
+            generation_event_record(generation)
             video_bytes = estimate_bytes(duration=int(data["duration"]), resolution=data["resolution"],
                                          fps=int(data["fps"]), audio=data["generate_audio"])
             quota_reserve(user=owner, job=generation.pk, usd=generation.cost_usd,
                           bytes=video_bytes + (start.size if start else 0),
                           note=f"{spec.short_name} {data['duration']} s {data['resolution']}")
-            enqueue_on_commit("generations.tasks.generation_submit_task", str(generation.pk))
-            transaction.on_commit(tracker_ensure)
+            # Re-checked under the quota row lock that `moderation.services.user_suspend` also takes.
+            if not get_user_model().objects.filter(pk=owner.pk, is_active=True).exists():
+                raise OwnerSuspended()
+            if not held:
+                enqueue_on_commit("generations.tasks.generation_submit_task", str(generation.pk))
+                transaction.on_commit(tracker_ensure)
     except IntegrityError:
         _forget_start_image(start_key)
         if not idempotency_key:

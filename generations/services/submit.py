@@ -22,6 +22,7 @@ from generations.services.lease import tracker_ensure
 from generations.transitions import transition, update_while
 from generations.media_links import absolute_url
 from generations.upstream import get_fal_client
+from moderation.switch import provider_is_paused
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -54,9 +55,13 @@ def generation_submit(pk: uuid.UUID | str) -> None:
     committed before the POST, so a crash mid-call is visible to `generation_resolve_submitting`.
     Rejected → FAILED; unavailable → back to PENDING with backoff (FAILED after
     STUDIO_MAX_SUBMIT_ATTEMPTS); ambiguous → stays SUBMITTING, never resent blindly.
-    Runs without an open transaction (network I/O); call outside `atomic`.
+    Runs without an open transaction (network I/O); call outside `atomic`. While the provider is
+    paused (moderation.switch) the job is moved to HELD instead, to be submitted on resume.
     """
     now = timezone.now()
+    if provider_is_paused():
+        transition(pk, from_=[Status.PENDING], to=Status.HELD, next_poll_at=None)
+        return
     if not transition(pk, from_=[Status.PENDING], to=Status.SUBMITTING,
                       submit_attempts=F("submit_attempts") + 1, next_poll_at=now + submit_lease()):
         return

@@ -416,3 +416,31 @@ def test_a_job_through_the_simulator_ends_with_the_studios_stored_copy(gw, fal_s
 def test_unrouted_gateway_paths_answer_in_fals_shape(gw):
     response = gw.get("/fal/")
     assert response.status_code == 404 and response.json() == {"detail": "No such resource."}
+
+
+# --- moderation and operations reach the gateway --------------------------------------------------
+
+def test_a_blocklisted_prompt_is_fals_422_on_prompt_and_nothing_is_charged(gw, django_user_model, task_queue):
+    from moderation.models import BlockedTerm
+    from moderation.services import blocked_term_save
+
+    admin = django_user_model.objects.create_superuser(username="root", password="root-password")
+    blocked_term_save(BlockedTerm(term="forbidden thing"), actor=admin, reason="test")
+    response = submit(gw, {"prompt": "A Forbidden Thing at dawn"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "prompt"]
+    assert not Generation.objects.exists() and not UsageEntry.objects.exists() and task_queue.calls == []
+
+
+def test_while_the_provider_is_paused_submits_are_held_and_in_queue(gw, django_user_model, task_queue,
+                                                                    django_capture_on_commit_callbacks):
+    from moderation.services import provider_pause
+
+    admin = django_user_model.objects.create_superuser(username="root", password="root-password")
+    provider_pause(actor=admin, reason="fal incident")
+    with django_capture_on_commit_callbacks(execute=True):
+        body = submit(gw).json()
+    generation = Generation.objects.get(pk=body["request_id"])
+    assert generation.status == Status.HELD and body["status"] == "IN_QUEUE"
+    assert "generation_submit_task" not in task_queue.names()
+    assert gw.get(requests_url(generation, "/status")).json()["status"] == "IN_QUEUE"

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from generations import ltx
 from generations.models import Generation
-from generations.services.create import generation_create
+from generations.services.create import OwnerSuspended, generation_create
 from generations.services.projects import project_get_or_create
 from storage.backend import object_location
 from storage.quotas import QuotaExceeded
@@ -56,7 +56,7 @@ class Command(BaseCommand):
                                               project=project_get_or_create(user, options["project"]))
         except ltx.InputError as exc:
             raise CommandError("invalid input: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
-        except QuotaExceeded as exc:
+        except (QuotaExceeded, OwnerSuspended) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"created {generation.id} ({generation.model_id}, ${generation.cost_usd:.2f})")
         if options["wait"]:

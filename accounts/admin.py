@@ -1,0 +1,42 @@
+"""API keys in the admin (superusers; the moderator role has no API key permissions).
+
+Keys exist only as digests: the admin shows the visible prefix, and a key created here is shown once.
+"""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from accounts.keys import api_key_create, api_key_revoke
+from accounts.models import ApiKey
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    raw_id_fields = ["user"]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.delete_apikey")
+
+    def save_model(self, request, obj, form, change):
+        key, raw = api_key_create(user=obj.user, name=obj.name)
+        obj.pk, obj.prefix, obj.digest, obj.created_at = key.pk, key.prefix, key.digest, key.created_at
+        self.message_user(request, f"The new key (shown only now): {raw}", messages.WARNING)
+
+    @admin.action(description="Revoke", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        for key in queryset:
+            api_key_revoke(key)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)

@@ -1,0 +1,249 @@
+"""Moderation and operations services: suspensions, user reports with auto-hide, the "pause
+provider" switch, quota overrides and blocklist edits. Each writes its audit entry in the same
+transaction as the change; admin actions, web views and the API call these and nothing else."""
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from generations.models import Generation
+from generations.queue import enqueue_on_commit
+from generations.services.create import PENDING_REDRIVE_AFTER
+from generations.services.lease import tracker_ensure
+from generations.services.moderate import generation_flag, generation_hide
+from generations.transitions import transition
+from moderation.audit import audit_record
+from moderation.blocklist import blocklist_invalidate
+from moderation.models import AuditEntry, BlockedTerm, ProviderSwitch, Suspension, VideoReport
+from storage.models import UserQuota
+
+Action = AuditEntry.Action
+Status = Generation.Status
+SUSPEND_PERMISSION = "moderation.suspend_user"
+QUOTA_PERMISSION = "storage.change_userquota"
+PAUSE_PERMISSION = "moderation.pause_provider"
+
+
+class SuspendRefused(Exception):
+    """This actor may not suspend this user (themselves, or a superuser without being one)."""
+
+
+class ReportRefused(Exception):
+    """A report without a reason."""
+
+
+def _require(actor: AbstractBaseUser, permission: str) -> None:
+    if not actor.has_perm(permission):
+        raise PermissionDenied(f"needs the {permission} permission")
+
+
+# --- suspension ---------------------------------------------------------------------------------
+
+def user_suspend(user: AbstractBaseUser, *, actor: AbstractBaseUser, reason: str) -> list[str] | None:
+    """Suspend `user`: they cannot sign in (their sessions end), their API keys (and so gateway
+    calls) stop working, and their jobs that have not reached fal (pending, held) are canceled
+    with error code `suspended` (spend and bytes released). Jobs already at fal run to the end
+    and are kept (paid for); the user can act on them again once reinstated.
+
+    Returns the ids of the canceled jobs; None (nothing recorded) when already suspended. Needs
+    `moderation.suspend_user`; refuses to suspend the actor or, for non-superusers, a superuser.
+    """
+    _require(actor, SUSPEND_PERMISSION)
+    if user.pk == actor.pk:
+        raise SuspendRefused("you cannot suspend yourself")
+    if user.is_superuser and not actor.is_superuser:
+        raise SuspendRefused("only a superuser can suspend a superuser")
+    User = get_user_model()
+    with transaction.atomic():
+        # The quota row lock orders this against `generation_create` (which re-checks is_active under it).
+        UserQuota.objects.get_or_create(user_id=user.pk)
+        UserQuota.objects.select_for_update().get(user_id=user.pk)
+        if not User.objects.filter(pk=user.pk, is_active=True).update(is_active=False):
+            return None
+        Suspension.objects.create(user_id=user.pk, reason=reason, suspended_by=actor)
+        canceled = []
+        waiting = Generation.objects.filter(owner_id=user.pk, status__in=[Status.PENDING, Status.HELD])
+        for pk in waiting.order_by("created_at").values_list("pk", flat=True):
+            if transition(pk, from_=[Status.PENDING, Status.HELD], to=Status.CANCELED, error_code="suspended",
+                          error_message="canceled because the account was suspended"):
+                canceled.append(str(pk))
+        audit_record(actor=actor, action=Action.SUSPEND, target_type="user", target_id=user.pk, reason=reason,
+                     before={"is_active": True}, after={"is_active": False, "canceled_jobs": canceled})
+    user.is_active = False
+    return canceled
+
+
+def user_reinstate(user: AbstractBaseUser, *, actor: AbstractBaseUser, reason: str) -> bool:
+    """Lift a suspension: the user can sign in and use their API keys again. False when not suspended."""
+    _require(actor, SUSPEND_PERMISSION)
+    User = get_user_model()
+    with transaction.atomic():
+        if not User.objects.filter(pk=user.pk, is_active=False).update(is_active=True):
+            return False
+        Suspension.objects.filter(user_id=user.pk, lifted_at__isnull=True).update(
+            lifted_at=timezone.now(), lifted_by=actor, lifted_reason=reason)
+        audit_record(actor=actor, action=Action.REINSTATE, target_type="user", target_id=user.pk, reason=reason,
+                     before={"is_active": False}, after={"is_active": True})
+    user.is_active = True
+    return True
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+def report_create(*, generation: Generation, reporter: AbstractBaseUser, reason: str) -> tuple[VideoReport, bool]:
+    """Record `reporter`'s report of a generation they can view (the caller checks that).
+
+    One report per user and generation: a repeat returns the first report and `created=False`,
+    changing nothing. A new report puts the generation in the review queue (flagged by "system")
+    and, once STUDIO_REPORTS_TO_HIDE distinct users reported it, hides it (audit: `auto_hide`).
+    Raises ReportRefused for a blank reason.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReportRefused("say what is wrong with this video")
+    with transaction.atomic():
+        current = Generation.objects.select_for_update().get(pk=generation.pk)  # counts reports one at a time
+        existing = VideoReport.objects.filter(generation=current, reporter_id=reporter.pk).first()
+        if existing is not None:
+            return existing, False
+        report = VideoReport.objects.create(generation=current, reporter_id=reporter.pk, reason=reason[:2000])
+        count = VideoReport.objects.filter(generation=current).count()
+        audit_record(actor=reporter, action=Action.REPORT, target_type="generation", target_id=current.pk,
+                     reason=reason[:2000], after={"reports": count})
+        generation_flag(current, actor=None, reason=f"reported by users ({count})")
+        threshold = settings.STUDIO_REPORTS_TO_HIDE
+        if threshold and count >= threshold:
+            generation_hide(current, actor=None, action=Action.AUTO_HIDE,
+                            reason=f"hidden automatically after {count} reports; waiting for review")
+    return report, True
+
+
+# --- pause provider -----------------------------------------------------------------------------
+
+def _switch_locked() -> ProviderSwitch:
+    ProviderSwitch.objects.get_or_create(pk=ProviderSwitch.SINGLETON)
+    return ProviderSwitch.objects.select_for_update().get(pk=ProviderSwitch.SINGLETON)
+
+
+def provider_pause(*, actor: AbstractBaseUser, reason: str) -> int:
+    """Hold every new submission to fal: new jobs are accepted as HELD, pending ones move to HELD.
+    Jobs already at fal carry on. Returns how many pending jobs were held; 0 and nothing recorded
+    when already paused. Needs `moderation.pause_provider`."""
+    _require(actor, PAUSE_PERMISSION)
+    with transaction.atomic():
+        switch = _switch_locked()
+        if switch.paused:
+            return 0
+        ProviderSwitch.objects.filter(pk=switch.pk).update(paused=True, reason=reason, changed_by=actor,
+                                                           changed_at=timezone.now())
+        held = 0
+        for pk in Generation.objects.filter(status=Status.PENDING).order_by("created_at").values_list("pk", flat=True):
+            held += transition(pk, from_=[Status.PENDING], to=Status.HELD, next_poll_at=None)
+        audit_record(actor=actor, action=Action.PROVIDER_PAUSE, target_type="provider", target_id="fal",
+                     reason=reason, before={"paused": False}, after={"paused": True, "held_jobs": held})
+    return held
+
+
+def fair_order(rows: list[tuple[Any, Any]]) -> list[Any]:
+    """Job ids from (id, owner) rows sorted oldest first, interleaved round-robin per owner (in the
+    order of each owner's oldest job), so one user's backlog cannot starve the others."""
+    per_owner: OrderedDict[Any, deque] = OrderedDict()
+    for pk, owner in rows:
+        per_owner.setdefault(owner, deque()).append(pk)
+    ordered = []
+    while per_owner:
+        for owner in list(per_owner):
+            ordered.append(per_owner[owner].popleft())
+            if not per_owner[owner]:
+                del per_owner[owner]
+    return ordered
+
+
+def provider_resume(*, actor: AbstractBaseUser, reason: str) -> list[str]:
+    """Submit again: held jobs move to PENDING and their submits are enqueued on commit in fair
+    order (`fair_order`). Returns the released job ids in that order; [] and nothing recorded when
+    not paused. Needs `moderation.pause_provider`."""
+    _require(actor, PAUSE_PERMISSION)
+    with transaction.atomic():
+        switch = _switch_locked()
+        if not switch.paused:
+            return []
+        now = timezone.now()
+        ProviderSwitch.objects.filter(pk=switch.pk).update(paused=False, reason=reason, changed_by=actor,
+                                                           changed_at=now)
+        rows = list(Generation.objects.filter(status=Status.HELD).order_by("created_at", "pk")
+                    .values_list("pk", "owner_id"))
+        released = []
+        for pk in fair_order(rows):
+            if transition(pk, from_=[Status.HELD], to=Status.PENDING, next_poll_at=now + PENDING_REDRIVE_AFTER):
+                enqueue_on_commit("generations.tasks.generation_submit_task", str(pk))
+                released.append(str(pk))
+        if released:
+            transaction.on_commit(tracker_ensure)
+        audit_record(actor=actor, action=Action.PROVIDER_RESUME, target_type="provider", target_id="fal",
+                     reason=reason, before={"paused": True}, after={"paused": False, "released_jobs": released})
+    return released
+
+
+# --- quotas and blocklist -----------------------------------------------------------------------
+
+QUOTA_FIELDS = ("storage_bytes", "monthly_spend_usd", "active_jobs")
+
+
+def quota_override_set(*, user: AbstractBaseUser, actor: AbstractBaseUser, reason: str = "",
+                       **limits: int | Decimal | None) -> UserQuota:
+    """Set `user`'s limit overrides (`None` = the default from settings). Only the fields given
+    change; records nothing when nothing changed. Needs `storage.change_userquota`."""
+    _require(actor, QUOTA_PERMISSION)
+    unknown = set(limits) - set(QUOTA_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown quota fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        UserQuota.objects.get_or_create(user_id=user.pk)
+        quota = UserQuota.objects.select_for_update().get(user_id=user.pk)
+        before = {field: getattr(quota, field) for field in QUOTA_FIELDS}
+        for field, value in limits.items():
+            setattr(quota, field, value)
+        quota.full_clean(exclude=["user"])
+        after = {field: getattr(quota, field) for field in QUOTA_FIELDS}
+        if after != before:
+            quota.save(update_fields=list(limits))
+            audit_record(actor=actor, action=Action.QUOTA_CHANGE, target_type="user", target_id=user.pk,
+                         reason=reason, before=before, after=after)
+    return quota
+
+
+BLOCKED_TERM_FIELDS = ["term", "kind", "is_active", "note"]
+
+
+def blocked_term_save(term: BlockedTerm, *, actor: AbstractBaseUser, reason: str = "") -> BlockedTerm:
+    """Create or change a blocked term (validated), effective for the next create in every process."""
+    with transaction.atomic():
+        before = model_to_dict(BlockedTerm.objects.get(pk=term.pk), BLOCKED_TERM_FIELDS) if term.pk else {}
+        term.full_clean()
+        if term.pk is None:
+            term.created_by = actor
+        term.save()
+        audit_record(actor=actor, action=Action.BLOCKLIST_CHANGE, target_type="blocked_term", target_id=term.pk,
+                     reason=reason or term.note, before=before, after=model_to_dict(term, BLOCKED_TERM_FIELDS))
+    blocklist_invalidate()
+    return term
+
+
+def blocked_term_delete(term: BlockedTerm, *, actor: AbstractBaseUser, reason: str = "") -> None:
+    with transaction.atomic():
+        pk = term.pk
+        before = model_to_dict(term, BLOCKED_TERM_FIELDS)
+        term.delete()
+        audit_record(actor=actor, action=Action.BLOCKLIST_CHANGE, target_type="blocked_term", target_id=pk,
+                     reason=reason, before=before, after={"deleted": True})
+    blocklist_invalidate()
