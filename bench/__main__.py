@@ -16,6 +16,7 @@ def main() -> None:
     parser.add_argument("--run-seconds", type=float, default=10.0, help="how long each simulated job runs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--copy-mb", type=int, default=1024, help="size of the copied file (default 1 GB)")
+    parser.add_argument("--no-webhooks", action="store_true", help="measure tracking by polling only")
     parser.add_argument("--status-seconds", type=float, default=5.0, help="load per status endpoint (default 5 s)")
     parser.add_argument("--only", choices=["tracking", "copy", "status"], help="run one benchmark only")
     parser.add_argument("--report", default=str(ROOT / "bench-report.json"), help="where to write the JSON report")
@@ -40,7 +41,7 @@ def main() -> None:
 
     rows = []
     if args.only in (None, "tracking"):
-        rows += tracking.run(args.jobs, args.run_seconds, args.workers)
+        rows += tracking.run(args.jobs, args.run_seconds, args.workers, webhooks=not args.no_webhooks)
     if args.only in (None, "copy"):
         rows += copy.run(args.copy_mb)
     if args.only in (None, "status"):

@@ -8,20 +8,18 @@ right before them. Also the database queries each request makes.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 
 from bench.report import ROOT, Row
+from bench.server import free_port, start_web, stop
 
 
 def run(seconds: float = 5.0, concurrency: int = 32) -> list[Row]:
     key, generation_id = _data()
-    port = _free_port()
-    server = _start_server(port)
+    port = free_port()
+    # One key polls as fast as it can here: lift its rate limit (the throttle still runs).
+    server = start_web(port, STUDIO_API_RATE="100000000/min")
     base = f"http://127.0.0.1:{port}"
     auth = f"Authorization: Key {key}"
     endpoints = {
@@ -34,8 +32,7 @@ def run(seconds: float = 5.0, concurrency: int = 32) -> list[Row]:
             _load(url, headers, 1.0, concurrency)
         results = {name: _load(url, headers, seconds, concurrency) for name, (url, headers) in endpoints.items()}
     finally:
-        server.terminate()
-        server.wait(30)
+        stop(server)
     queries = _queries_per_request(key, generation_id)
     bare = results["bare"]
     for name, result in results.items():
@@ -75,31 +72,6 @@ def _data() -> tuple[str, str]:
     return api_key_create(user=user, name="status bench")[1], str(generation.pk)
 
 
-def _start_server(port: int) -> subprocess.Popen:
-    from webhooks.signing_keys import new_signing_key
-
-    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "bench-" + "x" * 50, "ALLOWED_HOSTS": "127.0.0.1",
-           "STUDIO_SIGNING_KEY": new_signing_key(), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
-           "GUNICORN_THREADS": "8", "STATIC_ROOT": tempfile.mkdtemp(prefix="bench-static-"),
-           # One key polls as fast as it can here: lift its rate limit (the throttle still runs).
-           "STUDIO_API_RATE": "100000000/min",
-           # Persistent connections, as docs/production.md recommends for production.
-           "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60")}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi"], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {server.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("gunicorn did not start within 30 s")
-
-
 def _load(url: str, headers: list[str], seconds: float, concurrency: int) -> dict:
     command = [sys.executable, "-m", "bench.loadgen", url, "--seconds", str(seconds), "--concurrency", str(concurrency)]
     for header in headers:
@@ -123,9 +95,3 @@ def _queries_per_request(key: str, generation_id: str) -> dict[str, int]:
             assert client.get(path).status_code in (200, 202), path
         counts[name] = len(captured.captured_queries)
     return counts
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

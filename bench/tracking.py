@@ -1,7 +1,8 @@
-"""Tracking lag: N jobs in flight against the simulator, tracked by a real 2-worker django-q2 cluster.
+"""Tracking lag: N jobs in flight against the simulator, tracked by a real 2-worker django-q2 cluster,
+first by polling alone, then with fal's webhooks reaching the production web server as well.
 
 Lag = the moment our row records fal's COMPLETED − the moment the simulator marked it completed.
-Baseline: the lag of one job tracked alone, in the same run.
+Baseline: the lag of one job tracked alone, in the same run and mode.
 """
 from __future__ import annotations
 
@@ -11,33 +12,58 @@ import sys
 import time
 
 from bench.report import ROOT, Row, percentile
+from bench.server import free_port, start_web, stop
 
 
-def run(jobs: int, run_seconds: float, workers: int) -> list[Row]:
+def run(jobs: int, run_seconds: float, workers: int, *, webhooks: bool = True) -> list[Row]:
     from falsim.server import FalSimulator
 
     sim = FalSimulator(host="127.0.0.1", port=0, key="bench-key", runners=jobs + 1, run_seconds=run_seconds,
-                       scale=16, cache_renders=True).start()
+                       scale=16, cache_renders=True, webhook_threads=32).start()
     env = {**os.environ, "FAL_QUEUE_URL": sim.url, "FAL_KEY": "bench-key", "Q_WORKERS": str(workers),
-           "STUDIO_LOG_LEVEL": "WARNING"}
+           "STUDIO_LOG_LEVEL": "WARNING", "STUDIO_FAL_WEBHOOKS": "false"}
+    note = f"N={jobs}, {workers} workers, run {run_seconds:g} s"
+    try:
+        polling = _run_mode("polling", jobs, sim, env)
+        rows = [
+            Row("tracking_lag_p50_s_polling", polling["lag_p50"], "s", polling["baseline"]["lag_p50"], note),
+            Row("tracking_lag_p95_s_polling", polling["lag_p95"], "s", polling["baseline"]["lag_p95"], note),
+            Row("inflight_jobs", polling["peak_inflight"], "jobs", None, f"peak QUEUED+RUNNING at once; {workers} workers"),
+            Row("submit_overhead_p95_s", polling["submit_p95"], "s", polling["baseline"]["submit_p95"],
+                "create → fal accepted"),
+            Row("store_p95_s", polling["store_p95"], "s", polling["baseline"]["store_p95"], "seen completed → video stored"),
+        ]
+        if webhooks:
+            # fal's webhooks reach the production web server, which reads the status at once.
+            port = free_port()
+            hooks = {"STUDIO_BASE_URL": f"http://127.0.0.1:{port}", "STUDIO_FAL_WEBHOOKS": "true",
+                     "FAL_WEBHOOK_JWKS_URL": f"{sim.url}/.well-known/jwks.json"}
+            web = start_web(port, **{key: value for key, value in env.items() if key.startswith("FAL_")}, **hooks)
+            try:
+                webhook = _run_mode("webhook", jobs, sim, {**env, **hooks})
+            finally:
+                stop(web)
+            rows += [
+                Row("tracking_lag_p50_s_webhook", webhook["lag_p50"], "s", webhook["baseline"]["lag_p50"], note),
+                Row("tracking_lag_p95_s_webhook", webhook["lag_p95"], "s", webhook["baseline"]["lag_p95"], note),
+            ]
+    finally:
+        sim.stop()
+    return rows
+
+
+def _run_mode(mode: str, jobs: int, sim, env: dict[str, str]) -> dict:
+    """N jobs at once through a fresh worker cluster, after one job alone (the baseline)."""
     cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         baseline = _measure(1, sim)
-        print(f"baseline: one job alone, lag {baseline['lag_p95']:.3f} s")
+        print(f"{mode}: one job alone, lag {baseline['lag_p95']:.3f} s")
         measured = _measure(jobs, sim)
+        print(f"{mode}: {jobs} jobs, lag p50 {measured['lag_p50']:.3f} s, p95 {measured['lag_p95']:.3f} s")
     finally:
-        cluster.terminate()
-        cluster.wait(30)
-        sim.stop()
-    note = f"N={jobs}, {workers} workers, run {run_seconds:g} s"
-    return [
-        Row("tracking_lag_p50_s_polling", measured["lag_p50"], "s", baseline["lag_p50"], note),
-        Row("tracking_lag_p95_s_polling", measured["lag_p95"], "s", baseline["lag_p95"], note),
-        Row("inflight_jobs", measured["peak_inflight"], "jobs", None, f"peak QUEUED+RUNNING at once; {workers} workers"),
-        Row("submit_overhead_p95_s", measured["submit_p95"], "s", baseline["submit_p95"], "create → fal accepted"),
-        Row("store_p95_s", measured["store_p95"], "s", baseline["store_p95"], "seen completed → video stored"),
-    ]
+        stop(cluster)
+    return {**measured, "baseline": baseline}
 
 
 def _measure(count: int, sim) -> dict:

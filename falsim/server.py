@@ -353,7 +353,8 @@ class FalSimulator:
     ``workdir`` defaults to a temporary folder that ``stop()`` removes. Keyword-only:
     ``fault_delay`` (how long a submit_timeout submit stalls), ``keepalive_interval`` (SSE
     comment interval), ``webhook_max_attempts``, ``webhook_backoff`` (first retry delay,
-    doubling), ``webhook_timeout`` (per attempt), ``verbose`` (log HTTP requests to stderr).
+    doubling), ``webhook_timeout`` (per attempt), ``webhook_threads`` (deliveries in parallel; fal's
+    own are many), ``verbose`` (log HTTP requests to stderr).
     A simulator runs once: after ``stop()``, create a new one.
     """
 
@@ -375,6 +376,7 @@ class FalSimulator:
         webhook_max_attempts: int = 5,
         webhook_backoff: float = 0.5,
         webhook_timeout: float = 10.0,
+        webhook_threads: int = 4,
         verbose: bool = False,
     ):
         if runners < 1:
@@ -420,7 +422,8 @@ class FalSimulator:
 
         self._signing_key = Ed25519PrivateKey.generate()
         self._jwks = {"keys": [fal_signature.public_jwk(self._signing_key.public_key())]}
-        self._webhooks = _WebhookSender(self, webhook_max_attempts, webhook_backoff, webhook_timeout)
+        self._webhooks = _WebhookSender(self, webhook_max_attempts, webhook_backoff, webhook_timeout,
+                                        threads=webhook_threads)
         self._httpd: _Server | None = None
         self._threads: list[threading.Thread] = []
 

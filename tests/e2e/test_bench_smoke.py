@@ -13,7 +13,7 @@ from tests.processes import ROOT
 pytestmark = pytest.mark.e2e
 
 
-def test_tracking_bench_runs_and_reports_its_rows(tmp_path):
+def test_tracking_bench_runs_in_both_modes_and_reports_its_rows(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/bench.sqlite3"}
     for name in ("AWS_STORAGE_BUCKET_NAME", "FAL_KEY", "FAL_QUEUE_URL"):
         env.pop(name, None)
@@ -22,8 +22,10 @@ def test_tracking_bench_runs_and_reports_its_rows(tmp_path):
                           "--report", str(report)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     rows = {row["name"]: row for row in json.loads(report.read_text())["rows"]}
-    assert {"tracking_lag_p95_s_polling", "inflight_jobs", "submit_overhead_p95_s"} <= set(rows)
+    assert {"tracking_lag_p95_s_polling", "tracking_lag_p95_s_webhook", "inflight_jobs",
+            "submit_overhead_p95_s"} <= set(rows)
     assert 0 <= rows["tracking_lag_p95_s_polling"]["value"] < 5
+    assert 0 <= rows["tracking_lag_p95_s_webhook"]["value"] < 5
     assert rows["inflight_jobs"]["value"] >= 1
 
 

@@ -1,0 +1,57 @@
+"""The studio's production web server (gunicorn with gunicorn.conf.py, DEBUG off) for benchmarks."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench.report import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_web(port: int, **env_overrides: str) -> subprocess.Popen:
+    """gunicorn on 127.0.0.1:`port` (2 processes × 8 threads), on the bench's database; returns once it listens."""
+    from django.conf import settings
+
+    from webhooks.signing_keys import new_signing_key
+
+    # The same SECRET_KEY as the bench's worker cluster: django-q2 signs every task with it, and a
+    # worker silently drops tasks another key signed.
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": settings.SECRET_KEY, "ALLOWED_HOSTS": "127.0.0.1",
+           "STUDIO_SIGNING_KEY": new_signing_key(), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
+           "GUNICORN_THREADS": "8", "STATIC_ROOT": tempfile.mkdtemp(prefix="bench-static-"),
+           # Persistent connections, as docs/production.md recommends for production.
+           "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60"), **env_overrides}
+    # Its errors go to a file beside the bench's scratch database, for when a figure looks wrong.
+    log = open(os.path.join(tempfile.gettempdir(), f"bench-web-{port}.log"), "w")
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi",
+                               "--access-logfile", "/dev/null"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    log.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {server.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("gunicorn did not start within 30 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
