@@ -15,12 +15,12 @@ from django.utils import timezone
 
 from generations import ltx
 from generations.fal import FalAmbiguous, FalRejected, FalSubmission, FalUnavailable, describe_detail
+from generations.media_links import absolute_url
 from generations.models import Generation, GenerationAttempt
 from generations.queue import enqueue_on_commit
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.services.lease import tracker_ensure
 from generations.transitions import transition, update_while
-from generations.media_links import absolute_url
 from generations.upstream import get_fal_client
 from moderation.switch import provider_is_paused
 
