@@ -97,11 +97,7 @@ def quota_reserve(*, user: AbstractBaseUser, job, usd: Decimal, bytes: int, note
     Must run inside the caller's `transaction.atomic()` together with creating the job, so the
     job and its reservation exist together or not at all. Raises QuotaExceeded (nothing written).
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("quota_reserve must run inside transaction.atomic()")
-    UserQuota.objects.get_or_create(user=user)
-    UserQuota.objects.select_for_update().get(user=user)  # one user's reservations queue up here
-    usage = usage_for(user)
+    usage = _locked_usage(user, "quota_reserve")
     limits = usage.limits
     if usage.active_jobs + 1 > limits.active_jobs:
         raise QuotaExceeded(limit="active_jobs", used=usage.active_jobs, allowed=limits.active_jobs, requested=1,
@@ -109,9 +105,7 @@ def quota_reserve(*, user: AbstractBaseUser, job, usd: Decimal, bytes: int, note
     if usage.spend_usd + usd > limits.monthly_spend_usd:
         raise QuotaExceeded(limit="monthly_spend_usd", used=usage.spend_usd, allowed=limits.monthly_spend_usd,
                             requested=usd, hint="Choose a shorter, faster or lower-resolution video, or wait for next month.")
-    if usage.bytes + bytes > limits.storage_bytes:
-        raise QuotaExceeded(limit="storage_bytes", used=usage.bytes, allowed=limits.storage_bytes, requested=bytes,
-                            hint="Delete videos you no longer need.")
+    _check_storage(usage, bytes)
     return UsageEntry.objects.create(user=user, event=Event.RESERVE, job=job, usd=usd, bytes=bytes, jobs=1,
                                      month=month_of(), note=note)
 
@@ -120,15 +114,23 @@ def quota_store(*, user: AbstractBaseUser, ref, bytes: int, note: str = "") -> U
     """Book `bytes` of a file kept outside any job (a gateway upload; `ref` is its id) against the
     storage limit, atomically per user like `quota_reserve`. Must run inside the caller's
     `transaction.atomic()` with creating the file's row. Raises QuotaExceeded (nothing written)."""
+    _check_storage(_locked_usage(user, "quota_store"), bytes)
+    return UsageEntry.objects.create(user=user, event=Event.STORE, job=ref, bytes=bytes, month=month_of(), note=note)
+
+
+def _locked_usage(user: AbstractBaseUser, caller: str) -> Usage:
+    """`user`'s usage, read under their quota row's lock: one user's admissions queue up here."""
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("quota_store must run inside transaction.atomic()")
+        raise RuntimeError(f"{caller} must run inside transaction.atomic()")
     UserQuota.objects.get_or_create(user=user)
     UserQuota.objects.select_for_update().get(user=user)
-    usage = usage_for(user)
+    return usage_for(user)
+
+
+def _check_storage(usage: Usage, bytes: int) -> None:
     if usage.bytes + bytes > usage.limits.storage_bytes:
         raise QuotaExceeded(limit="storage_bytes", used=usage.bytes, allowed=usage.limits.storage_bytes,
                             requested=bytes, hint="Delete videos you no longer need.")
-    return UsageEntry.objects.create(user=user, event=Event.STORE, job=ref, bytes=bytes, month=month_of(), note=note)
 
 
 def quota_settle(*, job, stored_bytes: int, charge: bool, note: str = "") -> UsageEntry | None:
