@@ -55,7 +55,8 @@ def validation_error(errors: dict[str, str], *, where: str = "body") -> JsonResp
 
 
 def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool = True) -> Callable:
-    """CSRF-exempt (keys are not cookies), method-checked, authenticated view; passes `user`."""
+    """CSRF-exempt (keys are not cookies), method-checked, authenticated view; passes `user`, and
+    adds `x-fal-request-id` to the answers of the routes about one request."""
 
     def decorate(view: Callable) -> Callable:
         @csrf_exempt
@@ -71,7 +72,10 @@ def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool 
                                                   or getattr(request, "via_proxy", False))
                 except GatewayAuthError as exc:
                     return exc.response()
-            return view(request, *args, **kwargs)
+            response = view(request, *args, **kwargs)
+            if "request_id" in kwargs:  # every answer about one request names it, as fal's do
+                response.setdefault(REQUEST_ID_HEADER, kwargs["request_id"])
+            return response
 
         return wrapper
 
@@ -167,9 +171,7 @@ def status(request: HttpRequest, app: str, request_id: str, user) -> HttpRespons
     if generation is None:
         return _not_found(request_id)
     body = status_body(generation, app=app_of(app), request=request, logs=_wants_logs(request))
-    response = JsonResponse(body, status=200 if body["status"] == "COMPLETED" else 202)
-    response[REQUEST_ID_HEADER] = request_id
-    return response
+    return JsonResponse(body, status=200 if body["status"] == "COMPLETED" else 202)
 
 
 @gateway_view("GET")
@@ -181,7 +183,6 @@ def status_stream(request: HttpRequest, app: str, request_id: str, user) -> Http
     response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
-    response[REQUEST_ID_HEADER] = request_id
     return response
 
 
@@ -202,9 +203,9 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpReque
         if body != last_body:
             event = body
             if body.get("logs"):
-                new = [entry for entry in body["logs"] if json.dumps(entry, sort_keys=True) not in sent_logs]
-                sent_logs.update(json.dumps(entry, sort_keys=True) for entry in new)
-                event = {**body, "logs": new}
+                keyed = [(json.dumps(entry, sort_keys=True), entry) for entry in body["logs"]]
+                event = {**body, "logs": [entry for key, entry in keyed if key not in sent_logs]}
+                sent_logs.update(key for key, _ in keyed)
             yield f"data: {json.dumps(event)}\n\n"
             last_body, last_sent = body, time.monotonic()
         if body["status"] == "COMPLETED":
@@ -221,24 +222,19 @@ def result(request: HttpRequest, app: str, request_id: str, user) -> HttpRespons
     if generation is None:
         return _not_found(request_id)
     status_code, body = result_response(generation, request)
-    response = JsonResponse(body, status=status_code)
-    response[REQUEST_ID_HEADER] = request_id
-    return response
+    return JsonResponse(body, status=status_code)
 
 
 @gateway_view("PUT")
 def cancel(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
     generation = _own_request(user, request_id)
     if generation is None:
-        response = JsonResponse({"status": "NOT_FOUND"}, status=404)
-    else:
-        try:
-            generation_cancel(generation)
-            response = JsonResponse({"status": "CANCELLATION_REQUESTED"}, status=202)
-        except NotCancelable:
-            response = JsonResponse({"status": "ALREADY_COMPLETED"}, status=400)
-    response[REQUEST_ID_HEADER] = request_id
-    return response
+        return JsonResponse({"status": "NOT_FOUND"}, status=404)
+    try:
+        generation_cancel(generation)
+    except NotCancelable:
+        return JsonResponse({"status": "ALREADY_COMPLETED"}, status=400)
+    return JsonResponse({"status": "CANCELLATION_REQUESTED"}, status=202)
 
 
 def jwks(request: HttpRequest) -> HttpResponse:
