@@ -22,6 +22,7 @@ from generations.services.moderate import (generation_admin_cancel, generation_a
                                            generation_flag, generation_hide, generation_refund, generation_review,
                                            generation_unhide)
 from moderation.admin_actions import permitted_actions, reason_action
+from studio.admin_readonly import NoWritesMixin
 from moderation.models import AuditEntry, VideoReport
 from storage.models import UsageEntry
 
@@ -57,22 +58,13 @@ class ModelFilter(admin.SimpleListFilter):
         return queryset.filter(model_id=self.value()) if self.value() else queryset
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(NoWritesMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.has_perm(VIEW)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class GenerationEventInline(ReadOnlyInline):
@@ -100,7 +92,7 @@ class VideoReportInline(ReadOnlyInline):
 
 
 @admin.register(Generation)
-class GenerationAdmin(admin.ModelAdmin):
+class GenerationAdmin(NoWritesMixin, admin.ModelAdmin):
     list_display = ["short_id", "status", "owner", "project", "model_short", "spec", "cost", "age", "flags"]
     list_select_related = ["owner", "project"]
     list_filter = ["status", ModelFilter, ("created_at", admin.DateFieldListFilter), ModerationFilter,
@@ -125,16 +117,8 @@ class GenerationAdmin(admin.ModelAdmin):
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
 
-    # --- permissions: read-only; changes are actions with their own permissions ---------------
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the plain admin delete would bypass generation_delete; see delete_with_files
-
+    # --- permissions: read-only (NoWritesMixin; even the plain admin delete, which would bypass
+    # generation_delete: see delete_with_files); changes are actions with their own permissions --
     def has_moderate_permission(self, request) -> bool:
         return request.user.has_perm("generations.moderate_generation")
 

@@ -16,19 +16,9 @@ from moderation.services import (QUOTA_FIELDS, blocked_term_delete, blocked_term
                                  user_reinstate, user_suspend)
 from storage.models import UsageEntry, UserQuota
 from storage.quotas import usage_for
+from studio.admin_readonly import ReadOnlyAdmin
 
 User = get_user_model()
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(AuditEntry)

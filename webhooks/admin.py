@@ -3,18 +3,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from studio.admin_readonly import ReadOnlyAdmin
 from webhooks.models import JobWebhookSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(WebhookEndpoint)
