@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.db import connection
@@ -60,3 +62,51 @@ def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def running(*args: str, env: dict[str, str], **kwargs) -> Iterator[subprocess.Popen]:
+    """`manage.py *args` as a process (its output discarded unless `stdout`/`stderr` say otherwise),
+    stopped on the way out."""
+    kwargs.setdefault("stdout", subprocess.DEVNULL)
+    kwargs.setdefault("stderr", subprocess.DEVNULL)
+    process = manage(*args, env=env, **kwargs)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+@contextmanager
+def running_simulator(*, key: str, media_root: str, run_seconds: float, runners: int, scale: int = 16,
+                      **kwargs) -> Iterator[dict[str, str]]:
+    """The fal simulator as a process on a free port, listening; yields the environment a child
+    process (a worker cluster, a server) needs to use it: its URL and key, MEDIA_ROOT, two workers
+    and the test database."""
+    port = free_port()
+    env = child_env(FAL_QUEUE_URL=f"http://127.0.0.1:{port}", FAL_KEY=key, MEDIA_ROOT=media_root, Q_WORKERS="2")
+    env.pop("FAL_REST_URL", None)
+    with running("falsim", "--port", str(port), "--key", key, "--scale", str(scale), "--run-seconds", str(run_seconds),
+                 "--runners", str(runners), env=env, **kwargs) as falsim:
+        wait_for_port(port, falsim)
+        yield env
+
+
+@contextmanager
+def live_cluster(settings, env: dict[str, str]) -> Iterator[None]:
+    """A worker cluster on `env` (from `running_simulator`), with this process's settings — the live
+    server's — pointed at the same simulator and media folder. Enter it after the live server's
+    database is set up, so the cluster stops before the flush: a worker still holding locks would
+    deadlock PostgreSQL's."""
+    from generations.upstream import reset_fal_client
+
+    settings.FAL_QUEUE_URL = env["FAL_QUEUE_URL"]
+    settings.FAL_REST_URL = env["FAL_QUEUE_URL"]
+    settings.FAL_KEY = env["FAL_KEY"]
+    settings.MEDIA_ROOT = env["MEDIA_ROOT"]
+    reset_fal_client()
+    try:
+        with running("qcluster", env=env):
+            yield
+    finally:
+        reset_fal_client()

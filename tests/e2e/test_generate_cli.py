@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 
 from generations.models import Generation
-from tests.processes import ROOT, child_env, free_port, manage, stop, wait_for_port
+from tests.processes import ROOT, running, running_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SCALE = 16
@@ -25,26 +25,16 @@ SCALE = 16
 
 @pytest.fixture
 def studio_env(tmp_path, user):
-    port = free_port()
-    env = child_env(FAL_QUEUE_URL=f"http://127.0.0.1:{port}", FAL_KEY="e2e-key", MEDIA_ROOT=str(tmp_path / "media"),
-                    Q_WORKERS="2")
-    env.pop("FAL_REST_URL", None)
-    falsim = manage("falsim", "--port", str(port), "--key", "e2e-key", "--scale", str(SCALE), "--run-seconds", "0.3",
-                    "--runners", "2", env=env)
-    try:
-        wait_for_port(port, falsim)
+    # The simulator's log stays on the terminal: it is what explains a failed CLI run.
+    with running_simulator(key="e2e-key", media_root=str(tmp_path / "media"), run_seconds=0.3, runners=2,
+                           scale=SCALE, stdout=None, stderr=None) as env:
         yield env
-    finally:
-        stop(falsim)
 
 
 @pytest.fixture
 def cluster(studio_env):
-    process = manage("qcluster", env=studio_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with running("qcluster", env=studio_env) as process:
         yield process
-    finally:
-        stop(process)
 
 
 def generate(env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@ django-q2 cluster and the fal simulator as a process, on whatever database and s
 uses. Tests using `live_studio` need `@pytest.mark.django_db(transaction=True)`."""
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -12,41 +11,21 @@ import pytest
 @pytest.fixture(scope="module")
 def simulator_env(django_db_setup, tmp_path_factory) -> Iterator[dict[str, str]]:
     """The simulator (fast 1 s jobs, tiny renders) and the environment a worker cluster needs to use it."""
-    from tests.processes import child_env, free_port, manage, stop, wait_for_port
+    from tests.processes import running_simulator
 
-    port = free_port()
-    env = child_env(FAL_QUEUE_URL=f"http://127.0.0.1:{port}", FAL_KEY="gateway-sim-key",
-                    MEDIA_ROOT=str(tmp_path_factory.mktemp("media")), Q_WORKERS="2")
-    env.pop("FAL_REST_URL", None)
-    falsim = manage("falsim", "--port", str(port), "--key", "gateway-sim-key", "--scale", "16", "--run-seconds", "1",
-                    "--runners", "4", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, falsim)
+    with running_simulator(key="gateway-sim-key", media_root=str(tmp_path_factory.mktemp("media")), run_seconds=1,
+                           runners=4) as env:
         yield env
-    finally:
-        stop(falsim)
 
 
 @pytest.fixture
 def live_studio(simulator_env, live_server, settings) -> Iterator[str]:
-    """The live server's URL (no trailing slash), its settings pointing at the same simulator and
-    media folder as a worker cluster started for this test. The cluster starts after (and so stops
-    before) the live server's database is set up: a worker still holding locks would deadlock
-    PostgreSQL's flush."""
-    from generations.upstream import reset_fal_client
-    from tests.processes import manage, stop
+    """The live server's URL (no trailing slash), with a worker cluster on the same simulator and
+    media folder, started for this test (see `tests.processes.live_cluster`)."""
+    from tests.processes import live_cluster
 
-    settings.FAL_QUEUE_URL = simulator_env["FAL_QUEUE_URL"]
-    settings.FAL_REST_URL = simulator_env["FAL_QUEUE_URL"]
-    settings.FAL_KEY = simulator_env["FAL_KEY"]
-    settings.MEDIA_ROOT = simulator_env["MEDIA_ROOT"]
-    reset_fal_client()
-    cluster = manage("qcluster", env=simulator_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with live_cluster(settings, simulator_env):
         yield live_server.url
-    finally:
-        stop(cluster)
-        reset_fal_client()
 
 
 def key_client(user):

@@ -32,7 +32,7 @@ from generations.models import Generation, GenerationAttempt
 from storage.models import StoredObject, UsageEntry
 from tests.conftest import wait_until
 from tests.gateway.conftest import probe_video
-from tests.processes import ROOT, free_port, manage, stop, wait_for_port
+from tests.processes import ROOT, free_port, running, stop, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -357,11 +357,8 @@ def tls_studio(simulator_env, tmp_path_factory) -> Iterator[TlsStudio]:
 @pytest.fixture
 def tls_cluster(tls_studio, simulator_env, transactional_db) -> Iterator[None]:
     """A worker cluster for the TLS studio, started after (so stopped before) this test's database set-up."""
-    cluster = manage("qcluster", env=simulator_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with running("qcluster", env=simulator_env):
         yield
-    finally:
-        stop(cluster)
 
 
 def test_unchanged_program_reaches_the_studio_over_tls_with_fal_queue_run_host(tls_studio, tls_cluster, studio_key,

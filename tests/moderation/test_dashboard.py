@@ -23,5 +23,5 @@ def test_figures_count_jobs_spend_bytes_and_recent_failures(admin_client, user, 
     assert figures["stored_bytes"] == done.video.file.size + done.video.poster.size
     assert figures["failed_last_hour"] == 1 and figures["recent_failures"] == [broken]
     page = admin_client.get("/admin/dashboard/").content.decode()
-    assert 'id="spend-today">$0.72<' in page and f'data-status="succeeded">1<' in page
+    assert 'id="spend-today">$0.72<' in page and 'data-status="succeeded">1<' in page
     assert "/admin/django_q/failure/" in page

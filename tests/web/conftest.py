@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -28,37 +27,18 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="module")
 def studio_processes(django_db_setup, tmp_path_factory) -> Iterator[dict[str, str]]:
     """The simulator (one runner, 2 s per job, so a queue forms); it keeps no database state."""
-    from tests.processes import child_env, free_port, manage, stop, wait_for_port
+    from tests.processes import running_simulator
 
-    port = free_port()
-    env = child_env(FAL_QUEUE_URL=f"http://127.0.0.1:{port}", FAL_KEY="web-key",
-                    MEDIA_ROOT=str(tmp_path_factory.mktemp("media")), Q_WORKERS="2")
-    env.pop("FAL_REST_URL", None)
-    falsim = manage("falsim", "--port", str(port), "--key", "web-key", "--scale", "16", "--run-seconds", "2",
-                    "--runners", "1", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, falsim)
+    with running_simulator(key="web-key", media_root=str(tmp_path_factory.mktemp("media")), run_seconds=2,
+                           runners=1) as env:
         yield env
-    finally:
-        stop(falsim)
 
 
 @pytest.fixture
 def studio(studio_processes, live_server, settings) -> Iterator[str]:
-    """The live server's URL, with its settings pointing at the same simulator and media folder as a
-    worker cluster started for this test. The cluster starts after (and so stops before) the live
-    server's database is set up: a worker still holding locks would deadlock PostgreSQL's flush."""
-    from generations.upstream import reset_fal_client
-    from tests.processes import manage, stop
+    """The live server's URL, with a worker cluster on the same simulator and media folder, started
+    for this test (see `tests.processes.live_cluster`)."""
+    from tests.processes import live_cluster
 
-    settings.FAL_QUEUE_URL = studio_processes["FAL_QUEUE_URL"]
-    settings.FAL_REST_URL = studio_processes["FAL_QUEUE_URL"]
-    settings.FAL_KEY = studio_processes["FAL_KEY"]
-    settings.MEDIA_ROOT = studio_processes["MEDIA_ROOT"]
-    reset_fal_client()
-    cluster = manage("qcluster", env=studio_processes, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with live_cluster(settings, studio_processes):
         yield live_server.url
-    finally:
-        stop(cluster)
-        reset_fal_client()
