@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 
 from generations.models import Generation
+from tests.images import quadrants
 from tests.processes import ROOT, running, running_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -108,16 +109,7 @@ def test_generate_wait_says_so_when_no_worker_cluster_runs(studio_env):
 
 
 def _quadrants_png(path: Path, size=(640, 360)) -> bytes:
-    import numpy as np
-    from PIL import Image
-
-    width, height = size
-    pixels = np.zeros((height, width, 3), dtype=np.uint8)
-    pixels[: height // 2, : width // 2] = (220, 40, 40)
-    pixels[: height // 2, width // 2:] = (40, 200, 60)
-    pixels[height // 2:, : width // 2] = (40, 60, 220)
-    pixels[height // 2:, width // 2:] = (240, 220, 40)
-    Image.fromarray(pixels, "RGB").save(path, format="PNG")
+    quadrants(size).save(path, format="PNG")
     return path.read_bytes()
 
 

@@ -123,17 +123,12 @@ def test_should_stop_cancels_and_removes_partial_file(tmp_path):
 def _quadrants(size=(320, 180)):
     import io
 
-    from PIL import Image
+    from tests.images import quadrants
 
-    width, height = size
-    pixels = np.zeros((height, width, 3), dtype=np.uint8)
-    pixels[: height // 2, : width // 2] = (220, 40, 40)
-    pixels[: height // 2, width // 2:] = (40, 200, 60)
-    pixels[height // 2:, : width // 2] = (40, 60, 220)
-    pixels[height // 2:, width // 2:] = (240, 220, 40)
+    image = quadrants(size)
     buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
-    return buffer.getvalue(), Image.fromarray(pixels, "RGB")
+    image.save(buffer, format="PNG")
+    return buffer.getvalue(), image
 
 
 def _small(image):

@@ -30,6 +30,7 @@ from generations.services.tracking import tracker_tick
 from storage.models import StoredObject, UsageEntry, UserQuota
 from storage.quotas import QuotaExceeded, estimate_bytes, usage_for
 from tests.conftest import wait_until
+from tests.images import quadrants
 
 pillow_heif.register_heif_opener()
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,14 +39,8 @@ Status = Generation.Status
 
 def image_bytes(fmt="PNG", size=(320, 180)) -> bytes:
     """A 16:9 picture with four distinct colour quadrants (easy to recognise after scaling and encoding)."""
-    width, height = size
-    pixels = np.zeros((height, width, 3), dtype=np.uint8)
-    pixels[: height // 2, : width // 2] = (220, 40, 40)
-    pixels[: height // 2, width // 2:] = (40, 200, 60)
-    pixels[height // 2:, : width // 2] = (40, 60, 220)
-    pixels[height // 2:, width // 2:] = (240, 220, 40)
     buffer = io.BytesIO()
-    image = Image.fromarray(pixels, "RGB")
+    image = quadrants(size)
     if fmt == "GIF":
         image = image.convert("P")
     image.save(buffer, format=fmt)
