@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.middleware.csrf import CsrfViewMiddleware
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from accounts.keys import api_key_authenticate, digest
 from accounts.models import ApiKey
+from generations.gateway.errors import fal_error
 
 SCHEMES = ("key", "bearer")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -19,7 +20,7 @@ class GatewayAuthError(Exception):
         super().__init__(detail)
 
     def response(self) -> HttpResponse:
-        return JsonResponse({"detail": self.detail, "message": self.detail}, status=self.status)
+        return fal_error(self.status, self.detail)
 
 
 def gateway_user(request: HttpRequest, *, allow_session: bool = False) -> AbstractBaseUser:

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 
-from generations.gateway.views import fal_error
+from generations.gateway.errors import fal_error
 
 TARGET_HEADER = "x-fal-target-url"
 QUEUE_HOSTS = ("queue.fal.run", "queue.falrun.com")

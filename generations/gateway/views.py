@@ -24,6 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from generations import ltx
 from generations.api.throttling import CreateThrottle
 from generations.gateway.auth import GatewayAuthError, gateway_user
+from generations.gateway.errors import fal_error, validation_error
 from generations.gateway.payloads import app_of, result_response, status_body, submit_body
 from generations.media_links import absolute_url
 from generations.models import Generation
@@ -39,19 +40,6 @@ REQUEST_ID_HEADER = "x-fal-request-id"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FILE_PATH = re.compile(r"^/fal/files/(?P<id>[0-9a-f-]{36})/")
 STREAM_POLL_SECONDS = 0.25
-
-
-def fal_error(http_status: int, detail: Any, **extra: Any) -> JsonResponse:
-    """fal's error body. A text `detail` is repeated as `message`, which fal's JS client shows."""
-    message = {"message": detail} if isinstance(detail, str) else {}
-    return JsonResponse({"detail": detail, **message, **extra}, status=http_status)
-
-
-def validation_error(errors: dict[str, str], *, where: str = "body") -> JsonResponse:
-    """fal's 422: one `{loc, msg, type}` per bad field, plus a one-line `message` for the JS client."""
-    detail = [{"loc": [where, field], "msg": message, "type": "value_error"} for field, message in errors.items()]
-    message = "; ".join(f"{field}: {text}" for field, text in errors.items())
-    return JsonResponse({"detail": detail, "message": message}, status=422)
 
 
 def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool = True) -> Callable:
