@@ -28,7 +28,8 @@ Contract:
     onto the final path, so readers see the old file or the new one, never a partial one.
     The content type is not stored (the filesystem has no place for it).
   - Any other backend (e.g. Django's InMemoryStorage in tests): delete, then `save`.
-  Storage errors (botocore/boto3 exceptions, OSError) propagate unchanged: they are worth retrying.
+  Storage errors (`STORAGE_ERRORS`: botocore/boto3 exceptions, OSError) propagate unchanged: they are
+  worth retrying once the storage is back.
 - Keys are relative POSIX paths without "." or ".." segments, backslashes or NUL; anything else raises
   `SuspiciousFileOperation` before touching storage. On the filesystem `storage.path()` also keeps
   every key inside MEDIA_ROOT.
@@ -49,7 +50,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import httpx
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, default_storage
@@ -72,6 +75,10 @@ S3_MULTIPART_THRESHOLD = 8 * MiB
 S3_MULTIPART_CHUNKSIZE = 8 * MiB
 S3_MAX_CONCURRENCY = 4
 S3_MAX_IN_MEMORY_UPLOAD_CHUNKS = 4
+
+
+# What a store may raise when the storage itself is failing (down, timing out, refusing, disk full).
+STORAGE_ERRORS = (OSError, BotoCoreError, ClientError, Boto3Error)
 
 
 class TransferError(Exception):

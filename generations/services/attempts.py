@@ -14,23 +14,27 @@ def attempt_start(generation: Generation, kind: str, *, number: int = 1) -> Gene
 
 
 def attempt_finish(attempt: GenerationAttempt, *, error: Exception | None = None, http_status: int | None = None,
-                   response: dict | None = None) -> None:
-    """Record how the call ended: OK when `error` is None, else the error's class."""
-    outcome = Outcome.OK
-    if isinstance(error, FalRejected):
-        outcome = Outcome.REJECTED
-    elif isinstance(error, FalUnavailable):
-        outcome = Outcome.UNAVAILABLE
-    elif isinstance(error, FalAmbiguous):
-        outcome = Outcome.AMBIGUOUS
-    elif error is not None:
-        outcome = Outcome.ERROR
+                   response: dict | None = None, outcome: str | None = None) -> None:
+    """Record how the call ended: `outcome` when given, else OK when `error` is None, else the error's class."""
+    outcome = outcome or _outcome_of(error)
     if isinstance(error, FalError):
         http_status = error.status_code
     GenerationAttempt.objects.filter(pk=attempt.pk).update(
         outcome=outcome, http_status=http_status, error=str(error or "")[:2000], response=response,
         finished_at=timezone.now(),
     )
+
+
+def _outcome_of(error: Exception | None) -> str:
+    if error is None:
+        return Outcome.OK
+    if isinstance(error, FalRejected):
+        return Outcome.REJECTED
+    if isinstance(error, FalUnavailable):
+        return Outcome.UNAVAILABLE
+    if isinstance(error, FalAmbiguous):
+        return Outcome.AMBIGUOUS
+    return Outcome.ERROR
 
 
 def attempt_record_failure(generation: Generation, kind: str, error: Exception) -> None:

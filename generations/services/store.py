@@ -18,11 +18,12 @@ from generations.upstream import get_fal_client
 from storage.keys import generation_key
 from storage.media import MediaError
 from storage.services import VideoKeys, video_delete, video_store_from_url
-from storage.transfer import TransferError
+from storage.transfer import STORAGE_ERRORS, TransferError
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
 Kind = GenerationAttempt.Kind
+Outcome = GenerationAttempt.Outcome
 MAX_DOWNLOAD_ATTEMPTS = 5
 TRANSIENT_TRANSFER_ERRORS = {"network", "http_status", "size_mismatch"}
 
@@ -33,7 +34,9 @@ def generation_store(pk: uuid.UUID | str) -> None:
     Safe to run twice or concurrently and to die at any line: the result is kept on the row once
     fetched, object keys are deterministic, rows are upserted, and only the caller that moves
     STORING → SUCCEEDED links the video. A failed result (fal's 4xx behind COMPLETED) → FAILED.
-    Transient failures leave the row STORING with a retry time for the tracker. Call outside `atomic`.
+    Transient failures leave the row STORING with a retry time for the tracker; an outage of our own
+    storage never fails the job (it is retried with backoff for as long as it lasts, and is not
+    counted against the download attempts). Call outside `atomic`.
     """
     generation = Generation.objects.filter(pk=pk, status=Status.STORING).select_related("owner").first()
     if generation is None:
@@ -55,7 +58,7 @@ def generation_store(pk: uuid.UUID | str) -> None:
         )
     except TransferError as exc:
         attempt_finish(attempt, error=exc)
-        downloads = generation.attempts.filter(kind=Kind.DOWNLOAD).count()
+        downloads = generation.attempts.filter(kind=Kind.DOWNLOAD).exclude(outcome=Outcome.UNAVAILABLE).count()
         if exc.code in TRANSIENT_TRANSFER_ERRORS and downloads < MAX_DOWNLOAD_ATTEMPTS:
             update_while(pk, [Status.STORING], next_poll_at=timezone.now() + retry_backoff(downloads))
         else:
@@ -64,6 +67,12 @@ def generation_store(pk: uuid.UUID | str) -> None:
     except MediaError as exc:
         attempt_finish(attempt, error=exc)
         _fail(pk, "bad_output", f"fal's file is not a playable video: {exc}")
+        return
+    except STORAGE_ERRORS as exc:
+        attempt_finish(attempt, error=exc, outcome=Outcome.UNAVAILABLE)
+        outages = generation.attempts.filter(kind=Kind.DOWNLOAD, outcome=Outcome.UNAVAILABLE).count()
+        log.warning("storage unavailable while storing %s (attempt %d): %s", pk, outages, exc)
+        update_while(pk, [Status.STORING], next_poll_at=timezone.now() + retry_backoff(outages))
         return
     attempt_finish(attempt, http_status=200)
     if not transition(pk, from_=[Status.STORING], to=Status.SUCCEEDED, video=video, fal_status="COMPLETED"):
