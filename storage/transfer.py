@@ -58,6 +58,8 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, default_storage
 from django.utils._os import safe_makedirs
 
+from storage.backend import is_s3
+
 if TYPE_CHECKING:
     from storages.backends.s3 import S3Storage
 
@@ -227,7 +229,7 @@ def store_file(key: str, path: Path, *, content_type: str) -> int:
     path = Path(path)
     expected = path.stat().st_size
     storage = default_storage
-    if _is_s3(storage):
+    if is_s3(storage):
         stored = _s3_store(storage, key, content_type, file_path=path)
     elif isinstance(storage, FileSystemStorage):
         with path.open("rb") as source:
@@ -243,7 +245,7 @@ def store_file(key: str, path: Path, *, content_type: str) -> int:
 def store_bytes(key: str, data: bytes, *, content_type: str) -> int:
     _check_key(key)
     storage = default_storage
-    if _is_s3(storage):
+    if is_s3(storage):
         stored = _s3_store(storage, key, content_type, data=data)
     elif isinstance(storage, FileSystemStorage):
         stored = _filesystem_store(storage, key, io.BytesIO(data))
@@ -264,12 +266,6 @@ def key_exists(key: str) -> bool:
     if isinstance(storage, FileSystemStorage):
         return os.path.isfile(storage.path(key))
     return storage.exists(key)
-
-
-def _is_s3(storage: Storage) -> bool:
-    from storages.backends.s3 import S3Storage  # imported late: boto3 set-up is not free
-
-    return isinstance(storage, S3Storage)
 
 
 def _check_key(key: str) -> None:

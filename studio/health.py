@@ -34,6 +34,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from storage.backend import is_s3
+
 CHECK_TIMEOUT_SECONDS = 2.0
 # Network checks run in threads; whatever has not answered by then is reported as timed out.
 DEADLINE_SECONDS = CHECK_TIMEOUT_SECONDS + 1.0
@@ -131,7 +133,7 @@ def check_redis_broker() -> str:
 def check_storage() -> str:
     """Cheap and read-only: the bucket answers (S3) or the media folder is writable (filesystem)."""
     storage = default_storage
-    if _is_s3(storage):
+    if is_s3(storage):
         return _check_s3_bucket(storage)
     if isinstance(storage, FileSystemStorage):
         return _check_folder(Path(storage.location))
@@ -206,14 +208,6 @@ def redis_client() -> Any:
             _redis_clients[url] = redis.Redis.from_url(
                 url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS * 0.5, socket_timeout=CHECK_TIMEOUT_SECONDS * 0.5)
         return _redis_clients[url]
-
-
-def _is_s3(storage: Any) -> bool:
-    try:
-        from storages.backends.s3 import S3Storage
-    except ImportError:  # pragma: no cover - django-storages is a requirement
-        return False
-    return isinstance(storage, S3Storage)
 
 
 def _check_s3_bucket(storage: Any) -> str:
