@@ -9,6 +9,8 @@ Python API::
     sim = FalSimulator(host="127.0.0.1", port=0, key="k", runners=2, run_seconds=0.5,
                        scale=8, cache_renders=False, faults=None, seed=0, workdir=None)
     sim.start(); sim.url; sim.stats(); sim.requests(); sim.completed_at(rid); sim.stop()
+    sim.set_faults({"reset": 0.1}, latency_seconds=1.0); sim.faults; sim.fault_settings()
+    sim.submits_for(input_dict)
     with FalSimulator(...) as sim: ...
 
 Routes (``{app}`` is ``owner/app``, e.g. ``fal-ai/ltx-2``; the full model id is also
@@ -26,6 +28,7 @@ accepted in its place):
     GET|HEAD /files/{token}/{file_name}            CDN-style file serving with Range (no auth)
     GET  /.well-known/jwks.json                    the webhook signing key (Ed25519 JWKS)
     GET  /_sim/stats, /_sim/requests               introspection (no auth)
+    GET|PUT /_sim/faults                           read / switch faults at runtime (no auth)
 
 Models: ``fal-ai/ltx-2/text-to-video[/fast]``, ``fal-ai/ltx-2/image-to-video[/fast]`` and
 the aliases ``fal-ai/ltxv-2/text-to-video``, ``fal-ai/ltxv-2/image-to-video``.
@@ -34,14 +37,41 @@ Timing: ``runners`` requests run at once, the rest wait IN_QUEUE in FIFO order; 
 stays IN_PROGRESS at least ``run_seconds`` (its MP4 is rendered meanwhile, at 1/``scale``
 of the requested resolution; fps, duration and frame count are always exact).
 
-Faults (``faults`` dict, each a probability 0..1 drawn from ``random.Random(seed)``):
-    submit_5xx      submit answers 503 runner_scheduling_failure (X-Fal-Error-Type)
-    submit_timeout  submit enqueues the request, then waits ``fault_delay`` s before answering
-    status_5xx      a status call answers 503
-    result_5xx      a result call answers 503
-    result_422      the request completes with a 422 content_policy_violation error
-    lost            the request is forgotten once completed (status/result answer 404)
-    429             any queue call answers 429 with ``Retry-After: 1``
+Faults (``faults`` dict, each a probability 0..1 drawn from ``random.Random(seed)``; a fault
+at 0 never fires and draws nothing, so adding one leaves the others' draws as they were).
+"Queue call" = submit, status (and status stream), result, cancel, after the Key check; a
+queue call meets ``latency``, ``reset``, ``429``, ``5xx`` in that order, then its route's own.
+    latency         the call waits ``latency_seconds`` (default 0.5) before being handled
+    reset           the request is read, then the connection is dropped with a TCP RST
+                    (SO_LINGER 0) and no answer; nothing was done (a submit is not enqueued,
+                    a cancel not applied)
+    429             the call answers 429 {"detail": "Too many requests"} with ``Retry-After: 1``
+    5xx             the call answers 503: submit as submit_5xx, the others as status_5xx
+    submit_5xx      submit answers 503 runner_scheduling_failure (X-Fal-Error-Type); not enqueued
+    submit_reset_after_accept
+                    submit enqueues the request, then resets the connection (RST) instead of
+                    answering: the ambiguous case, fast
+    submit_timeout  submit enqueues the request, then waits ``fault_delay`` s (default 35)
+                    before answering: the ambiguous case, as a client read timeout
+    status_5xx      a status call on a known request answers 503 runner_disconnected
+    result_5xx      a result call on a known request answers 503 runner_disconnected
+    result_422      (drawn at submit) the request runs, reports COMPLETED, and its result is
+                    a 422 content_policy_violation error
+    lost            (drawn at submit) the request vanishes once completed: status, result and
+                    cancel answer 404, and no webhook is sent
+    download_truncated  a ``GET /files/...`` download announces the full Content-Length,
+                    sends the first half of the bytes and closes the connection
+    download_slow   a ``GET /files/...`` download is throttled to ``download_rate_bytes`` per
+                    second (default 256 KiB/s): N bytes take at least N/rate seconds
+Every firing is counted in ``stats()["faults"]`` (name -> count). ``set_faults(faults, **settings)``
+and ``PUT /_sim/faults`` (body ``{"faults": {...}, "latency_seconds": S, "download_rate_bytes": N,
+"fault_delay": S}``, every key optional; 400 naming the field on bad input) switch them for
+the next call: a given ``faults`` replaces every probability (names left out become 0).
+
+Submit counters: ``stats()["submits_by_input"]`` maps sha256 hex of the canonical JSON of
+each submitted body (``input_key``: sorted keys, compact separators) to the number of times
+it was enqueued, counting submits whose answer a fault lost; ``stats()["duplicate_submits"]``
+is the number of inputs enqueued more than once; ``sim.submits_for(body)`` reads one count.
 
 Prompt magic words (deterministic, case-insensitive, for tests):
     [sim:422]   completes with a 422 content_policy_violation error at result
@@ -86,6 +116,7 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -103,7 +134,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from falsim.render import RenderCancelled, output_size, render_video
 from webhooks import fal_signature
 
-__all__ = ["FalSimulator", "MODELS", "FAULT_NAMES", "add_cli_arguments", "simulator_from_args", "main"]
+__all__ = ["FalSimulator", "MODELS", "FAULT_NAMES", "FAULT_SETTINGS", "input_key", "add_cli_arguments",
+           "simulator_from_args", "main"]
 
 # --- models and input validation -------------------------------------------------------------
 
@@ -136,7 +168,47 @@ FAST_DURATIONS = PRO_DURATIONS + tuple(str(n) for n in range(12, 21, 2))
 FPS_VALUES = ("25", "50")
 PROMPT_MAX_CHARS = 2500
 
-FAULT_NAMES = ("submit_5xx", "submit_timeout", "status_5xx", "result_5xx", "result_422", "lost", "429")
+FAULT_NAMES = (
+    "submit_5xx", "submit_timeout", "status_5xx", "result_5xx", "result_422", "lost", "429",
+    "5xx", "reset", "submit_reset_after_accept", "latency", "download_truncated", "download_slow",
+)
+# Settings of the faults (not probabilities), changeable at runtime with the probabilities.
+FAULT_SETTINGS = ("latency_seconds", "download_rate_bytes", "fault_delay")
+
+
+def _checked_faults(faults) -> dict[str, float]:
+    """Validate a {fault name: probability} mapping; raises ValueError naming the field."""
+    if not isinstance(faults, dict):
+        raise ValueError(f"faults must be an object of fault name -> probability; allowed names: {', '.join(FAULT_NAMES)}")
+    checked = {}
+    for name, value in faults.items():
+        if name not in FAULT_NAMES:
+            raise ValueError(f"unknown fault {name!r}; allowed: {', '.join(FAULT_NAMES)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"fault {name!r} must be a probability from 0 to 1, got {value!r}")
+        checked[name] = float(value)
+    return checked
+
+
+def _checked_setting(name: str, value) -> float | int:
+    """Validate one of FAULT_SETTINGS; raises ValueError naming the field and the allowed values."""
+    if name not in FAULT_SETTINGS:
+        raise ValueError(f"unknown setting {name!r}; allowed: {', '.join(FAULT_SETTINGS)}")
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if name == "download_rate_bytes":
+        if not (number and float(value).is_integer() and value >= 1):
+            raise ValueError(f"download_rate_bytes must be a whole number of bytes per second >= 1, got {value!r}")
+        return int(value)
+    if not (number and 0.0 <= value < float("inf")):
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def input_key(value) -> str:
+    """sha256 hex of the canonical JSON of a submitted input (sorted keys, compact): the submit counters' key."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
 
 USER_ID = "falsim-user"
 MAX_JSON_BODY = 32 * 1024 * 1024
@@ -372,6 +444,8 @@ class FalSimulator:
         workdir: str | None = None,
         *,
         fault_delay: float = 35.0,
+        latency_seconds: float = 0.5,
+        download_rate_bytes: int = 256 * 1024,
         keepalive_interval: float = 15.0,
         webhook_max_attempts: int = 5,
         webhook_backoff: float = 0.5,
@@ -383,13 +457,10 @@ class FalSimulator:
             raise ValueError("runners must be >= 1")
         if scale < 1:
             raise ValueError("scale must be >= 1")
-        faults = dict(faults or {})
-        unknown = set(faults) - set(FAULT_NAMES)
-        if unknown:
-            raise ValueError(f"unknown fault names {sorted(unknown)}; known: {FAULT_NAMES}")
-        for name, value in faults.items():
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"fault {name} must be a probability in 0..1")
+        faults = _checked_faults(dict(faults or {}))
+        fault_settings = {name: _checked_setting(name, value) for name, value in
+                          (("fault_delay", fault_delay), ("latency_seconds", latency_seconds),
+                           ("download_rate_bytes", download_rate_bytes))}
         self.host = host
         self.port = port
         self.key = key
@@ -399,7 +470,9 @@ class FalSimulator:
         self.cache_renders = bool(cache_renders)
         self.faults = {name: float(faults.get(name, 0.0)) for name in FAULT_NAMES}
         self.seed = seed
-        self.fault_delay = float(fault_delay)
+        self.fault_delay = fault_settings["fault_delay"]
+        self.latency_seconds = fault_settings["latency_seconds"]
+        self.download_rate_bytes = fault_settings["download_rate_bytes"]
         self.keepalive_interval = float(keepalive_interval)
         self.verbose = verbose
 
@@ -413,6 +486,8 @@ class FalSimulator:
         self._requests: dict[str, SimRequest] = {}
         self._queue: collections.deque[str] = collections.deque()
         self._counts = collections.Counter()
+        self._fault_counts = collections.Counter()  # fault name -> times it fired
+        self._submits_by_input = collections.Counter()  # input_key -> accepted submits
         self._in_progress = 0
         self._files: dict[str, StoredFile] = {}
         self._pending_uploads: dict[str, StoredFile] = {}
@@ -521,7 +596,16 @@ class FalSimulator:
                 "image_data_uri": self._counts["image_data_uri"],
                 "image_uploaded": self._counts["image_uploaded"],
                 "image_url": self._counts["image_url"],
+                "faults": {name: self._fault_counts[name] for name in FAULT_NAMES},
+                "submits_by_input": dict(self._submits_by_input),
+                "duplicate_submits": sum(1 for n in self._submits_by_input.values() if n > 1),
             }
+
+    def submits_for(self, input_value) -> int:
+        """Accepted submits of exactly this input (as sent: the JSON body), including those whose
+        answer a fault lost (submit_timeout, submit_reset_after_accept)."""
+        with self._lock:
+            return self._submits_by_input[input_key(input_value)]
 
     def requests(self) -> list[dict]:
         with self._lock:
@@ -554,12 +638,39 @@ class FalSimulator:
 
     # -- faults --
 
+    def set_faults(self, faults: dict | None = None, **settings) -> dict:
+        """Switch faults at runtime; the next call sees the change.
+
+        ``faults`` replaces every probability (names left out become 0); None keeps them.
+        ``settings`` are any of FAULT_SETTINGS (``latency_seconds``, ``download_rate_bytes``,
+        ``fault_delay``); those not given keep their value. Everything is validated before
+        anything changes: an unknown name or an out-of-range value raises ValueError naming
+        the field and the allowed values. Returns ``fault_settings()``.
+        """
+        checked = _checked_faults(faults) if faults is not None else None
+        values = {name: _checked_setting(name, value) for name, value in settings.items()}
+        with self._lock:
+            if checked is not None:
+                # In place: callers holding ``sim.faults`` keep seeing the live values.
+                self.faults.update({name: checked.get(name, 0.0) for name in FAULT_NAMES})
+            for name, value in values.items():
+                setattr(self, name, value)
+        return self.fault_settings()
+
+    def fault_settings(self) -> dict:
+        """The fault probabilities and their settings, as ``GET /_sim/faults`` shows them."""
+        with self._lock:
+            return {"faults": dict(self.faults), **{name: getattr(self, name) for name in FAULT_SETTINGS}}
+
     def _roll(self, name: str) -> bool:
         probability = self.faults.get(name, 0.0)
         if probability <= 0.0:
             return False
         with self._lock:
-            return self._rng.random() < probability
+            fired = self._rng.random() < probability
+            if fired:
+                self._fault_counts[name] += 1
+            return fired
 
     # -- queue operations (called by the HTTP handler) --
 
@@ -594,6 +705,7 @@ class FalSimulator:
         with self._lock:
             position = len(self._queue)
             self._requests[req.id] = req
+            self._submits_by_input[input_key(body)] += 1
             self._queue.append(req.id)
             self._work.notify()
             self._changed.notify_all()
@@ -1256,11 +1368,33 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(401, {"detail": "No user found for Key ID and Secret"})
         return False
 
-    def _rate_limited(self) -> bool:
+    def _queue_faults(self, submit: bool = False) -> bool:
+        """The faults any queue call may meet, in this order; True when one has answered."""
+        if self.sim._roll("latency"):
+            self.sim._stopping.wait(self.sim.latency_seconds)
+        if self.sim._roll("reset"):
+            self._discard_body()  # the request was read in full; nothing was done with it
+            self._reset()
+            return True
         if self.sim._roll("429"):
             self._json(429, {"detail": "Too many requests"}, {"Retry-After": "1"})
             return True
+        if self.sim._roll("5xx"):
+            if submit:
+                self._scheduling_failed()
+            else:
+                self._service_unavailable(None)
+            return True
         return False
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP RST (SO_LINGER 0), answering nothing."""
+        self._responded = True
+        self._body_consumed = True
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # detach(): the file objects still reference the socket, so close() alone would not close it.
+        os.close(self.connection.detach())
 
     def _flag(self, name: str) -> bool:
         values = self.query.get(name)
@@ -1276,6 +1410,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, self.sim.stats())
             if parts == ["_sim", "requests"]:
                 return self._json(200, self.sim.requests())
+            if parts == ["_sim", "faults"]:
+                return self._json(200, self.sim.fault_settings())
+        if parts == ["_sim", "faults"] and method == "PUT":
+            return self._put_faults()
         if parts[:1] == ["files"]:
             if parts == ["files", "upload"] and method == "POST":
                 return self._cdn_upload()
@@ -1296,11 +1434,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- queue --
 
+    def _put_faults(self) -> None:
+        try:
+            body = json.loads(self._read_body().decode("utf-8") or "null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self._json(400, {"detail": f"body must be a JSON object: {exc}"})
+        if not isinstance(body, dict):
+            return self._json(400, {"detail": "body must be a JSON object with 'faults' and/or "
+                                              + ", ".join(f"'{name}'" for name in FAULT_SETTINGS)})
+        allowed = ("faults",) + FAULT_SETTINGS
+        unknown = sorted(set(body) - set(allowed))
+        if unknown:
+            return self._json(400, {"detail": f"unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}"})
+        try:
+            settings = self.sim.set_faults(body.get("faults"), **{k: v for k, v in body.items() if k != "faults"})
+        except ValueError as exc:
+            return self._json(400, {"detail": str(exc)})
+        self._json(200, settings)
+
     def _submit(self, model_id: str) -> None:
         if not self._key_ok():
             return
         self.sim._count("submits")
-        if self._rate_limited():
+        if self._queue_faults(submit=True):
             return
         model = MODELS.get(model_id)
         if model is None:
@@ -1309,20 +1465,25 @@ class _Handler(BaseHTTPRequestHandler):
         if not ok:
             return
         if self.sim._roll("submit_5xx"):
-            return self._json(
-                503,
-                {"detail": "Runner scheduling failed", "error_type": "runner_scheduling_failure"},
-                {"X-Fal-Error-Type": "runner_scheduling_failure"},
-                request_id=str(uuid.uuid4()),
-            )
+            return self._scheduling_failed()
         webhook = (self.query.get("fal_webhook") or [None])[-1] or None
         status, payload, req = self.sim.submit(model, body, webhook, self._base_url(), self._start_timeout())
+        if req is not None and self.sim._roll("submit_reset_after_accept"):
+            return self._reset()  # queued, but the client only sees a reset connection
         if req is not None and self.sim._roll("submit_timeout"):
             # The request is queued, but the client hears nothing for a long time.
             if self.sim._stopping.wait(self.sim.fault_delay):
                 self.close_connection = True
                 return
         self._json(status, payload, request_id=req.id if req else None)
+
+    def _scheduling_failed(self) -> None:
+        self._json(
+            503,
+            {"detail": "Runner scheduling failed", "error_type": "runner_scheduling_failure"},
+            {"X-Fal-Error-Type": "runner_scheduling_failure"},
+            request_id=str(uuid.uuid4()),
+        )
 
     def _start_timeout(self) -> float | None:
         for name in ("X-Fal-Request-Start-Timeout", "X-Fal-Request-Timeout"):
@@ -1354,7 +1515,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             return self._json(404, {"detail": "Not Found"})
         self.sim._count(counter)
-        if self._rate_limited():
+        if self._queue_faults():
             return
         if prefix not in KNOWN_PREFIXES:
             return self._json(404, {"detail": f"Application '{prefix}' not found"})
@@ -1373,7 +1534,7 @@ class _Handler(BaseHTTPRequestHandler):
         payload = self.sim.status_payload(req, self._base_url(), self._flag("logs"))
         self._json(200 if payload["status"] == COMPLETED else 202, payload, request_id=req.id)
 
-    def _service_unavailable(self, request_id: str) -> None:
+    def _service_unavailable(self, request_id: str | None) -> None:
         self._json(
             503,
             {"detail": "Runner disconnected", "error_type": "runner_disconnected"},
@@ -1515,13 +1676,31 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "HEAD":
                 return
             handle.seek(start)
-            remaining = length
-            while remaining > 0:
-                chunk = handle.read(min(remaining, 256 * 1024))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                remaining -= len(chunk)
+            self._send_file(handle, length)
+
+    def _send_file(self, handle, length: int) -> None:
+        """Send ``length`` bytes, unless a download fault cuts them short or throttles them."""
+        remaining, block = length, 256 * 1024
+        if self.sim._roll("download_truncated"):
+            # The full Content-Length was announced; closing early leaves the client short.
+            remaining, self.close_connection = length // 2, True
+        rate = self.sim.download_rate_bytes if self.sim._roll("download_slow") else None
+        if rate is not None:
+            block = max(1, min(block, rate // 10))  # ~10 writes a second keeps the pace smooth
+        started, sent = time.monotonic(), 0
+        while remaining > 0:
+            chunk = handle.read(min(remaining, block))
+            if not chunk:
+                break
+            sent += len(chunk)
+            if rate is not None:
+                # Each chunk leaves no earlier than its share of the rate: N bytes take >= N/rate s.
+                ahead = started + sent / rate - time.monotonic()
+                if ahead > 0 and self.sim._stopping.wait(ahead):
+                    self.close_connection = True
+                    return
+            self.wfile.write(chunk)
+            remaining -= len(chunk)
 
 
 def _safe_file_name(value) -> str:
@@ -1569,6 +1748,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser, *, default_key: str, defa
     parser.add_argument("--seed", type=int, default=0, help="seed for fault draws (default 0)")
     parser.add_argument("--fault-delay", type=float, default=35.0,
                         help="seconds a --fault-submit-timeout submit waits before answering (default 35)")
+    parser.add_argument("--latency-seconds", type=float, default=0.5,
+                        help="seconds a --fault-latency queue call waits before it is handled (default 0.5)")
+    parser.add_argument("--download-rate-bytes", type=int, default=256 * 1024,
+                        help="bytes/s of a --fault-download-slow file download (default 262144)")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temporary folder)")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request to stderr")
     for name in FAULT_NAMES:
@@ -1591,12 +1774,18 @@ def simulator_from_args(options) -> FalSimulator:
         seed=values["seed"],
         workdir=values.get("workdir"),
         fault_delay=values["fault_delay"],
+        latency_seconds=values["latency_seconds"],
+        download_rate_bytes=values["download_rate_bytes"],
         verbose=values["verbose"],
     )
 
 
 def describe(sim: FalSimulator) -> str:
     faults = ", ".join(f"{k}={v:g}" for k, v in sim.faults.items() if v) or "none"
+    if sim.faults["latency"]:
+        faults += f" (latency {sim.latency_seconds:g} s)"
+    if sim.faults["download_slow"]:
+        faults += f" (download {sim.download_rate_bytes} B/s)"
     return (f"falsim listening on {sim.url} (runners={sim.runners}, run_seconds={sim.run_seconds:g}, "
             f"scale={sim.scale}, cache_renders={sim.cache_renders}, faults: {faults}, workdir={sim.workdir})")
 

@@ -2,9 +2,15 @@
 
     python manage.py falsim [--port 8765] [--host 127.0.0.1] [--key KEY] [--runners N]
         [--run-seconds S] [--scale K] [--cache-renders] [--seed N] [--fault-delay S]
+        [--latency-seconds S] [--download-rate-bytes N]
         [--fault-submit-5xx P] [--fault-submit-timeout P] [--fault-status-5xx P]
         [--fault-result-5xx P] [--fault-result-422 P] [--fault-lost P] [--fault-429 P]
+        [--fault-5xx P] [--fault-reset P] [--fault-submit-reset-after-accept P]
+        [--fault-latency P] [--fault-download-truncated P] [--fault-download-slow P]
         [--workdir DIR] [--verbose]
+
+Each --fault-* is a probability 0..1 (see the Faults section of falsim/server.py); they can
+also be switched while it runs with `PUT /_sim/faults`.
 
 --key and --port default to the FALSIM_KEY and FALSIM_PORT settings. The simulator
 itself lives in `falsim.server` (no Django there); this wrapper only wires settings in.
