@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run run-prod test bench install install-dev migrate clean
+.PHONY: run run-prod test bench chaos install install-dev migrate clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"' \
@@ -76,6 +76,12 @@ test: install-dev $(NODE_DEPS)
 
 bench: install-dev
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Reliability under faults and SIGKILLs (chaos/__main__.py): N jobs (default 200) against the simulator
+# with every fault kind at 10 %, worker processes killed every few seconds; audits and exits non-zero
+# on a lost, stuck or doubled job, an orphaned object or quota drift. CHAOS_ARGS="--jobs 50" etc.
+chaos: install-dev
+	$(PY) -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 test-db*.sqlite3* media bench-report.json $(JS_TESTS)/node_modules
