@@ -100,6 +100,11 @@ def _check_objects(jobs, figures, problems) -> None:
         problems.append(f"ledger bytes differ from stored bytes: {drift.bytes_by_user}")
 
 
+def _cents(value) -> Decimal:
+    """A ledger sum at the ledger's precision (SQLite sums decimals as floats: 1e-16 is zero)."""
+    return Decimal(str(value or 0)).quantize(Decimal("0.0001"))
+
+
 def _check_ledger(jobs, figures, problems) -> None:
     by_user: dict[int, list] = {}
     for job in jobs:
@@ -109,7 +114,7 @@ def _check_ledger(jobs, figures, problems) -> None:
         ledger = UsageEntry.objects.filter(user_id=user_id).aggregate(usd=Sum("usd"), bytes=Sum("bytes"), jobs=Sum("jobs"))
         spend = sum((job.cost_usd for job in owned if job.status == Status.SUCCEEDED), Decimal(0))
         stored = StoredObject.objects.filter(owner_id=user_id).aggregate(total=Sum("size"))["total"] or 0
-        if (ledger["usd"] or 0) != spend or (ledger["bytes"] or 0) != stored or (ledger["jobs"] or 0) != 0:
+        if _cents(ledger["usd"]) != spend or (ledger["bytes"] or 0) != stored or (ledger["jobs"] or 0) != 0:
             drifted += 1
             problems.append(f"user {user_id}: ledger ${ledger['usd']} / {ledger['bytes']} B / {ledger['jobs']} active, "
                             f"recomputed ${spend} / {stored} B / 0 active")
@@ -119,6 +124,6 @@ def _check_ledger(jobs, figures, problems) -> None:
         if lines[(job.pk, Event.RESERVE)] != 1 or lines[(job.pk, ending)] != 1:
             drifted += 1
             problems.append(f"job {job.pk} ({job.status}): ledger lines {[e for (j, e) in lines.elements() if j == job.pk]}")
-    figures["ledger_spend_usd"] = str(UsageEntry.objects.filter(job__in=[job.pk for job in jobs]).aggregate(
-        usd=Sum("usd"))["usd"] or 0)
+    figures["ledger_spend_usd"] = str(_cents(UsageEntry.objects.filter(job__in=[job.pk for job in jobs]).aggregate(
+        usd=Sum("usd"))["usd"]))
     figures["ledger_drift"] = drifted
