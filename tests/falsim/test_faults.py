@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from falsim.server import FAULT_NAMES, FAULT_SETTINGS, FalSimulator, add_cli_arguments, simulator_from_args
+from tests.conftest import wait_until
 
 KEY = "falsim-id:falsim-secret"
 T2V = "fal-ai/ltx-2/text-to-video"
@@ -52,16 +53,6 @@ def submit(client, sim, payload):
     response = post(client, sim, payload)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 def completed_video(client, sim, prompt="A video to download"):

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from falsim.render import output_size
 from falsim.server import FalSimulator
+from tests.conftest import wait_until
 
 KEY = "falsim-id:falsim-secret"  # the "Key id:secret" form, compared as a whole
 T2V = "fal-ai/ltx-2/text-to-video"
@@ -62,16 +63,6 @@ def wait_status(client, status_url, want="COMPLETED", timeout=10.0, **params):
             return response
         time.sleep(0.02)
     raise AssertionError(f"{status_url} never reached {want}")
-
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 def record(sim, request_id):
