@@ -28,49 +28,70 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, …)."""
+    found = []
+    for child in children_of(pid):
+        found += [child, *descendants(child)]
+    return found
+
+
 class Cluster:
-    """`manage.py qcluster` in its own session. django-q2 runs it as: main → sentinel → pusher, monitor
-    and workers; the sentinel's guard reincarnates any of the last three that dies."""
+    """The studio's supervised worker cluster (`manage.py workers`, studio/supervisor.py) in its own session.
+
+    Below the supervisor: qcluster's main process → sentinel → pusher, monitor and workers. django-q2's
+    guard reincarnates a pusher, monitor or worker that dies; the supervisor restarts the whole cluster
+    when it dies or wedges. Chaos kills at both levels and never restarts anything itself.
+    """
 
     def __init__(self, env: dict[str, str], log_path: Path):
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
-        self.starts = 0
 
     def start(self) -> None:
         with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.starts += 1
+            self.process = subprocess.Popen([sys.executable, "manage.py", "workers", "--check-every", "1"], cwd=ROOT,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _qcluster(self) -> int | None:
+        children = children_of(self.process.pid)
+        return children[0] if children else None
 
     def kill_one_process(self, rng: random.Random) -> bool:
         """SIGKILL one of the sentinel's children (a worker, the pusher or the monitor) at random."""
-        sentinels = children_of(self.process.pid)
-        grandchildren = [pid for sentinel in sentinels for pid in children_of(sentinel)]
-        if not grandchildren:
+        main = self._qcluster()
+        sentinels = children_of(main) if main else []
+        candidates = [pid for sentinel in sentinels for pid in children_of(sentinel)]
+        if not candidates:
             return False
         try:
-            os.kill(rng.choice(grandchildren), signal.SIGKILL)
+            os.kill(rng.choice(candidates), signal.SIGKILL)
         except ProcessLookupError:
             return False
         return True
 
-    def kill_all_and_restart(self) -> None:
-        """SIGKILL the whole cluster (every process in its group), then start a fresh one."""
+    def kill_whole_cluster(self) -> bool:
+        """SIGKILL every process of the cluster at once; the supervisor starts a fresh one."""
+        main = self._qcluster()
+        if main is None:
+            return False
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            os.killpg(main, signal.SIGKILL)
         except ProcessLookupError:
-            pass
-        self.process.wait()
-        self.start()
+            return False
+        return True
+
+    def restarts(self) -> int:
+        """How often the supervisor restarted the cluster (it logs each restart)."""
+        return self.log_path.read_text().count("restarting the worker cluster")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.terminate()  # the supervisor stops its cluster, then exits
         try:
-            self.process.wait(30)
+            self.process.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()

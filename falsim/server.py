@@ -1179,6 +1179,12 @@ class _Server(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up (a killed worker, a timeout) is normal traffic, not a server error.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
     def track(self, connection, active: bool) -> None:
         with self._connections_lock:
             (self._connections.add if active else self._connections.discard)(connection)

@@ -166,7 +166,7 @@ def test_makefile_run_prod_turns_the_error_into_one_line() -> None:
     assert "collectstatic" in target
     procfile = (ROOT / "Procfile.prod").read_text()
     assert "web: gunicorn -c gunicorn.conf.py studio.wsgi" in procfile
-    assert "worker: python manage.py qcluster" in procfile
+    assert "worker: python manage.py workers" in procfile
 
 
 # --- /livez and /healthz ---------------------------------------------------------------------

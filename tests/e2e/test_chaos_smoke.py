@@ -20,7 +20,7 @@ def test_chaos_run_with_kills_passes_its_audit(tmp_path):
         env.pop(name, None)
     report = tmp_path / "chaos.json"
     run = subprocess.run([sys.executable, "-m", "chaos", "--jobs", "16", "--kill-every", "2", "--kill-seconds", "20",
-                          "--fault-rate", "0.1", "--report", str(report)],
+                          "--fault-rate", "0.1", "--deadline", "300", "--report", str(report)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=420)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(report.read_text())

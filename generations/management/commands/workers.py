@@ -1,0 +1,24 @@
+"""`manage.py workers`: the django-q2 cluster (`manage.py qcluster`) under a supervisor that restarts
+it when it dies or stops taking tasks (see studio/supervisor.py). What `make run` and
+`make run-prod` start; `qcluster` alone still works where something else supervises it."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand
+
+from studio.supervisor import Supervisor, default_stall_after
+
+
+class Command(BaseCommand):
+    help = "Run the worker cluster and restart it when it dies or stops taking tasks."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--stall-seconds", type=float, default=None,
+                            help="restart when tasks wait and none finished for this long "
+                                 "(default: Q_CLUSTER timeout + 30 s)")
+        parser.add_argument("--check-every", type=float, default=5.0, help="seconds between checks (default 5)")
+
+    def handle(self, *args, stall_seconds=None, check_every=5.0, **options):
+        stall_after = timedelta(seconds=stall_seconds) if stall_seconds else default_stall_after()
+        Supervisor(stall_after=stall_after, check_every=check_every).run()
