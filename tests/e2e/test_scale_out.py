@@ -190,9 +190,10 @@ def test_two_clusters_share_the_jobs_and_none_is_handled_twice(shared_storage, t
 
 def test_the_other_cluster_finishes_everything_when_one_is_killed(shared_storage, tmp_path):
     # A short django-q2 timeout: a store task lost with the killed cluster is re-driven after it + 30 s.
+    # It stays above a tracking chain link's 20 s, or every link would be killed before renewing itself.
     with ExitStack() as stack:
         studio = start_studio(stack, storage_env=shared_storage, tmp_path=tmp_path, run_seconds=2.0, runners=4,
-                              Q_TIMEOUT="20", Q_RETRY="25")
+                              Q_TIMEOUT="30", Q_RETRY="35")
         jobs = JOBS // 2
         ids = studio.create(jobs)
         # Kill once every job is at fal: a submit cut off mid-call has an unknown outcome and is, by
