@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from django.db import connection
 
@@ -110,3 +112,61 @@ def live_cluster(settings, env: dict[str, str]) -> Iterator[None]:
             yield
     finally:
         reset_fal_client()
+
+
+def redis_available() -> bool:
+    """True when a Redis can be had: `REDIS_URL` names one, or `redis-server` is installed."""
+    return bool(os.environ.get("REDIS_URL")) or shutil.which("redis-server") is not None
+
+
+# On a Redis that `REDIS_URL` names (shared with the rest of the run), the tests that need a queue of
+# their own use this database number, emptied before and after.
+OWN_REDIS_DB = 13
+
+
+@contextmanager
+def running_redis() -> Iterator[str]:
+    """A Redis for django-q2's broker, empty, stopped or emptied on the way out; yields its URL.
+
+    With `REDIS_URL` set (CI's Redis pass), a database of its own on that server; otherwise a
+    throwaway `redis-server` on a free loopback port with persistence off. Check `redis_available()` first.
+    """
+    import redis
+
+    shared = os.environ.get("REDIS_URL")
+    if shared:
+        parts = urlsplit(shared)
+        url = urlunsplit((parts.scheme, parts.netloc, f"/{OWN_REDIS_DB}", parts.query, parts.fragment))
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        try:
+            yield url
+        finally:
+            client.flushdb()
+            client.close()
+        return
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, server)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(server)
+
+
+@contextmanager
+def running_web(env: dict[str, str], **kwargs) -> Iterator[str]:
+    """The studio's web app (`manage.py runserver`, no reloader) as a process on a free port, listening;
+    yields its base URL."""
+    port = free_port()
+    with running("runserver", "--noreload", f"127.0.0.1:{port}", env=env, **kwargs) as server:
+        wait_for_port(port, server, timeout=60)
+        yield f"http://127.0.0.1:{port}"
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process started with `start_new_session=True` and everything it spawned — a worker
+    cluster's workers, pusher and monitor are its children — like a machine losing power."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
