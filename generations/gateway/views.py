@@ -28,6 +28,7 @@ from generations.gateway.errors import fal_error, validation_error
 from generations.gateway.payloads import app_of, result_response, status_body, submit_body
 from generations.media_links import absolute_url
 from generations.models import Generation
+from generations.selectors import generation_get_for
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import OwnerSuspended, generation_create
 from generations.services.uploads import (UploadRejected, upload_from_token, upload_image_for, upload_initiate,
@@ -138,11 +139,7 @@ def _own_hosts(request: HttpRequest) -> set[str]:
 
 
 def _own_request(user, request_id: str) -> Generation | None:
-    try:
-        pk = uuid.UUID(request_id)
-    except ValueError:
-        return None
-    return Generation.objects.filter(pk=pk, owner=user).first()
+    return generation_get_for(user, request_id)
 
 
 def _not_found(request_id: str) -> JsonResponse:
