@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -39,35 +40,51 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     Checked against the database on every call, no cache: a revoked key or a suspended user stops
     working on the very next request. The key comes back with its `user` loaded and only its `id`
     and `user_id` (the other fields load on access)."""
+    return api_key_authenticate_joined(raw_key, None)[0]
+
+
+@dataclass(frozen=True)
+class KeyJoin:
+    """More to read in the key check's own query: `columns` (a SELECT list) from `joins` (LEFT JOINs
+    that may use the key as `k` and its user as `u`), with `params` for the placeholders in `joins`."""
+
+    columns: str
+    joins: str
+    params: tuple = ()
+
+
+def api_key_authenticate_joined(raw_key: str, join: KeyJoin | None) -> tuple[ApiKey | None, tuple]:
+    """`api_key_authenticate`, plus the values of `join.columns` read in the same query (an empty
+    tuple when the key is not live, or without `join`): for the endpoints clients poll, where a
+    second query per request costs as much as the first."""
     now = timezone.now()
-    row = _live_key_row(digest(raw_key.strip()), stale_before=now - LAST_USED_GRANULARITY)
+    user_model = get_user_model()
+    last_used = ApiKey._meta.get_field("last_used_at")
+    params = [last_used.get_db_prep_value(now - LAST_USED_GRANULARITY, connection),
+              *(join.params if join else ()), digest(raw_key.strip()), True]
+    with connection.cursor() as cursor:
+        cursor.execute(_live_key_sql(connection.alias, join.columns if join else "", join.joins if join else ""),
+                       params)
+        row = cursor.fetchone()
     if row is None:
-        return None
-    user_fields = rows.field_names(get_user_model())
-    user = rows.instance(get_user_model(), user_fields, row[:len(user_fields)])
-    key_id, stale = row[len(user_fields):]
+        return None, ()
+    user_fields = rows.field_names(user_model)
+    user = rows.instance(user_model, user_fields, row[:len(user_fields)])
+    key_id, stale = row[len(user_fields):len(user_fields) + 2]
     key = ApiKey.from_db(connection.alias, ["id", "user_id"], [key_id, user.pk])
     key.user = user
     if stale:
         ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
         key.last_used_at = now
-    return key
-
-
-def _live_key_row(key_digest: str, *, stale_before) -> tuple | None:
-    """The user's columns, the key's id, and 1 if its last_used_at is older than `stale_before`
-    (else 0), for the live key `key_digest` of an active user; None if there is none."""
-    last_used = ApiKey._meta.get_field("last_used_at")
-    with connection.cursor() as cursor:
-        cursor.execute(_live_key_sql(connection.alias),
-                       [last_used.get_db_prep_value(stale_before, connection), key_digest, True])
-        return cursor.fetchone()
+    return key, row[len(user_fields) + 2:]
 
 
 @functools.cache
-def _live_key_sql(alias: str) -> str:
-    # Written by hand (once) because it runs on every API call, and building it with the ORM cost
-    # several times what the database spends on it.
+def _live_key_sql(alias: str, join_columns: str, joins: str) -> str:
+    """The user's columns, the key's id, 1 if its last_used_at is older than the first parameter
+    (else 0), then `join_columns` (from `joins`); for the live key with the digest given as the
+    parameter after those of `joins`, of an active user. Written by hand (once) because it runs on
+    every API call, and building it with the ORM cost several times what the database spends on it."""
     user_model = get_user_model()
     quote = connections[alias].ops.quote_name
 
@@ -77,9 +94,11 @@ def _live_key_sql(alias: str) -> str:
     last_used = column(ApiKey, "last_used_at")
     return (f"SELECT {rows.columns(user_model, 'u', rows.field_names(user_model), using=alias)}, "
             f"k.{column(ApiKey, 'id')}, "
-            f"CASE WHEN k.{last_used} IS NULL OR k.{last_used} < %s THEN 1 ELSE 0 END "
+            f"CASE WHEN k.{last_used} IS NULL OR k.{last_used} < %s THEN 1 ELSE 0 END"
+            f"{', ' + join_columns if join_columns else ''} "
             f"FROM {rows.table(ApiKey, using=alias)} k JOIN {rows.table(user_model, using=alias)} u "
             f"ON u.{quote(user_model._meta.pk.column)} = k.{column(ApiKey, 'user')} "
+            f"{joins} "
             f"WHERE k.{column(ApiKey, 'digest')} = %s AND k.{column(ApiKey, 'revoked_at')} IS NULL "
             f"AND u.{column(user_model, 'is_active')} = %s")
 

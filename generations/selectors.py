@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, connections
 from django.db.models import QuerySet
 
+from accounts.keys import KeyJoin, api_key_authenticate, api_key_authenticate_joined
+from accounts.models import ApiKey
 from generations.models import Generation
 from storage.models import StoredObject, StoredVideo
 from studio import rows
@@ -22,52 +26,105 @@ def generation_list_for(user: AbstractBaseUser) -> QuerySet[Generation]:
 def generation_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
     """The user's generation `pk`, or None (also for other users' ids and malformed ids).
 
-    One query, with its stored video and the video's file loaded (what the API's and the gateway's
-    answers show); every field of the generation is loaded, its other relations load on access.
-    It serves the status endpoints, which clients poll, so it is written by hand (see
-    studio/rows.py): the ORM spent several times the database's time building it."""
+    One query: every field, and the stored video with its file (other relations load on access)."""
+    return _generation_read(user, pk, _fields(rows.field_names(Generation)))
+
+
+# What the status answers show (the REST payload, fal's status and result objects).
+STATUS_FIELDS = ("id", "owner_id", "project_id", "model_id", "status", "fal_status", "queue_position", "logs",
+                 "input", "cost_usd", "error_code", "error_message", "is_hidden", "video_id", "inference_seconds",
+                 "created_at", "submitted_at", "started_at", "completed_at", "finished_at")
+
+
+def generation_status_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
+    """`generation_get_for` for the status endpoints, which clients poll: the same answer, but only
+    STATUS_FIELDS are loaded (any other field loads with a query of its own when read)."""
+    return _generation_read(user, pk, _fields(rows.field_names(Generation, only=STATUS_FIELDS)))
+
+
+def generation_status_for_key(raw_key: str, pk: uuid.UUID | str) -> tuple[ApiKey | None, Generation | None]:
+    """The status endpoints' whole read in one query: the live key for `raw_key` exactly as
+    `api_key_authenticate` checks it (None: not live, the generation is then None too), and its
+    user's generation `pk` as `generation_status_get_for` reads it."""
+    try:
+        pk = uuid.UUID(str(pk))
+    except ValueError:
+        return api_key_authenticate(raw_key), None
+    fields = _fields(rows.field_names(Generation, only=STATUS_FIELDS))
+    join = KeyJoin(columns=_generation_columns(fields, connection.alias), joins=_key_generation_joins(connection.alias),
+                   params=(Generation._meta.pk.get_db_prep_value(pk, connection),))
+    key, row = api_key_authenticate_joined(raw_key, join)
+    return key, (_generation_from(row, fields) if key is not None else None)
+
+
+def _generation_read(user: AbstractBaseUser, pk: uuid.UUID | str, fields: _Fields) -> Generation | None:
+    # Written by hand (see studio/rows.py): building it with the ORM cost several times what the
+    # database spends on it, on the endpoints every client polls.
     try:
         pk = uuid.UUID(str(pk))
     except ValueError:
         return None
     with connection.cursor() as cursor:
-        cursor.execute(_generation_sql(connection.alias),
+        cursor.execute(_generation_sql(fields, connection.alias),
                        [Generation._meta.pk.get_db_prep_value(pk, connection), user.pk])
         row = cursor.fetchone()
-    if row is None:
+    return None if row is None else _generation_from(row, fields)
+
+
+def _generation_from(row: Sequence, fields: _Fields) -> Generation | None:
+    ends = (len(fields.generation), len(fields.generation) + len(fields.video))
+    generation = rows.instance(Generation, fields.generation, row[:ends[0]])
+    if generation is None:
         return None
-    generation_fields, video_fields, file_fields = _fields()
-    ends = (len(generation_fields), len(generation_fields) + len(video_fields))
-    generation = rows.instance(Generation, generation_fields, row[:ends[0]])
-    video = rows.instance(StoredVideo, video_fields, row[ends[0]:ends[1]])
+    video = rows.instance(StoredVideo, fields.video, row[ends[0]:ends[1]])
     if video is not None:
-        StoredVideo.file.field.set_cached_value(video, rows.instance(StoredObject, file_fields, row[ends[1]:]))
+        StoredVideo.file.field.set_cached_value(video, rows.instance(StoredObject, fields.file, row[ends[1]:]))
     Generation.video.field.set_cached_value(generation, video)
     return generation
 
 
-@functools.cache
-def _fields() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    return rows.field_names(Generation), rows.field_names(StoredVideo), rows.field_names(StoredObject)
+class _Fields(NamedTuple):
+    generation: tuple[str, ...]
+    video: tuple[str, ...]
+    file: tuple[str, ...]
 
 
 @functools.cache
-def _generation_sql(alias: str) -> str:
-    quote = connections[alias].ops.quote_name
+def _fields(generation_fields: tuple[str, ...]) -> _Fields:
+    return _Fields(generation_fields, rows.field_names(StoredVideo), rows.field_names(StoredObject))
 
-    def column(model, name: str) -> str:
-        return quote(model._meta.get_field(name).column)
 
-    generation_fields, video_fields, file_fields = _fields()
-    return (f"SELECT {rows.columns(Generation, 'g', generation_fields, using=alias)}, "
-            f"{rows.columns(StoredVideo, 'v', video_fields, using=alias)}, "
-            f"{rows.columns(StoredObject, 'f', file_fields, using=alias)} "
-            f"FROM {rows.table(Generation, using=alias)} g "
-            f"LEFT JOIN {rows.table(StoredVideo, using=alias)} v "
-            f"ON v.{column(StoredVideo, 'id')} = g.{column(Generation, 'video')} "
+def _column(model, name: str, alias: str) -> str:
+    return connections[alias].ops.quote_name(model._meta.get_field(name).column)
+
+
+@functools.cache
+def _generation_columns(fields: _Fields, alias: str) -> str:
+    return (f"{rows.columns(Generation, 'g', fields.generation, using=alias)}, "
+            f"{rows.columns(StoredVideo, 'v', fields.video, using=alias)}, "
+            f"{rows.columns(StoredObject, 'f', fields.file, using=alias)}")
+
+
+@functools.cache
+def _key_generation_joins(alias: str) -> str:
+    """The key's user's generation whose id is the parameter, with its video and file."""
+    return (f"LEFT JOIN {rows.table(Generation, using=alias)} g ON g.{_column(Generation, 'id', alias)} = %s "
+            f"AND g.{_column(Generation, 'owner', alias)} = k.{_column(ApiKey, 'user', alias)} "
+            f"{_video_joins(alias)}")
+
+
+@functools.cache
+def _generation_sql(fields: _Fields, alias: str) -> str:
+    return (f"SELECT {_generation_columns(fields, alias)} FROM {rows.table(Generation, using=alias)} g "
+            f"{_video_joins(alias)} "
+            f"WHERE g.{_column(Generation, 'id', alias)} = %s AND g.{_column(Generation, 'owner', alias)} = %s")
+
+
+def _video_joins(alias: str) -> str:
+    return (f"LEFT JOIN {rows.table(StoredVideo, using=alias)} v "
+            f"ON v.{_column(StoredVideo, 'id', alias)} = g.{_column(Generation, 'video', alias)} "
             f"LEFT JOIN {rows.table(StoredObject, using=alias)} f "
-            f"ON f.{column(StoredObject, 'id')} = v.{column(StoredVideo, 'file')} "
-            f"WHERE g.{column(Generation, 'id')} = %s AND g.{column(Generation, 'owner')} = %s")
+            f"ON f.{_column(StoredObject, 'id', alias)} = v.{_column(StoredVideo, 'file', alias)}")
 
 
 def generation_viewable_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:

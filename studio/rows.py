@@ -27,15 +27,16 @@ def table(model: type[Model], *, using: str = "default") -> str:
     return connections[using].ops.quote_name(model._meta.db_table)
 
 
-def field_names(model: type[Model]) -> tuple[str, ...]:
-    """Every concrete field of `model` (what a plain QuerySet selects), by attname."""
-    return tuple(field.attname for field in model._meta.concrete_fields)
+def field_names(model: type[Model], only: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The concrete fields of `model` by attname, in the model's order (which `instance` needs):
+    all of them (what a plain QuerySet selects), or those in `only`."""
+    return tuple(field.attname for field in model._meta.concrete_fields if only is None or field.attname in only)
 
 
 def instance(model: type[Model], names: Sequence[str], values: Sequence[Any], *,
              using: str = "default") -> Model | None:
-    """`model` from one row's `values` for the fields `names`; None when its primary key is NULL
-    (the unmatched side of a LEFT JOIN)."""
+    """`model` from one row's `values` for the fields `names` (in the model's order, as
+    `field_names` gives them); None when its primary key is NULL (the unmatched side of a LEFT JOIN)."""
     converted = list(values)
     if converted[names.index(model._meta.pk.attname)] is None:
         return None
