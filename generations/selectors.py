@@ -27,7 +27,7 @@ def generation_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generatio
     """The user's generation `pk`, or None (also for other users' ids and malformed ids).
 
     One query: every field, and the stored video with its file (other relations load on access)."""
-    return _generation_read(user, pk, _fields(rows.field_names(Generation)))
+    return _generation_read(user, pk, _all_fields())
 
 
 # What the status answers show (the REST payload, fal's status and result objects).
@@ -36,10 +36,15 @@ STATUS_FIELDS = ("id", "owner_id", "project_id", "model_id", "status", "fal_stat
                  "created_at", "submitted_at", "started_at", "completed_at", "finished_at")
 
 
+STATUS_VIDEO_FIELDS = ("id", "file_id", "poster_id", "file_name", "width", "height", "fps", "duration", "num_frames",
+                       "has_audio")
+
+
 def generation_status_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
     """`generation_get_for` for the status endpoints, which clients poll: the same answer, but only
-    STATUS_FIELDS are loaded (any other field loads with a query of its own when read)."""
-    return _generation_read(user, pk, _fields(rows.field_names(Generation, only=STATUS_FIELDS)))
+    STATUS_FIELDS (and of the video STATUS_VIDEO_FIELDS, of its file the size and content type) are
+    loaded; any other field loads with a query of its own when read."""
+    return _generation_read(user, pk, _status_fields())
 
 
 def generation_status_for_key(raw_key: str, pk: uuid.UUID | str) -> tuple[ApiKey | None, Generation | None]:
@@ -50,7 +55,7 @@ def generation_status_for_key(raw_key: str, pk: uuid.UUID | str) -> tuple[ApiKey
         pk = uuid.UUID(str(pk))
     except ValueError:
         return api_key_authenticate(raw_key), None
-    fields = _fields(rows.field_names(Generation, only=STATUS_FIELDS))
+    fields = _status_fields()
     join = KeyJoin(columns=_generation_columns(fields, connection.alias), joins=_key_generation_joins(connection.alias),
                    params=(Generation._meta.pk.get_db_prep_value(pk, connection),))
     key, row = api_key_authenticate_joined(raw_key, join)
@@ -90,8 +95,15 @@ class _Fields(NamedTuple):
 
 
 @functools.cache
-def _fields(generation_fields: tuple[str, ...]) -> _Fields:
-    return _Fields(generation_fields, rows.field_names(StoredVideo), rows.field_names(StoredObject))
+def _all_fields() -> _Fields:
+    return _Fields(rows.field_names(Generation), rows.field_names(StoredVideo), rows.field_names(StoredObject))
+
+
+@functools.cache
+def _status_fields() -> _Fields:
+    return _Fields(rows.field_names(Generation, only=STATUS_FIELDS),
+                   rows.field_names(StoredVideo, only=STATUS_VIDEO_FIELDS),
+                   rows.field_names(StoredObject, only=("id", "size", "content_type")))
 
 
 def _column(model, name: str, alias: str) -> str:

@@ -43,6 +43,8 @@ def instance(model: type[Model], names: Sequence[str], values: Sequence[Any], *,
     connection = connections[using]
     for index, chain in _converters(model, tuple(names), using):
         value = converted[index]
+        if value is None:  # what every converter of Django's own fields makes of NULL
+            continue
         for convert, expression in chain:
             value = convert(value, expression, connection)
         converted[index] = value
