@@ -58,9 +58,7 @@ def api_key_authenticate_joined(raw_key: str, join: KeyJoin | None) -> tuple[Api
     tuple when the key is not live, or without `join`): for the endpoints clients poll, where a
     second query per request costs as much as the first."""
     now = timezone.now()
-    user_model = get_user_model()
-    last_used = ApiKey._meta.get_field("last_used_at")
-    params = [last_used.get_db_prep_value(now - LAST_USED_GRANULARITY, connection),
+    params = [connection.ops.adapt_datetimefield_value(now - LAST_USED_GRANULARITY),
               *(join.params if join else ()), digest(raw_key.strip()), True]
     with connection.cursor() as cursor:
         cursor.execute(_live_key_sql(connection.alias, join.columns if join else "", join.joins if join else ""),
@@ -68,15 +66,20 @@ def api_key_authenticate_joined(raw_key: str, join: KeyJoin | None) -> tuple[Api
         row = cursor.fetchone()
     if row is None:
         return None, ()
-    user_fields = rows.field_names(user_model)
+    user_model, user_fields = _user_fields()
     user = rows.instance(user_model, user_fields, row[:len(user_fields)])
     key_id, stale = row[len(user_fields):len(user_fields) + 2]
     key = ApiKey.from_db(connection.alias, ["id", "user_id"], [key_id, user.pk])
-    key.user = user
+    ApiKey.user.field.set_cached_value(key, user)
     if stale:
         ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
         key.last_used_at = now
     return key, row[len(user_fields) + 2:]
+
+
+@functools.cache
+def _user_fields() -> tuple[type[AbstractBaseUser], tuple[str, ...]]:
+    return get_user_model(), rows.field_names(get_user_model())
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from accounts.models import ApiKey
 from generations.api.errors import ERROR_RESPONSES
 from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
                                          GenerationFilterSerializer, GenerationSerializer, ProjectSerializer,
-                                         ReportCreateSerializer, ReportSerializer)
+                                         ReportCreateSerializer, ReportSerializer, generation_payload)
 from generations.api.throttling import ApiThrottle, CreateThrottle
 from generations.images import image_to_data_uri
 from generations.models import Project
@@ -153,7 +153,7 @@ class GenerationDetailView(APIView):
             generation = generation_status_get_for(request.user, pk)
         if generation is None:
             raise Http404
-        return Response(GenerationSerializer(generation, context={"request": request}).data)
+        return Response(generation_payload(generation, request))  # GenerationSerializer's shape, built directly
 
     @extend_schema(responses={204: None, **ERROR_RESPONSES},
                    summary="Delete a finished generation and its video (frees storage)")
