@@ -19,7 +19,7 @@ from generations.api.serializers import generation_payload
 from generations.gateway.payloads import result_response, status_body
 from generations.media_links import media_link_read
 from generations.models import Generation
-from generations.selectors import generation_get_for, generation_status_for_key, generation_status_get_for
+from generations.selectors import generation_get_for, generation_status_for_key
 from generations.services.create import generation_create
 from storage.models import StoredObject, StoredVideo
 
