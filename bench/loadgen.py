@@ -4,7 +4,8 @@ library), so the generator costs little CPU next to the server it measures.
 
     python -m bench.loadgen http://127.0.0.1:8000/path [--seconds 5] [--concurrency 32] [--header "K: V"]
 
-Prints one JSON line: requests, seconds, rps, p50_ms, p95_ms, errors (non-2xx or broken connections).
+Prints one JSON line: requests, seconds, rps, p50_ms, p95_ms, errors (non-2xx or broken connections),
+and with --raw every latency (latencies_ms), so that several runs can be combined exactly.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ async def _worker(host: str, port: int, request: bytes, stop_at: float, latencie
         writer.close()
 
 
-async def _run(url: str, seconds: float, concurrency: int, headers: list[str]) -> dict:
+async def _run(url: str, seconds: float, concurrency: int, headers: list[str], raw: bool = False) -> dict:
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     extra = "".join(f"{header}\r\n" for header in headers)
@@ -63,11 +64,19 @@ async def _run(url: str, seconds: float, concurrency: int, headers: list[str]) -
     await asyncio.gather(*(_worker(parts.hostname, parts.port or 80, request, stop_at, latencies, errors)
                            for _ in range(concurrency)))
     elapsed = time.monotonic() - started
-    ordered = sorted(latencies) or [float("nan")]
-    return {"requests": len(latencies), "seconds": round(elapsed, 3), "rps": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(ordered[len(ordered) // 2] * 1000, 2),
-            "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 2),
-            "errors": len(errors)}
+    summary = summarize([latency * 1000 for latency in latencies], elapsed, len(errors))
+    if raw:
+        summary["latencies_ms"] = [round(latency * 1000, 3) for latency in latencies]
+    return summary
+
+
+def summarize(latencies_ms: list[float], seconds: float, errors: int) -> dict:
+    """The figures of one run, or of several combined (their latencies, seconds and errors added up)."""
+    ordered = sorted(latencies_ms) or [float("nan")]
+    return {"requests": len(latencies_ms), "seconds": round(seconds, 3), "rps": round(len(latencies_ms) / seconds, 1),
+            "p50_ms": round(ordered[len(ordered) // 2], 2),
+            "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
+            "errors": errors}
 
 
 def main() -> None:
@@ -76,8 +85,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--raw", action="store_true", help="also print every latency")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(_run(args.url, args.seconds, args.concurrency, args.header))))
+    print(json.dumps(asyncio.run(_run(args.url, args.seconds, args.concurrency, args.header, args.raw))))
 
 
 if __name__ == "__main__":

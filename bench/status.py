@@ -2,8 +2,10 @@
 
 REST retrieve (`GET /api/v1/generations/{id}/`) and the gateway's status (`GET /fal/…/status`) of
 a running job with logs, each polled by a closed-loop load generator (bench/loadgen.py) with an
-API key, against the baseline of a bare Django JSON view on the same server (`/livez`), measured
-right before them. Also the database queries each request makes.
+API key, against the baseline of a bare Django JSON view on the same server (`/livez`). The three
+are measured in turns of about a second (bare, REST, gateway, bare, …) and each one's turns are
+added up, so that a shared machine's load, which drifts over seconds, weighs on all three alike
+instead of on whichever ran during a busy spell. Also the database queries each request makes.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import subprocess
 import sys
 
+from bench.loadgen import summarize
 from bench.report import ROOT, Row
 from bench.server import free_port, start_web, stop
 
@@ -27,10 +30,15 @@ def run(seconds: float = 5.0, concurrency: int = 32) -> list[Row]:
         "rest": (f"{base}/api/v1/generations/{generation_id}/", [auth]),
         "gateway": (f"{base}/fal/fal-ai/ltx-2/requests/{generation_id}/status?logs=1", [auth]),
     }
+    turns = max(1, round(seconds))
     try:
         for url, headers in endpoints.values():  # warm every worker and thread
             _load(url, headers, 1.0, concurrency)
-        results = {name: _load(url, headers, seconds, concurrency) for name, (url, headers) in endpoints.items()}
+        runs: dict[str, list[dict]] = {name: [] for name in endpoints}
+        for _ in range(turns):
+            for name, (url, headers) in endpoints.items():
+                runs[name].append(_load(url, headers, seconds / turns, concurrency))
+        results = {name: _combined(parts) for name, parts in runs.items()}
     finally:
         stop(server)
     queries = _queries_per_request(key, generation_id)
@@ -39,7 +47,7 @@ def run(seconds: float = 5.0, concurrency: int = 32) -> list[Row]:
         print(f"status bench {name}: {result}")
         if result["errors"]:
             raise SystemExit(f"status bench: {result['errors']} failed requests on {name}")
-    note = f"gunicorn gthread, {concurrency} connections, {seconds:g} s each"
+    note = f"gunicorn gthread, {concurrency} connections, {seconds:g} s each in {turns} turns"
     rows = []
     for name, label in (("rest", "REST retrieve"), ("gateway", "gateway status")):
         result = results[name]
@@ -72,8 +80,14 @@ def _data() -> tuple[str, str]:
     return api_key_create(user=user, name="status bench")[1], str(generation.pk)
 
 
+def _combined(runs: list[dict]) -> dict:
+    return summarize([latency for run in runs for latency in run["latencies_ms"]], sum(run["seconds"] for run in runs),
+                     sum(run["errors"] for run in runs))
+
+
 def _load(url: str, headers: list[str], seconds: float, concurrency: int) -> dict:
-    command = [sys.executable, "-m", "bench.loadgen", url, "--seconds", str(seconds), "--concurrency", str(concurrency)]
+    command = [sys.executable, "-m", "bench.loadgen", url, "--seconds", str(seconds), "--concurrency", str(concurrency),
+               "--raw"]
     for header in headers:
         command += ["--header", header]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60, check=True)

@@ -10,16 +10,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.keys import api_key_create, api_key_revoke
+from accounts.keys import api_key_authenticate, api_key_create, api_key_revoke
 from accounts.models import ApiKey
 from generations.api.errors import ERROR_RESPONSES
 from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
                                          GenerationFilterSerializer, GenerationSerializer, ProjectSerializer,
-                                         ReportCreateSerializer, ReportSerializer)
+                                         ReportCreateSerializer, ReportSerializer, generation_payload)
 from generations.api.throttling import ApiThrottle, CreateThrottle
 from generations.images import image_to_data_uri
 from generations.models import Project
-from generations.selectors import generation_get_for, generation_list_for, generation_viewable_for
+from generations.selectors import (generation_get_for, generation_list_for, generation_status_for_key,
+                                   generation_status_get_for, generation_viewable_for)
 from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
@@ -136,9 +137,23 @@ def _own_generation(request: Request, pk):
 
 
 class GenerationDetailView(APIView):
+    def check_api_key(self, request: Request, raw_key: str) -> ApiKey | None:
+        """The key check (ApiKeyAuthentication) of a GET, which clients poll, also reads the generation
+        in its query, as `request.status_generation` (None when it is not the caller's)."""
+        if request.method not in ("GET", "HEAD"):
+            return api_key_authenticate(raw_key)
+        key, request.status_generation = generation_status_for_key(raw_key, self.kwargs["pk"])
+        return key
+
     @extend_schema(responses={200: GenerationSerializer, **ERROR_RESPONSES}, summary="One of your generations")
     def get(self, request: Request, pk) -> Response:
-        return Response(GenerationSerializer(_own_generation(request, pk), context={"request": request}).data)
+        if hasattr(request, "status_generation"):
+            generation = request.status_generation
+        else:  # signed in with a session
+            generation = generation_status_get_for(request.user, pk)
+        if generation is None:
+            raise Http404
+        return Response(generation_payload(generation, request))  # GenerationSerializer's shape, built directly
 
     @extend_schema(responses={204: None, **ERROR_RESPONSES},
                    summary="Delete a finished generation and its video (frees storage)")

@@ -2,6 +2,8 @@
 or — for the server-proxy route only — the signed-in session with Django's CSRF header."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.middleware.csrf import CsrfViewMiddleware
 from django.http import HttpRequest, HttpResponse
@@ -9,6 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from accounts.keys import api_key_authenticate, digest
 from accounts.models import ApiKey
 from generations.gateway.errors import fal_error
+from generations.models import Generation
+from generations.selectors import generation_status_for_key, generation_status_get_for
 
 SCHEMES = ("key", "bearer")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -23,13 +27,24 @@ class GatewayAuthError(Exception):
         return fal_error(self.status, self.detail)
 
 
-def gateway_user(request: HttpRequest, *, allow_session: bool = False) -> AbstractBaseUser:
-    """The caller, or GatewayAuthError (401 no or bad key, 403 suspended account or failed CSRF check)."""
+class Caller(NamedTuple):
+    user: AbstractBaseUser
+    # With `request_id`: the caller's generation of that id as the status endpoints read it, or None.
+    generation: Generation | None = None
+
+
+def gateway_caller(request: HttpRequest, *, allow_session: bool = False, request_id: str | None = None) -> Caller:
+    """The caller, or GatewayAuthError (401 no or bad key, 403 suspended account or failed CSRF
+    check); with `request_id` also the caller's generation of that id (None when it is not theirs
+    or does not exist), read in the key check's own query."""
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() in SCHEMES and raw.strip():
-        key = api_key_authenticate(raw)
+        if request_id is None:
+            key, generation = api_key_authenticate(raw), None
+        else:
+            key, generation = generation_status_for_key(raw, request_id)
         if key is not None:
-            return key.user
+            return Caller(key.user, generation)
         if ApiKey.objects.filter(digest=digest(raw.strip()), revoked_at__isnull=True, user__is_active=False).exists():
             raise GatewayAuthError(403, "This studio account is suspended; its API keys do not work. "
                                         "Contact the studio's administrators.")
@@ -37,7 +52,8 @@ def gateway_user(request: HttpRequest, *, allow_session: bool = False) -> Abstra
     if allow_session and request.user.is_authenticated:
         if request.method not in SAFE_METHODS:
             _enforce_csrf(request)
-        return request.user
+        generation = None if request_id is None else generation_status_get_for(request.user, request_id)
+        return Caller(request.user, generation)
     raise GatewayAuthError(401, "Missing credentials: send `Authorization: Key <your studio API key>`.")
 
 

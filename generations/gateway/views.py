@@ -23,11 +23,12 @@ from django.views.decorators.csrf import csrf_exempt
 
 from generations import ltx
 from generations.api.throttling import CreateThrottle
-from generations.gateway.auth import GatewayAuthError, gateway_user
+from generations.gateway.auth import GatewayAuthError, gateway_caller
 from generations.gateway.errors import fal_error, validation_error
 from generations.gateway.payloads import app_of, result_response, status_body, submit_body
 from generations.media_links import absolute_url
 from generations.models import Generation
+from generations.selectors import generation_get_for
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import OwnerSuspended, generation_create
 from generations.services.uploads import (UploadRejected, upload_from_token, upload_image_for, upload_initiate,
@@ -42,9 +43,12 @@ FILE_PATH = re.compile(r"^/fal/files/(?P<id>[0-9a-f-]{36})/")
 STREAM_POLL_SECONDS = 0.25
 
 
-def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool = True) -> Callable:
-    """CSRF-exempt (keys are not cookies), method-checked, authenticated view; passes `user`, and
-    adds `x-fal-request-id` to the answers of the routes about one request."""
+def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool = True,
+                 reads_request: bool = False) -> Callable:
+    """CSRF-exempt (keys are not cookies), method-checked, authenticated view; passes `user` (and with
+    `reads_request`, `generation`: the caller's generation `request_id` as the status endpoints read
+    it, or None, loaded in the key check's query), and adds `x-fal-request-id` to the answers of
+    the routes about one request."""
 
     def decorate(view: Callable) -> Callable:
         @csrf_exempt
@@ -55,11 +59,15 @@ def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool 
                 response["Allow"] = ", ".join(methods)
                 return response
             if authenticate:
+                sessions = allow_session or getattr(request, "via_proxy", False)
                 try:
-                    kwargs["user"] = gateway_user(request, allow_session=allow_session
-                                                  or getattr(request, "via_proxy", False))
+                    caller = gateway_caller(request, allow_session=sessions,
+                                            request_id=kwargs["request_id"] if reads_request else None)
                 except GatewayAuthError as exc:
                     return exc.response()
+                kwargs["user"] = caller.user
+                if reads_request:
+                    kwargs["generation"] = caller.generation
             response = view(request, *args, **kwargs)
             if "request_id" in kwargs:  # every answer about one request names it, as fal's do
                 response.setdefault(REQUEST_ID_HEADER, kwargs["request_id"])
@@ -138,11 +146,7 @@ def _own_hosts(request: HttpRequest) -> set[str]:
 
 
 def _own_request(user, request_id: str) -> Generation | None:
-    try:
-        pk = uuid.UUID(request_id)
-    except ValueError:
-        return None
-    return Generation.objects.filter(pk=pk, owner=user).first()
+    return generation_get_for(user, request_id)
 
 
 def _not_found(request_id: str) -> JsonResponse:
@@ -153,9 +157,8 @@ def _wants_logs(request: HttpRequest) -> bool:
     return request.GET.get("logs", "").strip().lower() in TRUE_WORDS
 
 
-@gateway_view("GET")
-def status(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
-    generation = _own_request(user, request_id)
+@gateway_view("GET", reads_request=True)
+def status(request: HttpRequest, app: str, request_id: str, user, generation: Generation | None) -> HttpResponse:
     if generation is None:
         return _not_found(request_id)
     body = status_body(generation, app=app_of(app), request=request, logs=_wants_logs(request))
@@ -204,9 +207,8 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpReque
         time.sleep(STREAM_POLL_SECONDS)
 
 
-@gateway_view("GET")
-def result(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
-    generation = _own_request(user, request_id)
+@gateway_view("GET", reads_request=True)
+def result(request: HttpRequest, app: str, request_id: str, user, generation: Generation | None) -> HttpResponse:
     if generation is None:
         return _not_found(request_id)
     status_code, body = result_response(generation, request)

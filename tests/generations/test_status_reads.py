@@ -1,0 +1,208 @@
+"""The status endpoints' fast read (design.md §6): REST retrieve and the gateway's status and result
+check the API key and read the job in one query, answer exactly what the ORM-loaded job answers,
+and keep every contract: isolation, revocation and suspension at once, last use stamped rarely."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.keys import api_key_create, api_key_revoke
+from accounts.models import ApiKey
+from generations.api.serializers import generation_payload
+from generations.gateway.payloads import result_response, status_body
+from generations.media_links import media_link_read
+from generations.models import Generation
+from generations.selectors import generation_get_for, generation_status_for_key
+from generations.services.create import generation_create
+from storage.models import StoredObject, StoredVideo
+
+pytestmark = pytest.mark.django_db
+LOGS = [{"message": f"step {i}", "level": "INFO", "source": "USER", "timestamp": "2026-11-25T10:00:00Z"}
+        for i in range(3)]
+
+
+def running(owner) -> Generation:
+    generation, _ = generation_create(owner=owner, model="t2v", input={"prompt": "status"})
+    Generation.objects.filter(pk=generation.pk).update(status="running", fal_status="IN_PROGRESS", logs=LOGS,
+                                                       started_at=timezone.now(), queue_position=None)
+    return Generation.objects.get(pk=generation.pk)
+
+
+def finished(owner, *, hidden: bool = False) -> Generation:
+    generation, _ = generation_create(owner=owner, model="t2v", input={"prompt": "finished"})
+    file = StoredObject.objects.create(owner=owner, key=f"test/{generation.pk}.mp4", size=2048,
+                                       content_type="video/mp4")
+    poster = StoredObject.objects.create(owner=owner, key=f"test/{generation.pk}.jpg", size=100,
+                                         content_type="image/jpeg")
+    video = StoredVideo.objects.create(file=file, poster=poster, file_name="ltx-video.mp4", width=1920, height=1080,
+                                       fps=25, duration=6.0, num_frames=150, has_audio=True, video_codec="h264")
+    now = timezone.now()
+    Generation.objects.filter(pk=generation.pk).update(
+        status="succeeded", fal_status="COMPLETED", video=video, is_hidden=hidden, started_at=now - timedelta(seconds=9),
+        completed_at=now - timedelta(seconds=1), finished_at=now, inference_seconds=7.5, logs=LOGS)
+    return Generation.objects.get(pk=generation.pk)
+
+
+def orm_loaded(generation: Generation) -> Generation:
+    return Generation.objects.select_related("video__file", "video__poster").get(pk=generation.pk)
+
+
+def without_links(payload: dict) -> dict:
+    video = payload.get("video")
+    if not video:
+        return payload
+    return {**payload, "video": {k: v for k, v in video.items() if not k.endswith("url")}}
+
+
+@pytest.fixture
+def raw_key(user) -> str:
+    raw = api_key_create(user=user, name="poller")[1]
+    ApiKey.objects.update(last_used_at=timezone.now())  # a key in use: checking it writes nothing
+    return raw
+
+
+def rest(raw: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def gateway(raw: str) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Key {raw}")
+
+
+def status_url(generation_id, tail: str = "/status") -> str:
+    return f"/fal/fal-ai/ltx-2/requests/{generation_id}{tail}"
+
+
+# --- one query, the ORM's answer ------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [running, finished])
+def test_rest_retrieve_is_one_query_and_answers_what_the_orm_loaded_job_answers(make, user, raw_key):
+    generation = make(user)
+    with CaptureQueriesContext(connection) as queries:
+        response = rest(raw_key).get(f"/api/v1/generations/{generation.pk}/")
+    assert response.status_code == 200
+    assert len(queries.captured_queries) == 1
+    body = response.json()
+    assert without_links(body) == without_links(generation_payload(orm_loaded(generation)))
+    if body["video"]:
+        assert media_link_read(body["video"]["url"].rsplit("/", 1)[-1]) == (str(generation.pk), "video", False)
+        assert body["video"]["poster_url"] and (body["video"]["content_type"], body["video"]["file_size"]) == (
+            "video/mp4", 2048)
+
+
+@pytest.mark.parametrize("make, code", [(running, 202), (finished, 200)])
+def test_gateway_status_is_one_query_and_answers_what_the_orm_loaded_job_answers(make, code, user, raw_key):
+    generation = make(user)
+    with CaptureQueriesContext(connection) as queries:
+        response = gateway(raw_key).get(status_url(generation.pk) + "?logs=1")
+    assert (response.status_code, len(queries.captured_queries)) == (code, 1)
+    assert response["x-fal-request-id"] == str(generation.pk)
+    request = response.wsgi_request
+    assert response.json() == status_body(orm_loaded(generation), app="fal-ai/ltx-2", request=request, logs=True)
+
+
+@pytest.mark.parametrize("hidden, code", [(False, 200), (True, 410)])
+def test_gateway_result_is_one_query_and_hidden_videos_are_410(hidden, code, user, raw_key):
+    generation = finished(user, hidden=hidden)
+    with CaptureQueriesContext(connection) as queries:
+        response = gateway(raw_key).get(status_url(generation.pk, ""))
+    assert (response.status_code, len(queries.captured_queries)) == (code, 1)
+    expected_code, expected = result_response(orm_loaded(generation), response.wsgi_request)
+    assert expected_code == code
+    assert without_links(response.json()) == without_links(expected)
+
+
+def test_the_fast_read_loads_what_the_full_read_loads_for_the_answers(user, raw_key):
+    generation = finished(user)
+    key, fast = generation_status_for_key(raw_key, generation.pk)
+    full = generation_get_for(user, generation.pk)
+    assert key.user == user and key.user.username == user.username
+    for name in ("status", "logs", "input", "cost_usd", "created_at", "finished_at", "inference_seconds", "is_hidden"):
+        assert getattr(fast, name) == getattr(full, name), name
+    with CaptureQueriesContext(connection) as queries:
+        assert (fast.video.file.size, fast.video.poster_id, fast.video.num_frames) == (2048, full.video.poster_id, 150)
+    assert queries.captured_queries == []
+    assert fast.fal_request_id == full.fal_request_id  # fields the answers do not show still load on access
+
+
+# --- isolation, revocation, suspension ------------------------------------------------------------
+
+def test_another_users_job_reads_exactly_like_an_unknown_one(user, other_user, raw_key):
+    theirs = running(other_user)
+    unknown = str(uuid.uuid4())
+    assert generation_status_for_key(raw_key, theirs.pk) == (ApiKey.objects.get(user=user), None)
+    for client, url in ((rest(raw_key), "/api/v1/generations/{}/"), (gateway(raw_key), status_url("{}")),
+                        (gateway(raw_key), status_url("{}", ""))):
+        mine, missing = client.get(url.format(theirs.pk)), client.get(url.format(unknown))
+        assert (mine.status_code, missing.status_code) == (404, 404)
+        assert mine.content.decode() == missing.content.decode().replace(unknown, str(theirs.pk))
+    assert Generation.objects.get(pk=theirs.pk).status == "running"
+
+
+def test_revoking_a_key_stops_it_on_the_very_next_poll(user, raw_key):
+    generation = running(user)
+    assert rest(raw_key).get(f"/api/v1/generations/{generation.pk}/").status_code == 200
+    assert gateway(raw_key).get(status_url(generation.pk)).status_code == 202
+    api_key_revoke(ApiKey.objects.get())
+    assert rest(raw_key).get(f"/api/v1/generations/{generation.pk}/").status_code == 401
+    assert gateway(raw_key).get(status_url(generation.pk)).status_code == 401
+
+
+def test_suspending_a_user_stops_their_keys_on_the_very_next_poll(user, raw_key):
+    generation = running(user)
+    assert gateway(raw_key).get(status_url(generation.pk)).status_code == 202
+    user.is_active = False
+    user.save()
+    assert rest(raw_key).get(f"/api/v1/generations/{generation.pk}/").status_code == 401
+    response = gateway(raw_key).get(status_url(generation.pk))
+    assert response.status_code == 403 and "suspended" in response.json()["detail"]
+
+
+def test_a_signed_in_session_still_reads_its_job_over_rest(user):
+    generation = running(user)
+    client = APIClient()
+    client.force_login(user)
+    response = client.get(f"/api/v1/generations/{generation.pk}/")
+    assert response.status_code == 200 and response.json()["logs"] == LOGS
+
+
+# --- last use ------------------------------------------------------------------------------------
+
+def test_last_use_is_stamped_at_most_once_a_minute(user):
+    key, raw = api_key_create(user=user, name="k")
+    generation = running(user)
+    url = f"/api/v1/generations/{generation.pk}/"
+    with CaptureQueriesContext(connection) as first:
+        assert rest(raw).get(url).status_code == 200
+    stamped = ApiKey.objects.get().last_used_at
+    assert stamped is not None and len(first.captured_queries) == 2  # the read and the stamp
+    with CaptureQueriesContext(connection) as again:
+        assert gateway(raw).get(status_url(generation.pk)).status_code == 202
+    assert len(again.captured_queries) == 1 and ApiKey.objects.get().last_used_at == stamped
+    ApiKey.objects.update(last_used_at=stamped - timedelta(minutes=2))
+    assert rest(raw).get(url).status_code == 200
+    assert ApiKey.objects.get().last_used_at > stamped
+
+
+# --- throttling ----------------------------------------------------------------------------------
+
+def test_polls_are_throttled_per_key_as_a_burst_then_a_steady_pace(user, raw_key, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "3/min", "create": "2/min"}}
+    generation = running(user)
+    url = f"/api/v1/generations/{generation.pk}/"
+    client = rest(raw_key)
+    assert [client.get(url).status_code for _ in range(3)] == [200, 200, 200]
+    refused = client.get(url)
+    assert refused.status_code == 429 and 0 < int(refused["Retry-After"]) <= 20  # one call per 20 s
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(user=user, name='second')[1]}")
+    assert other.get(url).status_code == 200  # per key
