@@ -12,8 +12,11 @@ from bench.report import ROOT, write
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument("--jobs", type=int, default=200, help="jobs in flight at once (default 200)")
-    parser.add_argument("--run-seconds", type=float, default=10.0, help="how long each simulated job runs")
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs in flight at once (default 1000)")
+    parser.add_argument("--run-seconds", type=float, default=5.0,
+                        help="shortest simulated run (default 5 s; the one-job baselines run this long)")
+    parser.add_argument("--run-seconds-max", type=float, default=60.0,
+                        help="longest simulated run; each job's is drawn from the range (default 60 s)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--copy-mb", type=int, default=1024, help="size of the copied file (default 1 GB)")
     parser.add_argument("--no-webhooks", action="store_true", help="measure tracking by polling only")
@@ -41,7 +44,7 @@ def main() -> None:
 
     rows = []
     if args.only in (None, "tracking"):
-        rows += tracking.run(args.jobs, args.run_seconds, args.workers, webhooks=not args.no_webhooks)
+        rows += tracking.run(args.jobs, args.run_seconds, args.run_seconds_max, args.workers, webhooks=not args.no_webhooks)
     if args.only in (None, "copy"):
         rows += copy.run(args.copy_mb)
     if args.only in (None, "status"):
