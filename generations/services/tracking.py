@@ -27,7 +27,7 @@ from generations.fal import FalError, FalNotFound, FalRejected, FalStatus
 from generations.models import Generation, GenerationAttempt
 from generations.queue import enqueue, enqueue_on_commit
 from generations.services.attempts import attempt_record_failure
-from generations.services.lease import TRACKED, lease_claim, lease_release
+from generations.services.lease import TRACKED, lease_claim, lease_release, next_token
 from generations.services.submit import generation_resolve_submitting, retry_backoff
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
@@ -38,6 +38,7 @@ Status = Generation.Status
 RUN_SECONDS = 20.0
 MAX_SLEEP = 0.2
 BATCH = 500
+WRITE_CHUNK = 100
 POLL_THREADS = 16
 RUNNING_INTERVAL = 1.0  # the fastest any job is polled
 QUEUE_STEP_SECONDS = 0.5  # each place in fal's queue adds this much to the next poll...
@@ -56,18 +57,34 @@ def store_lease() -> timedelta:
     return timedelta(seconds=settings.Q_CLUSTER["timeout"] + 30)
 
 
-def tracker_run(token: str, *, run_seconds: float = RUN_SECONDS) -> str:
-    """One link of the tracking chain. Returns why it stopped: "not-owner", "idle" or "renewed"."""
+def link_max_seconds() -> float:
+    """The longest one link may run: well inside django-q2's task timeout."""
+    return max(RUN_SECONDS, settings.Q_CLUSTER["timeout"] - 60.0)
+
+
+def tracker_run(token: str, *, run_seconds: float = RUN_SECONDS, max_seconds: float | None = None) -> str:
+    """One link of the tracking chain. Returns why it stopped: "not-owner", "idle", "renewed"
+    (its successor took the lease over) or "expired" (it ran `max_seconds` before its successor came).
+
+    After `run_seconds` the link enqueues its successor but keeps tracking until the successor has
+    made it through the task queue and taken the lease: behind a backlog of 1,000 submit and store
+    tasks that can take a while, and tracking must not pause meanwhile.
+    """
     if not lease_claim(token):
         return "not-owner"
-    deadline = time.monotonic() + run_seconds
+    started = time.monotonic()
+    max_seconds = link_max_seconds() if max_seconds is None else max_seconds
+    succeeded = False
     while True:
         tracker_tick()
         if not lease_claim(token):
-            return "not-owner"
-        if time.monotonic() >= deadline:
-            enqueue("generations.tasks.tracker_run_task", token)
-            return "renewed"
+            return "renewed" if succeeded else "not-owner"
+        elapsed = time.monotonic() - started
+        if not succeeded and elapsed >= run_seconds:
+            enqueue("generations.tasks.tracker_run_task", next_token(token))
+            succeeded = True
+        if elapsed >= max_seconds:
+            return "expired"  # the lease lapses soon; the successor or `tracker_ensure` takes over
         if not Generation.objects.filter(status__in=TRACKED).exists():
             lease_release(token)
             # A submit that committed just before the release saw a live lease and did not start a
@@ -133,22 +150,28 @@ def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
         except FalError as exc:
             return exc
 
-    # HTTP runs in the pool; every database write stays on this thread, in one transaction.
+    # HTTP runs in the pool; every database write stays on this thread, a transaction per chunk
+    # (so the one writer SQLite allows is not held for long).
     results = list(_pool.map(poll, rows))
+    for chunk in range(0, len(rows), WRITE_CHUNK):
+        with transaction.atomic():
+            _record_polls(rows[chunk:chunk + WRITE_CHUNK], results[chunk:chunk + WRITE_CHUNK])
+
+
+def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus | FalError]) -> None:
     quiet = []
-    with transaction.atomic():
-        for (pk, status, _), outcome in zip(rows, results):
-            if not isinstance(outcome, FalStatus):
-                _poll_failed(pk, outcome)
-            elif status == Status.RUNNING and _recorded.get(pk) == _fingerprint(outcome):
-                quiet.append(pk)
-            else:
-                generation_apply_status(pk, outcome, current=status)
-        if quiet:
-            # Still running with the logs we recorded last time: only the next poll time changes.
-            # Compare-and-set on the status still, so a row a webhook just completed is left alone.
-            Generation.objects.filter(pk__in=quiet, status=Status.RUNNING).update(
-                next_poll_at=timezone.now() + running_interval())
+    for (pk, status, _), outcome in zip(rows, results):
+        if not isinstance(outcome, FalStatus):
+            _poll_failed(pk, outcome)
+        elif status == Status.RUNNING and _recorded.get(pk) == _fingerprint(outcome):
+            quiet.append(pk)
+        else:
+            generation_apply_status(pk, outcome, current=status)
+    if quiet:
+        # Still running with the logs we recorded last time: only the next poll time changes.
+        # Compare-and-set on the status still, so a row a webhook just completed is left alone.
+        Generation.objects.filter(pk__in=quiet, status=Status.RUNNING).update(
+            next_poll_at=timezone.now() + running_interval())
 
 
 # What this process last recorded for each running job, to tell a poll that brings nothing new.
