@@ -1,9 +1,10 @@
 """Tracking: one self-renewing chain watches every job in flight without holding a worker per job.
 
-`tracker_run(token)` owns the lease (lease.py) and, for up to RUN_SECONDS, repeatedly claims every row
-whose `next_poll_at` has come: PENDING → enqueue submit; SUBMITTING → resolve an abandoned submit;
-QUEUED/RUNNING → poll fal's status (concurrently, one shared httpx client); STORING → enqueue store.
-Then it re-enqueues itself, well inside django-q2's task timeout.
+`tracker_run(token)` owns the lease (lease.py) and repeatedly claims every row whose `next_poll_at`
+has come: PENDING → enqueue submit; SUBMITTING → resolve an abandoned submit; QUEUED/RUNNING → poll
+fal's status (concurrently, one shared httpx client); STORING → enqueue store. After HANDOFF_AFTER
+it enqueues its successor link and keeps going until that link takes over, well inside django-q2's
+task timeout.
 
 Polling is adaptive and polite (design.md §3): a running job is polled once a second (never more
 often), a queued one less often the deeper it waits, a job whose completion fal will also announce
@@ -35,7 +36,7 @@ from generations.upstream import get_fal_client
 log = logging.getLogger(__name__)
 Status = Generation.Status
 
-RUN_SECONDS = 20.0
+HANDOFF_AFTER = 20.0  # a tracking link enqueues its successor after this long
 MAX_SLEEP = 0.2
 BATCH = 500
 WRITE_CHUNK = 100
@@ -58,33 +59,34 @@ def store_lease() -> timedelta:
 
 
 def link_max_seconds() -> float:
-    """The longest one link may run: well inside django-q2's task timeout."""
-    return max(RUN_SECONDS, settings.Q_CLUSTER["timeout"] - 60.0)
+    """How long one link runs at most: well inside django-q2's task timeout."""
+    return max(HANDOFF_AFTER, settings.Q_CLUSTER["timeout"] - 60.0)
 
 
-def tracker_run(token: str, *, run_seconds: float = RUN_SECONDS, max_seconds: float | None = None) -> str:
-    """One link of the tracking chain. Returns why it stopped: "not-owner", "idle", "renewed"
-    (its successor took the lease over) or "expired" (it ran `max_seconds` before its successor came).
+def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
+    """One link of the tracking chain. Returns why it stopped: "not-owner", "idle" or "renewed".
 
-    After `run_seconds` the link enqueues its successor but keeps tracking until the successor has
-    made it through the task queue and taken the lease: behind a backlog of 1,000 submit and store
-    tasks that can take a while, and tracking must not pause meanwhile.
+    After HANDOFF_AFTER seconds the link enqueues its successor, then keeps tracking until the
+    successor has made it through the task queue and taken the lease over (or `run_seconds`,
+    default `link_max_seconds()`, have passed): behind a backlog of a thousand submit and store
+    tasks the successor may take a while, and tracking must not pause meanwhile.
     """
     if not lease_claim(token):
         return "not-owner"
     started = time.monotonic()
-    max_seconds = link_max_seconds() if max_seconds is None else max_seconds
-    succeeded = False
+    run_seconds = link_max_seconds() if run_seconds is None else run_seconds
+    handoff_after = min(HANDOFF_AFTER, run_seconds)
+    handed_off = False
     while True:
         tracker_tick()
         if not lease_claim(token):
-            return "renewed" if succeeded else "not-owner"
+            return "renewed" if handed_off else "not-owner"
         elapsed = time.monotonic() - started
-        if not succeeded and elapsed >= run_seconds:
+        if not handed_off and elapsed >= handoff_after:
             enqueue("generations.tasks.tracker_run_task", next_token(token))
-            succeeded = True
-        if elapsed >= max_seconds:
-            return "expired"  # the lease lapses soon; the successor or `tracker_ensure` takes over
+            handed_off = True
+        if elapsed >= run_seconds:
+            return "renewed"  # the successor takes the lease over from this link's token
         if not Generation.objects.filter(status__in=TRACKED).exists():
             lease_release(token)
             # A submit that committed just before the release saw a live lease and did not start a
