@@ -45,7 +45,7 @@ RUNNING_INTERVAL = 1.0  # the fastest any job is polled
 QUEUE_STEP_SECONDS = 0.5  # each place in fal's queue adds this much to the next poll...
 MAX_QUEUED_INTERVAL = 10.0  # ...up to this
 # With fal's webhooks on, a webhook reports each completion at once; polls only back it up.
-WEBHOOK_BACKSTOP_INTERVAL = 5.0
+WEBHOOK_BACKSTOP_INTERVAL = 10.0
 KEEP_LOGS = 100
 # A re-driven task (submit or store) is given this long before the tracker enqueues it again.
 REDRIVE_AFTER = timedelta(seconds=60)

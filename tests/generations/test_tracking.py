@@ -63,7 +63,7 @@ def test_with_fal_webhooks_a_running_job_is_polled_only_as_a_backstop(user, task
     generation = queued(user)
     assert generation_apply_status(generation.pk, FalStatus("IN_PROGRESS")) is True
     assert Generation.objects.get(pk=generation.pk).status == Status.RUNNING
-    assert 4.8 < seconds_until_next_poll(generation) <= 5.0
+    assert 9.8 < seconds_until_next_poll(generation) <= 10.0
 
 
 @pytest.mark.parametrize("position, seconds", [(0, 1.0), (4, 3.0), (18, 10.0), (500, 10.0)])
