@@ -128,7 +128,8 @@ def tracker_tick() -> int:
 
 def _redrive_all(rows: list[tuple[uuid.UUID, str, object]]) -> None:
     # One transaction for the lot; compare-and-set on next_poll_at, so a row is enqueued once per
-    # due time however often we look, and only if its new due time commits.
+    # due time however often we look. (Enqueued at once: the tasks are idempotent, so one that runs
+    # before this commits, or despite a rollback, does no harm.)
     now = timezone.now()
     with transaction.atomic():
         for pk, status, due_at in rows:
@@ -136,8 +137,8 @@ def _redrive_all(rows: list[tuple[uuid.UUID, str, object]]) -> None:
             if Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(
                 next_poll_at=now + (store_lease() if storing else REDRIVE_AFTER)
             ):
-                enqueue_on_commit("generations.tasks.generation_store_task" if storing
-                                  else "generations.tasks.generation_submit_task", str(pk))
+                enqueue("generations.tasks.generation_store_task" if storing
+                        else "generations.tasks.generation_submit_task", str(pk))
 
 
 def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
