@@ -2,7 +2,6 @@
 `Retry-After`, and tracking links that hand the lease over without a pause."""
 from __future__ import annotations
 
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
