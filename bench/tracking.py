@@ -1,98 +1,230 @@
-"""Tracking lag: N jobs in flight against the simulator, tracked by a real 2-worker django-q2 cluster,
+"""Tracking: N jobs in flight at once against the simulator, tracked by a real django-q2 cluster,
 first by polling alone, then with fal's webhooks reaching the production web server as well.
 
-Lag = the moment our row records fal's COMPLETED − the moment the simulator marked it completed.
-Baseline: the lag of one job tracked alone, in the same run and mode.
+Each phase (a mode × {one job alone, N jobs}) gets its own simulator process, worker cluster and,
+in webhook mode, web server, so its counters and CPU are its own. The N-job phase draws each run
+time from [run_seconds, run_seconds_max]; the one-job baseline runs for `run_seconds`.
+
+Figures, per mode:
+- lag: our row records fal's COMPLETED − the simulator marked it completed (p50, p95, max);
+- upstream calls per job: the simulator's submit + status + result + cancel calls ÷ jobs. Its
+  baseline is the polite minimum for the same jobs: submit + result + (polling) one status call per
+  started second of the job's life at fal — the most polite rate that still sees a completion
+  within a second, so a ratio below 1 means polls slower than that — or (webhooks) the one status
+  read that confirms the webhook;
+- in flight: the peak of jobs created and not yet finished, and of jobs QUEUED or RUNNING at fal;
+- CPU seconds per job: user + system CPU of the cluster's process tree (and, with webhooks, the
+  web server's) from the first create to the last job stored, ÷ jobs; baseline = the one-job phase;
+- submit overhead (create → fal accepted) and store time (seen completed → video stored).
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
 
 from bench.report import ROOT, Row, percentile
 from bench.server import free_port, start_web, stop
 
+KEY = "bench-key"
+PHASE_TIMEOUT = 300.0
+MIN_STATUS_INTERVAL = 1.0  # design.md §3: no job polled more often than once a second
 
-def run(jobs: int, run_seconds: float, workers: int, *, webhooks: bool = True) -> list[Row]:
-    from falsim.server import FalSimulator
 
-    sim = FalSimulator(host="127.0.0.1", port=0, key="bench-key", runners=jobs + 1, run_seconds=run_seconds,
-                       scale=16, cache_renders=True, webhook_threads=32).start()
-    env = {**os.environ, "FAL_QUEUE_URL": sim.url, "FAL_KEY": "bench-key", "Q_WORKERS": str(workers),
-           "STUDIO_LOG_LEVEL": "WARNING", "STUDIO_FAL_WEBHOOKS": "false"}
-    note = f"N={jobs}, {workers} workers, run {run_seconds:g} s"
-    try:
-        polling = _run_mode("polling", jobs, sim, env)
-        rows = [
-            Row("tracking_lag_p50_s_polling", polling["lag_p50"], "s", polling["baseline"]["lag_p50"], note),
-            Row("tracking_lag_p95_s_polling", polling["lag_p95"], "s", polling["baseline"]["lag_p95"], note),
-            Row("inflight_jobs", polling["peak_inflight"], "jobs", None, f"peak QUEUED+RUNNING at once; {workers} workers"),
-            Row("submit_overhead_p95_s", polling["submit_p95"], "s", polling["baseline"]["submit_p95"],
-                "create → fal accepted"),
-            Row("store_p95_s", polling["store_p95"], "s", polling["baseline"]["store_p95"], "seen completed → video stored"),
+def run(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: int, *,
+        webhooks: bool = True) -> list[Row]:
+    spread = f"{run_seconds:g}–{run_seconds_max:g} s" if run_seconds_max else f"{run_seconds:g} s"
+    note = f"N={jobs}, {workers} workers, run {spread}"
+    rows: list[Row] = []
+    for mode in ["polling", "webhook"] if webhooks else ["polling"]:
+        baseline = _phase(mode, 1, run_seconds, None, workers)
+        print(f"{mode}: one job alone, lag {baseline['lag_p95']:.3f} s, {baseline['calls_per_job']:.0f} upstream calls")
+        measured = _phase(mode, jobs, run_seconds, run_seconds_max, workers)
+        print(f"{mode}: {jobs} jobs, lag p50 {measured['lag_p50']:.3f} s, p95 {measured['lag_p95']:.3f} s, "
+              f"max {measured['lag_max']:.3f} s; {measured['calls_per_job']:.1f} upstream calls and "
+              f"{measured['cpu_per_job']:.3f} CPU s per job; done in {measured['seconds']:.0f} s")
+        rows += [
+            Row(f"tracking_lag_p50_s_{mode}", measured["lag_p50"], "s", baseline["lag_p50"], note),
+            Row(f"tracking_lag_p95_s_{mode}", measured["lag_p95"], "s", baseline["lag_p95"], note),
+            Row(f"tracking_lag_max_s_{mode}", measured["lag_max"], "s", baseline["lag_max"], note),
+            Row(f"upstream_calls_per_job_{mode}", measured["calls_per_job"], "calls", measured["minimum_calls_per_job"],
+                "baseline: submit + result + " + ("a status call a second while at fal" if mode == "polling"
+                                                   else "the status read a webhook triggers")),
+            Row(f"cpu_seconds_per_job_{mode}", measured["cpu_per_job"], "s", baseline["cpu_per_job"],
+                "cluster" + (" + web server" if mode == "webhook" else "") + " CPU ÷ jobs; baseline: one job alone"),
         ]
-        if webhooks:
-            # fal's webhooks reach the production web server, which reads the status at once.
-            port = free_port()
-            hooks = {"STUDIO_BASE_URL": f"http://127.0.0.1:{port}", "STUDIO_FAL_WEBHOOKS": "true",
-                     "FAL_WEBHOOK_JWKS_URL": f"{sim.url}/.well-known/jwks.json"}
-            web = start_web(port, **{key: value for key, value in env.items() if key.startswith("FAL_")}, **hooks)
-            try:
-                webhook = _run_mode("webhook", jobs, sim, {**env, **hooks})
-            finally:
-                stop(web)
+        if mode == "polling":
             rows += [
-                Row("tracking_lag_p50_s_webhook", webhook["lag_p50"], "s", webhook["baseline"]["lag_p50"], note),
-                Row("tracking_lag_p95_s_webhook", webhook["lag_p95"], "s", webhook["baseline"]["lag_p95"], note),
+                Row("inflight_jobs", measured["peak_inflight"], "jobs", None,
+                    f"peak created and not yet finished at once; {workers} workers"),
+                Row("inflight_jobs_upstream", measured["peak_upstream"], "jobs", None,
+                    "peak QUEUED+RUNNING at fal at once (submits and completions overlap)"),
+                Row("worker_processes", workers, "procs", None, f"the whole cluster, for {jobs} jobs in flight"),
+                Row("submit_overhead_p50_s", measured["submit_p50"], "s", baseline["submit_p50"], "create → fal accepted"),
+                Row("submit_overhead_p95_s", measured["submit_p95"], "s", baseline["submit_p95"], "create → fal accepted"),
+                Row("store_p95_s", measured["store_p95"], "s", baseline["store_p95"], "seen completed → video stored"),
             ]
-    finally:
-        sim.stop()
     return rows
 
 
-def _run_mode(mode: str, jobs: int, sim, env: dict[str, str]) -> dict:
-    """N jobs at once through a fresh worker cluster, after one job alone (the baseline)."""
-    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | None, workers: int) -> dict:
+    """`count` jobs created at once through fresh processes; returns the phase's figures."""
+    with ExitStack() as stack:
+        sim_url = stack.enter_context(_simulator(count, run_seconds, run_seconds_max))
+        env = {**os.environ, "FAL_QUEUE_URL": sim_url, "FAL_KEY": KEY, "Q_WORKERS": str(workers),
+               "STUDIO_LOG_LEVEL": "WARNING", "STUDIO_FAL_WEBHOOKS": "false"}
+        env.pop("FAL_REST_URL", None)
+        pids = []
+        if mode == "webhook":
+            port = free_port()
+            hooks = {"STUDIO_BASE_URL": f"http://127.0.0.1:{port}", "STUDIO_FAL_WEBHOOKS": "true",
+                     "FAL_WEBHOOK_JWKS_URL": f"{sim_url}/.well-known/jwks.json"}
+            env.update(hooks)
+            web = start_web(port, **{key: value for key, value in env.items() if key.startswith("FAL_") or key in hooks})
+            stack.callback(stop, web)
+            pids.append(web.pid)
+        cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(stop, cluster)
+        pids.append(cluster.pid)
+        _wait_for_cluster(cluster.pid, workers)
+        cpu_before = sum(tree_cpu_seconds(pid) for pid in pids)
+        figures = _measure(f"bench-{mode}-{count}", count)
+        figures["cpu_per_job"] = (sum(tree_cpu_seconds(pid) for pid in pids) - cpu_before) / count
+        figures.update(_upstream_figures(sim_url, figures.pop("request_ids"), mode))
+        return figures
+
+
+@contextmanager
+def _simulator(count: int, run_seconds: float, run_seconds_max: float | None):
+    """The simulator in its own process (so its CPU is not the studio's), in bench mode."""
+    port = free_port()
+    args = [sys.executable, "-m", "falsim.server", "--port", str(port), "--key", KEY, "--runners", str(count + 1),
+            "--run-seconds", str(run_seconds), "--scale", "16", "--cache-renders"]
+    if run_seconds_max:
+        args += ["--run-seconds-max", str(run_seconds_max)]
+    log = open(os.path.join(tempfile.gettempdir(), f"bench-falsim-{port}.log"), "w")
+    sim = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=log)
+    log.close()
     try:
-        baseline = _measure(1, sim)
-        print(f"{mode}: one job alone, lag {baseline['lag_p95']:.3f} s")
-        measured = _measure(jobs, sim)
-        print(f"{mode}: {jobs} jobs, lag p50 {measured['lag_p50']:.3f} s, p95 {measured['lag_p95']:.3f} s")
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _get_json(f"{url}/_sim/stats")
+                break
+            except OSError:
+                if sim.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the simulator did not start: {args}")
+                time.sleep(0.1)
+        yield url
     finally:
-        stop(cluster)
-    return {**measured, "baseline": baseline}
+        stop(sim)
 
 
-def _measure(count: int, sim) -> dict:
+def _get_json(url: str):
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return json.load(answer)
+
+
+def _wait_for_cluster(pid: int, workers: int) -> None:
+    """Until the cluster has forked its workers (so startup is not counted as submit time)."""
+    deadline = time.monotonic() + 20
+    while len(_tree(pid)) < workers + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = _stat_fields(int(entry))
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat from field 3 (state) on; the command name may contain spaces."""
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rpartition(")")[2].split()
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of `root` and its live descendants, including children they already reaped."""
+    ticks = 0
+    for pid in _tree(root):
+        try:
+            fields = _stat_fields(pid)
+        except OSError:
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(username: str, count: int) -> dict:
     from django.contrib.auth import get_user_model
+    from django.db.models import Count
 
     from generations.models import Generation
     from generations.services.create import generation_create
-
     from storage.models import UserQuota
 
-    user, _ = get_user_model().objects.get_or_create(username="bench")
+    user, _ = get_user_model().objects.get_or_create(username=username)
     # The bench measures tracking, not admission: give its user room for every job.
     UserQuota.objects.update_or_create(user=user, defaults={"active_jobs": 100_000, "monthly_spend_usd": 1_000_000,
                                                             "storage_bytes": 10**15})
-    ids = [generation_create(owner=user, model="t2v", input={"prompt": f"bench {i}"})[0].pk for i in range(count)]
-    deadline = time.monotonic() + 300
-    peak = 0
+    started = time.monotonic()
+    for i in range(count):
+        generation_create(owner=user, model="t2v", input={"prompt": f"bench {i}"})
+    deadline = time.monotonic() + PHASE_TIMEOUT
+    peak = peak_upstream = 0
+    mine = Generation.objects.filter(owner=user)
     while time.monotonic() < deadline:
-        rows = Generation.objects.filter(pk__in=ids)
-        peak = max(peak, rows.filter(status__in=["queued", "running"]).count())
-        if not rows.exclude(status__in=["succeeded", "failed", "canceled"]).exists():
+        counts = dict(mine.values_list("status").annotate(n=Count("pk")).order_by())
+        finished = sum(counts.get(status, 0) for status in ("succeeded", "failed", "canceled"))
+        peak = max(peak, count - finished)
+        peak_upstream = max(peak_upstream, counts.get("queued", 0) + counts.get("running", 0))
+        if finished == count:
             break
-        time.sleep(0.2)
-    rows = list(Generation.objects.filter(pk__in=ids))
+        time.sleep(0.5)
+    seconds = time.monotonic() - started
+    rows = list(mine)
     failed = [row for row in rows if row.status != "succeeded"]
     if failed:
-        raise SystemExit(f"{len(failed)} of {count} bench jobs did not succeed, e.g. {failed[0].status}: {failed[0].error_message}")
-    lags = [row.completed_at.timestamp() - sim.completed_at(row.fal_request_id) for row in rows]
+        raise SystemExit(f"{len(failed)} of {count} bench jobs did not succeed, e.g. {failed[0].status}: "
+                         f"{failed[0].error_message}")
     submits = [(row.submitted_at - row.created_at).total_seconds() for row in rows]
     stores = [(row.finished_at - row.completed_at).total_seconds() for row in rows]
-    return {"lag_p50": percentile(lags, 0.5), "lag_p95": percentile(lags, 0.95), "peak_inflight": peak,
-            "submit_p95": percentile(submits, 0.95), "store_p95": percentile(stores, 0.95)}
+    return {"peak_inflight": peak, "peak_upstream": peak_upstream, "seconds": seconds, "submit_p50": percentile(submits, 0.5),
+            "submit_p95": percentile(submits, 0.95), "store_p95": percentile(stores, 0.95),
+            "request_ids": {row.fal_request_id: row.completed_at.timestamp() for row in rows}}
+
+
+def _upstream_figures(sim_url: str, seen_at: dict[str, float], mode: str) -> dict:
+    """Lag and upstream calls, from the simulator's own records of this phase."""
+    upstream = {req["request_id"]: req for req in _get_json(f"{sim_url}/_sim/requests")}
+    stats = _get_json(f"{sim_url}/_sim/stats")
+    lags = [seen - upstream[request_id]["completed_at"] for request_id, seen in seen_at.items()]
+    calls = stats["submits"] + stats["status_calls"] + stats["result_calls"] + stats["cancel_calls"]
+    if mode == "polling":
+        minimum = sum(2 + math.ceil((upstream[rid]["completed_at"] - upstream[rid]["submitted_at"]) / MIN_STATUS_INTERVAL)
+                      for rid in seen_at)
+    else:
+        minimum = 3 * len(seen_at)
+    return {"lag_p50": percentile(lags, 0.5), "lag_p95": percentile(lags, 0.95), "lag_max": max(lags),
+            "calls_per_job": calls / len(seen_at), "minimum_calls_per_job": minimum / len(seen_at)}

@@ -35,7 +35,8 @@ the aliases ``fal-ai/ltxv-2/text-to-video``, ``fal-ai/ltxv-2/image-to-video``.
 
 Timing: ``runners`` requests run at once, the rest wait IN_QUEUE in FIFO order; a request
 stays IN_PROGRESS at least ``run_seconds`` (its MP4 is rendered meanwhile, at 1/``scale``
-of the requested resolution; fps, duration and frame count are always exact).
+of the requested resolution; fps, duration and frame count are always exact). With
+``run_seconds_max``, each request's run time is drawn from [run_seconds, run_seconds_max] (seeded).
 
 Faults (``faults`` dict, each a probability 0..1 drawn from ``random.Random(seed)``; a fault
 at 0 never fires and draws nothing, so adding one leaves the others' draws as they were).
@@ -452,6 +453,7 @@ class FalSimulator:
         webhook_timeout: float = 10.0,
         webhook_threads: int = 4,
         verbose: bool = False,
+        run_seconds_max: float | None = None,
     ):
         if runners < 1:
             raise ValueError("runners must be >= 1")
@@ -466,6 +468,7 @@ class FalSimulator:
         self.key = key
         self.runners = int(runners)
         self.run_seconds = float(run_seconds)
+        self.run_seconds_max = max(float(run_seconds_max), self.run_seconds) if run_seconds_max is not None else None
         self.scale = int(scale)
         self.cache_renders = bool(cache_renders)
         self.faults = {name: float(faults.get(name, 0.0)) for name in FAULT_NAMES}
@@ -874,7 +877,7 @@ class FalSimulator:
         p = req.params
         width, height = output_size(*RESOLUTIONS[p["resolution"]], self.scale)
         num_frames = p["duration"] * p["fps"]
-        planned = self.run_seconds * (3 if req.slow else 1)
+        planned = self._draw_run_seconds() * (3 if req.slow else 1)
         started = time.monotonic()
         progress = _ProgressLog(self, req, planned, num_frames, started)
 
@@ -900,6 +903,12 @@ class FalSimulator:
         with self._lock:
             req.video = facts
         self._finish(req, None)
+
+    def _draw_run_seconds(self) -> float:
+        if self.run_seconds_max is None:
+            return self.run_seconds
+        with self._lock:
+            return self._rng.uniform(self.run_seconds, self.run_seconds_max)
 
     def _wait_until(self, req: SimRequest, deadline: float, progress: "_ProgressLog") -> None:
         while not self._stop_requested(req):
@@ -1748,6 +1757,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser, *, default_key: str, defa
     parser.add_argument("--key", default=default_key, help="the API key clients must send as 'Key <key>'")
     parser.add_argument("--runners", type=int, default=2, help="requests IN_PROGRESS at once (default 2)")
     parser.add_argument("--run-seconds", type=float, default=3.0, help="minimum IN_PROGRESS time (default 3.0)")
+    parser.add_argument("--run-seconds-max", type=float, default=None,
+                        help="draw each run time from [run-seconds, this] (default: always run-seconds)")
     parser.add_argument("--scale", type=int, default=1, help="render at 1/K of the requested resolution")
     parser.add_argument("--cache-renders", action="store_true",
                         help="bench mode: render each distinct output once (prompt not burned in)")
@@ -1774,6 +1785,7 @@ def simulator_from_args(options) -> FalSimulator:
         key=values["key"],
         runners=values["runners"],
         run_seconds=values["run_seconds"],
+        run_seconds_max=values.get("run_seconds_max"),
         scale=values["scale"],
         cache_renders=values["cache_renders"],
         faults={name: p for name, p in faults.items() if p},

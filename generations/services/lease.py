@@ -2,6 +2,9 @@
 
 A chain holds the lease row by its token and renews it while it works; when it dies, the lease
 expires and `tracker_ensure` (called after submits, and by the once-a-minute sweeper) starts a new one.
+
+Links of one chain are numbered (`<chain>:<n>`): link n+1 may take the lease straight from link n,
+which keeps tracking until its successor has made it through the task queue (see tracking.py).
 """
 from __future__ import annotations
 
@@ -30,16 +33,34 @@ def tracker_ensure() -> bool:
     lease = TrackerLease.objects.filter(name=LEASE_NAME).first()
     if lease and lease.expires_at and lease.expires_at > timezone.now():
         return False
-    enqueue("generations.tasks.tracker_run_task", uuid.uuid4().hex)
+    enqueue("generations.tasks.tracker_run_task", f"{uuid.uuid4().hex}:0")
     return True
 
 
+def next_token(token: str) -> str:
+    """The token of the link that succeeds `token` in its chain."""
+    chain, number = _split(token)
+    return f"{chain}:{number + 1}"
+
+
+def _split(token: str) -> tuple[str, int]:
+    chain, _, number = token.rpartition(":")
+    if chain and number.isdigit():
+        return chain, int(number)
+    return token, 0  # a token from before links were numbered
+
+
 def lease_claim(token: str) -> bool:
-    """Take or renew the lease for `token`; False if another live chain holds it."""
+    """Take or renew the lease for `token`; False if another live chain (or a later link) holds it.
+
+    The link just before `token` in its chain hands the lease over without waiting for it to expire.
+    """
     now = timezone.now()
+    chain, number = _split(token)
+    predecessors = [f"{chain}:{number - 1}"] + ([chain] if number == 1 else []) if number else []
     TrackerLease.objects.get_or_create(name=LEASE_NAME)
     return (TrackerLease.objects.filter(name=LEASE_NAME)
-            .filter(Q(token=token) | Q(expires_at__isnull=True) | Q(expires_at__lt=now))
+            .filter(Q(token=token) | Q(token__in=predecessors) | Q(expires_at__isnull=True) | Q(expires_at__lt=now))
             .update(token=token, expires_at=now + LEASE_DURATION)) == 1
 
 

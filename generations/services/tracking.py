@@ -1,10 +1,15 @@
 """Tracking: one self-renewing chain watches every job in flight without holding a worker per job.
 
-`tracker_run(token)` owns the lease (lease.py) and, for up to RUN_SECONDS, repeatedly claims every row
-whose `next_poll_at` has come: PENDING → enqueue submit; SUBMITTING → resolve an abandoned submit;
-QUEUED/RUNNING → poll fal's status (concurrently, one shared httpx client); STORING → enqueue store.
-Then it re-enqueues itself, well inside django-q2's task timeout. Per-job poll intervals adapt (1 s
-while running, longer deep in the queue), so a completion is seen within about a second.
+`tracker_run(token)` owns the lease (lease.py) and repeatedly claims every row whose `next_poll_at`
+has come: PENDING → enqueue submit; SUBMITTING → resolve an abandoned submit; QUEUED/RUNNING → poll
+fal's status (concurrently, one shared httpx client); STORING → enqueue store. After HANDOFF_AFTER
+it enqueues its successor link and keeps going until that link takes over, well inside django-q2's
+task timeout.
+
+Polling is adaptive and polite (design.md §3): a running job is polled once a second (never more
+often), a queued one less often the deeper it waits, a job whose completion fal will also announce
+by webhook only as a slow backstop, and a refusal waits at least fal's `Retry-After`. Polls that
+bring nothing new (still running, same logs) are recorded with one batched UPDATE per tick.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from generations.fal import FalError, FalNotFound, FalRejected, FalStatus
 from generations.models import Generation, GenerationAttempt
 from generations.queue import enqueue, enqueue_on_commit
 from generations.services.attempts import attempt_record_failure
-from generations.services.lease import TRACKED, lease_claim, lease_release
+from generations.services.lease import TRACKED, lease_claim, lease_release, next_token
 from generations.services.submit import generation_resolve_submitting, retry_backoff
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
@@ -31,12 +36,16 @@ from generations.upstream import get_fal_client
 log = logging.getLogger(__name__)
 Status = Generation.Status
 
-RUN_SECONDS = 20.0
+HANDOFF_AFTER = 20.0  # a tracking link enqueues its successor after this long
 MAX_SLEEP = 0.2
 BATCH = 500
+WRITE_CHUNK = 100
 POLL_THREADS = 16
-RUNNING_INTERVAL = 1.0
-MAX_QUEUED_INTERVAL = 5.0
+RUNNING_INTERVAL = 1.0  # the fastest any job is polled
+QUEUE_STEP_SECONDS = 0.5  # each place in fal's queue adds this much to the next poll...
+MAX_QUEUED_INTERVAL = 10.0  # ...up to this
+# With fal's webhooks on, a webhook reports each completion at once; polls only back it up.
+WEBHOOK_BACKSTOP_INTERVAL = 10.0
 KEEP_LOGS = 100
 # A re-driven task (submit or store) is given this long before the tracker enqueues it again.
 REDRIVE_AFTER = timedelta(seconds=60)
@@ -49,18 +58,35 @@ def store_lease() -> timedelta:
     return timedelta(seconds=settings.Q_CLUSTER["timeout"] + 30)
 
 
-def tracker_run(token: str, *, run_seconds: float = RUN_SECONDS) -> str:
-    """One link of the tracking chain. Returns why it stopped: "not-owner", "idle" or "renewed"."""
+def link_max_seconds() -> float:
+    """How long one link runs at most: well inside django-q2's task timeout."""
+    return max(HANDOFF_AFTER, settings.Q_CLUSTER["timeout"] - 60.0)
+
+
+def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
+    """One link of the tracking chain. Returns why it stopped: "not-owner", "idle" or "renewed".
+
+    After HANDOFF_AFTER seconds the link enqueues its successor, then keeps tracking until the
+    successor has made it through the task queue and taken the lease over (or `run_seconds`,
+    default `link_max_seconds()`, have passed): behind a backlog of a thousand submit and store
+    tasks the successor may take a while, and tracking must not pause meanwhile.
+    """
     if not lease_claim(token):
         return "not-owner"
-    deadline = time.monotonic() + run_seconds
+    started = time.monotonic()
+    run_seconds = link_max_seconds() if run_seconds is None else run_seconds
+    handoff_after = min(HANDOFF_AFTER, run_seconds)
+    handed_off = False
     while True:
         tracker_tick()
         if not lease_claim(token):
-            return "not-owner"
-        if time.monotonic() >= deadline:
-            enqueue("generations.tasks.tracker_run_task", token)
-            return "renewed"
+            return "renewed" if handed_off else "not-owner"
+        elapsed = time.monotonic() - started
+        if not handed_off and elapsed >= handoff_after:
+            enqueue("generations.tasks.tracker_run_task", next_token(token))
+            handed_off = True
+        if elapsed >= run_seconds:
+            return "renewed"  # the successor takes the lease over from this link's token
         if not Generation.objects.filter(status__in=TRACKED).exists():
             lease_release(token)
             # A submit that committed just before the release saw a live lease and did not start a
@@ -85,59 +111,103 @@ def tracker_tick() -> int:
         .order_by("next_poll_at")
         .values_list("pk", "status", "next_poll_at", "fal_status_url")[:BATCH]
     )
-    to_poll = []
+    to_poll, to_redrive = [], []
     for pk, status, due_at, status_url in due:
-        if status == Status.PENDING:
-            _redrive(pk, status, due_at, "generations.tasks.generation_submit_task")
-        elif status == Status.STORING:
-            _redrive(pk, status, due_at, "generations.tasks.generation_store_task")
+        if status in (Status.PENDING, Status.STORING):
+            to_redrive.append((pk, status, due_at))
         elif status == Status.SUBMITTING:
             generation_resolve_submitting(pk)
         else:
-            to_poll.append((pk, status_url))
+            to_poll.append((pk, status, status_url))
+    if to_redrive:
+        _redrive_all(to_redrive)
     if to_poll:
         _poll_all(to_poll)
     return len(due)
 
 
-def _redrive(pk: uuid.UUID, status: str, due_at, task: str) -> None:
-    # Compare-and-set on next_poll_at, so a row is enqueued once per due time however often we look.
-    if Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(
-        next_poll_at=timezone.now() + (store_lease() if status == Status.STORING else REDRIVE_AFTER)
-    ):
-        enqueue(task, str(pk))
+def _redrive_all(rows: list[tuple[uuid.UUID, str, object]]) -> None:
+    # One transaction for the lot; compare-and-set on next_poll_at, so a row is enqueued once per
+    # due time however often we look. (Enqueued at once: the tasks are idempotent, so one that runs
+    # before this commits, or despite a rollback, does no harm.)
+    now = timezone.now()
+    with transaction.atomic():
+        for pk, status, due_at in rows:
+            storing = status == Status.STORING
+            if Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(
+                next_poll_at=now + (store_lease() if storing else REDRIVE_AFTER)
+            ):
+                enqueue("generations.tasks.generation_store_task" if storing
+                        else "generations.tasks.generation_submit_task", str(pk))
 
 
-def _poll_all(rows: list[tuple[uuid.UUID, str]]) -> None:
+def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=POLL_THREADS, thread_name_prefix="fal-poll")
     client = get_fal_client()
 
-    def poll(row: tuple[uuid.UUID, str]) -> FalStatus | FalError:
+    def poll(row: tuple[uuid.UUID, str, str]) -> FalStatus | FalError:
         try:
-            return client.status(row[1], logs=True)
+            return client.status(row[2], logs=True)
         except FalError as exc:
             return exc
 
-    # HTTP runs in the pool; every database write stays on this thread, in one transaction.
+    # HTTP runs in the pool; every database write stays on this thread, a transaction per chunk
+    # (so the one writer SQLite allows is not held for long).
     results = list(_pool.map(poll, rows))
-    with transaction.atomic():
-        for (pk, _), outcome in zip(rows, results):
-            if isinstance(outcome, FalStatus):
-                generation_apply_status(pk, outcome)
-            else:
-                _poll_failed(pk, outcome)
+    for chunk in range(0, len(rows), WRITE_CHUNK):
+        with transaction.atomic():
+            _record_polls(rows[chunk:chunk + WRITE_CHUNK], results[chunk:chunk + WRITE_CHUNK])
 
 
-def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus) -> bool:
+def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus | FalError]) -> None:
+    quiet = []
+    for (pk, status, _), outcome in zip(rows, results):
+        if not isinstance(outcome, FalStatus):
+            _poll_failed(pk, outcome)
+        elif status == Status.RUNNING and _recorded.get(pk) == _fingerprint(outcome):
+            quiet.append(pk)
+        else:
+            generation_apply_status(pk, outcome, current=status)
+    if quiet:
+        # Still running with the logs we recorded last time: only the next poll time changes.
+        # Compare-and-set on the status still, so a row a webhook just completed is left alone.
+        Generation.objects.filter(pk__in=quiet, status=Status.RUNNING).update(
+            next_poll_at=timezone.now() + running_interval())
+
+
+# What this process last recorded for each running job, to tell a poll that brings nothing new.
+# A stale or missing entry only costs a full write, never a lost one.
+_recorded: dict[uuid.UUID, tuple] = {}
+MAX_RECORDED = 20_000
+
+
+def _fingerprint(fal: FalStatus) -> tuple:
+    logs = fal.logs[-KEEP_LOGS:]
+    return fal.status, len(fal.logs), logs[-1] if logs else None
+
+
+def running_interval() -> timedelta:
+    """How soon a running job is polled again: once a second, or rarely when fal's webhook will report."""
+    return timedelta(seconds=WEBHOOK_BACKSTOP_INTERVAL if settings.STUDIO_FAL_WEBHOOKS else RUNNING_INTERVAL)
+
+
+def queued_interval(position: int) -> timedelta:
+    """How soon a queued job is polled again: the deeper in fal's queue, the later."""
+    return timedelta(seconds=min(RUNNING_INTERVAL + QUEUE_STEP_SECONDS * position, MAX_QUEUED_INTERVAL))
+
+
+def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str | None = None) -> bool:
     """Record fal's status for a QUEUED/RUNNING job; on COMPLETED move it to STORING and enqueue storing.
 
     Compare-and-set on our status, so a repeated or stale report changes nothing (returns False).
+    `current` is the status the caller last read (a hint that saves a query; any value is safe).
     """
     now = timezone.now()
     common = dict(fal_status=fal.status, logs=fal.logs[-KEEP_LOGS:])
     if fal.is_completed:
+        _recorded.pop(pk, None)
         moved = transition(pk, from_=[Status.QUEUED, Status.RUNNING], to=Status.STORING, completed_at=now,
                            queue_position=None, next_poll_at=now + store_lease(),
                            inference_seconds=fal.inference_time, **common)
@@ -145,14 +215,18 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus) -> bool:
             enqueue_on_commit("generations.tasks.generation_store_task", str(pk))
         return moved
     if fal.status == "IN_PROGRESS":
-        running = dict(was_running=True, queue_position=None, next_poll_at=now + timedelta(seconds=RUNNING_INTERVAL),
-                       **common)
-        return (transition(pk, from_=[Status.QUEUED], to=Status.RUNNING, started_at=now, **running)
-                or update_while(pk, [Status.RUNNING], **running))
+        running = dict(was_running=True, queue_position=None, next_poll_at=now + running_interval(), **common)
+        written = ((current != Status.RUNNING
+                    and transition(pk, from_=[Status.QUEUED], to=Status.RUNNING, started_at=now, **running))
+                   or update_while(pk, [Status.RUNNING], **running))
+        if written:
+            if len(_recorded) >= MAX_RECORDED:
+                _recorded.clear()
+            _recorded[pk] = _fingerprint(fal)
+        return written
     position = fal.queue_position or 0
-    interval = min(RUNNING_INTERVAL + 0.25 * position, MAX_QUEUED_INTERVAL)
     return update_while(pk, [Status.QUEUED, Status.RUNNING], queue_position=position,
-                        next_poll_at=now + timedelta(seconds=interval), **common)
+                        next_poll_at=now + queued_interval(position), **common)
 
 
 def _poll_failed(pk: uuid.UUID, error: FalError) -> None:

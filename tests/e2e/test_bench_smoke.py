@@ -19,14 +19,30 @@ def test_tracking_bench_runs_in_both_modes_and_reports_its_rows(tmp_path):
         env.pop(name, None)
     report = tmp_path / "report.json"
     run = subprocess.run([sys.executable, "-m", "bench", "--only", "tracking", "--jobs", "3", "--run-seconds", "0.5",
-                          "--report", str(report)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+                          "--run-seconds-max", "1.5", "--report", str(report)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     rows = {row["name"]: row for row in json.loads(report.read_text())["rows"]}
-    assert {"tracking_lag_p95_s_polling", "tracking_lag_p95_s_webhook", "inflight_jobs",
-            "submit_overhead_p95_s"} <= set(rows)
-    assert 0 <= rows["tracking_lag_p95_s_polling"]["value"] < 5
-    assert 0 <= rows["tracking_lag_p95_s_webhook"]["value"] < 5
-    assert rows["inflight_jobs"]["value"] >= 1
+    modes = ("polling", "webhook")
+    assert set(rows) == {"inflight_jobs", "inflight_jobs_upstream", "worker_processes", "submit_overhead_p50_s",
+                         "submit_overhead_p95_s", "store_p95_s"} | {
+        f"{figure}_{mode}" for mode in modes for figure in (
+            "tracking_lag_p50_s", "tracking_lag_p95_s", "tracking_lag_max_s", "upstream_calls_per_job",
+            "cpu_seconds_per_job")}
+    for mode in modes:
+        lag = {p: rows[f"tracking_lag_{p}_s_{mode}"] for p in ("p50", "p95", "max")}
+        assert 0 <= lag["p50"]["value"] <= lag["p95"]["value"] <= lag["max"]["value"] < 5
+        assert lag["p95"]["baseline"] is not None and 0 <= lag["p95"]["baseline"] < 5  # one job alone, same run
+        calls = rows[f"upstream_calls_per_job_{mode}"]
+        # at least a submit, a status call and a result fetch per job; never more than one poll a second
+        assert 3 <= calls["value"] <= calls["baseline"] + 2
+        cpu = rows[f"cpu_seconds_per_job_{mode}"]
+        assert cpu["value"] > 0 and cpu["baseline"] > 0
+    assert rows["upstream_calls_per_job_webhook"]["baseline"] == 3  # submit, the status read, the result
+    assert rows["inflight_jobs"]["value"] == 3  # all created at once, none finished before the last create
+    assert 1 <= rows["inflight_jobs_upstream"]["value"] <= 3
+    assert rows["worker_processes"]["value"] == 2
+    assert 0 < rows["submit_overhead_p50_s"]["value"] <= rows["submit_overhead_p95_s"]["value"] < 5
 
 
 def test_status_bench_runs_the_production_server_and_reports_ratios(tmp_path):
