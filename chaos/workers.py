@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from studio.supervisor import die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,7 +54,8 @@ class Cluster:
     def start(self) -> None:
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen([sys.executable, "manage.py", "workers", "--check-every", "1"], cwd=ROOT,
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=die_with_parent)
 
     def _qcluster(self) -> int | None:
         children = children_of(self.process.pid)
