@@ -6,6 +6,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -100,15 +101,14 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
-@pytest.fixture
-def fal_sim(settings) -> Iterator[Any]:
-    """A fal simulator on a free loopback port, with the studio's fal client pointed at it."""
+@contextmanager
+def studio_simulator(settings, **options: Any) -> Iterator[Any]:
+    """A fal simulator on a free loopback port (FalSimulator `options`), with the studio's fal
+    client pointed at it."""
     from falsim.server import FalSimulator
 
-    sim = FalSimulator(host="127.0.0.1", port=0, key="test-fal-key", runners=2, run_seconds=0.2, scale=16)
-    sim.start()
-    settings.FAL_QUEUE_URL = sim.url
-    settings.FAL_REST_URL = sim.url
+    sim = FalSimulator(host="127.0.0.1", port=0, key="test-fal-key", **{"scale": 16, **options}).start()
+    settings.FAL_QUEUE_URL = settings.FAL_REST_URL = sim.url
     settings.FAL_KEY = "test-fal-key"
     reset_fal_client()
     try:
@@ -116,6 +116,13 @@ def fal_sim(settings) -> Iterator[Any]:
     finally:
         reset_fal_client()
         sim.stop()
+
+
+@pytest.fixture
+def fal_sim(settings) -> Iterator[Any]:
+    """A simulator whose jobs run for 0.2 s, two at a time."""
+    with studio_simulator(settings, runners=2, run_seconds=0.2) as sim:
+        yield sim
 
 
 class RecordingQueue:

@@ -7,14 +7,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from falsim.server import FalSimulator
 from generations.fal import FalStatus, FalUnavailable
 from generations.models import Generation, GenerationAttempt, TrackerLease
 from generations.services import tracking
 from generations.services.lease import LEASE_NAME, lease_claim, next_token, tracker_ensure
 from generations.services.tracking import generation_apply_status, tracker_run, tracker_tick
-from generations.upstream import reset_fal_client
-from tests.conftest import wait_until
+from tests.conftest import studio_simulator, wait_until
 from tests.generations.test_pipeline import create, make_due
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,16 +22,8 @@ Status = Generation.Status
 @pytest.fixture
 def long_sim(settings, media_root):
     """A simulator whose jobs run for a minute, so they stay IN_PROGRESS through a test."""
-    sim = FalSimulator(host="127.0.0.1", port=0, key="test-fal-key", runners=4, run_seconds=60, scale=16,
-                       cache_renders=True).start()
-    settings.FAL_QUEUE_URL = settings.FAL_REST_URL = sim.url
-    settings.FAL_KEY = "test-fal-key"
-    reset_fal_client()
-    try:
+    with studio_simulator(settings, runners=4, run_seconds=60, cache_renders=True) as sim:
         yield sim
-    finally:
-        reset_fal_client()
-        sim.stop()
 
 
 def queued(user, **fields):
