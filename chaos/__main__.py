@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--run-seconds", type=float, default=2.0, help="how long each simulated job runs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=600.0, help="give up waiting after this many seconds")
+    parser.add_argument("--no-webhooks", action="store_true",
+                        help="track by polling alone (default: fal's webhooks reach a web server too)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--report", default=str(ROOT / "chaos-report.json"))
     args = parser.parse_args()
@@ -60,6 +62,14 @@ def main() -> None:
         Q_TIMEOUT="30", Q_RETRY="40", FAL_READ_TIMEOUT=str(READ_TIMEOUT), STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS="20",
         STUDIO_FAL_WEBHOOKS="false", STUDIO_LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="studio.settings",
     )
+    web_port = None
+    if not args.no_webhooks:
+        # fal's webhooks reach the production web server (never killed), as in a deployment.
+        from bench.server import free_port
+
+        web_port = free_port()
+        os.environ.update(STUDIO_FAL_WEBHOOKS="true", STUDIO_BASE_URL=f"http://127.0.0.1:{web_port}",
+                          FAL_WEBHOOK_JWKS_URL=f"{sim.url}/.well-known/jwks.json")
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
     import django
@@ -69,11 +79,21 @@ def main() -> None:
     logging.getLogger("django-q").setLevel(logging.WARNING)  # one line per enqueue otherwise
     call_command("migrate", verbosity=0)
     cluster = Cluster(dict(os.environ), scratch / "qcluster.log")
+    web = None
     try:
+        if web_port:
+            from bench.server import start_web
+
+            web = start_web(web_port)
         figures, problems = _run(args, sim, cluster)
     finally:
         cluster.stop()
+        if web:
+            from bench.server import stop
+
+            stop(web)
         sim.stop()
+    figures["webhooks"] = web_port is not None
     figures["cluster_log"] = str(cluster.log_path)
     Path(args.report).write_text(json.dumps({"figures": figures, "problems": problems}, indent=2, default=str))
     _print(figures, problems)

@@ -55,6 +55,9 @@ def _check_submits(sim, jobs, figures, problems) -> None:
     submits = {job.pk: sim.submits_for(job.input) for job in jobs}
     figures["upstream_submits_per_job"] = dict(sorted(Counter(submits.values()).items()))
     figures["upstream_requests"] = len(sim.requests())
+    # Ambiguous submits fal did receive but nobody could attach (no webhook came): paid, not kept.
+    figures["submit_unknown_received_by_fal"] = sum(
+        1 for job in jobs if job.error_code == "submit_unknown" and submits[job.pk] == 1)
     doubled = [pk for pk, count in submits.items() if count > 1]
     if doubled:
         problems.append(f"{len(doubled)} job(s) submitted more than once, e.g. {doubled[0]}")

@@ -115,6 +115,15 @@ class FalQueueClient:
             raise FalAmbiguous(f"submit answered {response.status_code} without a request id",
                                status_code=response.status_code, detail=body) from None
 
+    def submission_for(self, model_id: str, request_id: str) -> FalSubmission:
+        """The request's URLs as fal's submit answer gives them (only `owner/app` of the model id
+        before `/requests/`), for a request whose answer we never read but whose id fal has since
+        told us in a verified webhook."""
+        app = "/".join(model_id.strip("/").split("/")[:2])
+        base = f"{self.base_url}/{app}/requests/{quote(request_id, safe='')}"
+        return FalSubmission(request_id=request_id, status_url=f"{base}/status", response_url=base,
+                             cancel_url=f"{base}/cancel")
+
     def status(self, status_url: str, *, logs: bool = True) -> FalStatus:
         response = self._send("GET", status_url, params={"logs": "1" if logs else "0"})
         body = _json(response)

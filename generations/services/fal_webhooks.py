@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from generations.fal import FalError
 from generations.models import Generation
+from generations.services.submit import generation_attach_request
 from generations.services.tracking import generation_apply_status
 from generations.transitions import update_while
 from generations.upstream import get_fal_client
@@ -57,8 +58,10 @@ def fal_webhook_receive(token: str, headers: Mapping[str, str], body: bytes) -> 
     if generation.status not in (Status.SUBMITTING, Status.QUEUED, Status.RUNNING):
         return "ignored"
     if generation.status == Status.SUBMITTING or not generation.fal_status_url:
-        # fal answered the webhook before we recorded its submit answer: let the tracker resolve it now.
-        update_while(generation.pk, [Status.SUBMITTING], next_poll_at=timezone.now())
+        # We never read fal's answer to the submit (a timeout, a reset, a crash), but fal's signed
+        # webhook to this job's own URL names the request: attach it instead of failing the job as
+        # `submit_unknown` and paying for a video nobody keeps.
+        generation_attach_request(generation, request_id)
         return "due"
     try:
         fresh = get_fal_client().status(generation.fal_status_url, logs=True)

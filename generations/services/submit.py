@@ -166,6 +166,19 @@ def _accept(generation: Generation, submission: FalSubmission) -> None:
     enqueue_on_commit("generations.tasks.generation_cancel_upstream_task", str(generation.pk))
 
 
+def generation_attach_request(generation: Generation, request_id: str) -> None:
+    """Record fal's `request_id` for a SUBMITTING job whose submit answer we never read, and queue it
+    for tracking as that answer would have (canceled meanwhile: fal's request is canceled too).
+
+    The caller must have verified that fal itself named this request for this job (a signed webhook
+    to the job's own URL). Idempotent: a job no longer SUBMITTING is left as it is.
+    """
+    if generation.status != Status.SUBMITTING:
+        return
+    upstream_id = ltx.MODELS[generation.model_id].upstream_id
+    _accept(generation, get_fal_client().submission_for(upstream_id, request_id))
+
+
 def generation_resolve_submitting(pk: uuid.UUID | str) -> None:
     """Settle a SUBMITTING row whose submit lease ran out (the submitting process died or timed out).
 

@@ -134,3 +134,37 @@ def test_the_simulators_real_webhook_finishes_tracking_without_the_tracker(webho
     assert stored.completed_at is not None
     # Nothing ticked the tracker in this test: the webhook did it, and fal's side saw it delivered.
     assert wait_until(lambda: webhooks_on.requests()[0]["webhook_delivered_at"], timeout=10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fals_webhook_rescues_an_ambiguous_submit_fal_did_receive(webhooks_on, user, task_queue, media_root):
+    """The submit's answer was lost (the connection reset after fal queued it): fal's signed webhook to
+    the job's own URL names the request, so the job is tracked and stored instead of failing as
+    `submit_unknown` with fal's video paid for and thrown away. Still sent once."""
+    from generations.services.tracking import tracker_tick
+    from tests.generations.test_pipeline import track_until
+
+    webhooks_on.set_faults({"submit_reset_after_accept": 1.0})
+    generation, _ = generation_create(owner=user, model="t2v", input={"prompt": "a fox"})
+    generation_submit(generation.pk)
+    generation.refresh_from_db()
+    assert (generation.status, generation.fal_request_id) == (Status.SUBMITTING, None)
+    webhooks_on.set_faults({})
+    [sent] = webhooks_on.requests()
+    wait_until(lambda: webhooks_on.completed_at(sent["request_id"]), timeout=10)
+
+    body = json.dumps({"request_id": sent["request_id"], "status": "OK", "payload": {}}).encode()
+    response = post(generation, webhooks_on.webhook_signature_headers(sent["request_id"], body), body)
+    assert response.json() == {"outcome": "due"}
+    generation.refresh_from_db()
+    assert (generation.status, generation.fal_request_id) == (Status.QUEUED, sent["request_id"])
+    assert generation.fal_status_url.endswith(f"/fal-ai/ltx-2/requests/{sent['request_id']}/status")
+
+    task_queue.run_all()
+    row = track_until(generation, Status.STORING, Status.SUCCEEDED)
+    task_queue.run_all()
+    tracker_tick()
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED and row.video is not None
+    assert webhooks_on.submits_for(row.input) == 1
+    assert list(row.attempts.filter(kind="submit").values_list("outcome", flat=True)) == ["ambiguous"]
