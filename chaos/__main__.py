@@ -21,6 +21,8 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+from bench.server import free_port, start_web
+from bench.server import stop as stop_web
 from chaos.workers import ROOT, Cluster
 
 # Each fault kind fires on this share of the calls it applies to (see falsim/server.py).
@@ -65,8 +67,6 @@ def main() -> None:
     web_port = None
     if not args.no_webhooks:
         # fal's webhooks reach the production web server (never killed), as in a deployment.
-        from bench.server import free_port
-
         web_port = free_port()
         os.environ.update(STUDIO_FAL_WEBHOOKS="true", STUDIO_BASE_URL=f"http://127.0.0.1:{web_port}",
                           FAL_WEBHOOK_JWKS_URL=f"{sim.url}/.well-known/jwks.json")
@@ -82,16 +82,12 @@ def main() -> None:
     web = None
     try:
         if web_port:
-            from bench.server import start_web
-
             web = start_web(web_port)
         figures, problems = _run(args, sim, cluster)
     finally:
         cluster.stop()
         if web:
-            from bench.server import stop
-
-            stop(web)
+            stop_web(web)
         sim.stop()
     figures["webhooks"] = web_port is not None
     figures["cluster_log"] = str(cluster.log_path)
