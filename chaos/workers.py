@@ -55,7 +55,7 @@ class Cluster:
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen([sys.executable, "manage.py", "workers", "--check-every", "1"], cwd=ROOT,
                                             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=die_with_parent)
+                                            preexec_fn=die_with_parent())
 
     def _qcluster(self) -> int | None:
         children = children_of(self.process.pid)

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,17 +30,21 @@ from django.utils import timezone
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+STOP_GRACE = 3.0  # seconds: inside honcho's 5 s between SIGTERM and SIGKILL
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def die_with_parent() -> None:
-    """For `preexec_fn`: the child gets SIGTERM when the process that started it dies, even by
-    SIGKILL, so a killed supervisor leaves no cluster behind (Linux; elsewhere nothing happens)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A `preexec_fn`: the child gets `sig` when the process that started it dies, even by SIGKILL,
+    so a killed parent leaves nothing running (Linux; elsewhere nothing happens)."""
+    def arrange() -> None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, sig)
+        except (OSError, AttributeError):
+            pass
+
+    return arrange
 
 
 def default_stall_after() -> timedelta:
@@ -103,8 +108,9 @@ class Supervisor:
             return None
 
     def _start(self) -> None:
+        # Its own session, so a restart can kill its whole process group; SIGKILL if we die first.
         self.cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, start_new_session=True,
-                                        preexec_fn=die_with_parent)
+                                        preexec_fn=die_with_parent(signal.SIGKILL))
         self.started_at = timezone.now()
 
     def _kill(self) -> None:
@@ -115,15 +121,15 @@ class Supervisor:
         self.cluster.wait()
 
     def _terminate(self) -> None:
-        """Stop the cluster the way qcluster expects (SIGTERM, tasks finish), then make sure."""
+        """Stop the cluster the way qcluster expects (SIGTERM), but within STOP_GRACE: process
+        managers (honcho, systemd) SIGKILL us soon after their SIGTERM, and every task is safe to
+        cut short. Then kill whatever is left of its group."""
         if self.cluster is None:
             return
         try:
             os.killpg(self.cluster.pid, signal.SIGTERM)
-            self.cluster.wait(30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
+            self.cluster.wait(STOP_GRACE)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
             pass
         self._kill()
 
