@@ -95,11 +95,11 @@ def running_simulator(*, key: str, media_root: str, run_seconds: float, runners:
 
 
 @contextmanager
-def live_cluster(settings, env: dict[str, str]) -> Iterator[None]:
+def live_cluster(settings, env: dict[str, str], *command: str, **kwargs) -> Iterator[None]:
     """A worker cluster on `env` (from `running_simulator`), with this process's settings — the live
     server's — pointed at the same simulator and media folder. Enter it after the live server's
     database is set up, so the cluster stops before the flush: a worker still holding locks would
-    deadlock PostgreSQL's."""
+    deadlock PostgreSQL's. `command` defaults to `qcluster`; `kwargs` go to `running`."""
     from generations.upstream import reset_fal_client
 
     settings.FAL_QUEUE_URL = env["FAL_QUEUE_URL"]
@@ -108,7 +108,7 @@ def live_cluster(settings, env: dict[str, str]) -> Iterator[None]:
     settings.MEDIA_ROOT = env["MEDIA_ROOT"]
     reset_fal_client()
     try:
-        with running("qcluster", env=env):
+        with running(*(command or ("qcluster",)), env=env, **kwargs):
             yield
     finally:
         reset_fal_client()

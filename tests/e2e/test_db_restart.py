@@ -73,11 +73,16 @@ def create_jobs(client: httpx.Client, first: int, count: int) -> list[str]:
     return ids
 
 
-def test_web_and_workers_survive_a_postgres_restart_mid_run(pg_ctl, user, web, simulator_env, settings):
+def test_web_and_workers_survive_a_postgres_restart_mid_run(pg_ctl, user, web, simulator_env, settings, tmp_path):
     key = api_key_create(user=user, name="restart")[1]
     UserQuota.objects.update_or_create(user=user, defaults={"active_jobs": 20})
-    with live_cluster(settings, simulator_env), httpx.Client(base_url=web, headers={"Authorization": f"Bearer {key}"},
-                                                              timeout=30) as client:
+    log = open(tmp_path / "workers.log", "w")
+    # The cluster as production runs it: under `manage.py workers`.
+    # A task the restart cut short is re-driven after its lease (Q_TIMEOUT + 30 s): shortened here.
+    cluster_env = {**simulator_env, "Q_TIMEOUT": "60", "Q_RETRY": "90"}
+    with log, live_cluster(settings, cluster_env, "workers", "--check-every", "1", stdout=log,
+                           stderr=subprocess.STDOUT), \
+            httpx.Client(base_url=web, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         before = create_jobs(client, 0, 5)
         wait_until(lambda: Generation.objects.filter(status__in=[Status.QUEUED, Status.RUNNING]).exists(), timeout=30)
 
@@ -86,8 +91,12 @@ def test_web_and_workers_survive_a_postgres_restart_mid_run(pg_ctl, user, web, s
         # The web server's pooled connection died too: the next request must still succeed.
         assert client.get(f"/api/v1/generations/{before[0]}/").status_code == 200
         after = create_jobs(client, 5, 5)
-        done = wait_until(lambda: Generation.objects.exclude(status__in=[Status.SUCCEEDED, Status.FAILED]).count() == 0
-                          and list(Generation.objects.all()), timeout=240, interval=0.5)
+        try:
+            done = wait_until(lambda: not Generation.objects.exclude(status__in=[Status.SUCCEEDED, Status.FAILED])
+                              .exists() and list(Generation.objects.all()), timeout=240, interval=0.5)
+        except AssertionError:
+            states = list(Generation.objects.values_list("status", "next_poll_at"))
+            raise AssertionError(f"not all terminal: {states}\n{(tmp_path / 'workers.log').read_text()[-3000:]}")
 
         assert {str(job.pk) for job in done} == set(before + after)
         assert {job.status for job in done} == {Status.SUCCEEDED}, [(job.status, job.error_message) for job in done]
