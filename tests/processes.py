@@ -156,6 +156,22 @@ def running_redis() -> Iterator[str]:
 
 
 @contextmanager
+def running_gunicorn(env: dict[str, str], *args: str, **kwargs) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The studio as production serves it (gunicorn from gunicorn.conf.py, extra `args`) on a free port,
+    listening; yields its base URL and the process (whose `returncode` is set once it stopped)."""
+    port = free_port()
+    kwargs.setdefault("stdout", subprocess.DEVNULL)
+    kwargs.setdefault("stderr", subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi", *args],
+                              cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}"}, **kwargs)
+    try:
+        wait_for_port(port, server, timeout=30)
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        stop(server)
+
+
+@contextmanager
 def running_web(env: dict[str, str], **kwargs) -> Iterator[str]:
     """The studio's web app (`manage.py runserver`, no reloader) as a process on a free port, listening;
     yields its base URL."""

@@ -25,7 +25,7 @@ from django_q.models import OrmQ, Schedule
 
 from generations.models import Generation, Project
 from studio import health
-from tests.processes import ROOT, child_env, free_port, stop, wait_for_port
+from tests.processes import ROOT, child_env, free_port, running_gunicorn
 from tests.s3server import create_bucket, delete_bucket, storages_setting
 from webhooks.signing_keys import new_signing_key
 
@@ -62,15 +62,10 @@ def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.django_db(transaction=True)
 def test_gunicorn_serves_the_studio_in_production_mode(collected_static: Path, tmp_path: Path) -> None:
     # given: gunicorn started from gunicorn.conf.py, as Procfile.prod starts it, against this test's database
-    port = free_port()
-    env = production_env(collected_static, BIND=f"127.0.0.1:{port}")
+    env = production_env(collected_static)
     log = tmp_path / "gunicorn.log"
-    with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi"],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, server, timeout=30)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    with log.open("w") as out, running_gunicorn(env, stdout=out, stderr=subprocess.STDOUT) as (url, server):
+        with httpx.Client(base_url=url, timeout=10) as http:
             # then: alive, and healthy where it matters
             live = http.get("/livez")
             assert (live.status_code, live.json()) == (200, {"status": "ok"})
@@ -105,12 +100,10 @@ def test_gunicorn_serves_the_studio_in_production_mode(collected_static: Path, t
             assert metrics.status_code == 200
             assert 'studio_generations{status="succeeded"} 0' in metrics.text
             assert http.get("/metrics").status_code == 403
-    finally:
-        stop(server)
     output = log.read_text()
     assert server.returncode == 0, output
     assert "Using worker: gthread" in output
-    assert f"Listening at: http://127.0.0.1:{port}" in output
+    assert f"Listening at: {url}" in output
     assert '"GET /livez HTTP/1.1" 200' in output  # the access log goes to stdout
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
-import time
 
 import httpx
 import pytest
@@ -20,7 +18,7 @@ from accounts.keys import api_key_create
 from generations.models import Generation
 from storage.models import StoredObject, UserQuota
 from tests.conftest import require, wait_until
-from tests.processes import ROOT, child_env, free_port, live_cluster, running_simulator, stop, wait_for_port
+from tests.processes import live_cluster, running_gunicorn, running_simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 Status = Generation.Status
@@ -45,17 +43,9 @@ def restart_postgres(pg_ctl: list[str]) -> None:
 @pytest.fixture
 def web(simulator_env):
     """gunicorn (one process, threads) on the test database, with persistent connections."""
-    port = free_port()
-    env = {**simulator_env, "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4",
-           "DB_CONN_MAX_AGE": "60"}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi",
-                               "--access-logfile", "/dev/null"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, server)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(server)
+    env = {**simulator_env, "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4", "DB_CONN_MAX_AGE": "60"}
+    with running_gunicorn(env, "--access-logfile", "/dev/null") as (url, _):
+        yield url
 
 
 @pytest.fixture
