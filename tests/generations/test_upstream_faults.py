@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.utils import timezone
 
@@ -167,6 +168,5 @@ def test_jobs_fal_cannot_finish_fail_with_a_reason_and_release_everything(studio
 
 
 def studio_file(studio, row) -> bytes:
-    import httpx
-
+    """The bytes fal (the simulator) serves for the job's video."""
     return httpx.get(row.result["video"]["url"]).content
