@@ -18,7 +18,7 @@ class _PerCaller(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         if isinstance(request.auth, ApiKey):
-            ident = f"key:{request.auth.pk}"
+            ident = f"key:{request.auth.pk}"  # as allow_key has it
         elif request.user and request.user.is_authenticated:
             ident = f"user:{request.user.pk}"
         else:
@@ -26,11 +26,16 @@ class _PerCaller(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
     def allow_request(self, request, view) -> bool:
-        if self.rate is None:
+        return self._allow(self.get_cache_key(request, view))
+
+    def allow_key(self, key: ApiKey) -> bool:
+        """`allow_request` for a call made with `key`, for answers given without DRF's Request."""
+        return self._allow(self.cache_format % {"scope": self.scope, "ident": f"key:{key.pk}"})
+
+    def _allow(self, cache_key: str | None) -> bool:
+        if self.rate is None or cache_key is None:
             return True
-        self.key = self.get_cache_key(request, view)
-        if self.key is None:
-            return True
+        self.key = cache_key
         interval = self.duration / self.num_requests
         self.now = self.timer()
         # The theoretical time the caller's calls so far would be spent at the allowed pace.
