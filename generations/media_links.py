@@ -11,18 +11,25 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.encoding import iri_to_uri
 
 SALT = "generations.media"
 KINDS = ("video", "poster")
 
 
-def absolute_url(path: str, request: HttpRequest | None = None) -> str:
-    """`STUDIO_BASE_URL` + path, else the request's own scheme and host."""
+def url_base(request: HttpRequest | None = None) -> str:
+    """What the studio's absolute URLs start with: `STUDIO_BASE_URL`, else the request's own scheme
+    and host."""
     if settings.STUDIO_BASE_URL:
-        return settings.STUDIO_BASE_URL + path
+        return settings.STUDIO_BASE_URL
     if request is not None:
-        return request.build_absolute_uri(path)
-    return f"http://127.0.0.1:8000{path}"
+        return f"{request.scheme}://{request.get_host()}"
+    return "http://127.0.0.1:8000"
+
+
+def absolute_url(path: str, request: HttpRequest | None = None) -> str:
+    """`url_base` + path (an absolute path; characters URLs may not hold are percent-encoded)."""
+    return url_base(request) + iri_to_uri(path)
 
 
 def media_link(generation_id, kind: str, *, download: bool = False, request: HttpRequest | None = None) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -27,7 +28,8 @@ def generation_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generatio
     """The user's generation `pk`, or None (also for other users' ids and malformed ids).
 
     One query: every field, and the stored video with its file (other relations load on access)."""
-    return _generation_read(user, pk, _all_fields())
+    row = _generation_row(user, pk, _all_fields())
+    return None if row is None else _generation_from(row, _all_fields())
 
 
 # What the status answers show (the REST payload, fal's status and result objects).
@@ -44,25 +46,55 @@ def generation_status_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Ge
     """`generation_get_for` for the status endpoints, which clients poll: the same answer, but only
     STATUS_FIELDS (and of the video STATUS_VIDEO_FIELDS, of its file the size and content type) are
     loaded; any other field loads with a query of its own when read."""
-    return _generation_read(user, pk, _status_fields())
+    row = status_row_for(user, pk)
+    return None if row is None else row.generation()
 
 
-def generation_status_for_key(raw_key: str, pk: uuid.UUID | str) -> tuple[ApiKey | None, Generation | None]:
+@dataclass(frozen=True)
+class StatusRow:
+    """A generation as the status read found it: its status columns (and its video's) exactly as the
+    database returned them. Equal rows make equal answers, which is what lets the status answers be
+    remembered per row (generations/status_answers.py)."""
+
+    values: tuple
+
+    @property
+    def has_video(self) -> bool:
+        return self.values[_status_fields().generation.index("video_id")] is not None
+
+    def generation(self) -> Generation:
+        """The generation, converted exactly as the ORM converts it (fields not read load on access)."""
+        return _generation_from(self.values, _status_fields())
+
+
+def status_row_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> StatusRow | None:
+    """The user's generation `pk` as the status endpoints read it, or None (also for other users' ids
+    and malformed ids). One query."""
+    return _status_row(_generation_row(user, pk, _status_fields()))
+
+
+def status_row_for_key(raw_key: str, pk: uuid.UUID | str) -> tuple[ApiKey | None, StatusRow | None]:
     """The status endpoints' whole read in one query: the live key for `raw_key` exactly as
-    `api_key_authenticate` checks it (None: not live, the generation is then None too), and its
-    user's generation `pk` as `generation_status_get_for` reads it."""
+    `api_key_authenticate` checks it (None: not live, the row is then None too), and its user's
+    generation `pk` as `status_row_for` reads it."""
     try:
         pk = uuid.UUID(str(pk))
     except ValueError:
         return api_key_authenticate(raw_key), None
-    fields = _status_fields()
-    join = KeyJoin(columns=_generation_columns(fields, connection.alias), joins=_key_generation_joins(connection.alias),
+    join = KeyJoin(columns=_generation_columns(_status_fields(), connection.alias),
+                   joins=_key_generation_joins(connection.alias),
                    params=(Generation._meta.pk.get_db_prep_value(pk, connection),))
     key, row = api_key_authenticate_joined(raw_key, join)
-    return key, (_generation_from(row, fields) if key is not None else None)
+    return key, (_status_row(row) if key is not None else None)
 
 
-def _generation_read(user: AbstractBaseUser, pk: uuid.UUID | str, fields: _Fields) -> Generation | None:
+def _status_row(values: Sequence | None) -> StatusRow | None:
+    if values is None or values[_status_fields().generation.index("id")] is None:  # unmatched in a LEFT JOIN
+        return None
+    return StatusRow(tuple(values))
+
+
+def _generation_row(user: AbstractBaseUser, pk: uuid.UUID | str, fields: _Fields) -> Sequence | None:
     # Written by hand (see studio/rows.py): building it with the ORM cost several times what the
     # database spends on it, on the endpoints every client polls.
     try:
@@ -72,8 +104,7 @@ def _generation_read(user: AbstractBaseUser, pk: uuid.UUID | str, fields: _Field
     with connection.cursor() as cursor:
         cursor.execute(_generation_sql(fields, connection.alias),
                        [Generation._meta.pk.get_db_prep_value(pk, connection), user.pk])
-        row = cursor.fetchone()
-    return None if row is None else _generation_from(row, fields)
+        return cursor.fetchone()
 
 
 def _generation_from(row: Sequence, fields: _Fields) -> Generation | None:

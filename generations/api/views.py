@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.keys import api_key_authenticate, api_key_create, api_key_revoke
+from accounts.authentication import api_key_in
+from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
 from generations.api.errors import ERROR_RESPONSES
 from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
@@ -19,8 +21,9 @@ from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializ
 from generations.api.throttling import ApiThrottle, CreateThrottle
 from generations.images import image_to_data_uri
 from generations.models import Project
-from generations.selectors import (generation_get_for, generation_list_for, generation_status_for_key,
-                                   generation_status_get_for, generation_viewable_for)
+from generations import status_answers
+from generations.selectors import (generation_get_for, generation_list_for, generation_status_get_for,
+                                   generation_viewable_for, status_row_for_key)
 from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
@@ -129,6 +132,11 @@ class GenerationListView(generics.ListAPIView):
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+def _accepts_json_only(request: HttpRequest) -> bool:
+    """What DRF's content negotiation would answer with JSON, in the forms HTTP clients send."""
+    return request.META.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json") and "format" not in request.GET
+
+
 def _own_generation(request: Request, pk):
     generation = generation_get_for(request.user, pk)
     if generation is None:
@@ -137,20 +145,29 @@ def _own_generation(request: Request, pk):
 
 
 class GenerationDetailView(APIView):
-    def check_api_key(self, request: Request, raw_key: str) -> ApiKey | None:
-        """The key check (ApiKeyAuthentication) of a GET, which clients poll, also reads the generation
-        in its query, as `request.status_generation` (None when it is not the caller's)."""
-        if request.method not in ("GET", "HEAD"):
-            return api_key_authenticate(raw_key)
-        key, request.status_generation = generation_status_for_key(raw_key, self.kwargs["pk"])
-        return key
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        return self.poll_answer(request, kwargs["pk"]) or super().dispatch(request, *args, **kwargs)
+
+    def poll_answer(self, request: HttpRequest, pk) -> HttpResponse | None:
+        """The answer to what clients poll, a GET of their own job with an API key within their rate,
+        given without DRF's request handling, which cost as much as the rest of the request: one
+        query, then the body and headers DRF would send. None for anything else (a session, another
+        method, a key that is not live, an id that is not the caller's, a throttled key, the
+        browsable API), which DRF then answers as always."""
+        raw = api_key_in(request)
+        if request.method != "GET" or not raw or not _accepts_json_only(request):
+            return None
+        key, row = status_row_for_key(raw, pk)
+        if row is None or not ApiThrottle().allow_key(key):
+            return None
+        response = HttpResponse(status_answers.rest_body(row, request), content_type=JSONRenderer.media_type)
+        for name, value in self.default_response_headers.items():
+            response[name] = value
+        return response
 
     @extend_schema(responses={200: GenerationSerializer, **ERROR_RESPONSES}, summary="One of your generations")
     def get(self, request: Request, pk) -> Response:
-        if hasattr(request, "status_generation"):
-            generation = request.status_generation
-        else:  # signed in with a session
-            generation = generation_status_get_for(request.user, pk)
+        generation = generation_status_get_for(request.user, pk)
         if generation is None:
             raise Http404
         return Response(generation_payload(generation, request))  # GenerationSerializer's shape, built directly

@@ -8,13 +8,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.middleware.csrf import CsrfViewMiddleware
 from django.http import HttpRequest, HttpResponse
 
+from accounts.authentication import api_key_in
 from accounts.keys import api_key_authenticate, digest
 from accounts.models import ApiKey
 from generations.gateway.errors import fal_error
-from generations.models import Generation
-from generations.selectors import generation_status_for_key, generation_status_get_for
+from generations.selectors import StatusRow, status_row_for, status_row_for_key
 
-SCHEMES = ("key", "bearer")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -30,30 +29,29 @@ class GatewayAuthError(Exception):
 class Caller(NamedTuple):
     user: AbstractBaseUser
     # With `request_id`: the caller's generation of that id as the status endpoints read it, or None.
-    generation: Generation | None = None
+    row: StatusRow | None = None
 
 
 def gateway_caller(request: HttpRequest, *, allow_session: bool = False, request_id: str | None = None) -> Caller:
     """The caller, or GatewayAuthError (401 no or bad key, 403 suspended account or failed CSRF
-    check); with `request_id` also the caller's generation of that id (None when it is not theirs
-    or does not exist), read in the key check's own query."""
-    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() in SCHEMES and raw.strip():
+    check); with `request_id` also the caller's generation of that id as the status endpoints read
+    it (None when it is not theirs or does not exist), in the key check's own query."""
+    raw = api_key_in(request)
+    if raw:
         if request_id is None:
-            key, generation = api_key_authenticate(raw), None
+            key, row = api_key_authenticate(raw), None
         else:
-            key, generation = generation_status_for_key(raw, request_id)
+            key, row = status_row_for_key(raw, request_id)
         if key is not None:
-            return Caller(key.user, generation)
-        if ApiKey.objects.filter(digest=digest(raw.strip()), revoked_at__isnull=True, user__is_active=False).exists():
+            return Caller(key.user, row)
+        if ApiKey.objects.filter(digest=digest(raw), revoked_at__isnull=True, user__is_active=False).exists():
             raise GatewayAuthError(403, "This studio account is suspended; its API keys do not work. "
                                         "Contact the studio's administrators.")
         raise GatewayAuthError(401, "Invalid or revoked studio API key.")
     if allow_session and request.user.is_authenticated:
         if request.method not in SAFE_METHODS:
             _enforce_csrf(request)
-        generation = None if request_id is None else generation_status_get_for(request.user, request_id)
-        return Caller(request.user, generation)
+        return Caller(request.user, None if request_id is None else status_row_for(request.user, request_id))
     raise GatewayAuthError(401, "Missing credentials: send `Authorization: Key <your studio API key>`.")
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.encoding import iri_to_uri
 
 from generations.api.serializers import video_file_payload
-from generations.media_links import absolute_url
 from generations.models import Generation
 
 Status = Generation.Status
@@ -34,17 +34,18 @@ def app_of(model_id: str) -> str:
     return "/".join(model_id.strip("/").split("/")[:2])
 
 
-def request_urls(generation: Generation, app: str, request: HttpRequest | None) -> dict[str, str]:
-    base = absolute_url(f"/fal/{app}/requests/{generation.pk}", request)
-    return {"response_url": base, "status_url": f"{base}/status", "cancel_url": f"{base}/cancel"}
+def request_urls(generation: Generation, app: str, base: str) -> dict[str, str]:
+    """The request's URLs under `base` (media_links.url_base)."""
+    url = base + iri_to_uri(f"/fal/{app}/requests/{generation.pk}")
+    return {"response_url": url, "status_url": f"{url}/status", "cancel_url": f"{url}/cancel"}
 
 
-def status_body(generation: Generation, *, app: str, request: HttpRequest | None, logs: bool) -> dict[str, Any]:
+def status_body(generation: Generation, *, app: str, base: str, logs: bool) -> dict[str, Any]:
     """fal's status object: `queue_position` while queued, the `logs` key otherwise (None unless asked
-    for), `metrics` and any `error` once completed."""
+    for), `metrics` and any `error` once completed; its URLs under `base` (media_links.url_base)."""
     status = fal_status(generation)
     body: dict[str, Any] = {"status": status, "request_id": str(generation.pk),
-                            **request_urls(generation, app, request)}
+                            **request_urls(generation, app, base)}
     if status == "IN_QUEUE":
         body["queue_position"] = generation.queue_position or 0
         return body
@@ -57,8 +58,8 @@ def status_body(generation: Generation, *, app: str, request: HttpRequest | None
     return body
 
 
-def submit_body(generation: Generation, *, app: str, request: HttpRequest | None) -> dict[str, Any]:
-    body = status_body(generation, app=app, request=request, logs=False)
+def submit_body(generation: Generation, *, app: str, base: str) -> dict[str, Any]:
+    body = status_body(generation, app=app, base=base, logs=False)
     body.pop("logs", None)
     return {**body, "gateway_request_id": str(generation.pk), "queue_position": generation.queue_position or 0}
 

@@ -21,14 +21,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from generations import ltx
+from generations import ltx, status_answers
 from generations.api.throttling import CreateThrottle
 from generations.gateway.auth import GatewayAuthError, gateway_caller
 from generations.gateway.errors import fal_error, validation_error
 from generations.gateway.payloads import app_of, result_response, status_body, submit_body
-from generations.media_links import absolute_url
+from generations.media_links import absolute_url, url_base
 from generations.models import Generation
-from generations.selectors import generation_get_for
+from generations.selectors import StatusRow, generation_get_for
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import OwnerSuspended, generation_create
 from generations.services.uploads import (UploadRejected, upload_from_token, upload_image_for, upload_initiate,
@@ -46,8 +46,8 @@ STREAM_POLL_SECONDS = 0.25
 def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool = True,
                  reads_request: bool = False) -> Callable:
     """CSRF-exempt (keys are not cookies), method-checked, authenticated view; passes `user` (and with
-    `reads_request`, `generation`: the caller's generation `request_id` as the status endpoints read
-    it, or None, loaded in the key check's query), and adds `x-fal-request-id` to the answers of
+    `reads_request`, `row`: the caller's generation `request_id` as the status endpoints read it, or
+    None, loaded in the key check's query), and adds `x-fal-request-id` to the answers of
     the routes about one request."""
 
     def decorate(view: Callable) -> Callable:
@@ -67,7 +67,7 @@ def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool 
                     return exc.response()
                 kwargs["user"] = caller.user
                 if reads_request:
-                    kwargs["generation"] = caller.generation
+                    kwargs["row"] = caller.row
             response = view(request, *args, **kwargs)
             if "request_id" in kwargs:  # every answer about one request names it, as fal's do
                 response.setdefault(REQUEST_ID_HEADER, kwargs["request_id"])
@@ -118,7 +118,7 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
         return fal_error(403, str(exc), error_type="quota_exceeded", quota=exc.as_dict())
     except OwnerSuspended:
         return fal_error(403, "This studio account is suspended.", error_type="account_suspended")
-    response = JsonResponse(submit_body(generation, app=app_of(model_id), request=request))
+    response = JsonResponse(submit_body(generation, app=app_of(model_id), base=url_base(request)))
     response[REQUEST_ID_HEADER] = str(generation.pk)
     return response
 
@@ -158,11 +158,11 @@ def _wants_logs(request: HttpRequest) -> bool:
 
 
 @gateway_view("GET", reads_request=True)
-def status(request: HttpRequest, app: str, request_id: str, user, generation: Generation | None) -> HttpResponse:
-    if generation is None:
+def status(request: HttpRequest, app: str, request_id: str, user, row: StatusRow | None) -> HttpResponse:
+    if row is None:
         return _not_found(request_id)
-    body = status_body(generation, app=app_of(app), request=request, logs=_wants_logs(request))
-    return JsonResponse(body, status=200 if body["status"] == "COMPLETED" else 202)
+    code, body = status_answers.gateway_status(row, app=app_of(app), base=url_base(request), logs=_wants_logs(request))
+    return HttpResponse(body, status=code, content_type="application/json")
 
 
 @gateway_view("GET")
@@ -190,7 +190,7 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpReque
         generation = Generation.objects.filter(pk=pk, owner_id=owner_id).first()
         if generation is None:  # deleted meanwhile
             return
-        body = status_body(generation, app=app, request=request, logs=logs)
+        body = status_body(generation, app=app, base=url_base(request), logs=logs)
         if body != last_body:
             event = body
             if body.get("logs"):
@@ -208,10 +208,10 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpReque
 
 
 @gateway_view("GET", reads_request=True)
-def result(request: HttpRequest, app: str, request_id: str, user, generation: Generation | None) -> HttpResponse:
-    if generation is None:
+def result(request: HttpRequest, app: str, request_id: str, user, row: StatusRow | None) -> HttpResponse:
+    if row is None:
         return _not_found(request_id)
-    status_code, body = result_response(generation, request)
+    status_code, body = result_response(row.generation(), request)
     return JsonResponse(body, status=status_code)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -12,14 +13,16 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
+from rest_framework.views import APIView
 
 from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
 from generations.api.serializers import generation_payload
+from generations import status_answers
 from generations.gateway.payloads import result_response, status_body
 from generations.media_links import media_link_read
 from generations.models import Generation
-from generations.selectors import generation_get_for, generation_status_for_key
+from generations.selectors import generation_get_for, status_row_for_key
 from generations.services.create import generation_create
 from storage.models import StoredObject, StoredVideo
 
@@ -106,8 +109,8 @@ def test_gateway_status_is_one_query_and_answers_what_the_orm_loaded_job_answers
         response = gateway(raw_key).get(status_url(generation.pk) + "?logs=1")
     assert (response.status_code, len(queries.captured_queries)) == (code, 1)
     assert response["x-fal-request-id"] == str(generation.pk)
-    request = response.wsgi_request
-    assert response.json() == status_body(orm_loaded(generation), app="fal-ai/ltx-2", request=request, logs=True)
+    assert response.json() == status_body(orm_loaded(generation), app="fal-ai/ltx-2", base="http://testserver",
+                                          logs=True)
 
 
 @pytest.mark.parametrize("hidden, code", [(False, 200), (True, 410)])
@@ -123,7 +126,8 @@ def test_gateway_result_is_one_query_and_hidden_videos_are_410(hidden, code, use
 
 def test_the_fast_read_loads_what_the_full_read_loads_for_the_answers(user, raw_key):
     generation = finished(user)
-    key, fast = generation_status_for_key(raw_key, generation.pk)
+    key, row = status_row_for_key(raw_key, generation.pk)
+    fast = row.generation()
     full = generation_get_for(user, generation.pk)
     assert key.user == user and key.user.username == user.username
     for name in ("status", "logs", "input", "cost_usd", "created_at", "finished_at", "inference_seconds", "is_hidden"):
@@ -134,12 +138,71 @@ def test_the_fast_read_loads_what_the_full_read_loads_for_the_answers(user, raw_
     assert fast.fal_request_id == full.fal_request_id  # fields the answers do not show still load on access
 
 
+def test_a_rest_poll_is_answered_without_drfs_request_handling_exactly_as_drf_answers_it(user, raw_key):
+    generation = running(user)
+    url = f"/api/v1/generations/{generation.pk}/"
+    with mock.patch.object(APIView, "initial", side_effect=AssertionError("DRF handled the poll")):
+        poll = rest(raw_key).get(url)
+        accepting_json = rest(raw_key).get(url, HTTP_ACCEPT="application/json")
+    # An Accept header the short path does not read goes through DRF, which negotiates JSON too.
+    through_drf = rest(raw_key).get(url, HTTP_ACCEPT="application/json, text/plain;q=0.5")
+    assert poll.status_code == accepting_json.status_code == through_drf.status_code == 200
+    assert poll.content == accepting_json.content == through_drf.content
+    assert dict(poll.headers) == dict(through_drf.headers)
+    assert (poll["Content-Type"], poll["Allow"], poll["Vary"]) == ("application/json", "GET, DELETE, HEAD, OPTIONS",
+                                                                   "Accept")
+
+
+def test_the_browsable_api_and_other_methods_still_go_through_drf(user, raw_key):
+    generation = running(user)
+    url = f"/api/v1/generations/{generation.pk}/"
+    for page in (rest(raw_key).get(url, HTTP_ACCEPT="text/html"), rest(raw_key).get(url + "?format=api")):
+        assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+        assert str(generation.pk) in page.content.decode()
+    assert rest(raw_key).delete(url).json()["code"] == "still_active"
+    assert Generation.objects.filter(pk=generation.pk).exists()
+
+
+# --- answers remembered per row ------------------------------------------------------------------
+
+def test_an_unchanged_job_is_answered_from_memory_and_a_changed_one_afresh(user, raw_key):
+    generation = running(user)
+    status_answers._rest_body.cache_clear()
+    status_answers.gateway_status.cache_clear()
+    rest_url, gateway_url = f"/api/v1/generations/{generation.pk}/", status_url(generation.pk) + "?logs=1"
+    first = (rest(raw_key).get(rest_url).json(), gateway(raw_key).get(gateway_url).json())
+    again = (rest(raw_key).get(rest_url).json(), gateway(raw_key).get(gateway_url).json())
+    assert again == first
+    for remembered in (status_answers._rest_body, status_answers.gateway_status):
+        assert (remembered.cache_info().misses, remembered.cache_info().hits) == (1, 1)
+
+    step = {"message": "step 3", "level": "INFO", "source": "USER", "timestamp": "2026-11-25T10:00:03Z"}
+    Generation.objects.filter(pk=generation.pk).update(logs=[*LOGS, step])
+    changed_rest, changed_gateway = rest(raw_key).get(rest_url).json(), gateway(raw_key).get(gateway_url).json()
+    assert changed_rest["logs"][-1] == changed_gateway["logs"][-1] == step
+    Generation.objects.filter(pk=generation.pk).update(status="queued", fal_status="IN_QUEUE", queue_position=4)
+    assert rest(raw_key).get(rest_url).json()["queue_position"] == 4
+    response = gateway(raw_key).get(gateway_url)
+    assert (response.status_code, response.json()["status"], response.json()["queue_position"]) == (202, "IN_QUEUE", 4)
+    # Another base URL is another answer.
+    assert gateway(raw_key).get(gateway_url, HTTP_HOST="127.0.0.1").json()["status_url"].startswith("http://127.0.0.1/")
+
+
+def test_answers_with_media_links_are_never_remembered(user, raw_key):
+    generation = finished(user)
+    status_answers._rest_body.cache_clear()
+    url = f"/api/v1/generations/{generation.pk}/"
+    links = [rest(raw_key).get(url).json()["video"]["url"] for _ in range(2)]
+    assert all(media_link_read(link.rsplit("/", 1)[-1]) == (str(generation.pk), "video", False) for link in links)
+    assert status_answers._rest_body.cache_info().currsize == 0
+
+
 # --- isolation, revocation, suspension ------------------------------------------------------------
 
 def test_another_users_job_reads_exactly_like_an_unknown_one(user, other_user, raw_key):
     theirs = running(other_user)
     unknown = str(uuid.uuid4())
-    assert generation_status_for_key(raw_key, theirs.pk) == (ApiKey.objects.get(user=user), None)
+    assert status_row_for_key(raw_key, theirs.pk) == (ApiKey.objects.get(user=user), None)
     for client, url in ((rest(raw_key), "/api/v1/generations/{}/"), (gateway(raw_key), status_url("{}")),
                         (gateway(raw_key), status_url("{}", ""))):
         mine, missing = client.get(url.format(theirs.pk)), client.get(url.format(unknown))
