@@ -3,9 +3,12 @@
 REST retrieve (`GET /api/v1/generations/{id}/`) and the gateway's status (`GET /fal/…/status`) of
 a running job with logs, each polled by a closed-loop load generator (bench/loadgen.py) with an
 API key, against the baseline of a bare Django JSON view on the same server (`/livez`). The three
-are measured in turns of about a second (bare, REST, gateway, bare, …) and each one's turns are
-added up, so that a shared machine's load, which drifts over seconds, weighs on all three alike
-instead of on whichever ran during a busy spell. Also the database queries each request makes.
+are measured in one-second turns (bare, REST, gateway, bare, …) over the same keep-alive
+connections, so that how gunicorn's two processes happened to share the connections out, and a
+shared machine's load, which drifts over seconds, weigh on all three alike. (With a new set of
+connections per turn, a turn whose connections mostly landed on one process ran on one core, and
+single turns of the same endpoint differed by more than 2×.) Also the database queries each
+request makes.
 """
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ import json
 import subprocess
 import sys
 
-from bench.loadgen import summarize
 from bench.report import ROOT, Row
 from bench.server import free_port, start_web, stop
 
@@ -24,30 +26,23 @@ def run(seconds: float = 5.0, concurrency: int = 32) -> list[Row]:
     # One key polls as fast as it can here: lift its rate limit (the throttle still runs).
     server = start_web(port, STUDIO_API_RATE="100000000/min")
     base = f"http://127.0.0.1:{port}"
-    auth = f"Authorization: Key {key}"
-    endpoints = {
-        "bare": (f"{base}/livez", []),
-        "rest": (f"{base}/api/v1/generations/{generation_id}/", [auth]),
-        "gateway": (f"{base}/fal/fal-ai/ltx-2/requests/{generation_id}/status?logs=1", [auth]),
+    urls = {
+        "bare": f"{base}/livez",
+        "rest": f"{base}/api/v1/generations/{generation_id}/",
+        "gateway": f"{base}/fal/fal-ai/ltx-2/requests/{generation_id}/status?logs=1",
     }
-    turns = max(1, round(seconds))
     try:
-        for url, headers in endpoints.values():  # warm every worker and thread
-            _load(url, headers, 1.0, concurrency)
-        runs: dict[str, list[dict]] = {name: [] for name in endpoints}
-        for _ in range(turns):
-            for name, (url, headers) in endpoints.items():
-                runs[name].append(_load(url, headers, seconds / turns, concurrency))
-        results = {name: _combined(parts) for name, parts in runs.items()}
+        measured = _load(list(urls.values()), f"Authorization: Key {key}", seconds, concurrency)
     finally:
         stop(server)
+    results = {name: measured[url] for name, url in urls.items()}
     queries = _queries_per_request(key, generation_id)
     bare = results["bare"]
     for name, result in results.items():
         print(f"status bench {name}: {result}")
         if result["errors"]:
             raise SystemExit(f"status bench: {result['errors']} failed requests on {name}")
-    note = f"gunicorn gthread, {concurrency} connections, {seconds:g} s each in {turns} turns"
+    note = f"gunicorn gthread, {concurrency} connections, {seconds:g} s each in turns of {min(1.0, seconds):g} s"
     rows = []
     for name, label in (("rest", "REST retrieve"), ("gateway", "gateway status")):
         result = results[name]
@@ -80,17 +75,13 @@ def _data() -> tuple[str, str]:
     return api_key_create(user=user, name="status bench")[1], str(generation.pk)
 
 
-def _combined(runs: list[dict]) -> dict:
-    return summarize([latency for run in runs for latency in run["latencies_ms"]], sum(run["seconds"] for run in runs),
-                     sum(run["errors"] for run in runs))
-
-
-def _load(url: str, headers: list[str], seconds: float, concurrency: int) -> dict:
-    command = [sys.executable, "-m", "bench.loadgen", url, "--seconds", str(seconds), "--concurrency", str(concurrency),
-               "--raw"]
-    for header in headers:
-        command += ["--header", header]
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60, check=True)
+def _load(urls: list[str], header: str, seconds: float, concurrency: int) -> dict[str, dict]:
+    """bench/loadgen.py over the same connections for every URL, in turns (see its docstring)."""
+    turn = min(1.0, seconds)
+    command = [sys.executable, "-m", "bench.loadgen", *urls, "--seconds", str(seconds), "--turn-seconds", str(turn),
+               "--warmup-seconds", str(turn), "--concurrency", str(concurrency), "--header", header]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=len(urls) * (seconds + 1) + 60,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
