@@ -77,13 +77,14 @@ def _verified_request_id(headers: Mapping[str, str], body: bytes) -> str:
     try:
         return verify(headers, body, _jwks())
     except FalSignatureError as exc:
+        failure = exc
         # fal may have rotated its keys since we cached them: refetch, at most once a minute.
         if cache.add(JWKS_REFETCH_KEY, True, JWKS_REFETCH_SECONDS):
             try:
                 return verify(headers, body, _jwks(refresh=True))
             except FalSignatureError as again:
-                exc = again
-        raise WebhookRejected(401, f"signature check failed: {exc}") from None
+                failure = again
+        raise WebhookRejected(401, f"signature check failed: {failure}") from None
 
 
 def _jwks(*, refresh: bool = False) -> dict:
