@@ -20,7 +20,8 @@ class StudioAuthenticationForm(AuthenticationForm):
             return super().clean()
         except forms.ValidationError:
             username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
-            if username and password:
+            # A locked-out sign-in must not learn whether the password was right (django-axes).
+            if username and password and not getattr(self.request, "axes_locked_out", False):
                 model = get_user_model()
                 candidate = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first()
                 if candidate is not None and not candidate.is_active and candidate.check_password(password):

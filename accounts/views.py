@@ -1,4 +1,4 @@
-"""Account pages: sign-in (with a clear suspended-account message), sign-up, API keys.
+"""Account pages: sign-in (with a clear suspended-account message and a lockout page), sign-up, API keys.
 
 Password change and reset are Django's own views with the studio's templates (accounts/urls.py).
 """
@@ -30,6 +30,17 @@ class StudioLoginView(LoginView):
 
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "signup_allowed": signup_allowed()}
+
+
+def sign_in_locked_out(request: HttpRequest, original_response: HttpResponse | None = None,
+                       credentials: dict | None = None) -> HttpResponse:
+    """django-axes' answer to a sign-in while its username and address are locked out (studio form
+    and admin alike): 429 with Retry-After and a page that says how long to wait."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    response = render(request, "registration/locked_out.html",
+                      {"failure_limit": settings.AXES_FAILURE_LIMIT, "minutes": minutes}, status=429)
+    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -3,6 +3,7 @@
 Development needs nothing set: SQLite, filesystem storage, the local fal simulator. Production
 (DEBUG off) refuses to start without SECRET_KEY and ALLOWED_HOSTS.
 """
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -26,8 +27,10 @@ if not SECRET_KEY:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Behind a TLS-terminating reverse proxy that sets X-Forwarded-Proto and X-Forwarded-Host: the
 # URLs the studio hands out (gateway status/response URLs, media links) then carry the
-# externally visible scheme and host. Only enable it when the proxy overwrites those headers.
-if env_bool("STUDIO_TRUST_FORWARDED_HEADERS", False):
+# externally visible scheme and host, and sign-in throttling counts the address the proxy saw
+# (accounts.client_address). Only enable it when the proxy overwrites those headers.
+STUDIO_TRUST_FORWARDED_HEADERS = env_bool("STUDIO_TRUST_FORWARDED_HEADERS", False)
+if STUDIO_TRUST_FORWARDED_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
 STUDIO_ALLOW_SIGNUP = env_bool("STUDIO_ALLOW_SIGNUP", True)
@@ -44,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_q",
+    "axes",
     "accounts",
     "storage",
     "generations",
@@ -60,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out sign-in into the lockout page
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -90,6 +95,22 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))  # whe
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- sign-in throttling (django-axes) -------------------------------------------------------
+# Failed sign-ins (the studio's form and the admin's) are counted in the database, so every web
+# process sees the same count. After STUDIO_LOGIN_FAILURE_LIMIT failures for one username from one
+# address, that pair is locked out for STUDIO_LOGIN_LOCKOUT_MINUTES, even with the right password.
+# Per pair rather than per username, so that nobody can lock a user out from elsewhere.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("STUDIO_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STUDIO_LOGIN_LOCKOUT_MINUTES", 15))
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME < timedelta(minutes=1):  # to axes, 0 locks everyone out / for good
+    raise ImproperlyConfigured("STUDIO_LOGIN_FAILURE_LIMIT and STUDIO_LOGIN_LOCKOUT_MINUTES must be at least 1")
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "accounts.client_address.client_address"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.sign_in_locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept (AccessAttempt, in the admin); successes are not
 
 # --- database -------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
