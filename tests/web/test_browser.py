@@ -1,6 +1,6 @@
-"""The studio in a real browser: sign in, create a project, generate, watch it live, play, seek,
-download, delete; image-to-video; inline errors; cancel; isolation. Screenshots of the main pages
-at laptop and phone sizes go to test-artifacts/screenshots/."""
+"""The studio in a real browser: sign in and the lockout after wrong passwords, create a project,
+generate, watch it live, play, seek, download, delete; image-to-video; inline errors; cancel;
+isolation. Screenshots of the main pages at laptop and phone sizes go to test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import re
@@ -165,6 +165,28 @@ def test_server_side_errors_are_shown_inline(studio, page: Page, user):
     expect(page.locator("#id_duration_error")).to_contain_text("allowed values: 6, 8, 10")
     shoot(page, "new-errors")
     assert Generation.objects.count() == 0
+
+
+def test_repeated_wrong_passwords_end_on_the_lockout_page(live_server, page: Page, user, settings):
+    settings.AXES_FAILURE_LIMIT = 2
+    page.set_default_timeout(WAIT_MS)
+
+    def try_password(password: str) -> None:
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+
+    try_password("first-guess")
+    expect(page.locator("#login-form")).to_contain_text("Please enter a correct username and password")
+    try_password("second-guess")
+    expect(page.get_by_role("heading", name="Too many sign-in attempts")).to_be_visible()
+    expect(page.locator("#locked-out")).to_contain_text("paused for 15 minutes")
+    shoot(page, "locked-out")
+    try_password("alice-password")
+    expect(page.get_by_role("heading", name="Too many sign-in attempts")).to_be_visible()
+    page.goto(f"{live_server.url}/")
+    expect(page).to_have_url(re.compile(r".*/accounts/login/\?next=/$"))
 
 
 def test_cancel_a_queued_job_and_other_users_get_404(studio, page: Page, browser, user, other_user):
