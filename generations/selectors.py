@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser

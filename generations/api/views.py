@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from accounts.authentication import api_key_in
 from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
+from generations import status_answers
 from generations.api.errors import ERROR_RESPONSES
 from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
                                          GenerationFilterSerializer, GenerationSerializer, ProjectSerializer,
@@ -21,7 +22,6 @@ from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializ
 from generations.api.throttling import ApiThrottle, CreateThrottle
 from generations.images import image_to_data_uri
 from generations.models import Project
-from generations import status_answers
 from generations.selectors import (generation_get_for, generation_list_for, generation_status_get_for,
                                    generation_viewable_for, status_row_for_key)
 from generations.services.cancel import generation_cancel
