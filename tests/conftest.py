@@ -65,14 +65,37 @@ def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
 
 
+def clear_cache() -> None:
+    """Empty the default cache. On Redis (`REDIS_URL`) only the cache's own keys go: the server is
+    also django-q2's broker, which a FLUSHDB would empty under a running cluster."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        client = backend._cache.get_client(write=True)
+        keys = list(client.scan_iter(backend.make_key("*")))
+        if keys:
+            client.delete(*keys)
+    else:
+        backend.clear()
+
+
+def unreachable_cache() -> dict:
+    """A CACHES setting whose Redis nobody answers at (the cache server is down)."""
+    from tests.processes import free_port
+
+    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                        "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+                        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+
+
 @pytest.fixture(autouse=True)
 def fresh_cache() -> Iterator[None]:
     """Throttle counters live in the cache: each test starts with none."""
-    from django.core.cache import cache
-
-    cache.clear()
+    clear_cache()
     yield
-    cache.clear()
+    clear_cache()
 
 
 def require(condition: bool, reason: str) -> None:

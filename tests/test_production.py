@@ -12,20 +12,25 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from django.core.files.storage import Storage
 from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import OrmQ, Schedule
 
+from accounts.keys import api_key_create
+from accounts.models import ApiKey
 from generations.models import Generation, Project
 from studio import health
-from tests.processes import ROOT, child_env, free_port, running_gunicorn
+from tests.conftest import require
+from tests.processes import ROOT, child_env, free_port, redis_available, running_gunicorn, running_redis
 from tests.s3server import create_bucket, delete_bucket, storages_setting
 from webhooks.signing_keys import new_signing_key
 
@@ -41,7 +46,7 @@ def production_env(tmp: Path, **extra: str) -> dict[str, str]:
         DEBUG="false", SECRET_KEY="production-test-secret-key-" + "x" * 40, ALLOWED_HOSTS="127.0.0.1,localhost",
         STUDIO_SIGNING_KEY=new_signing_key(), STATIC_ROOT=str(tmp / "static"), MEDIA_ROOT=str(tmp / "media"),
         FAL_KEY=FAL_SECRET, FAL_QUEUE_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens there
-        STUDIO_METRICS_TOKEN=METRICS_TOKEN, WEB_CONCURRENCY="2", GUNICORN_THREADS="4", **extra)
+        STUDIO_METRICS_TOKEN=METRICS_TOKEN, **{"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", **extra})
     env.pop("FAL_REST_URL", None)
     return env
 
@@ -105,6 +110,27 @@ def test_gunicorn_serves_the_studio_in_production_mode(collected_static: Path, t
     assert "Using worker: gthread" in output
     assert f"Listening at: {url}" in output
     assert '"GET /livez HTTP/1.1" 200' in output  # the access log goes to stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_web_servers_sharing_redis_count_one_api_rate(collected_static: Path, user) -> None:
+    # given: two production web servers (one process each) on one Redis, and a key allowed a burst of 4
+    require(redis_available(), "redis-server is not installed (apt-get install -y redis-server)")
+    _, raw = api_key_create(user=user, name="two servers")
+    auth = {"Authorization": f"Bearer {raw}"}
+    with running_redis() as redis_url, ExitStack() as servers:
+        env = production_env(collected_static, REDIS_URL=redis_url, STUDIO_API_RATE="4/min", WEB_CONCURRENCY="1")
+        urls = [servers.enter_context(running_gunicorn(env))[0] for _ in range(2)]
+
+        # when: the key calls them in turn
+        answers = [httpx.get(f"{urls[i % 2]}/api/v1/usage/", headers=auth, timeout=10) for i in range(8)]
+
+        # then: 4 calls in all, not 4 per server; the count is one key in Redis, under the cache's prefix
+        assert [answer.status_code for answer in answers] == [200] * 4 + [429] * 4
+        assert int(answers[4].headers["Retry-After"]) > 0
+        stored = redis.Redis.from_url(redis_url).keys("studio-cache:*")
+        assert [key.decode() for key in stored] == [f"studio-cache:1:throttle_api_key:{ApiKey.objects.get().pk}"]
 
 
 def test_gunicorn_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,12 +3,15 @@
 A rate "N/period" allows a burst of N calls, then one call every period/N (the generic cell rate
 algorithm). Its state is one number per caller, so checking it costs the same however busy the
 caller is; DRF's default keeps every call's timestamp of the last period and re-pickles that
-list on every call, which made a busy poller's every request slower.
+list on every call, which made a busy poller's every request slower. The state lives in the
+default cache: one count for all web processes when that is Redis; an unreachable cache lets
+calls through rather than failing them (studio.shared_cache).
 """
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.models import ApiKey
+from studio.shared_cache import cache_get, cache_set
 
 
 class _PerCaller(SimpleRateThrottle):
@@ -39,11 +42,11 @@ class _PerCaller(SimpleRateThrottle):
         interval = self.duration / self.num_requests
         self.now = self.timer()
         # The theoretical time the caller's calls so far would be spent at the allowed pace.
-        spent_until = max(self.cache.get(self.key, self.now), self.now)
+        spent_until = max(cache_get(self.key, self.now), self.now)
         self._wait = spent_until + interval - self.duration - self.now
         if self._wait > 0:
             return False
-        self.cache.set(self.key, spent_until + interval, self.duration)
+        cache_set(self.key, spent_until + interval, self.duration)
         return True
 
     def wait(self) -> float | None:

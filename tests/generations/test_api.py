@@ -14,6 +14,7 @@ from generations.models import Generation, Project
 from storage.models import UsageEntry, UserQuota
 from tests.generations.test_pipeline import track_until
 from tests.media_fetch import fetch
+from tests.conftest import unreachable_cache
 
 pytestmark = pytest.mark.django_db
 BODY = {"model": "t2v", "input": {"prompt": "A cowboy at high noon", "duration": 8}}
@@ -297,6 +298,21 @@ def test_creating_too_fast_is_429_with_retry_after(api, settings, task_queue):
     assert int(response["Retry-After"]) > 0
     assert Generation.objects.count() == 2
     assert api.get("/api/v1/usage/").status_code == 200  # reads are throttled separately
+
+
+def test_an_unreachable_shared_cache_lets_calls_through_unthrottled(api, settings, task_queue, caplog):
+    # given: the throttle counts in a Redis nobody answers at (down for maintenance), and a rate of 1
+    settings.CACHES = unreachable_cache()
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "1/min", "create": "1/min"}}
+
+    # when: creating and reading more than that
+    created = [api.post("/api/v1/generations/", BODY, format="json") for _ in range(2)]
+    reads = [api.get(f"/api/v1/generations/{answer.json()['id']}/") for answer in created]
+
+    # then: served, not 500s (nor 429s: nothing could count them), and the outage is in the log
+    assert [answer.status_code for answer in created + reads] == [201, 201, 200, 200]
+    assert Generation.objects.count() == 2
+    assert any("cache read of throttle_api_key" in record.getMessage() for record in caplog.records)
 
 
 def test_openapi_schema_and_docs_are_served(client):
