@@ -33,6 +33,19 @@ STUDIO_TRUST_FORWARDED_HEADERS = env_bool("STUDIO_TRUST_FORWARDED_HEADERS", Fals
 if STUDIO_TRUST_FORWARDED_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+# Served over HTTPS only (TLS at the proxy above, or in gunicorn): cookies never travel over plain
+# HTTP, plain-HTTP requests are redirected, and browsers are told (HSTS) to use HTTPS for
+# STUDIO_HSTS_SECONDS (0: no HSTS). The probes stay on plain HTTP: load balancers and scrapers
+# call them from inside. Behind a proxy this needs STUDIO_TRUST_FORWARDED_HEADERS, or every request
+# looks like plain HTTP and is redirected to itself.
+STUDIO_HTTPS = env_bool("STUDIO_HTTPS", False)
+if STUDIO_HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^(livez|healthz|metrics)$"]
+    SECURE_HSTS_SECONDS = env_int("STUDIO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("STUDIO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("STUDIO_HSTS_PRELOAD", False)
 STUDIO_ALLOW_SIGNUP = env_bool("STUDIO_ALLOW_SIGNUP", True)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "studio@localhost")

@@ -7,7 +7,9 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import runpy
+import secrets
 import subprocess
 import sys
 import threading
@@ -114,6 +116,37 @@ def test_gunicorn_serves_the_studio_in_production_mode(collected_static: Path, t
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
+def test_https_mode_redirects_plain_http_and_keeps_cookies_on_tls(collected_static: Path, tmp_path: Path,
+                                                                  user) -> None:
+    # given: production mode behind a TLS proxy (X-Forwarded-Proto), with STUDIO_HTTPS on
+    env = production_env(collected_static, STUDIO_HTTPS="true", STUDIO_TRUST_FORWARDED_HEADERS="true")
+    tls = {"X-Forwarded-Proto": "https"}
+    with running_gunicorn(env) as (url, _), httpx.Client(base_url=url, timeout=10) as http:
+        # then: plain HTTP is sent to HTTPS, except the probes, which load balancers call from inside
+        plain = http.get("/accounts/login/?next=/")
+        assert plain.status_code == 301
+        assert plain.headers["location"] == f"https://{url.removeprefix('http://')}/accounts/login/?next=/"
+        assert "set-cookie" not in plain.headers
+        assert http.get("/livez").status_code == 200
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).status_code == 200
+
+        # and: over TLS, HSTS for a year and cookies marked Secure, the session's too
+        page = http.get("/accounts/login/", headers=tls)
+        assert page.status_code == 200
+        assert page.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+        csrf = page.cookies["csrftoken"]
+        assert "; Secure" in page.headers["set-cookie"]
+        signed_in = http.post("/accounts/login/", headers={**tls, "Origin": f"https://{url.removeprefix('http://')}",
+                                                           "Cookie": f"csrftoken={csrf}"},
+                              data={"username": "alice", "password": "alice-password", "csrfmiddlewaretoken": csrf})
+        assert signed_in.status_code == 302, signed_in.text
+        session_cookie = [cookie for cookie in signed_in.headers.get_list("set-cookie") if cookie.startswith("sessionid=")]
+        assert len(session_cookie) == 1 and "; Secure" in session_cookie[0]
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
 def test_web_servers_sharing_redis_count_one_api_rate(collected_static: Path, user) -> None:
     # given: two production web servers (one process each) on one Redis, and a key allowed a burst of 4
     require(redis_available(), "redis-server is not installed (apt-get install -y redis-server)")
@@ -156,9 +189,10 @@ def test_gunicorn_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) 
 # --- refusing to start without production settings ----------------------------------------------
 
 def run_deploy_check(**env: str) -> subprocess.CompletedProcess:
-    """What `make run-prod` runs first (with DEBUG=false unless the caller says otherwise)."""
+    """What `make run-prod` runs first (with DEBUG=false unless the caller says otherwise), without
+    the setting the browser tests put in this process's environment for Playwright."""
     base = {name: value for name, value in os.environ.items()
-            if name not in ("SECRET_KEY", "ALLOWED_HOSTS", "STUDIO_SIGNING_KEY", "DEBUG")}
+            if name not in ("SECRET_KEY", "ALLOWED_HOSTS", "STUDIO_SIGNING_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     return subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env={**base, **env},
                           capture_output=True, text=True, timeout=60)
 
@@ -174,6 +208,19 @@ def test_production_mode_refuses_without_a_signing_key() -> None:
     assert run.returncode != 0
     assert "STUDIO_SIGNING_KEY must be set" in run.stderr
     assert "generate_signing_key" in run.stderr
+
+
+def test_deploy_check_passes_when_served_over_https() -> None:
+    production = {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "studio.example.com",
+                  "STUDIO_SIGNING_KEY": new_signing_key()}
+    plain = run_deploy_check(**production)
+    assert plain.returncode == 0, plain.stderr
+    assert set(re.findall(r"security\.W\d+", plain.stdout + plain.stderr)) == \
+        {"security.W004", "security.W008", "security.W012", "security.W016"}  # HSTS, redirect, both cookies
+
+    https = run_deploy_check(**production, STUDIO_HTTPS="true", STUDIO_HSTS_PRELOAD="true")
+    assert https.returncode == 0, https.stderr
+    assert "System check identified no issues (0 silenced)." in https.stdout
 
 
 def test_makefile_run_prod_turns_the_error_into_one_line() -> None:
