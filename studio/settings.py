@@ -182,15 +182,6 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# --- cache: API throttle counters and fal's webhook keys ------------------------------------
-# With Redis there, every web process and machine shares one cache, so a key's API rate is one
-# rate however many processes serve it. Without it each process counts on its own (fine for one
-# process; docs/scaling.md). The prefix keeps these keys apart from django-q2's on the same server.
-if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": "studio-cache",
-                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
-
 # --- fal upstream ---------------------------------------------------------------------------
 FALSIM_PORT = env_int("FALSIM_PORT", 8765)
 FALSIM_KEY = env_str("FALSIM_KEY", "falsim-local-key")
@@ -311,6 +302,5 @@ LOGGING = {
     "loggers": {
         "generations": {"handlers": ["console"], "level": env_str("STUDIO_LOG_LEVEL", "INFO")},
         "storage": {"handlers": ["console"], "level": env_str("STUDIO_LOG_LEVEL", "INFO")},
-        "studio": {"handlers": ["console"], "level": env_str("STUDIO_LOG_LEVEL", "INFO")},
     },
 }

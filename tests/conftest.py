@@ -65,37 +65,30 @@ def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
 
 
-def clear_cache() -> None:
-    """Empty the default cache. On Redis (`REDIS_URL`) only the cache's own keys go: the server is
-    also django-q2's broker, which a FLUSHDB would empty under a running cluster."""
-    from django.core.cache import caches
-    from django.core.cache.backends.redis import RedisCache
+def clear_throttle_counts() -> None:
+    """Throttle counts live in the cache, or in Redis when `REDIS_URL` is set (CI's Redis pass):
+    empty both. On Redis only the throttle's own keys go: the server is also django-q2's broker."""
+    from django.conf import settings
+    from django.core.cache import cache
 
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        client = backend._cache.get_client(write=True)
-        keys = list(client.scan_iter(backend.make_key("*")))
-        if keys:
-            client.delete(*keys)
-    else:
-        backend.clear()
+    from generations.api.throttle_store import REDIS_KEY_PREFIX
 
+    cache.clear()
+    if settings.REDIS_URL:
+        import redis
 
-def unreachable_cache() -> dict:
-    """A CACHES setting whose Redis nobody answers at (the cache server is down)."""
-    from tests.processes import free_port
-
-    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                        "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-                        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+        with redis.Redis.from_url(settings.REDIS_URL) as client:
+            keys = list(client.scan_iter(f"{REDIS_KEY_PREFIX}*"))
+            if keys:
+                client.delete(*keys)
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache() -> Iterator[None]:
-    """Throttle counters live in the cache: each test starts with none."""
-    clear_cache()
+def fresh_throttle_counts() -> Iterator[None]:
+    """Each test starts with no calls counted against anyone."""
+    clear_throttle_counts()
     yield
-    clear_cache()
+    clear_throttle_counts()
 
 
 def require(condition: bool, reason: str) -> None:

@@ -159,11 +159,11 @@ def test_web_servers_sharing_redis_count_one_api_rate(collected_static: Path, us
         # when: the key calls them in turn
         answers = [httpx.get(f"{urls[i % 2]}/api/v1/usage/", headers=auth, timeout=10) for i in range(8)]
 
-        # then: 4 calls in all, not 4 per server; the count is one key in Redis, under the cache's prefix
+        # then: 4 calls in all, not 4 per server; the count is one key in Redis
         assert [answer.status_code for answer in answers] == [200] * 4 + [429] * 4
         assert int(answers[4].headers["Retry-After"]) > 0
-        stored = redis.Redis.from_url(redis_url).keys("studio-cache:*")
-        assert [key.decode() for key in stored] == [f"studio-cache:1:throttle_api_key:{ApiKey.objects.get().pk}"]
+        stored = redis.Redis.from_url(redis_url).keys("studio-throttle:*")
+        assert [key.decode() for key in stored] == [f"studio-throttle:throttle_api_key:{ApiKey.objects.get().pk}"]
 
 
 def test_gunicorn_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

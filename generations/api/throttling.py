@@ -3,15 +3,14 @@
 A rate "N/period" allows a burst of N calls, then one call every period/N (the generic cell rate
 algorithm). Its state is one number per caller, so checking it costs the same however busy the
 caller is; DRF's default keeps every call's timestamp of the last period and re-pickles that
-list on every call, which made a busy poller's every request slower. The state lives in the
-default cache: one count for all web processes when that is Redis; an unreachable cache lets
-calls through rather than failing them (studio.shared_cache).
+list on every call, which made a busy poller's every request slower. Where the number lives
+(this process, or Redis for all of them) is throttle_store's business.
 """
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.models import ApiKey
-from studio.shared_cache import cache_get, cache_set
+from generations.api.throttle_store import throttle_take
 
 
 class _PerCaller(SimpleRateThrottle):
@@ -38,16 +37,8 @@ class _PerCaller(SimpleRateThrottle):
     def _allow(self, cache_key: str | None) -> bool:
         if self.rate is None or cache_key is None:
             return True
-        self.key = cache_key
-        interval = self.duration / self.num_requests
-        self.now = self.timer()
-        # The theoretical time the caller's calls so far would be spent at the allowed pace.
-        spent_until = max(cache_get(self.key, self.now), self.now)
-        self._wait = spent_until + interval - self.duration - self.now
-        if self._wait > 0:
-            return False
-        cache_set(self.key, spent_until + interval, self.duration)
-        return True
+        self._wait = throttle_take(cache_key, interval=self.duration / self.num_requests, period=self.duration)
+        return self._wait == 0
 
     def wait(self) -> float | None:
         """Seconds until the next call is allowed (after allow_request said no)."""

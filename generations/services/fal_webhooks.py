@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import httpx
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from generations.fal import FalError
@@ -22,7 +23,6 @@ from generations.services.submit import generation_attach_request
 from generations.services.tracking import generation_apply_status
 from generations.transitions import update_while
 from generations.upstream import get_fal_client
-from studio.shared_cache import cache_add, cache_get, cache_set
 from webhooks.fal_signature import FalSignatureError, verify
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def _verified_request_id(headers: Mapping[str, str], body: bytes) -> str:
     except FalSignatureError as exc:
         failure = exc
         # fal may have rotated its keys since we cached them: refetch, at most once a minute.
-        if cache_add(JWKS_REFETCH_KEY, True, JWKS_REFETCH_SECONDS):
+        if cache.add(JWKS_REFETCH_KEY, True, JWKS_REFETCH_SECONDS):
             try:
                 return verify(headers, body, _jwks(refresh=True))
             except FalSignatureError as again:
@@ -88,7 +88,7 @@ def _verified_request_id(headers: Mapping[str, str], body: bytes) -> str:
 
 
 def _jwks(*, refresh: bool = False) -> dict:
-    jwks = None if refresh else cache_get(JWKS_CACHE_KEY)
+    jwks = None if refresh else cache.get(JWKS_CACHE_KEY)
     if jwks is None:
         try:
             response = httpx.get(settings.FAL_WEBHOOK_JWKS_URL, timeout=JWKS_TIMEOUT_SECONDS)
@@ -96,5 +96,5 @@ def _jwks(*, refresh: bool = False) -> dict:
             jwks = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise WebhookRejected(503, f"fal's public keys could not be fetched: {exc}") from None
-        cache_set(JWKS_CACHE_KEY, jwks, JWKS_CACHE_SECONDS)
+        cache.set(JWKS_CACHE_KEY, jwks, JWKS_CACHE_SECONDS)
     return jwks
