@@ -2,14 +2,17 @@
 in a real Redis: the same answers from both, and on Redis one atomic count for every process."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 
 from generations.api.throttle_store import REDIS_KEY_PREFIX, throttle_take
 from tests.conftest import require
+from tests.outage_proxy import OutageProxy
 from tests.processes import redis_available, running_redis
 
 NOW = 1_800_000_000.0
@@ -72,3 +75,31 @@ def test_on_redis_simultaneous_calls_are_counted_exactly(redis_url: str, setting
 
     # then: exactly the burst is let through, not one more
     assert waits.count(0.0) == 50
+
+
+def test_a_redis_outage_lets_calls_through_at_once_and_counting_resumes_after(redis_url: str, settings,
+                                                                             caplog) -> None:
+    # given: Redis behind a link a test can cut, and a caller who has used its whole burst
+    target = urlsplit(redis_url)
+    redis.Redis.from_url(redis_url).flushdb()
+    with OutageProxy(target.hostname, target.port) as link:
+        settings.REDIS_URL = f"redis://127.0.0.1:{link.port}{target.path}"
+        assert [throttle_take("k", now=NOW, **PACE) for _ in range(4)] == [0.0, 0.0, 0.0, pytest.approx(20.0)]
+
+        # when: Redis refuses, then accepts and never answers
+        link.mode = "down"
+        refused = throttle_take("k", now=NOW, **PACE)
+        link.mode = "stall"
+        started = time.monotonic()
+        stalled = throttle_take("k", now=NOW, **PACE)
+        waited = time.monotonic() - started
+
+        # then: each call goes through, the stalled one after the 1 s timeout, not after retries
+        assert (refused, stalled) == (0.0, 0.0)
+        assert 0.9 < waited < 1.9
+        assert sum("letting the call through" in record.getMessage() for record in caplog.records) == 2
+
+        # and: once the link is back, this thread's connection is made again and the count kept
+        link.mode = "up"
+        assert throttle_take("k", now=NOW, **PACE) == pytest.approx(20.0)
+        assert throttle_take("k", now=NOW + 20, **PACE) == 0.0
