@@ -114,9 +114,12 @@ def live_cluster(settings, env: dict[str, str], *command: str, **kwargs) -> Iter
         reset_fal_client()
 
 
-def redis_available() -> bool:
-    """True when a Redis can be had: `REDIS_URL` names one, or `redis-server` is installed."""
-    return bool(os.environ.get("REDIS_URL")) or shutil.which("redis-server") is not None
+def require_redis() -> None:
+    """Skip (fail under CI) unless a Redis can be had: `REDIS_URL` names one, or `redis-server` is installed."""
+    from tests.conftest import require
+
+    require(bool(os.environ.get("REDIS_URL")) or shutil.which("redis-server") is not None,
+            "no Redis: set REDIS_URL or install redis-server (apt-get install -y redis-server)")
 
 
 # On a Redis that `REDIS_URL` names (shared with the rest of the run), the tests that need a queue of
@@ -129,7 +132,7 @@ def running_redis() -> Iterator[str]:
     """A Redis for django-q2's broker, empty, stopped or emptied on the way out; yields its URL.
 
     With `REDIS_URL` set (CI's Redis pass), a database of its own on that server; otherwise a
-    throwaway `redis-server` on a free loopback port with persistence off. Check `redis_available()` first.
+    throwaway `redis-server` on a free loopback port with persistence off. Call `require_redis()` first.
     """
     import redis
 

@@ -31,8 +31,7 @@ from accounts.keys import api_key_create
 from accounts.models import ApiKey
 from generations.models import Generation, Project
 from studio import health
-from tests.conftest import require
-from tests.processes import ROOT, child_env, free_port, redis_available, running_gunicorn, running_redis
+from tests.processes import ROOT, child_env, free_port, require_redis, running_gunicorn, running_redis
 from tests.s3server import create_bucket, delete_bucket, storages_setting
 from webhooks.signing_keys import new_signing_key
 
@@ -116,8 +115,7 @@ def test_gunicorn_serves_the_studio_in_production_mode(collected_static: Path, t
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-def test_https_mode_redirects_plain_http_and_keeps_cookies_on_tls(collected_static: Path, tmp_path: Path,
-                                                                  user) -> None:
+def test_https_mode_redirects_plain_http_and_keeps_cookies_on_tls(collected_static: Path, user) -> None:
     # given: production mode behind a TLS proxy (X-Forwarded-Proto), with STUDIO_HTTPS on
     env = production_env(collected_static, STUDIO_HTTPS="true", STUDIO_TRUST_FORWARDED_HEADERS="true")
     tls = {"X-Forwarded-Proto": "https"}
@@ -149,7 +147,7 @@ def test_https_mode_redirects_plain_http_and_keeps_cookies_on_tls(collected_stat
 @pytest.mark.django_db(transaction=True)
 def test_web_servers_sharing_redis_count_one_api_rate(collected_static: Path, user) -> None:
     # given: two production web servers (one process each) on one Redis, and a key allowed a burst of 4
-    require(redis_available(), "redis-server is not installed (apt-get install -y redis-server)")
+    require_redis()
     _, raw = api_key_create(user=user, name="two servers")
     auth = {"Authorization": f"Bearer {raw}"}
     with running_redis() as redis_url, ExitStack() as servers:

@@ -28,8 +28,8 @@ from accounts.keys import api_key_create
 from generations.models import Generation, GenerationAttempt, TrackerLease
 from storage.models import StoredObject, StoredVideo, UserQuota
 from storage.reconcile import storage_reconcile
-from tests.conftest import require, wait_until
-from tests.processes import (child_env, kill_group, redis_available, running, running_redis, running_simulator,
+from tests.conftest import wait_until
+from tests.processes import (child_env, kill_group, require_redis, running, running_redis, running_simulator,
                              running_web)
 from tests.s3server import create_bucket, delete_bucket, storages_setting
 from tests.storage_backends import FILESYSTEM_STORAGES
@@ -100,7 +100,7 @@ def start_studio(stack: ExitStack, *, storage_env: dict[str, str], tmp_path: Pat
                  runners: int, **extra_env: str) -> Studio:
     if connection.vendor != "postgresql":
         pytest.skip("two worker clusters need a shared PostgreSQL (DATABASE_URL=postgres://…); SQLite is one machine's")
-    require(redis_available(), "no Redis: set REDIS_URL or install redis-server (apt-get install -y redis-server)")
+    require_redis()
     from django.contrib.auth import get_user_model
     from django_q.models import Schedule
 

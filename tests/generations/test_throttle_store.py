@@ -11,9 +11,8 @@ import pytest
 import redis
 
 from generations.api.throttle_store import REDIS_KEY_PREFIX, throttle_take
-from tests.conftest import require
 from tests.outage_proxy import OutageProxy
-from tests.processes import redis_available, running_redis
+from tests.processes import require_redis, running_redis
 
 NOW = 1_800_000_000.0
 # "3/min": a burst of 3, then one call every 20 s.
@@ -22,7 +21,7 @@ PACE = {"interval": 20.0, "period": 60.0}
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    require(redis_available(), "redis-server is not installed (apt-get install -y redis-server)")
+    require_redis()
     with running_redis() as url:
         yield url
 
