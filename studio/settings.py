@@ -44,6 +44,8 @@ if STUDIO_HTTPS:
     SECURE_SSL_REDIRECT = True
     SECURE_REDIRECT_EXEMPT = [r"^(livez|healthz|metrics)$"]
     SECURE_HSTS_SECONDS = env_int("STUDIO_HSTS_SECONDS", 31536000)
+    if SECURE_HSTS_SECONDS < 0:  # Django would send "max-age=-1", which browsers ignore
+        raise ImproperlyConfigured(f"STUDIO_HSTS_SECONDS must be 0 (no HSTS) or more, got {SECURE_HSTS_SECONDS}")
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("STUDIO_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("STUDIO_HSTS_PRELOAD", False)
 STUDIO_ALLOW_SIGNUP = env_bool("STUDIO_ALLOW_SIGNUP", True)

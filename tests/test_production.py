@@ -221,6 +221,12 @@ def test_deploy_check_passes_when_served_over_https() -> None:
     assert "System check identified no issues (0 silenced)." in https.stdout
 
 
+def test_a_negative_hsts_lifetime_is_refused_at_start_up() -> None:
+    run = run_deploy_check(DEBUG="true", STUDIO_HTTPS="true", STUDIO_HSTS_SECONDS="-1")
+    assert run.returncode != 0
+    assert "STUDIO_HSTS_SECONDS must be 0 (no HSTS) or more, got -1" in run.stderr
+
+
 def test_makefile_run_prod_turns_the_error_into_one_line() -> None:
     makefile = (ROOT / "Makefile").read_text()
     target = makefile.split("\nrun-prod: install\n", 1)[1].split("\n\n", 1)[0]
