@@ -2,10 +2,12 @@
 
 Terms are compiled once per process and recompiled only when the table changed: every check costs
 one small aggregate query (the table's version stamp), so edits in the admin apply at once in every
-web and worker process without a shared cache.
+web and worker process without a shared cache. Patterns run on RE2 (`moderation.patterns`), so none
+can make a create hang.
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import unicodedata
@@ -17,6 +19,9 @@ from django.db.models import Count, Max
 from generations.ltx import InputError
 from moderation.audit import audit_record
 from moderation.models import AuditEntry, BlockedTerm
+from moderation.patterns import CompiledPattern, PatternError, pattern_compile
+
+logger = logging.getLogger(__name__)
 
 REJECTION = "This prompt contains a blocked term ({match!r}) and was not accepted. Please rephrase it."
 
@@ -32,7 +37,7 @@ class PromptBlocked(InputError):
 @dataclass(frozen=True)
 class _Compiled:
     stamp: tuple
-    rules: tuple[tuple[int, re.Pattern], ...]
+    rules: tuple[tuple[int, re.Pattern | CompiledPattern], ...]
 
 
 _lock = threading.Lock()
@@ -44,17 +49,19 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def _compile(term: BlockedTerm) -> re.Pattern | None:
-    try:
-        if term.kind == BlockedTerm.Kind.PATTERN:
-            return re.compile(term.term, re.IGNORECASE)
-        words = r"\s+".join(re.escape(normalise(part)) for part in term.term.split())
-        return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE) if words else None
-    except re.error:
-        return None  # validated on save; a bad row left in the table must not break every create
+def _compile(term: BlockedTerm) -> re.Pattern | CompiledPattern | None:
+    if term.kind == BlockedTerm.Kind.PATTERN:
+        try:
+            return pattern_compile(term.term)
+        except PatternError as exc:  # validated on save; a row from before RE2 must not break every create
+            logger.warning("blocked term %s (pattern %r) is skipped: RE2 cannot compile it: %s",
+                           term.pk, term.term, exc)
+            return None
+    words = r"\s+".join(re.escape(normalise(part)) for part in term.term.split())
+    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE) if words else None
 
 
-def _rules() -> tuple[tuple[int, re.Pattern], ...]:
+def _rules() -> tuple[tuple[int, re.Pattern | CompiledPattern], ...]:
     global _compiled
     stamp_row = BlockedTerm.objects.filter(is_active=True).aggregate(n=Count("id"), at=Max("updated_at"))
     stamp = (stamp_row["n"], stamp_row["at"])

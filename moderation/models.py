@@ -2,11 +2,11 @@
 the "pause provider" switch. Business logic lives in moderation/services.py."""
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+
+from moderation.patterns import PatternError, pattern_compile
 
 
 class AuditEntry(models.Model):
@@ -56,7 +56,8 @@ class AuditEntry(models.Model):
 
 
 class BlockedTerm(models.Model):
-    """A word/phrase (whole words, any case) or a regular expression refused in prompts at create time."""
+    """A word/phrase (whole words, any case) or a regular expression (RE2 syntax) refused in prompts at
+    create time."""
 
     class Kind(models.TextChoices):
         WORD = "word", "word or phrase"
@@ -84,9 +85,10 @@ class BlockedTerm(models.Model):
             raise ValidationError({"term": "must not be blank"})
         if self.kind == self.Kind.PATTERN:
             try:
-                re.compile(self.term)
-            except re.error as exc:
-                raise ValidationError({"term": f"not a valid regular expression: {exc}"}) from None
+                pattern_compile(self.term)
+            except PatternError as exc:
+                raise ValidationError({"term": "not a valid regular expression (RE2 syntax: no backreferences or "
+                                               f"lookarounds): {exc}"}) from None
 
 
 class VideoReport(models.Model):

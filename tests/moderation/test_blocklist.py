@@ -2,7 +2,10 @@
 REST), edits in the admin applying at once, and the audit log showing each refusal and edit."""
 from __future__ import annotations
 
+import logging
+
 import pytest
+from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from accounts.keys import api_key_create
@@ -11,6 +14,7 @@ from generations.models import Generation
 from generations.services.create import generation_create
 from moderation.blocklist import PromptBlocked, blocklist_match
 from moderation.models import AuditEntry, BlockedTerm
+from moderation.services import blocked_term_save
 from storage.models import UsageEntry
 
 pytestmark = pytest.mark.django_db
@@ -91,10 +95,15 @@ def test_terms_edited_in_the_admin_apply_to_the_next_create_and_are_audited(admi
     assert [(e.before.get("is_active"), e.after["is_active"]) for e in changes] == [(None, True), (True, False)]
 
 
-def test_an_invalid_pattern_is_refused_in_the_admin(admin_client):
-    response = admin_client.post("/admin/moderation/blockedterm/add/", {"term": "(unclosed", "kind": "pattern",
+@pytest.mark.parametrize("pattern, reason", [
+    ("(unclosed", "missing ): (unclosed"),
+    ("gore(?=s)", "invalid perl operator: (?="),  # Python's re would take it; RE2 has no lookarounds
+])
+def test_an_invalid_pattern_is_refused_in_the_admin(admin_client, pattern, reason):
+    response = admin_client.post("/admin/moderation/blockedterm/add/", {"term": pattern, "kind": "pattern",
                                                                         "is_active": "on"})
-    assert response.status_code == 200 and "not a valid regular expression" in response.content.decode()
+    page = response.content.decode()
+    assert response.status_code == 200 and "not a valid regular expression" in page and reason in page
     assert not BlockedTerm.objects.exists() and not AuditEntry.objects.exists()
 
 
@@ -104,3 +113,40 @@ def test_a_moderator_may_add_terms_but_not_delete_them(moderator_client):
     term = BlockedTerm.objects.get()
     assert moderator_client.post(f"/admin/moderation/blockedterm/{term.pk}/delete/", {"post": "yes"}).status_code == 403
     assert BlockedTerm.objects.filter(pk=term.pk).exists()
+
+
+# --- patterns run on RE2 --------------------------------------------------------------------------
+
+def test_a_pattern_that_backtracks_under_re_finishes_at_once(user, task_queue):
+    """`^(a+)+$` against a+b takes time doubling per character under Python's re (its 50,000
+    characters would never finish); RE2 runs in time linear in the prompt."""
+    BlockedTerm.objects.create(term="^(a+)+$", kind=BlockedTerm.Kind.PATTERN)
+    assert blocklist_match("a" * 50_000 + "b") is None
+    assert blocklist_match("a" * 50_000)[1] == "a" * 50_000
+    generation, _ = generation_create(owner=user, model="t2v", input={"prompt": "a" * 2_499 + "b"})
+    assert Generation.objects.get().pk == generation.pk
+
+
+@pytest.mark.parametrize("pattern, reason", [
+    (r"(fruit)\s+\1", "invalid escape sequence: \\1"),
+    (r"gore(?=s)", "invalid perl operator: (?="),
+    (r"(?<!no )gore", "invalid perl operator: (?<"),
+    (r"a{2000}", "invalid repetition size: {2000}"),
+])
+def test_a_pattern_re2_cannot_run_is_refused_on_save(superuser, pattern, reason):
+    with pytest.raises(ValidationError) as info:
+        blocked_term_save(BlockedTerm(term=pattern, kind=BlockedTerm.Kind.PATTERN), actor=superuser)
+    assert list(info.value.message_dict) == ["term"]
+    message = info.value.message_dict["term"][0]
+    assert message.startswith("not a valid regular expression (RE2 syntax") and reason in message
+    assert not BlockedTerm.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_a_stored_pattern_re2_cannot_run_is_skipped_with_a_warning(db, caplog):
+    bad = BlockedTerm.objects.create(term=r"(fruit)\s+\1", kind=BlockedTerm.Kind.PATTERN)  # saved before RE2
+    BlockedTerm.objects.create(term="gore")
+    with caplog.at_level(logging.WARNING, logger="moderation.blocklist"):
+        assert blocklist_match("fruit fruit") is None
+        assert blocklist_match("some gore")[1] == "gore"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "moderation.blocklist"]
+    assert len(warnings) == 1 and f"blocked term {bad.pk}" in warnings[0] and "invalid escape sequence" in warnings[0]
