@@ -1,23 +1,27 @@
 """The prompt blocklist, checked by `generation_create` before anything is reserved or sent.
 
+Prompts and word terms are compared folded (`moderation.folding`: look-alike letters, accents,
+invisible characters and `_` cannot hide a word); patterns run on RE2 (`moderation.patterns`) over
+the folded prompt, so none can make a create hang.
+
 Terms are compiled once per process and recompiled only when the table changed: every check costs
 one small aggregate query (the table's version stamp), so edits in the admin apply at once in every
-web and worker process without a shared cache. Patterns run on RE2 (`moderation.patterns`), so none
-can make a create hang.
+web and worker process without a shared cache.
 """
 from __future__ import annotations
 
 import logging
 import re
 import threading
-import unicodedata
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max
 
 from generations.ltx import InputError
 from moderation.audit import audit_record
+from moderation.folding import Folded, fold
 from moderation.models import AuditEntry, BlockedTerm
 from moderation.patterns import CompiledPattern, PatternError, pattern_compile
 
@@ -34,34 +38,62 @@ class PromptBlocked(InputError):
         super().__init__({"prompt": REJECTION.format(match=match)})
 
 
+class _Rule(Protocol):
+    def find(self, prompt: Folded) -> tuple[int, int] | None: ...
+
+
+class _Words:
+    """A word or phrase: its folded words in order, each whole, with whitespace or at least one
+    invisible character between two of them ("two", a zero width space, "words" is the phrase;
+    "twowords" is not)."""
+
+    def __init__(self, words: list[str]):
+        self.regex = re.compile(r"(?<!\w)" + r"\s*".join(f"({re.escape(word)})" for word in words) + r"(?!\w)")
+        self.joints = range(1, len(words))
+
+    def find(self, prompt: Folded) -> tuple[int, int] | None:
+        pos = 0
+        while found := self.regex.search(prompt.text, pos):
+            if all(found.end(i) < found.start(i + 1) or found.end(i) in prompt.seams for i in self.joints):
+                return found.span()
+            pos = found.start() + 1
+        return None
+
+
+class _Pattern:
+    """A regular expression (RE2, any case) searched in the folded prompt."""
+
+    def __init__(self, regex: CompiledPattern):
+        self.regex = regex
+
+    def find(self, prompt: Folded) -> tuple[int, int] | None:
+        found = self.regex.search(prompt.text)
+        return found.span() if found else None
+
+
 @dataclass(frozen=True)
 class _Compiled:
     stamp: tuple
-    rules: tuple[tuple[int, re.Pattern | CompiledPattern], ...]
+    rules: tuple[tuple[int, _Rule], ...]
 
 
 _lock = threading.Lock()
 _compiled: _Compiled | None = None
 
 
-def normalise(text: str) -> str:
-    """What terms are matched against: NFKC (full-width and ligature look-alikes folded), any case."""
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
-def _compile(term: BlockedTerm) -> re.Pattern | CompiledPattern | None:
+def _compile(term: BlockedTerm) -> _Rule | None:
     if term.kind == BlockedTerm.Kind.PATTERN:
         try:
-            return pattern_compile(term.term)
+            return _Pattern(pattern_compile(term.term))
         except PatternError as exc:  # validated on save; a row from before RE2 must not break every create
             logger.warning("blocked term %s (pattern %r) is skipped: RE2 cannot compile it: %s",
                            term.pk, term.term, exc)
             return None
-    words = r"\s+".join(re.escape(normalise(part)) for part in term.term.split())
-    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE) if words else None
+    words = fold(term.term).text.split()
+    return _Words(words) if words else None
 
 
-def _rules() -> tuple[tuple[int, re.Pattern | CompiledPattern], ...]:
+def _rules() -> tuple[tuple[int, _Rule], ...]:
     global _compiled
     stamp_row = BlockedTerm.objects.filter(is_active=True).aggregate(n=Count("id"), at=Max("updated_at"))
     stamp = (stamp_row["n"], stamp_row["at"])
@@ -70,7 +102,7 @@ def _rules() -> tuple[tuple[int, re.Pattern | CompiledPattern], ...]:
         return current.rules
     with _lock:
         terms = BlockedTerm.objects.filter(is_active=True).order_by("id")
-        rules = tuple((term.pk, pattern) for term in terms if (pattern := _compile(term)) is not None)
+        rules = tuple((term.pk, rule) for term in terms if (rule := _compile(term)) is not None)
         _compiled = _Compiled(stamp=stamp, rules=rules)
         return rules
 
@@ -82,12 +114,15 @@ def blocklist_invalidate() -> None:
 
 
 def blocklist_match(prompt: str) -> tuple[int, str] | None:
-    """(term id, matched text) of the first active term found in `prompt`, or None."""
-    text = normalise(prompt)
-    for pk, pattern in _rules():
-        found = pattern.search(text)
-        if found:
-            return pk, found.group(0)
+    """(term id, matched text as written in `prompt`) of the first active term found, or None."""
+    rules = _rules()
+    if not rules:
+        return None
+    folded = fold(prompt)
+    for pk, rule in rules:
+        span = rule.find(folded)
+        if span is not None:
+            return pk, folded.written(*span)
     return None
 
 

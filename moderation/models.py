@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from moderation.folding import fold
 from moderation.patterns import PatternError, pattern_compile
 
 
@@ -56,8 +57,8 @@ class AuditEntry(models.Model):
 
 
 class BlockedTerm(models.Model):
-    """A word/phrase (whole words, any case) or a regular expression (RE2 syntax) refused in prompts at
-    create time."""
+    """A word/phrase (whole words, any case, look-alikes folded: `moderation.folding`) or a regular
+    expression (RE2 syntax, matched in the folded prompt) refused in prompts at create time."""
 
     class Kind(models.TextChoices):
         WORD = "word", "word or phrase"
@@ -89,6 +90,8 @@ class BlockedTerm(models.Model):
             except PatternError as exc:
                 raise ValidationError({"term": "not a valid regular expression (RE2 syntax: no backreferences or "
                                                f"lookarounds): {exc}"}) from None
+        elif not fold(self.term).text.split():
+            raise ValidationError({"term": "has nothing left to match without its invisible characters and accents"})
 
 
 class VideoReport(models.Model):

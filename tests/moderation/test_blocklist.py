@@ -29,9 +29,9 @@ def terms(db):
 
 
 @pytest.mark.parametrize("prompt, match", [
-    ("A FORBIDDEN   Fruit on a table", "forbidden   fruit"),
+    ("A FORBIDDEN   Fruit on a table", "FORBIDDEN   Fruit"),  # reported as the user wrote it
     ("Lots of gore.", "gore"),
-    ("ｇｏｒｅ in full-width letters", "gore"),
+    ("ｇｏｒｅ in full-width letters", "ｇｏｒｅ"),
     ("the hero is killing the dragon", "killing the dragon"),
     ("A sunset over the sea", None),  # inactive term
     ("Gorey details of a gorge", None),  # whole words only
@@ -115,6 +115,80 @@ def test_a_moderator_may_add_terms_but_not_delete_them(moderator_client):
     assert BlockedTerm.objects.filter(pk=term.pk).exists()
 
 
+# --- look-alikes, invisible characters and word boundaries ----------------------------------------
+
+@pytest.fixture
+def lookalike_terms(db):
+    BlockedTerm.objects.create(term="forbidden")
+    BlockedTerm.objects.create(term="two words")
+    BlockedTerm.objects.create(term="porn")
+    BlockedTerm.objects.create(term="ass")
+    BlockedTerm.objects.create(term="kill")
+
+
+@pytest.mark.parametrize("prompt, match", [
+    ("a for\u200bbidden scene", "for\u200bbidden"),  # zero width space
+    ("a for\u00adbidden scene", "for\u00adbidden"),  # soft hyphen
+    ("a forbid\u200dden scene", "forbid\u200dden"),  # zero width joiner
+    ("a \u2060forbidden\ufeff scene", "forbidden"),  # word joiner, BOM around it: not part of the word
+    ("a f\u043erbidden scene", "f\u043erbidden"),  # Cyrillic о
+    ("F\u043eRB\u0456DD\u0435N", "F\u043eRB\u0456DD\u0435N"),  # Cyrillic о, і, е among capitals
+    ("FΟRBΙDDΕN", "FΟRBΙDDΕN"),  # Greek capitals Ο, Ι, Ε
+    ("forbi\u0301dden", "forbi\u0301dden"),  # combining acute accent
+    ("forbidde\u0301n\u0301!", "forbidde\u0301n\u0301"),  # a mark on the last letter is reported with it
+    ("forbíddén", "forbíddén"),  # precomposed accented letters
+    ("a_forbidden_scene", "forbidden"),  # `_` separates words
+    ("a‿forbidden‿scene", "forbidden"),  # and so does other connector punctuation
+    ("ＦＯＲＢＩＤＤＥＮ", "ＦＯＲＢＩＤＤＥＮ"),
+    ("KILL IT", "KILL"),  # an ASCII capital I stays an i (its skeleton would be l)
+    ("two\u200bwords", "two\u200bwords"),  # a phrase: whitespace or invisible characters between its words
+    ("two_words", "two_words"),
+    ("two \u2060 \u00a0words", "two \u2060 \u00a0words"),
+    ("TWO\n\twords", "TWO\n\twords"),
+])
+def test_look_alike_spellings_are_folded(lookalike_terms, prompt, match):
+    hit = blocklist_match(prompt)
+    assert hit is not None and hit[1] == match
+
+
+@pytest.mark.parametrize("prompt", [
+    "A pom dog with a pom-pom hat",  # skeletons equate m and rn: `porn` must not hit `pom`
+    "A classy bass player in a compass factory, an assessment",  # whole words: `ass` is not in these
+    "Skills, killer whales and a kilt",
+    "Illuminated lilies, ill 1111 ||| Il lI",  # I, l, 1 and | stay apart
+    "twowords on a sign; two, words",  # a phrase needs whitespace or an invisible character between
+    "Forbiddenness",
+    "Café in Zürich, naïve art, smørrebrød, Straße",
+    "Москва ночью, Αθήνα το πρωί, 東京の夜",
+    "mass_effect class_action",
+])
+def test_ordinary_prompts_are_not_blocked_by_folding(lookalike_terms, prompt):
+    assert blocklist_match(prompt) is None
+
+
+def test_terms_typed_with_look_alikes_or_accents_match_plain_prompts(db):
+    BlockedTerm.objects.create(term="g\u043er\u0435")  # Cyrillic о and е
+    BlockedTerm.objects.create(term="Sc\u00e8ne\u200b")  # an accent and a stray zero width space
+    assert blocklist_match("Lots of GORE")[1] == "GORE"
+    assert blocklist_match("a scene")[1] == "scene"
+
+
+def test_a_look_alike_prompt_is_refused_before_anything_is_written(lookalike_terms, user, task_queue):
+    with pytest.raises(PromptBlocked) as info:
+        generation_create(owner=user, model="t2v", input={"prompt": "A f\u043erbidden sc\u0435ne"})
+    assert info.value.errors == {"prompt": "This prompt contains a blocked term ('f\u043erbidden') and was not "
+                                           "accepted. Please rephrase it."}
+    assert not Generation.objects.exists() and not UsageEntry.objects.exists() and task_queue.calls == []
+    assert AuditEntry.objects.get().after["match"] == "f\u043erbidden"
+
+
+def test_a_word_term_with_nothing_visible_is_refused(superuser):
+    with pytest.raises(ValidationError) as info:
+        blocked_term_save(BlockedTerm(term="\u200b\u0301\u200d"), actor=superuser)
+    assert list(info.value.message_dict) == ["term"]
+    assert not BlockedTerm.objects.exists() and not AuditEntry.objects.exists()
+
+
 # --- patterns run on RE2 --------------------------------------------------------------------------
 
 def test_a_pattern_that_backtracks_under_re_finishes_at_once(user, task_queue):
@@ -125,6 +199,11 @@ def test_a_pattern_that_backtracks_under_re_finishes_at_once(user, task_queue):
     assert blocklist_match("a" * 50_000)[1] == "a" * 50_000
     generation, _ = generation_create(owner=user, model="t2v", input={"prompt": "a" * 2_499 + "b"})
     assert Generation.objects.get().pk == generation.pk
+
+
+def test_patterns_match_the_folded_prompt(terms):
+    assert blocklist_match("They k\u0456ll_the dragon")[1] == "k\u0456ll_the dragon"
+    assert blocklist_match("THEY K\u0406LL THE DRAGON")[1] == "K\u0406LL THE DRAGON"
 
 
 @pytest.mark.parametrize("pattern, reason", [
