@@ -79,7 +79,7 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
         sim_url = stack.enter_context(_simulator(count, run_seconds, run_seconds_max))
         env = {**os.environ, "FAL_QUEUE_URL": sim_url, "FAL_KEY": KEY, "Q_WORKERS": str(workers),
                "STUDIO_LOG_LEVEL": "WARNING", "STUDIO_FAL_WEBHOOKS": "false"}
-        env.pop("FAL_REST_URL", None)
+        env.update(FAL_REST_URL=sim_url, FAL_API_URL=sim_url)
         pids = []
         if mode == "webhook":
             port = free_port()

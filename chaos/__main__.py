@@ -60,7 +60,7 @@ def main() -> None:
     if not os.environ.get("AWS_STORAGE_BUCKET_NAME"):
         os.environ["MEDIA_ROOT"] = str(scratch / "media")
     os.environ.update(
-        FAL_QUEUE_URL=sim.url, FAL_REST_URL=sim.url, FAL_KEY="chaos-key", Q_WORKERS=str(args.workers),
+        FAL_QUEUE_URL=sim.url, FAL_REST_URL=sim.url, FAL_API_URL=sim.url, FAL_KEY="chaos-key", Q_WORKERS=str(args.workers),
         Q_TIMEOUT="30", Q_RETRY="40", FAL_READ_TIMEOUT=str(READ_TIMEOUT), STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS="20",
         STUDIO_FAL_WEBHOOKS="false", STUDIO_LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="studio.settings",
     )

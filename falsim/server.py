@@ -27,6 +27,7 @@ accepted in its place):
     POST /files/upload                             raw bytes, Bearer token -> {access_url}
     GET|HEAD /files/{token}/{file_name}            CDN-style file serving with Range (no auth)
     GET  /.well-known/jwks.json                    the webhook signing key (Ed25519 JWKS)
+    GET  /v1/models/requests/by-endpoint?endpoint_id=…   fal's request listing (Key auth; falsim/listing.py)
     GET  /_sim/stats, /_sim/requests               introspection (no auth)
     GET|PUT /_sim/faults                           read / switch faults at runtime (no auth)
 
@@ -64,10 +65,22 @@ queue call meets ``latency``, ``reset``, ``429``, ``5xx`` in that order, then it
                     sends the first half of the bytes and closes the connection
     download_slow   a ``GET /files/...`` download is throttled to ``download_rate_bytes`` per
                     second (default 256 KiB/s): N bytes take at least N/rate seconds
+    listing_5xx     a request listing call answers 503 (after ``latency``; the queue faults do not
+                    apply to fal's platform API)
+Two settings are states rather than probabilities:
+    locked          "" (default) or the reason of an account lock, e.g. "Exhausted balance",
+                    "TOP_UP" or "Admin lock": while set, submits, storage upload initiates, upload
+                    tokens and the request listing answer 403 ``{"detail": "User is locked. Reason:
+                    <reason>."}`` as fal does; status, result, cancel and files keep answering
+    listing_lag_seconds  a request appears in the listing this long after it was sent (default 0)
 Every firing is counted in ``stats()["faults"]`` (name -> count). ``set_faults(faults, **settings)``
 and ``PUT /_sim/faults`` (body ``{"faults": {...}, "latency_seconds": S, "download_rate_bytes": N,
 "fault_delay": S}``, every key optional; 400 naming the field on bad input) switch them for
 the next call: a given ``faults`` replaces every probability (names left out become 0).
+
+Submit headers: each request records whether it came with ``x-fal-disable-fallbacks: true`` and
+whether fal may keep its payloads (``X-Fal-Store-IO``, default yes): ``requests()`` shows both, and
+the listing omits the payloads of a request sent with ``X-Fal-Store-IO: 0``.
 
 Submit counters: ``stats()["submits_by_input"]`` maps sha256 hex of the canonical JSON of
 each submitted body (``input_key``: sorted keys, compact separators) to the number of times
@@ -132,6 +145,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from falsim.listing import listing_answer
 from falsim.render import RenderCancelled, output_size, render_video
 from webhooks import fal_signature
 
@@ -171,10 +185,11 @@ PROMPT_MAX_CHARS = 2500
 
 FAULT_NAMES = (
     "submit_5xx", "submit_timeout", "status_5xx", "result_5xx", "result_422", "lost", "429",
-    "5xx", "reset", "submit_reset_after_accept", "latency", "download_truncated", "download_slow",
+    "5xx", "reset", "submit_reset_after_accept", "latency", "download_truncated", "download_slow", "listing_5xx",
 )
 # Settings of the faults (not probabilities), changeable at runtime with the probabilities.
-FAULT_SETTINGS = ("latency_seconds", "download_rate_bytes", "fault_delay")
+FAULT_SETTINGS = ("latency_seconds", "download_rate_bytes", "fault_delay", "listing_lag_seconds", "locked")
+LOCK_REASON_MAX_CHARS = 200
 
 
 def _checked_faults(faults) -> dict[str, float]:
@@ -191,10 +206,15 @@ def _checked_faults(faults) -> dict[str, float]:
     return checked
 
 
-def _checked_setting(name: str, value) -> float | int:
+def _checked_setting(name: str, value) -> float | int | str:
     """Validate one of FAULT_SETTINGS; raises ValueError naming the field and the allowed values."""
     if name not in FAULT_SETTINGS:
         raise ValueError(f"unknown setting {name!r}; allowed: {', '.join(FAULT_SETTINGS)}")
+    if name == "locked":
+        if not isinstance(value, str) or len(value) > LOCK_REASON_MAX_CHARS:
+            raise ValueError(f'locked must be "" (not locked) or the lock\'s reason, at most '
+                             f"{LOCK_REASON_MAX_CHARS} characters, got {value!r}")
+        return value.strip()
     number = not isinstance(value, bool) and isinstance(value, (int, float))
     if name == "download_rate_bytes":
         if not (number and float(value).is_integer() and value >= 1):
@@ -402,6 +422,8 @@ class SimRequest:
     webhook_error: str | None = None
     image_source: str = ""  # image-to-video: "data_uri", "uploaded" (this simulator's /files/) or "url"
     image: bytes | None = None  # the start image, once loaded
+    store_io: bool = True  # False when sent with X-Fal-Store-IO: 0 (the listing shows no payloads)
+    fallbacks_disabled: bool = False  # sent with x-fal-disable-fallbacks: true
 
 
 @dataclass(eq=False)
@@ -454,6 +476,8 @@ class FalSimulator:
         webhook_threads: int = 4,
         verbose: bool = False,
         run_seconds_max: float | None = None,
+        listing_lag_seconds: float = 0.0,
+        locked: str = "",
     ):
         if runners < 1:
             raise ValueError("runners must be >= 1")
@@ -462,7 +486,8 @@ class FalSimulator:
         faults = _checked_faults(dict(faults or {}))
         fault_settings = {name: _checked_setting(name, value) for name, value in
                           (("fault_delay", fault_delay), ("latency_seconds", latency_seconds),
-                           ("download_rate_bytes", download_rate_bytes))}
+                           ("download_rate_bytes", download_rate_bytes),
+                           ("listing_lag_seconds", listing_lag_seconds), ("locked", locked))}
         self.host = host
         self.port = port
         self.key = key
@@ -476,6 +501,8 @@ class FalSimulator:
         self.fault_delay = fault_settings["fault_delay"]
         self.latency_seconds = fault_settings["latency_seconds"]
         self.download_rate_bytes = fault_settings["download_rate_bytes"]
+        self.listing_lag_seconds = fault_settings["listing_lag_seconds"]
+        self.locked = fault_settings["locked"]
         self.keepalive_interval = float(keepalive_interval)
         self.verbose = verbose
 
@@ -599,6 +626,8 @@ class FalSimulator:
                 "image_data_uri": self._counts["image_data_uri"],
                 "image_uploaded": self._counts["image_uploaded"],
                 "image_url": self._counts["image_url"],
+                "listing_calls": self._counts["listing_calls"],
+                "locked_refusals": self._counts["locked_refusals"],
                 "faults": {name: self._fault_counts[name] for name in FAULT_NAMES},
                 "submits_by_input": dict(self._submits_by_input),
                 "duplicate_submits": sum(1 for n in self._submits_by_input.values() if n > 1),
@@ -637,7 +666,21 @@ class FalSimulator:
             "error_type": req.failure.error_type if req.failure else None,
             "webhook_attempts": req.webhook_attempts,
             "webhook_delivered_at": req.webhook_delivered_at,
+            "store_io": req.store_io,
+            "fallbacks_disabled": req.fallbacks_disabled,
         }
+
+    def listing_records(self) -> list[dict]:
+        """Every request as fal's request listing knows it (falsim/listing.py), lost ones included."""
+        with self._lock:
+            return [{
+                "request_id": req.id, "endpoint_id": req.model.model_id, "sent_at": req.submitted_at,
+                "started_at": req.started_at, "ended_at": req.completed_at,
+                "status_code": None if req.status != COMPLETED else (req.failure.status_code if req.failure else 200),
+                "json_input": req.input, "json_output": self._output(req, req.base_url)
+                if req.status == COMPLETED and req.failure is None and req.video else None,
+                "store_io": req.store_io,
+            } for req in self._requests.values()]
 
     # -- faults --
 
@@ -681,7 +724,8 @@ class FalSimulator:
         with self._lock:
             self._counts[name] += 1
 
-    def submit(self, model: Model, body, webhook_url: str | None, base_url: str, start_timeout: float | None):
+    def submit(self, model: Model, body, webhook_url: str | None, base_url: str, start_timeout: float | None,
+               *, store_io: bool = True, fallbacks_disabled: bool = False):
         """Validate and enqueue. Returns (http_status, payload, request or None)."""
         params, errors = validate_input(model, body)
         if errors:
@@ -700,6 +744,8 @@ class FalSimulator:
             forced_failure="[sim:422]" in prompt or self._roll("result_422"),
             forget_after="[sim:lost]" in prompt or self._roll("lost"),
             slow="[sim:slow]" in prompt,
+            store_io=store_io,
+            fallbacks_disabled=fallbacks_disabled,
         )
         image_url = params.get("image_url")
         if isinstance(image_url, str):
@@ -1411,6 +1457,15 @@ class _Handler(BaseHTTPRequestHandler):
         # detach(): the file objects still reference the socket, so close() alone would not close it.
         os.close(self.connection.detach())
 
+    def _account_locked(self) -> bool:
+        """While the simulated account is locked, answer fal's 403 (True: answered)."""
+        reason = self.sim.locked
+        if not reason:
+            return False
+        self.sim._count("locked_refusals")
+        self._json(403, {"detail": f"User is locked. Reason: {reason}."})
+        return True
+
     def _flag(self, name: str) -> bool:
         values = self.query.get(name)
         return bool(values) and values[-1].lower() in ("1", "true", "yes")
@@ -1441,6 +1496,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._storage_put(parts[3])
         if parts == ["storage", "auth", "token"] and method == "POST":
             return self._storage_token()
+        if parts == ["v1", "models", "requests", "by-endpoint"] and method in ("GET", "HEAD"):
+            return self._request_listing()
         if "requests" in parts and len(parts) >= 2:
             return self._queue_call(method, parts)
         if method == "POST" and len(parts) >= 2:
@@ -1471,7 +1528,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._key_ok():
             return
         self.sim._count("submits")
-        if self._queue_faults(submit=True):
+        if self._queue_faults(submit=True) or self._account_locked():
             return
         model = MODELS.get(model_id)
         if model is None:
@@ -1482,7 +1539,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.sim._roll("submit_5xx"):
             return self._scheduling_failed()
         webhook = (self.query.get("fal_webhook") or [None])[-1] or None
-        status, payload, req = self.sim.submit(model, body, webhook, self._base_url(), self._start_timeout())
+        status, payload, req = self.sim.submit(
+            model, body, webhook, self._base_url(), self._start_timeout(),
+            store_io=self.headers.get("X-Fal-Store-IO", "1").strip() not in ("0", "false"),
+            fallbacks_disabled=self.headers.get("x-fal-disable-fallbacks", "").strip().lower() == "true")
         if req is not None and self.sim._roll("submit_reset_after_accept"):
             return self._reset()  # queued, but the client only sees a reset connection
         if req is not None and self.sim._roll("submit_timeout"):
@@ -1607,8 +1667,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(400, {"detail": f"Unsupported storage type '{storage_type}'"})
         return False
 
+    def _request_listing(self) -> None:
+        if not self._key_ok():
+            return
+        self.sim._count("listing_calls")
+        if self.sim._roll("latency"):
+            self.sim._stopping.wait(self.sim.latency_seconds)
+        if self._account_locked():
+            return
+        if self.sim._roll("listing_5xx"):
+            return self._service_unavailable(None)
+        status, payload = listing_answer(self.sim.listing_records(), self.query, now=time.time(),
+                                         lag=self.sim.listing_lag_seconds)
+        self._json(status, payload)
+
     def _storage_initiate(self) -> None:
-        if not self._key_ok() or not self._storage_type_ok():
+        if not self._key_ok() or not self._storage_type_ok() or self._account_locked():
             return
         ok, body = self._read_json()
         if not ok:
@@ -1633,7 +1707,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(200, [("ETag", f'"{token}"')])
 
     def _storage_token(self) -> None:
-        if not self._key_ok() or not self._storage_type_ok(("fal-cdn-v3",)):
+        if not self._key_ok() or not self._storage_type_ok(("fal-cdn-v3",)) or self._account_locked():
             return
         self._read_body()
         token, expires = self.sim.new_cdn_token()
@@ -1769,6 +1843,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser, *, default_key: str, defa
                         help="seconds a --fault-latency queue call waits before it is handled (default 0.5)")
     parser.add_argument("--download-rate-bytes", type=int, default=256 * 1024,
                         help="bytes/s of a --fault-download-slow file download (default 262144)")
+    parser.add_argument("--listing-lag-seconds", type=float, default=0.0,
+                        help="a request appears in the request listing this long after it was sent (default 0)")
+    parser.add_argument("--locked", default="", metavar="REASON",
+                        help='start with the account locked for REASON (e.g. "Exhausted balance"); '
+                             "PUT /_sim/faults {\"locked\": \"\"} unlocks it")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temporary folder)")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request to stderr")
     for name in FAULT_NAMES:
@@ -1794,6 +1873,8 @@ def simulator_from_args(options) -> FalSimulator:
         fault_delay=values["fault_delay"],
         latency_seconds=values["latency_seconds"],
         download_rate_bytes=values["download_rate_bytes"],
+        listing_lag_seconds=values.get("listing_lag_seconds") or 0.0,
+        locked=values.get("locked") or "",
         verbose=values["verbose"],
     )
 
@@ -1804,6 +1885,8 @@ def describe(sim: FalSimulator) -> str:
         faults += f" (latency {sim.latency_seconds:g} s)"
     if sim.faults["download_slow"]:
         faults += f" (download {sim.download_rate_bytes} B/s)"
+    if sim.locked:
+        faults += f"; account locked ({sim.locked})"
     return (f"falsim listening on {sim.url} (runners={sim.runners}, run_seconds={sim.run_seconds:g}, "
             f"scale={sim.scale}, cache_renders={sim.cache_renders}, faults: {faults}, workdir={sim.workdir})")
 

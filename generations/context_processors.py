@@ -1,8 +1,9 @@
 from django.conf import settings
+from django.utils.functional import SimpleLazyObject
 
-from moderation.switch import provider_is_paused
+from moderation.switch import provider_switch
 
 
 def studio(request):
-    # The switch is read only by templates that show it (the template engine calls the function).
-    return {"fal_uses_simulator": settings.FAL_USES_SIMULATOR, "provider_paused": provider_is_paused}
+    # The switch is read only by templates that show it (a lazy object is loaded on first use).
+    return {"fal_uses_simulator": settings.FAL_USES_SIMULATOR, "provider_switch": SimpleLazyObject(provider_switch)}

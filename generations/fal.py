@@ -11,12 +11,18 @@ classified in one place:
   transient failure. Safe to retry, after `retry_after` seconds when fal said so.
 - `FalAmbiguous`: the submit body may have reached fal (timeout after sending, dropped connection,
   500/502/504). Must not be resubmitted blindly.
+- `FalAccountBlocked`: fal refused the account, not the call: 403 `User is locked…` (an admin lock or an
+  exhausted balance) or 401 (the key is not known). Nothing about the job is wrong; every job waits
+  until the account works again. `reason` is `account_locked`, `balance_exhausted` or `bad_key`.
 There is no retry loop here: retry policy belongs to the services and the database state.
 This module knows nothing of Django models.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +31,13 @@ import httpx
 COMPLETED = "COMPLETED"
 IN_QUEUE = "IN_QUEUE"
 IN_PROGRESS = "IN_PROGRESS"
+
+
+def payload_fingerprint(payload: Any) -> str:
+    """SHA-256 of the canonical JSON of a submitted body (sorted keys, compact, UTF-8): the same for
+    the body the studio sent and for that body as fal's request listing returns it (`json_input`)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class FalError(Exception):
@@ -55,6 +68,23 @@ class FalAmbiguous(FalError):
     """A submit that fal may or may not have accepted."""
 
 
+class FalAccountBlocked(FalError):
+    """fal refuses the studio's account (locked, out of balance, or an unknown key): an outage of the
+    provider, not a property of the call. `reason`: `account_locked`, `balance_exhausted` or `bad_key`."""
+
+    def __init__(self, message: str, *, reason: str, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.reason = reason
+
+
+ACCOUNT_LOCKED = "account_locked"
+BALANCE_EXHAUSTED = "balance_exhausted"
+BAD_KEY = "bad_key"
+# fal's lock message names why: "User is locked. Reason: Exhausted balance…", "…Reason: TOP_UP.",
+# "…Reason: Admin lock…" (the first two mean the account ran out of money).
+_BALANCE_WORDS = ("exhausted balance", "top_up", "top up", "balance")
+
+
 @dataclass(frozen=True)
 class FalSubmission:
     request_id: str
@@ -62,6 +92,25 @@ class FalSubmission:
     response_url: str
     cancel_url: str
     queue_position: int | None = None
+
+
+@dataclass(frozen=True)
+class FalRequestRecord:
+    """One item of fal's request listing (`GET {api}/v1/models/requests/by-endpoint`)."""
+
+    request_id: str
+    endpoint_id: str
+    sent_at: datetime | None
+    ended_at: datetime | None
+    status_code: int | None
+    # The submitted body, when fal kept it (it keeps none for requests sent with X-Fal-Store-IO: 0).
+    json_input: Any = None
+
+
+@dataclass(frozen=True)
+class FalRequestPage:
+    items: list[FalRequestRecord]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -82,9 +131,14 @@ class FalQueueClient:
     """One httpx client per instance: Key auth, explicit timeouts, no redirects, injectable transport."""
 
     def __init__(self, *, base_url: str, key: str, connect_timeout: float = 5.0, read_timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None, max_connections: int = 100, rest_url: str = ""):
+                 transport: httpx.BaseTransport | None = None, max_connections: int = 100, rest_url: str = "",
+                 api_url: str = "", store_io: bool = False):
         self.base_url = base_url.rstrip("/")
         self.rest_url = (rest_url or "https://rest.fal.ai").rstrip("/")
+        self.api_url = (api_url or "https://api.fal.ai").rstrip("/")
+        # Sent with every submit: bill exactly the endpoint asked for (no fallback to an "equivalent"
+        # one), and keep the users' prompts and images out of fal's 30-day payload store unless told.
+        self.submit_headers = {"x-fal-disable-fallbacks": "true", "X-Fal-Store-IO": "1" if store_io else "0"}
         self._http = httpx.Client(
             headers={"Authorization": f"Key {key}", "User-Agent": "ltx-studio"},
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
@@ -100,7 +154,7 @@ class FalQueueClient:
         url = f"{self.base_url}/{model_id}"
         if webhook_url:
             url += f"?fal_webhook={quote(webhook_url, safe='')}"
-        response = self._send("POST", url, json=payload, ambiguous_after_send=True)
+        response = self._send("POST", url, json=payload, headers=self.submit_headers, ambiguous_after_send=True)
         body = _json(response)
         try:
             return FalSubmission(
@@ -164,15 +218,7 @@ class FalQueueClient:
 
         Nothing is submitted, so every failure is safe to retry: FalUnavailable, or FalRejected when fal refused.
         """
-        response = self._send("POST", f"{self.rest_url}/storage/upload/initiate",
-                              params={"storage_type": "fal-cdn-v3"},
-                              json={"file_name": file_name, "content_type": content_type})
-        body = _json(response)
-        upload_url = body.get("upload_url") if isinstance(body, dict) else None
-        file_url = body.get("file_url") if isinstance(body, dict) else None
-        if not isinstance(upload_url, str) or not isinstance(file_url, str):
-            raise FalUnavailable(f"upload initiate answered without upload_url/file_url: {str(body)[:200]}",
-                                 status_code=response.status_code)
+        upload_url, file_url = self.upload_initiate(file_name, content_type)
         try:
             request = self._http.build_request("PUT", upload_url, content=data, headers={"Content-Type": content_type})
             del request.headers["Authorization"]  # the signed upload URL is the credential; never send the key
@@ -185,6 +231,39 @@ class FalQueueClient:
                 error = FalUnavailable(str(error), status_code=error.status_code, detail=error.detail)
             raise error
         return file_url
+
+    def list_requests(self, endpoint_id: str, *, start: datetime, end: datetime | None = None,
+                      cursor: str | None = None, limit: int = 100) -> FalRequestPage:
+        """One page of the account's requests to `endpoint_id` sent in [start, end), with their payloads
+        where fal kept them (fal's platform API; `api_url`). Read-only: every failure is FalUnavailable,
+        FalRejected or FalAccountBlocked, never ambiguous."""
+        params: dict[str, Any] = {"endpoint_id": endpoint_id, "limit": limit, "expand": "payloads",
+                                  "start": _iso(start)}
+        if end is not None:
+            params["end"] = _iso(end)
+        if cursor:
+            params["cursor"] = cursor
+        body = _json(self._send("GET", f"{self.api_url}/v1/models/requests/by-endpoint", params=params))
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise FalUnavailable(f"request listing answered without items: {str(body)[:200]}")
+        records = [record for item in items if (record := _request_record(item)) is not None]
+        next_cursor = body.get("next_cursor") if body.get("has_more") else None
+        return FalRequestPage(records, str(next_cursor) if next_cursor else None)
+
+    def upload_initiate(self, file_name: str, content_type: str) -> tuple[str, str]:
+        """Step one of fal's storage upload: (signed upload URL, file URL). Costs nothing and uploads
+        nothing, but fal refuses it for a locked account: the studio's probe of its account."""
+        response = self._send("POST", f"{self.rest_url}/storage/upload/initiate",
+                              params={"storage_type": "fal-cdn-v3"},
+                              json={"file_name": file_name, "content_type": content_type})
+        body = _json(response)
+        upload_url = body.get("upload_url") if isinstance(body, dict) else None
+        file_url = body.get("file_url") if isinstance(body, dict) else None
+        if not isinstance(upload_url, str) or not isinstance(file_url, str):
+            raise FalUnavailable(f"upload initiate answered without upload_url/file_url: {str(body)[:200]}",
+                                 status_code=response.status_code)
+        return upload_url, file_url
 
     def _send(self, method: str, url: str, *, ambiguous_after_send: bool = False, **kwargs: Any) -> httpx.Response:
         try:
@@ -206,6 +285,9 @@ def _classify(response: httpx.Response, *, ambiguous_after_send: bool) -> FalErr
     error_type = response.headers.get("x-fal-error-type", "") or (body.get("error_type", "") if isinstance(body, dict) else "")
     kwargs: dict[str, Any] = {"status_code": code, "detail": detail if detail is not None else body, "error_type": str(error_type)}
     message = f"fal answered {code}: {describe_detail(detail)}"
+    blocked = account_block_reason(code, detail)
+    if blocked:
+        return FalAccountBlocked(message, reason=blocked, **kwargs)
     if code == 429 or code == 503:
         return FalUnavailable(message, retry_after=_retry_after(response), **kwargs)
     if code == 504 and response.headers.get("x-fal-request-timeout-type") == "user":
@@ -215,6 +297,21 @@ def _classify(response: httpx.Response, *, ambiguous_after_send: bool) -> FalErr
     if code == 404:
         return FalNotFound(message, **kwargs)
     return FalRejected(message, **kwargs)
+
+
+def account_block_reason(code: int, detail: Any) -> str:
+    """Why fal refuses the whole account, from a 401/403 answer, or "" when it refused just this call.
+
+    401 is an unknown key ("No user found for Key ID and Secret"); 403 with a detail starting
+    "User is locked" is a locked account. Other 403s (a content policy, say) concern the call.
+    """
+    text = describe_detail(detail).strip().lower()
+    if code == 401:
+        return BAD_KEY
+    if code == 403 and text.startswith("user is locked"):
+        reason = text.partition("reason:")[2]
+        return BALANCE_EXHAUSTED if any(word in reason for word in _BALANCE_WORDS) else ACCOUNT_LOCKED
+    return ""
 
 
 def describe_detail(detail: Any) -> str:
@@ -236,6 +333,28 @@ def _json(response: httpx.Response, default: Any = None) -> Any:
         return response.json()
     except ValueError:
         return default if default is not None else {}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _datetime_or_none(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _request_record(item: Any) -> FalRequestRecord | None:
+    if not isinstance(item, dict) or not item.get("request_id"):
+        return None
+    return FalRequestRecord(
+        request_id=str(item["request_id"]), endpoint_id=str(item.get("endpoint_id") or ""),
+        sent_at=_datetime_or_none(item.get("sent_at")), ended_at=_datetime_or_none(item.get("ended_at")),
+        status_code=_int_or_none(item.get("status_code")), json_input=item.get("json_input"))
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -49,7 +49,9 @@ class Generation(models.Model):
     TRANSITIONS = {
         Status.PENDING: {Status.SUBMITTING, Status.HELD, Status.FAILED, Status.CANCELED},
         Status.HELD: {Status.PENDING, Status.FAILED, Status.CANCELED},
-        Status.SUBMITTING: {Status.PENDING, Status.QUEUED, Status.RUNNING, Status.STORING, Status.FAILED, Status.CANCELED},
+        # HELD: fal refused the account mid-submit (generations/services/provider.py).
+        Status.SUBMITTING: {Status.PENDING, Status.HELD, Status.QUEUED, Status.RUNNING, Status.STORING, Status.FAILED,
+                            Status.CANCELED},
         Status.QUEUED: {Status.RUNNING, Status.STORING, Status.FAILED, Status.CANCELED},
         Status.RUNNING: {Status.QUEUED, Status.STORING, Status.FAILED, Status.CANCELED},
         Status.STORING: {Status.SUCCEEDED, Status.FAILED, Status.CANCELED},
@@ -80,6 +82,9 @@ class Generation(models.Model):
     submit_attempts = models.PositiveSmallIntegerField(default=0)
     # When someone must next look at this row: the tracker polls, re-drives or resolves it then.
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # A running submit or store task's claim on the row, renewed by its heartbeat while it works
+    # (generations/services/row_lease.py): a dead task's claim lapses within seconds.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
     # SHA-256 of the create request's canonical body: a replayed key with another body is a conflict.
@@ -172,6 +177,11 @@ class GenerationAttempt(models.Model):
     error = models.TextField(blank=True)
     # What fal answered, when it matters for recovery (a submit's request id and URLs).
     response = models.JSONField(null=True, blank=True)
+    # A submit's fingerprint, to find it in fal's request listing if its answer is lost
+    # (generations/services/ambiguous.py): the endpoint it went to and a SHA-256 of the exact payload;
+    # `started_at` is when it was sent.
+    endpoint = models.CharField(max_length=200, blank=True)
+    payload_sha256 = models.CharField(max_length=64, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -24,6 +24,8 @@ def get_fal_client() -> FalQueueClient:
                 connect_timeout=settings.FAL_CONNECT_TIMEOUT,
                 read_timeout=settings.FAL_READ_TIMEOUT,
                 rest_url=settings.FAL_REST_URL,
+                api_url=settings.FAL_API_URL,
+                store_io=settings.STUDIO_FAL_STORE_IO,
             )
         return _client
 

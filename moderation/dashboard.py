@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Sum
@@ -69,6 +70,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             return redirect("admin-dashboard")
     context = {
         **admin.site.each_context(request), "title": "Operations dashboard", "switch": switch,
+        "probe_seconds": settings.STUDIO_PROVIDER_PROBE_SECONDS,
         "can_switch": can_switch, "form": form, **dashboard_figures(),
         "can_see_tasks": request.user.has_perm("django_q.view_failure"),
     }

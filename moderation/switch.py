@@ -11,3 +11,8 @@ def provider_switch() -> ProviderSwitch:
 def provider_is_paused() -> bool:
     """Whether new submissions to fal are held in the studio (one indexed read)."""
     return ProviderSwitch.objects.filter(pk=ProviderSwitch.SINGLETON, paused=True).exists()
+
+
+def provider_is_paused_automatically() -> bool:
+    """Whether the studio paused itself because fal refuses its account (it probes fal meanwhile)."""
+    return ProviderSwitch.objects.filter(pk=ProviderSwitch.SINGLETON, paused=True).exclude(cause="").exists()

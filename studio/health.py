@@ -3,8 +3,9 @@
 - `GET /livez`: the process answers; no I/O at all.
 - `GET /healthz`: JSON `{"status": "ok" | "degraded", "checks": {name: {"ok", "ms", "detail"}}}`.
   `database`, `broker` and `storage` decide the answer: 200 when all three are ok, 503 otherwise.
-  `provider` (fal's queue host answers HTTP at all) and `workers` (a django-q2 cluster is alive)
-  are reported but only warn: the studio still takes jobs without them, they wait in the queue.
+  `provider` (fal's queue host answers HTTP at all, and the studio has not paused itself because fal
+  refuses its account) and `workers` (a django-q2 cluster is alive) are reported but only warn: the
+  studio still takes jobs without them, they wait in the queue.
 
 Nothing is cached, every network check has a short timeout, and the network checks run side by
 side under one deadline, so an outage shows at once and the endpoint answers within a few seconds.
@@ -143,7 +144,15 @@ def check_storage() -> str:
 
 
 def check_provider() -> str:
-    """fal's queue host answers HTTP (any status, even 401/404). Sends no key."""
+    """fal's queue host answers HTTP (any status, even 401/404; sends no key), and submissions are
+    not paused because fal refuses the studio's account."""
+    from moderation.switch import provider_switch
+
+    switch = provider_switch()
+    if switch.paused and switch.cause:
+        probe = f"; last probe {switch.probed_at:%H:%M:%S}: {switch.probe_result}" if switch.probed_at else ""
+        raise CheckFailed(f"submissions paused automatically since {switch.changed_at:%Y-%m-%d %H:%M:%S}: "
+                          f"{switch.get_cause_display()}{probe}")
     url = settings.FAL_QUEUE_URL
     where = _safe_url(url) + (" (the local fal simulator)" if settings.FAL_USES_SIMULATOR else "")
     timeout = httpx.Timeout(CHECK_TIMEOUT_SECONDS, connect=CHECK_TIMEOUT_SECONDS * 0.75)

@@ -13,6 +13,9 @@ Five cheap queries, nothing cached:
   `next_poll_at` has passed, and how long the oldest has waited — a tracker that keeps up stays
   near 0; a growing value means tracking is stuck or overloaded.
 - `studio_task_queue_length`: django-q2 tasks waiting for a worker.
+- `studio_provider_paused{cause}`: 1 for the cause of a pause of submissions to fal (`manual`, or
+  the automatic ones: `account_locked`, `balance_exhausted`, `bad_key`), 0 for the others — alert on
+  `max(studio_provider_paused) == 1`.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from generations.models import Generation
+from moderation.models import ProviderSwitch
+from moderation.switch import provider_switch
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FAILED_WINDOW = timedelta(hours=1)
@@ -95,6 +100,12 @@ def render_metrics() -> str:
             "Active generations whose next_poll_at has passed (waiting for the tracker).", [("", due["n"])])
     _family(lines, "studio_tracking_backlog_seconds", "gauge",
             "How long the most overdue active generation has waited past its next_poll_at.", [("", backlog)])
+
+    switch = provider_switch()
+    current = (switch.cause or "manual") if switch.paused else None
+    _family(lines, "studio_provider_paused", "gauge",
+            "1 while submissions to fal are paused, labelled with why (manual or fal refusing the account).",
+            ((f'cause="{cause}"', int(cause == current)) for cause in ("manual", *ProviderSwitch.Cause.values)))
 
     queued = task_queue_length()
     _family(lines, "studio_task_queue_length", "gauge", "django-q2 tasks waiting for a worker (-1: broker unreachable).",

@@ -193,10 +193,13 @@ FAL_USES_SIMULATOR = not FAL_KEY and not FAL_QUEUE_URL
 if FAL_USES_SIMULATOR:
     FAL_QUEUE_URL = f"http://127.0.0.1:{FALSIM_PORT}"
     FAL_REST_URL = env_str("FAL_REST_URL", FAL_QUEUE_URL)
+    FAL_API_URL = env_str("FAL_API_URL", FAL_QUEUE_URL)
     FAL_KEY = FALSIM_KEY
 else:
     FAL_QUEUE_URL = FAL_QUEUE_URL or "https://queue.fal.run"
     FAL_REST_URL = env_str("FAL_REST_URL", "https://rest.fal.ai")
+    # fal's platform API: its request listing tells whether an ambiguous submit reached fal.
+    FAL_API_URL = env_str("FAL_API_URL", "https://api.fal.ai")
 FAL_CONNECT_TIMEOUT = env_float("FAL_CONNECT_TIMEOUT", 5.0)
 FAL_READ_TIMEOUT = env_float("FAL_READ_TIMEOUT", 30.0)
 FAL_WEBHOOK_JWKS_URL = env_str("FAL_WEBHOOK_JWKS_URL", f"{FAL_QUEUE_URL}/.well-known/jwks.json" if FAL_USES_SIMULATOR
@@ -225,6 +228,13 @@ STUDIO_DEMO_PASSWORD = env_str("STUDIO_DEMO_PASSWORD", "demo-password")
 # reveal it before it is failed as `submit_unknown`.
 STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = env_int("STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS", 600)
 STUDIO_MAX_SUBMIT_ATTEMPTS = env_int("STUDIO_MAX_SUBMIT_ATTEMPTS", 5)
+# Whether fal may keep each request's payloads (prompt, start image) for 30 days (X-Fal-Store-IO).
+# Off by default: they are the users' data. With it on, fal's request listing can match an ambiguous
+# submit by its exact payload; with it off only by its send time (see generations/services/ambiguous.py).
+STUDIO_FAL_STORE_IO = env_bool("STUDIO_FAL_STORE_IO", False)
+# While fal refuses the account (locked, out of balance, unknown key) the studio pauses itself and
+# asks fal this often whether it works again (a storage upload initiate: free, and refused by a lock).
+STUDIO_PROVIDER_PROBE_SECONDS = env_float("STUDIO_PROVIDER_PROBE_SECONDS", 60.0)
 # `generate --wait` says no worker cluster is running when its job is unclaimed for this long.
 STUDIO_NO_WORKER_SECONDS = env_int("STUDIO_NO_WORKER_SECONDS", 20)
 # How long a signed media link handed out by the API (or in a webhook) stays valid.

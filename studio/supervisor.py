@@ -7,7 +7,9 @@ nothing runs again. Seen in `make chaos`. From outside, that is a cluster whose 
 waiting while no task has finished for longer than any task may run. `Supervisor` runs
 `manage.py qcluster` as its own process group, checks every few seconds, and on death or such a
 stall kills the whole group and starts a fresh cluster; the work itself is recovered by leases and
-the sweeper, as after any crash.
+the sweeper, as after any crash. At every check it also calls `on_check` (the workers command
+passes the tracker's `tracker_ensure`), so work whose task died is taken up again within seconds
+rather than at django-q2's scheduler's next pass (every 30 s, and the sweeper once a minute).
 """
 from __future__ import annotations
 
@@ -69,9 +71,11 @@ def queue_stalled(*, since: datetime, stall_after: timedelta) -> str | None:
 
 
 class Supervisor:
-    def __init__(self, *, stall_after: timedelta, check_every: float = 5.0):
+    def __init__(self, *, stall_after: timedelta, check_every: float = 5.0,
+                 on_check: Callable[[], object] | None = None):
         self.stall_after = stall_after
         self.check_every = check_every
+        self.on_check = on_check
         self.cluster: subprocess.Popen | None = None
         self.started_at = timezone.now()
         self.restarts = 0
@@ -92,6 +96,7 @@ class Supervisor:
                     self._kill()
                     self.restarts += 1
                     self._start()
+                self._call_on_check()
         finally:
             self._terminate()
 
@@ -106,6 +111,15 @@ class Supervisor:
         except DatabaseError as exc:  # the database is away (a restart): judge again later
             log.warning("could not check the task queue: %s", exc)
             return None
+
+    def _call_on_check(self) -> None:
+        if self.on_check is None:
+            return
+        try:
+            close_old_connections()
+            self.on_check()
+        except DatabaseError as exc:  # the database is away (a restart): try again at the next check
+            log.warning("the periodic check could not run: %s", exc)
 
     def _start(self) -> None:
         # Its own session, so a restart can kill its whole process group; SIGKILL if we die first.

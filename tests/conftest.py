@@ -124,7 +124,7 @@ def studio_simulator(settings, **options: Any) -> Iterator[Any]:
     from falsim.server import FalSimulator
 
     sim = FalSimulator(host="127.0.0.1", port=0, key="test-fal-key", **{"scale": 16, **options}).start()
-    settings.FAL_QUEUE_URL = settings.FAL_REST_URL = sim.url
+    settings.FAL_QUEUE_URL = settings.FAL_REST_URL = settings.FAL_API_URL = sim.url
     settings.FAL_KEY = "test-fal-key"
     reset_fal_client()
     try:

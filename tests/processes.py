@@ -86,8 +86,9 @@ def running_simulator(*, key: str, media_root: str, run_seconds: float, runners:
     process (a worker cluster, a server) needs to use it: its URL and key, MEDIA_ROOT, two workers
     and the test database."""
     port = free_port()
-    env = child_env(FAL_QUEUE_URL=f"http://127.0.0.1:{port}", FAL_KEY=key, MEDIA_ROOT=media_root, Q_WORKERS="2")
-    env.pop("FAL_REST_URL", None)
+    url = f"http://127.0.0.1:{port}"
+    env = child_env(FAL_QUEUE_URL=url, FAL_REST_URL=url, FAL_API_URL=url, FAL_KEY=key, MEDIA_ROOT=media_root,
+                    Q_WORKERS="2")
     with running("falsim", "--port", str(port), "--key", key, "--scale", str(scale), "--run-seconds", str(run_seconds),
                  "--runners", str(runners), env=env, **kwargs) as falsim:
         wait_for_port(port, falsim)
@@ -102,8 +103,7 @@ def live_cluster(settings, env: dict[str, str], *command: str, **kwargs) -> Iter
     deadlock PostgreSQL's. `command` defaults to `qcluster`; `kwargs` go to `running`."""
     from generations.upstream import reset_fal_client
 
-    settings.FAL_QUEUE_URL = env["FAL_QUEUE_URL"]
-    settings.FAL_REST_URL = env["FAL_QUEUE_URL"]
+    settings.FAL_QUEUE_URL = settings.FAL_REST_URL = settings.FAL_API_URL = env["FAL_QUEUE_URL"]
     settings.FAL_KEY = env["FAL_KEY"]
     settings.MEDIA_ROOT = env["MEDIA_ROOT"]
     reset_fal_client()

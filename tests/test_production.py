@@ -48,7 +48,7 @@ def production_env(tmp: Path, **extra: str) -> dict[str, str]:
         STUDIO_SIGNING_KEY=new_signing_key(), STATIC_ROOT=str(tmp / "static"), MEDIA_ROOT=str(tmp / "media"),
         FAL_KEY=FAL_SECRET, FAL_QUEUE_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens there
         STUDIO_METRICS_TOKEN=METRICS_TOKEN, **{"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", **extra})
-    env.pop("FAL_REST_URL", None)
+    env["FAL_REST_URL"] = env["FAL_API_URL"] = env["FAL_QUEUE_URL"]
     return env
 
 

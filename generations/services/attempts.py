@@ -9,8 +9,11 @@ from generations.models import Generation, GenerationAttempt
 Outcome = GenerationAttempt.Outcome
 
 
-def attempt_start(generation: Generation, kind: str, *, number: int = 1) -> GenerationAttempt:
-    return GenerationAttempt.objects.create(generation=generation, kind=kind, number=number)
+def attempt_start(generation: Generation, kind: str, *, number: int = 1, endpoint: str = "",
+                  payload_sha256: str = "") -> GenerationAttempt:
+    """Record a call about to be made (a submit also records its fingerprint: endpoint and payload hash)."""
+    return GenerationAttempt.objects.create(generation=generation, kind=kind, number=number, endpoint=endpoint,
+                                            payload_sha256=payload_sha256)
 
 
 def attempt_finish(attempt: GenerationAttempt, *, error: Exception | None = None, http_status: int | None = None,

@@ -16,19 +16,28 @@ from django.utils import timezone
 
 from generations.models import Generation, TrackerLease
 from generations.queue import enqueue
+from moderation.switch import provider_is_paused_automatically
 
 LEASE_NAME = "tracker"
-LEASE_DURATION = timedelta(seconds=30)
+# A chain renews the lease at every tick; a dead chain's lease lapses this long after its last one.
+LEASE_DURATION = timedelta(seconds=15)
 TRACKED = (Generation.Status.PENDING, Generation.Status.SUBMITTING, Generation.Status.QUEUED,
            Generation.Status.RUNNING, Generation.Status.STORING)
+
+
+def tracking_has_work() -> bool:
+    """Jobs in flight, or an automatic pause whose probes the chain runs (provider.py)."""
+    return Generation.objects.filter(status__in=TRACKED).exists() or provider_is_paused_automatically()
 
 
 def tracker_ensure() -> bool:
     """Enqueue a tracking chain if there is work and no live chain holds the lease. Cheap; idempotent.
 
+    Called after creates and submits, by the once-a-minute sweeper, and every few seconds by the
+    worker supervisor (`manage.py workers`), so a dead chain is replaced soon after its lease lapses.
     Two concurrent callers may both enqueue; only one of the chains wins `lease_claim`.
     """
-    if not Generation.objects.filter(status__in=TRACKED).exists():
+    if not tracking_has_work():
         return False
     lease = TrackerLease.objects.filter(name=LEASE_NAME).first()
     if lease and lease.expires_at and lease.expires_at > timezone.now():

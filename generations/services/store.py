@@ -4,15 +4,17 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from generations.fal import FalAmbiguous, FalNotFound, FalRejected, FalUnavailable, describe_detail
+from generations.fal import FalAccountBlocked, FalAmbiguous, FalNotFound, FalRejected, FalUnavailable, describe_detail
 from generations.models import Generation, GenerationAttempt
 from generations.services.attempts import attempt_finish, attempt_start
+from generations.services.provider import provider_outage
+from generations.services.row_lease import row_lease_claim, row_lease_held
 from generations.services.submit import retry_backoff
-from generations.services.tracking import store_lease
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
 from storage.keys import generation_key
@@ -25,23 +27,33 @@ Status = Generation.Status
 Kind = GenerationAttempt.Kind
 Outcome = GenerationAttempt.Outcome
 MAX_DOWNLOAD_ATTEMPTS = 5
+ACCOUNT_BLOCKED_RETRY = timedelta(seconds=30)
 TRANSIENT_TRANSFER_ERRORS = {"network", "http_status", "size_mismatch"}
 
 
 def generation_store(pk: uuid.UUID | str) -> None:
     """Bring a STORING generation to SUCCEEDED: result → video copied, probed, postered → row settled.
 
-    Safe to run twice or concurrently and to die at any line: the result is kept on the row once
-    fetched, object keys are deterministic, rows are upserted, and only the caller that moves
-    STORING → SUCCEEDED links the video. A failed result (fal's 4xx behind COMPLETED) → FAILED.
-    Transient failures leave the row STORING with a retry time for the tracker; an outage of our own
-    storage never fails the job (it is retried with backoff for as long as it lasts, and is not
-    counted against the download attempts). Call outside `atomic`.
+    Safe to run twice or concurrently and to die at any line: a run claims the row (row_lease.py: a
+    second run meanwhile does nothing, and a dead run's claim lapses within seconds so the tracker
+    re-drives it), the result is kept on the row once fetched, object keys are deterministic, rows
+    are upserted, and only the caller that moves STORING → SUCCEEDED links the video. A failed result
+    (fal's 4xx behind COMPLETED) → FAILED. Transient failures leave the row STORING with a retry time
+    for the tracker; an outage of our own storage, or fal refusing the account, never fails the job
+    (it is retried with backoff for as long as it lasts, and is not counted against the download
+    attempts). Call outside `atomic`.
     """
+    until = row_lease_claim(pk, [Status.STORING])
+    if until is None:
+        return
+    with row_lease_held(pk, [Status.STORING], until):
+        _store_claimed(pk)
+
+
+def _store_claimed(pk: uuid.UUID | str) -> None:
     generation = Generation.objects.filter(pk=pk, status=Status.STORING).select_related("owner").first()
     if generation is None:
         return
-    update_while(pk, [Status.STORING], next_poll_at=timezone.now() + store_lease())
     result = generation.result or _fetch_result(generation)
     if result is None:
         return
@@ -89,6 +101,12 @@ def _fetch_result(generation: Generation) -> dict | None:
     except FalNotFound as exc:
         attempt_finish(attempt, error=exc)
         _fail(generation.pk, "lost_upstream", "fal no longer has this request's result (404)")
+        return None
+    except FalAccountBlocked as exc:
+        # fal refuses the account, not this result: it is fetched again once fal works.
+        attempt_finish(attempt, error=exc, outcome=Outcome.UNAVAILABLE)
+        provider_outage(exc)
+        update_while(generation.pk, [Status.STORING], next_poll_at=timezone.now() + ACCOUNT_BLOCKED_RETRY)
         return None
     except FalRejected as exc:
         attempt_finish(attempt, error=exc)

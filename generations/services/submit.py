@@ -14,25 +14,23 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generations import ltx
-from generations.fal import FalAmbiguous, FalRejected, FalSubmission, FalUnavailable, describe_detail
+from generations.fal import (FalAccountBlocked, FalAmbiguous, FalRejected, FalSubmission, FalUnavailable, describe_detail,
+                             payload_fingerprint)
 from generations.media_links import absolute_url
 from generations.models import Generation, GenerationAttempt
 from generations.queue import enqueue_on_commit
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.services.lease import tracker_ensure
+from generations.services.provider import provider_outage
+from generations.services.row_lease import LEASE, row_lease_held
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
 from moderation.switch import provider_is_paused
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
-# How often a submit whose outcome is unknown is looked at again before its grace period ends.
-AMBIGUOUS_RECHECK = timedelta(seconds=30)
-
-
-def submit_lease() -> timedelta:
-    """Longer than any submit call can take, so a SUBMITTING row past it was abandoned."""
-    return timedelta(seconds=settings.FAL_CONNECT_TIMEOUT + settings.FAL_READ_TIMEOUT + 30)
+# When a submit whose outcome is unknown is first looked up in fal's request listing (ambiguous.py).
+AMBIGUOUS_FIRST_LOOK = timedelta(seconds=2)
 
 
 def retry_backoff(attempt: int, retry_after: float | None = None) -> timedelta:
@@ -51,24 +49,36 @@ def fal_webhook_url(generation: Generation) -> str:
 def generation_submit(pk: uuid.UUID | str) -> None:
     """Send a PENDING generation to fal once.
 
-    Idempotent: only the caller that claims PENDING → SUBMITTING sends anything. The attempt row is
-    committed before the POST, so a crash mid-call is visible to `generation_resolve_submitting`.
-    Rejected → FAILED; unavailable → back to PENDING with backoff (FAILED after
-    STUDIO_MAX_SUBMIT_ATTEMPTS); ambiguous → stays SUBMITTING, never resent blindly.
-    Runs without an open transaction (network I/O); call outside `atomic`. While the provider is
-    paused (moderation.switch) the job is moved to HELD instead, to be submitted on resume.
+    Idempotent: only the caller that claims PENDING → SUBMITTING sends anything, and holds the row's
+    claim (row_lease.py) while it works, so a dead submit is resolved within seconds. The attempt row,
+    with the payload's fingerprint, is committed before the POST, so a crash mid-call is visible to
+    `generation_resolve_submitting`. Rejected → FAILED; unavailable → back to PENDING with backoff
+    (FAILED after STUDIO_MAX_SUBMIT_ATTEMPTS); ambiguous → stays SUBMITTING, never resent blindly,
+    and is looked up in fal's request listing shortly (ambiguous.py). fal refusing the account
+    (locked, out of balance, unknown key) pauses the studio and HOLDS the job: the attempt does not
+    count. Runs without an open transaction (network I/O); call outside `atomic`. While the provider
+    is paused (moderation.switch) the job is moved to HELD instead, to be submitted on resume.
     """
     now = timezone.now()
     if provider_is_paused():
         transition(pk, from_=[Status.PENDING], to=Status.HELD, next_poll_at=None)
         return
-    if not transition(pk, from_=[Status.PENDING], to=Status.SUBMITTING,
-                      submit_attempts=F("submit_attempts") + 1, next_poll_at=now + submit_lease()):
+    until = now + LEASE
+    if not transition(pk, from_=[Status.PENDING], to=Status.SUBMITTING, submit_attempts=F("submit_attempts") + 1,
+                      lease_expires_at=until, next_poll_at=until):
         return
-    generation = Generation.objects.get(pk=pk)
+    with row_lease_held(pk, [Status.SUBMITTING], until):
+        _submit_claimed(Generation.objects.get(pk=pk))
+
+
+def _submit_claimed(generation: Generation) -> None:
+    pk = generation.pk
     spec = ltx.MODELS[generation.model_id]
     try:
         payload = _payload_for_fal(generation)
+    except FalAccountBlocked as exc:
+        _hold_for_outage(generation, exc)
+        return
     except (FalRejected, FalUnavailable) as exc:
         # Nothing was submitted: a failed upload is retried like an unavailable submit, or ends the job.
         if isinstance(exc, FalRejected):
@@ -81,9 +91,14 @@ def generation_submit(pk: uuid.UUID | str) -> None:
         log.warning("start image of %s unreadable: %s", pk, exc)
         _retry_or_fail(generation, FalUnavailable(f"the stored start image could not be read: {exc}"))
         return
-    attempt = attempt_start(generation, GenerationAttempt.Kind.SUBMIT, number=generation.submit_attempts)
+    attempt = attempt_start(generation, GenerationAttempt.Kind.SUBMIT, number=generation.submit_attempts,
+                            endpoint=spec.upstream_id, payload_sha256=payload_fingerprint(payload))
     try:
         submission = get_fal_client().submit(spec.upstream_id, payload, webhook_url=fal_webhook_url(generation) or None)
+    except FalAccountBlocked as exc:
+        attempt_finish(attempt, error=exc, outcome=GenerationAttempt.Outcome.UNAVAILABLE)
+        _hold_for_outage(generation, exc)
+        return
     except FalRejected as exc:
         attempt_finish(attempt, error=exc)
         transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
@@ -96,7 +111,7 @@ def generation_submit(pk: uuid.UUID | str) -> None:
     except FalAmbiguous as exc:
         attempt_finish(attempt, error=exc)
         log.warning("submit of %s is ambiguous: %s", pk, exc)
-        update_while(pk, [Status.SUBMITTING], next_poll_at=timezone.now() + AMBIGUOUS_RECHECK)
+        update_while(pk, [Status.SUBMITTING], next_poll_at=timezone.now() + AMBIGUOUS_FIRST_LOOK)
         return
     attempt_finish(attempt, http_status=200, response=dataclasses.asdict(submission))
     _accept(generation, submission)
@@ -128,7 +143,7 @@ def _payload_for_fal(generation: Generation) -> dict:
     file_name = start.key.rsplit("/", 1)[-1]
     try:
         file_url = get_fal_client().upload(data, start.content_type, file_name)
-    except (FalRejected, FalUnavailable) as exc:
+    except (FalRejected, FalUnavailable, FalAccountBlocked) as exc:
         attempt_finish(attempt, error=exc, response={"method": "fal_storage", "bytes": len(data)})
         raise
     payload["image_url"] = file_url
@@ -136,6 +151,14 @@ def _payload_for_fal(generation: Generation) -> dict:
         "method": "fal_storage", "bytes": len(data), "content_type": start.content_type, "file_url": file_url,
         "reason": f"{len(data)} bytes > data URI limit {limit} bytes: uploaded to fal storage"})
     return payload
+
+
+def _hold_for_outage(generation: Generation, exc: FalAccountBlocked) -> None:
+    """fal refused the account, not this job: pause the studio and hold the job (its attempt is
+    given back, nothing is charged); it is submitted again when the provider resumes."""
+    provider_outage(exc)
+    transition(generation.pk, from_=[Status.SUBMITTING], to=Status.HELD, next_poll_at=None,
+               submit_attempts=F("submit_attempts") - 1)
 
 
 def _retry_or_fail(generation: Generation, exc: FalUnavailable) -> None:
@@ -179,29 +202,31 @@ def generation_attach_request(generation: Generation, request_id: str) -> None:
     _accept(generation, get_fal_client().submission_for(upstream_id, request_id))
 
 
-def generation_resolve_submitting(pk: uuid.UUID | str) -> None:
+SUBMISSION_FIELDS = tuple(field.name for field in dataclasses.fields(FalSubmission))
+
+
+def generation_resolve_submitting(pk: uuid.UUID | str) -> bool:
     """Settle a SUBMITTING row whose submit lease ran out (the submitting process died or timed out).
 
     Judged from the attempt row of the current claim: never sent → PENDING (safe to send); accepted
-    (request id recorded) → QUEUED; rejected → FAILED; unknown → wait for the grace period
-    (STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS), then FAILED `submit_unknown`. Idempotent.
+    (request id recorded) → QUEUED; rejected → FAILED. Returns True when the outcome is unknown (the
+    POST may have reached fal): the caller looks it up in fal's request listing
+    (`ambiguous.ambiguous_submits_resolve`). Idempotent.
     """
     generation = Generation.objects.filter(pk=pk, status=Status.SUBMITTING).first()
     if generation is None:
-        return
+        return False
     attempt = (GenerationAttempt.objects.filter(generation=generation, kind=GenerationAttempt.Kind.SUBMIT,
                                                 number=generation.submit_attempts).order_by("-id").first())
-    now = timezone.now()
     Outcome = GenerationAttempt.Outcome
     if attempt is None or attempt.outcome == Outcome.UNAVAILABLE:
-        transition(pk, from_=[Status.SUBMITTING], to=Status.PENDING, next_poll_at=now)
-    elif attempt.outcome == Outcome.OK and attempt.response:
-        _accept(generation, FalSubmission(**attempt.response))
+        transition(pk, from_=[Status.SUBMITTING], to=Status.PENDING, next_poll_at=timezone.now())
+    elif attempt.outcome == Outcome.OK and attempt.response and "request_id" in attempt.response:
+        _accept(generation, FalSubmission(**{name: attempt.response[name] for name in SUBMISSION_FIELDS
+                                             if name in attempt.response}))
     elif attempt.outcome == Outcome.REJECTED:
         transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
                    error_message=f"fal rejected the request: {attempt.error}")
-    elif now - attempt.started_at > timedelta(seconds=settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS):
-        transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="submit_unknown",
-                   error_message="fal did not confirm the submission; it was not sent again to avoid paying twice")
     else:
-        update_while(pk, [Status.SUBMITTING], next_poll_at=now + AMBIGUOUS_RECHECK)
+        return True
+    return False

@@ -1,10 +1,13 @@
 """Tracking: one self-renewing chain watches every job in flight without holding a worker per job.
 
 `tracker_run(token)` owns the lease (lease.py) and repeatedly claims every row whose `next_poll_at`
-has come: PENDING → enqueue submit; SUBMITTING → resolve an abandoned submit; QUEUED/RUNNING → poll
-fal's status (concurrently, one shared httpx client); STORING → enqueue store. After HANDOFF_AFTER
-it enqueues its successor link and keeps going until that link takes over, well inside django-q2's
-task timeout.
+has come: PENDING → enqueue submit; SUBMITTING → resolve an abandoned or ambiguous submit (a task
+that may ask fal's request listing, ambiguous.py); QUEUED/RUNNING → poll fal's status
+(concurrently, one shared httpx client); STORING → enqueue store. A row that a running submit or
+store task still claims (row_lease.py) is only looked at again when that claim would lapse. While
+the studio is paused because fal refuses its account, the chain also probes fal now and then
+(provider.py). After HANDOFF_AFTER it enqueues its successor link and keeps going until that link
+takes over, well inside django-q2's task timeout.
 
 Polling is adaptive and polite (design.md §3): a running job is polled once a second (never more
 often), a queued one less often the deeper it waits, a job whose completion fal will also announce
@@ -24,14 +27,17 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from generations.fal import FalError, FalNotFound, FalRejected, FalStatus
+from generations.fal import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
 from generations.models import Generation, GenerationAttempt
 from generations.queue import enqueue, enqueue_on_commit
 from generations.services.attempts import attempt_record_failure
-from generations.services.lease import TRACKED, lease_claim, lease_release, next_token
+from generations.services.lease import TRACKED, lease_claim, lease_release, next_token, tracking_has_work
+from generations.services.provider import provider_outage, provider_probe_if_due
+from generations.services.row_lease import row_lease_live
 from generations.services.submit import generation_resolve_submitting, retry_backoff
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
+from moderation.switch import provider_is_paused_automatically
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -47,15 +53,13 @@ MAX_QUEUED_INTERVAL = 10.0  # ...up to this
 # With fal's webhooks on, a webhook reports each completion at once; polls only back it up.
 WEBHOOK_BACKSTOP_INTERVAL = 10.0
 KEEP_LOGS = 100
-# A re-driven task (submit or store) is given this long before the tracker enqueues it again.
-REDRIVE_AFTER = timedelta(seconds=60)
+# An enqueued task (submit, store, resolve) is given this long to start — to claim its row — before
+# the tracker enqueues it again (a worker killed with the task in hand loses it). Once running, the
+# task's own claim (row_lease.py) says when it is due again.
+REDRIVE_AFTER = timedelta(seconds=30)
+PROBE_CHECK_EVERY = 1.0  # seconds between looks at whether a provider probe is due
 
 _pool: ThreadPoolExecutor | None = None
-
-
-def store_lease() -> timedelta:
-    """A store task gets a full django-q2 timeout before anyone assumes it died."""
-    return timedelta(seconds=settings.Q_CLUSTER["timeout"] + 30)
 
 
 def link_max_seconds() -> float:
@@ -77,8 +81,13 @@ def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
     run_seconds = link_max_seconds() if run_seconds is None else run_seconds
     handoff_after = min(HANDOFF_AFTER, run_seconds)
     handed_off = False
+    next_probe_check = 0.0
     while True:
         tracker_tick()
+        if time.monotonic() >= next_probe_check:
+            if provider_is_paused_automatically():
+                provider_probe_if_due()
+            next_probe_check = time.monotonic() + PROBE_CHECK_EVERY
         if not lease_claim(token):
             return "renewed" if handed_off else "not-owner"
         elapsed = time.monotonic() - started
@@ -87,11 +96,11 @@ def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
             handed_off = True
         if elapsed >= run_seconds:
             return "renewed"  # the successor takes the lease over from this link's token
-        if not Generation.objects.filter(status__in=TRACKED).exists():
+        if not tracking_has_work():
             lease_release(token)
             # A submit that committed just before the release saw a live lease and did not start a
             # chain; look once more so its job is not left waiting for the sweeper.
-            if not Generation.objects.filter(status__in=TRACKED).exists() or not lease_claim(token):
+            if not tracking_has_work() or not lease_claim(token):
                 return "idle"
         time.sleep(_seconds_until_next_due())
 
@@ -109,16 +118,19 @@ def tracker_tick() -> int:
     due = list(
         Generation.objects.filter(status__in=TRACKED, next_poll_at__lte=now)
         .order_by("next_poll_at")
-        .values_list("pk", "status", "next_poll_at", "fal_status_url")[:BATCH]
+        .values_list("pk", "status", "next_poll_at", "fal_status_url", "lease_expires_at")[:BATCH]
     )
-    to_poll, to_redrive = [], []
-    for pk, status, due_at, status_url in due:
-        if status in (Status.PENDING, Status.STORING):
+    to_poll, to_redrive, claimed = [], [], []
+    for pk, status, due_at, status_url, lease_expires_at in due:
+        if row_lease_live(lease_expires_at, now):
+            claimed.append((pk, status, due_at, lease_expires_at))  # a task works on it: look when its claim lapses
+        elif status in (Status.PENDING, Status.STORING, Status.SUBMITTING):
             to_redrive.append((pk, status, due_at))
-        elif status == Status.SUBMITTING:
-            generation_resolve_submitting(pk)
         else:
             to_poll.append((pk, status, status_url))
+    if claimed:
+        for pk, status, due_at, lease_expires_at in claimed:
+            Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(next_poll_at=lease_expires_at)
     if to_redrive:
         _redrive_all(to_redrive)
     if to_poll:
@@ -126,19 +138,32 @@ def tracker_tick() -> int:
     return len(due)
 
 
+REDRIVE_TASKS = {
+    Status.PENDING: "generations.tasks.generation_submit_task",
+    Status.STORING: "generations.tasks.generation_store_task",
+}
+
+
 def _redrive_all(rows: list[tuple[uuid.UUID, str, object]]) -> None:
     # One transaction for the lot; compare-and-set on next_poll_at, so a row is enqueued once per
     # due time however often we look. (Enqueued at once: the tasks are idempotent, so one that runs
-    # before this commits, or despite a rollback, does no harm.)
+    # before this commits, or despite a rollback, does no harm.) A SUBMITTING row whose submit died
+    # is settled from its attempt row here; one whose outcome is unknown goes, with the others, to
+    # one task that reads fal's request listing (ambiguous.py).
     now = timezone.now()
+    submitting = []
     with transaction.atomic():
         for pk, status, due_at in rows:
-            storing = status == Status.STORING
-            if Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(
-                next_poll_at=now + (store_lease() if storing else REDRIVE_AFTER)
-            ):
-                enqueue("generations.tasks.generation_store_task" if storing
-                        else "generations.tasks.generation_submit_task", str(pk))
+            if not Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(
+                    next_poll_at=now + REDRIVE_AFTER):
+                continue
+            if status == Status.SUBMITTING:
+                submitting.append(pk)
+            else:
+                enqueue(REDRIVE_TASKS[status], str(pk))
+    unknown = [str(pk) for pk in submitting if generation_resolve_submitting(pk)]
+    if unknown:
+        enqueue("generations.tasks.ambiguous_submits_resolve_task", *unknown)
 
 
 def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
@@ -209,7 +234,7 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str
     if fal.is_completed:
         _recorded.pop(pk, None)
         moved = transition(pk, from_=[Status.QUEUED, Status.RUNNING], to=Status.STORING, completed_at=now,
-                           queue_position=None, next_poll_at=now + store_lease(),
+                           queue_position=None, next_poll_at=now + REDRIVE_AFTER,
                            inference_seconds=fal.inference_time, **common)
         if moved:
             enqueue_on_commit("generations.tasks.generation_store_task", str(pk))
@@ -236,7 +261,10 @@ def _poll_failed(pk: uuid.UUID, error: FalError) -> None:
         transition(pk, from_=[Status.QUEUED, Status.RUNNING], to=Status.FAILED, error_code="lost_upstream",
                    error_message="fal no longer knows this request (404)")
         return
-    # Other refusals (e.g. a revoked key) are our problem, not the job's: keep trying, slowly.
+    if isinstance(error, FalAccountBlocked):
+        provider_outage(error)  # fal refuses the account: pause new submits; this job keeps its place
+    # Other refusals (a lock, an unknown key, ...) are our problem, not the job's: keep trying, slowly.
     failures = generation.attempts.filter(kind=GenerationAttempt.Kind.STATUS).count()
-    delay = timedelta(seconds=30) if isinstance(error, FalRejected) else retry_backoff(min(failures, 5), error.retry_after)
+    refused = isinstance(error, (FalRejected, FalAccountBlocked))
+    delay = timedelta(seconds=30) if refused else retry_backoff(min(failures, 5), error.retry_after)
     update_while(pk, [Status.QUEUED, Status.RUNNING], next_poll_at=timezone.now() + delay)

@@ -257,7 +257,8 @@ def test_set_faults_applies_to_the_next_call_and_replaces_all(client, sim):
     assert sim.faults == {**NO_FAULTS, "submit_5xx": 1.0, "status_5xx": 0.25}
     settings = sim.set_faults({"status_5xx": 0.5})  # submit_5xx left out: back to 0
     assert settings == {"faults": {**NO_FAULTS, "status_5xx": 0.5}, "latency_seconds": 0.5,
-                        "download_rate_bytes": 256 * 1024, "fault_delay": 35.0}
+                        "download_rate_bytes": 256 * 1024, "fault_delay": 35.0,
+                        "listing_lag_seconds": 0.0, "locked": ""}
     assert post(client, sim, body("b")).status_code == 200
     sim.set_faults(latency_seconds=2.0)  # settings only: probabilities kept
     assert sim.fault_settings() == {**settings, "latency_seconds": 2.0}
@@ -284,6 +285,8 @@ def test_direct_edits_of_sim_faults_still_work(client, sim):
     (None, {"download_rate_bytes": 0}, "download_rate_bytes must be a whole number of bytes per second >= 1, got 0"),
     (None, {"download_rate_bytes": 1.5}, "download_rate_bytes must be a whole number of bytes per second >= 1, got 1.5"),
     (None, {"speed": 1}, "unknown setting 'speed'; allowed: latency_seconds, download_rate_bytes, fault_delay"),
+    (None, {"locked": 1}, 'locked must be "" (not locked) or the lock\'s reason'),
+    (None, {"listing_lag_seconds": -1}, "listing_lag_seconds must be a number of seconds >= 0, got -1"),
 ])
 def test_set_faults_rejects_bad_input_and_changes_nothing(sim, faults, settings, message):
     sim.set_faults({"status_5xx": 0.5})
@@ -303,7 +306,8 @@ def test_constructor_validates_like_set_faults():
         FalSimulator(latency_seconds=-1)
     sim = FalSimulator(faults={"reset": 0.5}, latency_seconds=0.1, download_rate_bytes=1000)
     assert sim.fault_settings() == {"faults": {**NO_FAULTS, "reset": 0.5}, "latency_seconds": 0.1,
-                                    "download_rate_bytes": 1000, "fault_delay": 35.0}
+                                    "download_rate_bytes": 1000, "fault_delay": 35.0,
+                                    "listing_lag_seconds": 0.0, "locked": ""}
 
 
 def test_faults_over_http_get_and_put(client, sim):
@@ -313,7 +317,8 @@ def test_faults_over_http_get_and_put(client, sim):
                                  json={"faults": {"submit_5xx": 1}, "latency_seconds": 0.25})
         assert response.status_code == 200
         assert response.json() == {"faults": {**NO_FAULTS, "submit_5xx": 1.0}, "latency_seconds": 0.25,
-                                   "download_rate_bytes": 256 * 1024, "fault_delay": 35.0}
+                                   "download_rate_bytes": 256 * 1024, "fault_delay": 35.0,
+                                   "listing_lag_seconds": 0.0, "locked": ""}
         assert sim.fault_settings() == response.json()
         assert post(client, sim, body()).status_code == 503
         assert anonymous.put(f"{sim.url}/_sim/faults", json={"download_rate_bytes": 10}).json()["faults"] \
@@ -415,12 +420,15 @@ def test_cli_has_a_flag_for_every_fault_and_setting():
     flags = [f"--fault-{name.replace('_', '-')}" for name in FAULT_NAMES]
     argv = [part for n, flag in enumerate(flags) for part in (flag, str((n + 1) / 100))]
     sim = simulator_from_args(parser.parse_args(argv + ["--latency-seconds", "0.2", "--download-rate-bytes", "1000",
-                                                        "--fault-delay", "3"]))
+                                                        "--fault-delay", "3", "--listing-lag-seconds", "4",
+                                                        "--locked", "Admin lock"]))
     assert sim.faults == {name: (n + 1) / 100 for n, name in enumerate(FAULT_NAMES)}
     assert {name: getattr(sim, name) for name in FAULT_SETTINGS} == {
-        "latency_seconds": 0.2, "download_rate_bytes": 1000, "fault_delay": 3.0}
+        "latency_seconds": 0.2, "download_rate_bytes": 1000, "fault_delay": 3.0, "listing_lag_seconds": 4.0,
+        "locked": "Admin lock"}
     defaults = simulator_from_args(parser.parse_args([]))
     assert defaults.fault_settings() == {"faults": NO_FAULTS, "latency_seconds": 0.5,
-                                         "download_rate_bytes": 256 * 1024, "fault_delay": 35.0}
+                                         "download_rate_bytes": 256 * 1024, "fault_delay": 35.0,
+                                         "listing_lag_seconds": 0.0, "locked": ""}
     with pytest.raises(ValueError, match="fault 'reset' must be a probability"):
         simulator_from_args(parser.parse_args(["--fault-reset", "1.5"]))

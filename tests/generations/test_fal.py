@@ -5,8 +5,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generations.fal import (FalAmbiguous, FalNotFound, FalQueueClient, FalRejected, FalStatus,
-                             FalUnavailable)
+from datetime import datetime, timezone
+
+from generations.fal import (FalAccountBlocked, FalAmbiguous, FalNotFound, FalQueueClient, FalRejected, FalStatus,
+                             FalUnavailable, payload_fingerprint)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "fal"
 REQUEST_ID = "764cabcf-b745-4b3e-ae38-1200304cf45b"
@@ -109,7 +111,7 @@ def test_result_404_is_not_found():
     ((504, {"detail": "gateway timeout"}), FalAmbiguous, None),
     ((504, fixture("error_504_user_timeout"), {"x-fal-request-timeout-type": "user"}), FalRejected, None),
     ((422, fixture("error_422")), FalRejected, None),
-    ((401, {"detail": "No user found for Key ID and Secret"}), FalRejected, None),
+    ((403, {"detail": "Forbidden: not your request"}), FalRejected, None),
     (httpx.ConnectError("refused"), FalUnavailable, None),
     (httpx.ConnectTimeout("slow connect"), FalUnavailable, None),
     (httpx.ReadTimeout("no answer"), FalAmbiguous, None),
@@ -166,3 +168,52 @@ def test_cancel_transient_failure_raises_for_a_retry():
     upstream = Upstream((503, fixture("error_503")))
     with pytest.raises(FalUnavailable):
         upstream.client().cancel(f"{BASE}/cancel")
+
+
+def test_every_submit_opts_out_of_fallbacks_and_payload_storage():
+    upstream = Upstream((200, fixture("submit_ok")), (200, fixture("submit_ok")))
+    upstream.client().submit("fal-ai/ltx-2/text-to-video", {"prompt": "x"})
+    kept = FalQueueClient(base_url="https://queue.fal.run", key="k", transport=httpx.MockTransport(upstream),
+                          store_io=True)
+    kept.submit("fal-ai/ltx-2/text-to-video", {"prompt": "x"})
+    headers = [(r.headers["x-fal-disable-fallbacks"], r.headers["x-fal-store-io"]) for r in upstream.requests]
+    assert headers == [("true", "0"), ("true", "1")]
+
+
+@pytest.mark.parametrize("code, name, reason", [
+    (403, "error_403_locked_balance", "balance_exhausted"),
+    (403, "error_403_locked_top_up", "balance_exhausted"),
+    (403, "error_403_locked_admin", "account_locked"),
+    (401, "error_401_bad_key", "bad_key"),
+])
+def test_a_refused_account_is_told_apart_from_a_refused_call(code, name, reason):
+    """fal's 403 `User is locked…` (fal-ai/fal issues #1112, #1163, #1168) and 401 for an unknown key
+    (#1068) concern every call of the account, on submit and on reads alike."""
+    for call in (lambda client: client.submit("fal-ai/ltx-2/text-to-video", {"prompt": "x"}),
+                 lambda client: client.status(f"{BASE}/status"), lambda client: client.result(BASE),
+                 lambda client: client.upload_initiate("a.png", "image/png")):
+        with pytest.raises(FalAccountBlocked) as info:
+            call(Upstream((code, fixture(name))).client())
+        assert (info.value.reason, info.value.status_code) == (reason, code)
+
+
+def test_the_request_listing_is_read_with_payloads_and_parsed():
+    upstream = Upstream((200, fixture("requests_by_endpoint")))
+    client = FalQueueClient(base_url="https://queue.fal.run", key="k", api_url="https://api.fal.ai",
+                            transport=httpx.MockTransport(upstream))
+    page = client.list_requests("fal-ai/ltx-2/text-to-video", start=datetime(2026, 12, 6, 9, 58, tzinfo=timezone.utc))
+    (request,) = upstream.requests
+    assert str(request.url).startswith("https://api.fal.ai/v1/models/requests/by-endpoint?")
+    assert dict(request.url.params) == {"endpoint_id": "fal-ai/ltx-2/text-to-video", "limit": "100",
+                                        "expand": "payloads", "start": "2026-12-06T09:58:00Z"}
+    done, running = page.items
+    assert (done.request_id, done.status_code, done.json_input) == (REQUEST_ID, 200, {"prompt": "a cowboy"})
+    assert done.sent_at == datetime(2026, 12, 6, 10, 0, 0, 123000, tzinfo=timezone.utc)
+    assert (running.ended_at, running.status_code, running.json_input) == (None, None, None)
+    assert page.next_cursor == "Mg=="
+    assert payload_fingerprint(done.json_input) == payload_fingerprint({"prompt": "a cowboy"})
+
+
+def test_a_listing_without_items_is_unavailable_not_empty():
+    with pytest.raises(FalUnavailable):
+        Upstream((200, {"detail": "maintenance"})).client().list_requests("x/y", start=datetime.now(timezone.utc))

@@ -130,7 +130,7 @@ def test_crash_after_claim_before_sending_resubmits_exactly_once(studio, user, t
         patch.setattr("generations.services.submit.attempt_start", crash)
         generation_submit(generation.pk)
     assert Generation.objects.get(pk=generation.pk).status == Status.SUBMITTING
-    # when the submit lease has run out, the tracker sends it back to PENDING and re-drives the submit
+    # when the submit's claim has lapsed, the tracker sends it back to PENDING and re-drives the submit
     make_due(generation)
     tracker_tick()
     assert Generation.objects.get(pk=generation.pk).status == Status.PENDING
@@ -158,6 +158,8 @@ def test_crash_after_fal_accepted_before_the_request_id_was_saved_recovers_witho
 
 
 def test_ambiguous_submit_is_never_resent_and_fails_as_unknown_after_the_grace_period(studio, user, task_queue, monkeypatch, settings):
+    """fal's listing shows no request and nothing proves it current (no later request of ours in
+    flight): wait, then fail as `submit_unknown` — never resend."""
     generation = create(user)
     from generations.fal import FalAmbiguous
 
@@ -176,9 +178,11 @@ def test_ambiguous_submit_is_never_resent_and_fails_as_unknown_after_the_grace_p
     settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = 0
     make_due(generation)
     tracker_tick()
+    task_queue.run_all()
     row.refresh_from_db()
     assert (row.status, row.error_code) == (Status.FAILED, "submit_unknown")
     assert GenerationAttempt.objects.filter(generation=row, kind="submit").count() == 1
+    assert studio.stats()["listing_calls"] == 2
 
 
 def test_unavailable_submit_goes_back_to_pending_with_backoff_then_succeeds(studio, user, task_queue):

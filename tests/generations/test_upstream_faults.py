@@ -64,19 +64,21 @@ def test_submit_refused_by_fal_backs_off_and_is_sent_once_when_fal_recovers(stud
 
 
 @pytest.mark.parametrize("fault, reached_fal", [("reset", 0), ("submit_reset_after_accept", 1), ("submit_timeout", 1)])
-def test_ambiguous_submit_is_never_resent_and_ends_as_submit_unknown(studio, user, task_queue, settings, fault,
-                                                                      reached_fal):
-    """A reset or a read timeout after the body left: the studio cannot know whether fal has it."""
+def test_ambiguous_submit_is_never_resent_and_ends_as_submit_unknown_while_the_listing_cannot_tell(
+        studio, user, task_queue, settings, fault, reached_fal):
+    """A reset or a read timeout after the body left, and fal's request listing unavailable: the
+    studio cannot know whether fal has the request, so it never resends and ends the job after the
+    grace period. (With the listing: tests/generations/test_ambiguous_submits.py.)"""
     settings.FAL_READ_TIMEOUT = 0.5
     reset_fal_client()
-    studio.set_faults({fault: 1.0}, fault_delay=1.5)
+    studio.set_faults({fault: 1.0, "listing_5xx": 1.0}, fault_delay=1.5)
     generation = create(user)
     task_queue.run_all()
     row = Generation.objects.get(pk=generation.pk)
     assert row.status == Status.SUBMITTING
     assert row.attempts.get(kind="submit").outcome == Outcome.AMBIGUOUS
 
-    studio.set_faults({})
+    studio.set_faults({"listing_5xx": 1.0})
     assert step(generation, task_queue).status == Status.SUBMITTING  # within the grace period: wait, never resend
     settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = 0
     row = step(generation, task_queue)

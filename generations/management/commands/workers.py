@@ -1,12 +1,15 @@
 """`manage.py workers`: the django-q2 cluster (`manage.py qcluster`) under a supervisor that restarts
 it when it dies or stops taking tasks (see studio/supervisor.py). What `make run` and
-`make run-prod` start; `qcluster` alone still works where something else supervises it."""
+`make run-prod` start; `qcluster` alone still works where something else supervises it. At every
+check it also makes sure a tracking chain runs (`tracker_ensure`), so a chain that died with its
+worker is replaced within seconds."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
+from generations.services.lease import tracker_ensure
 from studio.supervisor import Supervisor, default_stall_after
 
 
@@ -21,4 +24,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, stall_seconds=None, check_every=5.0, **options):
         stall_after = timedelta(seconds=stall_seconds) if stall_seconds else default_stall_after()
-        Supervisor(stall_after=stall_after, check_every=check_every).run()
+        Supervisor(stall_after=stall_after, check_every=check_every, on_check=tracker_ensure).run()
