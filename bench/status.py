@@ -42,6 +42,9 @@ def run(seconds: float = 5.0, concurrency: int = 32) -> list[Row]:
         print(f"status bench {name}: {result}")
         if result["errors"]:
             raise SystemExit(f"status bench: {result['errors']} failed requests on {name}")
+        if not result["requests"]:
+            raise SystemExit(f"status bench: no request to {name} completed in {seconds:g} s; the server did not "
+                             "answer in time (an overloaded machine?), so there is no ratio to report")
     note = f"gunicorn gthread, {concurrency} connections, {seconds:g} s each in turns of {min(1.0, seconds):g} s"
     rows = []
     for name, label in (("rest", "REST retrieve"), ("gateway", "gateway status")):
