@@ -13,7 +13,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -82,14 +81,11 @@ def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool 
 
 @gateway_view("POST")
 def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
-    # The REST API's per-caller create rate (STUDIO_API_CREATE_RATE). A 429 is right here: it is a
+    # The REST API's per-user create rate (STUDIO_API_CREATE_RATE). A 429 is right here: it is a
     # rate, not a quota, and fal's clients retry it after Retry-After.
     throttle = CreateThrottle()
-    if not throttle.allow_request(SimpleNamespace(method="POST", user=user, auth=None, META=request.META), None):
-        wait = math.ceil(throttle.wait() or 1)
-        response = fal_error(429, f"Too many submits; try again in {wait} s.", error_type="rate_limited")
-        response["Retry-After"] = str(wait)
-        return response
+    if not throttle.allow_user(user.pk):
+        return _throttled(throttle, "Too many submits")
     try:
         spec = ltx.resolve_model(model_id.strip("/"))
     except ltx.InputError:
@@ -120,6 +116,14 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
         return fal_error(403, "This studio account is suspended.", error_type="account_suspended")
     response = JsonResponse(submit_body(generation, app=app_of(model_id), base=url_base(request)))
     response[REQUEST_ID_HEADER] = str(generation.pk)
+    return response
+
+
+def _throttled(throttle, what: str) -> JsonResponse:
+    """fal's 429 for a caller over a rate, with Retry-After."""
+    wait = math.ceil(throttle.wait() or 1)
+    response = fal_error(429, f"{what}; try again in {wait} s.", error_type="rate_limited")
+    response["Retry-After"] = str(wait)
     return response
 
 
