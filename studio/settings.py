@@ -231,6 +231,8 @@ STUDIO_NO_WORKER_SECONDS = env_int("STUDIO_NO_WORKER_SECONDS", 20)
 STUDIO_MEDIA_LINK_SECONDS = env_int("STUDIO_MEDIA_LINK_SECONDS", 3600)
 # A video reported by this many distinct users is hidden automatically and waits for review (0: never).
 STUDIO_REPORTS_TO_HIDE = env_int("STUDIO_REPORTS_TO_HIDE", 3)
+# Live (unrevoked) API keys one user may hold; rates count per user whatever the number of keys.
+STUDIO_MAX_API_KEYS = env_int("STUDIO_MAX_API_KEYS", 20)
 
 # --- fal-compatible gateway (/fal/) ---------------------------------------------------------
 # Ed25519 private key (base64 of the raw 32 bytes) that signs the gateway's fal-style webhooks;
