@@ -220,6 +220,9 @@ class Upload(models.Model):
     # Set when the PUT has stored the bytes; until then the upload URL may still be used.
     object = models.OneToOneField("storage.StoredObject", on_delete=models.SET_NULL, null=True, blank=True,
                                   related_name="upload")
+    # The PUT's claim (compare-and-set from empty): the key it is writing. One claim per upload, so one
+    # URL stores at most one object; a failed store empties it again, and the purge deletes the key.
+    claimed_key = models.CharField(max_length=512, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 

@@ -152,6 +152,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "api": env_str("STUDIO_API_RATE", "600/min"),
         "create": env_str("STUDIO_API_CREATE_RATE", "60/min"),
+        # the gateway's storage upload: initiate and PUT each count (two calls per uploaded file)
+        "upload": env_str("STUDIO_UPLOAD_RATE", "120/min"),
     },
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 20,

@@ -66,3 +66,9 @@ class CreateThrottle(_PerCaller):
         if request.method != "POST":
             return True
         return super().allow_request(request, view)
+
+
+class UploadThrottle(_PerCaller):
+    """The gateway's storage upload flow: each initiate and each PUT."""
+
+    scope = "upload"

@@ -2,7 +2,8 @@
 
 Every request is a studio generation owned by the caller; other users' ids answer 404 exactly like
 ids that never existed. Errors are fal-style JSON: `{"detail": …}` (422 bodies carry fal's list of
-`{loc, msg, type}`), never a 429 for quotas (fal's clients retry 429) and never a 409.
+`{loc, msg, type}`), never a 429 for quotas (fal's clients retry 429), and a 409 only for an upload
+URL that was already used.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from generations import ltx, status_answers
-from generations.api.throttling import CreateThrottle
+from generations.api.throttling import CreateThrottle, UploadThrottle
 from generations.gateway.auth import GatewayAuthError, gateway_caller
 from generations.gateway.errors import fal_error, validation_error
 from generations.gateway.payloads import app_of, result_response, status_body, submit_body
@@ -30,8 +31,8 @@ from generations.models import Generation
 from generations.selectors import StatusRow, generation_get_for
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import OwnerSuspended, generation_create
-from generations.services.uploads import (UploadRejected, upload_from_token, upload_image_for, upload_initiate,
-                                          upload_receive, upload_token)
+from generations.services.uploads import (UploadAlreadyUsed, UploadNotStored, UploadRejected, upload_from_token,
+                                          upload_image_for, upload_initiate, upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
 from studio.netguard import UnsafeURL, check_public_url
 from webhooks.signing_keys import studio_jwks
@@ -40,6 +41,7 @@ REQUEST_ID_HEADER = "x-fal-request-id"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FILE_PATH = re.compile(r"^/fal/files/(?P<id>[0-9a-f-]{36})/")
 STREAM_POLL_SECONDS = 0.25
+UPLOAD_RETRY_SECONDS = 5
 
 
 def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool = True,
@@ -242,6 +244,9 @@ def jwks(request: HttpRequest) -> HttpResponse:
 
 @gateway_view("POST")
 def upload_start(request: HttpRequest, user) -> HttpResponse:
+    throttle = UploadThrottle()
+    if not throttle.allow_user(user.pk):
+        return _throttled(throttle, "Too many uploads")
     try:
         body = json.loads(request.body or b"{}")
         if not isinstance(body, dict):
@@ -267,10 +272,14 @@ def upload_start_multipart(request: HttpRequest, user) -> HttpResponse:
 
 @gateway_view("PUT", authenticate=False)
 def upload_put(request: HttpRequest, token: str) -> HttpResponse:
-    """The signed upload URL: no Authorization (fal's JS client sends none here), the token is the credential."""
+    """The signed upload URL: no Authorization (fal's JS client sends none here), the token is the
+    credential. It stores one file: any other PUT to it is 409."""
     upload = upload_from_token(token)
     if upload is None:
         return fal_error(403, "This upload URL is invalid or has expired; start a new upload.")
+    throttle = UploadThrottle()
+    if not throttle.allow_user(upload.owner_id):
+        return _throttled(throttle, "Too many uploads")
     limit = settings.STUDIO_MAX_IMAGE_BYTES
     too_large = fal_error(413, f"The file is larger than {limit:,} bytes, the most a start image may be.")
     declared = request.headers.get("Content-Length", "")
@@ -287,6 +296,15 @@ def upload_put(request: HttpRequest, token: str) -> HttpResponse:
         return validation_error({"file": str(exc)})
     except QuotaExceeded as exc:
         return fal_error(403, str(exc), error_type="quota_exceeded", quota=exc.as_dict())
+    except OwnerSuspended:
+        return fal_error(403, "This studio account is suspended.", error_type="account_suspended")
+    except UploadAlreadyUsed:
+        return fal_error(409, "This upload URL was already used; start a new upload for another file.",
+                         error_type="upload_already_used")
+    except UploadNotStored as exc:
+        response = fal_error(503, f"The file was not stored: {exc}.", error_type="storage_unavailable")
+        response["Retry-After"] = str(UPLOAD_RETRY_SECONDS)
+        return response
     return JsonResponse({"file_url": absolute_url(f"/fal/files/{upload.pk}/{upload.file_name}", request)})
 
 
