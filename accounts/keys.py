@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from accounts.locking import user_row_lock
 from accounts.models import ApiKey
 from studio import rows
 
@@ -56,7 +57,7 @@ def api_key_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
     are counted one after the other, so they cannot both take the last place."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
-        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        user_row_lock(user.pk)
         api_key_room_check(user)
         key = ApiKey.objects.create(user=user, name=name.strip()[:100] or "API key", prefix=raw[:PREFIX_LENGTH],
                                     digest=digest(raw))

@@ -249,6 +249,12 @@ STUDIO_UPLOAD_URL_SECONDS = env_int("STUDIO_UPLOAD_URL_SECONDS", 3600)
 STUDIO_UPLOAD_TTL_SECONDS = env_int("STUDIO_UPLOAD_TTL_SECONDS", 24 * 3600)
 # The status stream's keep-alive comment interval (fal sends one every 15 s).
 STUDIO_SSE_KEEPALIVE_SECONDS = env_float("STUDIO_SSE_KEEPALIVE_SECONDS", 15.0)
+# Each open status stream holds a web server thread: one user may hold at most this many at once
+# (across all processes), and a stream ends after STUDIO_SSE_MAX_SECONDS however far its job got.
+# fal's JS client does not reconnect a stream that ends (it fetches the result at once), so the limit
+# must outlast any real job's queue and run.
+STUDIO_MAX_STREAMS_PER_USER = env_int("STUDIO_MAX_STREAMS_PER_USER", 10)
+STUDIO_SSE_MAX_SECONDS = env_float("STUDIO_SSE_MAX_SECONDS", 3600.0)
 
 # --- quotas (per user; overrides in the admin) --------------------------------------------
 STUDIO_DEFAULT_STORAGE_BYTES = env_int("STUDIO_DEFAULT_STORAGE_BYTES", 10 * 1000**3)

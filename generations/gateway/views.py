@@ -26,11 +26,14 @@ from generations.api.throttling import CreateThrottle, UploadThrottle
 from generations.gateway.auth import GatewayAuthError, gateway_caller
 from generations.gateway.errors import fal_error, validation_error
 from generations.gateway.payloads import app_of, result_response, status_body, submit_body
+from generations.gateway.peer import client_gone_check
 from generations.media_links import absolute_url, url_base
-from generations.models import Generation
+from generations.models import Generation, StreamSlot
 from generations.selectors import StatusRow, generation_get_for
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import OwnerSuspended, generation_create
+from generations.services.streams import (SLOT_SECONDS, TooManyStreams, stream_slot_release, stream_slot_renew,
+                                          stream_slot_take)
 from generations.services.uploads import (UploadAlreadyUsed, UploadNotStored, UploadRejected, upload_from_token,
                                           upload_image_for, upload_initiate, upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
@@ -173,25 +176,53 @@ def status(request: HttpRequest, app: str, request_id: str, user, row: StatusRow
 
 @gateway_view("GET")
 def status_stream(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
+    """Server-sent events until COMPLETED. Each open stream holds a server thread, so it takes one of
+    the user's STUDIO_MAX_STREAMS_PER_USER slots (429 with Retry-After when none is free)."""
     generation = _own_request(user, request_id)
     if generation is None:
         return _not_found(request_id)
-    events = _status_events(generation.pk, user.pk, app=app_of(app), request=request, logs=_wants_logs(request))
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    try:
+        slot = stream_slot_take(user)
+    except TooManyStreams as exc:
+        response = fal_error(429, f"Too many open status streams: {exc}.", error_type="too_many_streams")
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    events = _status_events(generation.pk, user.pk, app=app_of(app), request=request, logs=_wants_logs(request),
+                            slot=slot)
+    response = StreamingHttpResponse(_SlotHeldStream(events, slot), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
     return response
 
 
-def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpRequest, logs: bool) -> Iterator[str]:
+class _SlotHeldStream:
+    """A stream's events, holding its slot until the server closes the response: when it ended, when
+    the client went away, or before it started (Django closes a response in every case)."""
+
+    def __init__(self, events: Iterator[str], slot: StreamSlot) -> None:
+        self._events, self._slot = events, slot
+
+    def __iter__(self) -> Iterator[str]:
+        return self._events
+
+    def close(self) -> None:
+        self._events.close()
+        stream_slot_release(self._slot)
+
+
+def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpRequest, logs: bool,
+                   slot: StreamSlot) -> Iterator[str]:
     """One `data:` event per change of the status object, a keep-alive comment when quiet, and the
-    end of the stream only after COMPLETED (fal's JS client resolves with the last event it saw).
+    end of the stream only after COMPLETED (fal's JS client resolves with the last event it saw) —
+    or after STUDIO_SSE_MAX_SECONDS, or as soon as the client is seen gone (peer.py), so that a
+    stream never holds a thread and a slot for nobody.
 
     Each event's `logs` holds only the entries this stream has not sent yet: fal's JS client
     appends every streamed event's logs to what it already has (polling answers carry them all)."""
+    client_gone = client_gone_check(request)
     last_body: dict | None = None
     sent_logs: set[str] = set()
-    last_sent = time.monotonic()
+    started = last_sent = last_renewed = time.monotonic()
     while True:
         generation = Generation.objects.filter(pk=pk, owner_id=owner_id).first()
         if generation is None:  # deleted meanwhile
@@ -207,10 +238,20 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpReque
             last_body, last_sent = body, time.monotonic()
         if body["status"] == "COMPLETED":
             return
-        if time.monotonic() - last_sent >= settings.STUDIO_SSE_KEEPALIVE_SECONDS:
+        now = time.monotonic()
+        if now - started >= settings.STUDIO_SSE_MAX_SECONDS:
+            yield ": this stream reached its time limit (STUDIO_SSE_MAX_SECONDS); poll the status URL\n\n"
+            return
+        if now - last_renewed >= SLOT_SECONDS / 3:
+            if not stream_slot_renew(slot):  # expired while this process stalled: no longer counted
+                return
+            last_renewed = now
+        if now - last_sent >= settings.STUDIO_SSE_KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
         time.sleep(STREAM_POLL_SECONDS)
+        if client_gone():
+            return
 
 
 @gateway_view("GET", reads_request=True)
