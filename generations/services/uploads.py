@@ -146,10 +146,9 @@ def uploads_purge_expired(*, limit: int = PURGE_BATCH) -> int:
     expired = list(Upload.objects.select_related("object").filter(expires_at__lte=timezone.now())[:limit])
     for upload in expired:
         stored = upload.object
-        if stored is not None:
-            delete_key(stored.key)
-        if upload.claimed_key:  # also what a store cut short by a dead process may have left
-            delete_key(upload.claimed_key)
+        # The claimed key too: a store cut short by a dead process may have left an object there.
+        for key in {stored.key if stored else "", upload.claimed_key} - {""}:
+            delete_key(key)
         with transaction.atomic():
             if stored is not None:
                 quota_free_bytes(job=upload.pk, user_id=upload.owner_id, freed_bytes=stored.size,

@@ -7,6 +7,8 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -121,6 +123,25 @@ def test_a_failed_store_releases_the_claim_so_the_client_can_retry(gw, user, med
     # and: the retry stores it
     assert put(urls["upload_url"], png()).status_code == 200
     assert Upload.objects.get().object.key == calls[1] and usage_for(user).bytes == len(png())
+
+
+@pytest.mark.django_db
+def test_the_purge_removes_what_a_put_cut_short_by_a_dead_process_left(storage_backend, gw, user):
+    # given: a PUT that claimed the upload and wrote its object, then its process died before recording it
+    initiate(gw)
+    upload = Upload.objects.get()
+    key = f"users/{user.pk}/uploads/{upload.pk}/file.png"
+    default_storage.save(key, ContentFile(png()))
+    Upload.objects.filter(pk=upload.pk).update(claimed_key=key)
+    assert upload_objects(storage_backend, upload) == [key]
+
+    # when: the upload expires and is purged
+    Upload.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert uploads_purge_expired() == 1
+
+    # then: nothing is left, and no ledger line was ever written
+    assert upload_objects(storage_backend, upload) == [] and not Upload.objects.exists()
+    assert not UsageEntry.objects.exists()
 
 
 @pytest.mark.django_db
