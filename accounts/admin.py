@@ -4,14 +4,34 @@ Keys exist only as digests: the admin shows the visible prefix, and a key create
 """
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 
-from accounts.keys import api_key_create, api_key_revoke
+from accounts.keys import TooManyApiKeys, api_key_create, api_key_revoke, api_key_room_check
 from accounts.models import ApiKey
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    """Says at once when the user already holds STUDIO_MAX_API_KEYS live keys."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["user", "name"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("user") is not None:
+            try:
+                api_key_room_check(cleaned["user"])
+            except TooManyApiKeys as exc:
+                raise forms.ValidationError(str(exc), code="too_many_keys") from None
+        return cleaned
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyAddForm
     list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "user__username"]
@@ -29,6 +49,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_revoke_permission(self, request) -> bool:
         return request.user.has_perm("accounts.delete_apikey")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except TooManyApiKeys as exc:  # another create took the last place after the form's check
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request, obj, form, change):
         key, raw = api_key_create(user=obj.user, name=obj.name)

@@ -7,11 +7,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from accounts.locking import user_row_lock
 from accounts.models import ApiKey
 from studio import rows
 
@@ -25,11 +27,40 @@ def digest(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+class TooManyApiKeys(Exception):
+    """`user` already holds `limit` live keys (STUDIO_MAX_API_KEYS); the message says how to make room."""
+
+    hint = "Revoke a key you no longer use (DELETE /api/v1/keys/{id}/) to make room."
+
+    def __init__(self, *, limit: int, live: int) -> None:
+        self.limit, self.live = limit, live
+        super().__init__(f"API key limit reached: you have {live} live keys and may have at most {limit} "
+                         f"(STUDIO_MAX_API_KEYS). Revoke a key you no longer use to make room.")
+
+    def as_dict(self) -> dict:
+        return {"limit": self.limit, "live": self.live, "hint": self.hint}
+
+
+def api_key_room_check(user: AbstractBaseUser) -> None:
+    """Raise TooManyApiKeys if `user` cannot have another key now (a form's early answer; only
+    `api_key_create` decides, under the lock)."""
+    live = ApiKey.objects.filter(user=user, revoked_at__isnull=True).count()
+    if live >= settings.STUDIO_MAX_API_KEYS:
+        raise TooManyApiKeys(limit=settings.STUDIO_MAX_API_KEYS, live=live)
+
+
 def api_key_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
-    """Create a key for `user`; returns the row and the raw key, which is never stored or shown again."""
+    """Create a key for `user`; returns the row and the raw key, which is never stored or shown again.
+
+    Raises TooManyApiKeys (nothing written) when `user` already has STUDIO_MAX_API_KEYS live keys.
+    Runs its own transaction, in which the user's row is locked: two creates at once for one user
+    are counted one after the other, so they cannot both take the last place."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(user=user, name=name.strip()[:100] or "API key", prefix=raw[:PREFIX_LENGTH],
-                                digest=digest(raw))
+    with transaction.atomic():
+        user_row_lock(user.pk)
+        api_key_room_check(user)
+        key = ApiKey.objects.create(user=user, name=name.strip()[:100] or "API key", prefix=raw[:PREFIX_LENGTH],
+                                    digest=digest(raw))
     return key, raw
 
 

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import ApiKeyForm, SignupForm, StudioAuthenticationForm
-from accounts.keys import api_key_create, api_key_revoke
+from accounts.keys import TooManyApiKeys, api_key_create, api_key_revoke
 from accounts.models import ApiKey
 
 NEW_KEY_SESSION = "accounts.new_api_key"
@@ -61,10 +61,14 @@ def signup(request: HttpRequest) -> HttpResponse:
 def api_keys(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        _, raw = api_key_create(user=request.user, name=form.cleaned_data["name"])
-        # Shown once, on the page after the redirect; the session copy is removed as it is shown.
-        request.session[NEW_KEY_SESSION] = raw
-        return redirect("accounts:api-keys")
+        try:
+            _, raw = api_key_create(user=request.user, name=form.cleaned_data["name"])
+        except TooManyApiKeys as exc:
+            form.add_error(None, str(exc))
+        else:
+            # Shown once, on the page after the redirect; the session copy is removed as it is shown.
+            request.session[NEW_KEY_SESSION] = raw
+            return redirect("accounts:api-keys")
     return render(request, "accounts/api_keys.html", {
         "form": form, "keys": ApiKey.objects.filter(user=request.user),
         "new_key": request.session.pop(NEW_KEY_SESSION, None),

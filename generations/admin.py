@@ -146,6 +146,12 @@ class GenerationAdmin(NoWritesMixin, admin.ModelAdmin):
             return results, duplicates
         return results | queryset.filter(pk=pk), duplicates
 
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.has_perm(UsageEntry.VIEW_PERMISSION):
+            return fieldsets
+        return [(name, options) for name, options in fieldsets if "ledger" not in options["fields"]]
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "moderation_actions": permitted_actions(self, request)}
         return super().change_view(request, object_id, form_url, extra_context)

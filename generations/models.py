@@ -230,8 +230,29 @@ class Upload(models.Model):
     # Set when the PUT has stored the bytes; until then the upload URL may still be used.
     object = models.OneToOneField("storage.StoredObject", on_delete=models.SET_NULL, null=True, blank=True,
                                   related_name="upload")
+    # The PUT's claim (compare-and-set from empty): the key it is writing. One claim per upload, so one
+    # URL stores at most one object; a failed store empties it again, and the purge deletes the key.
+    claimed_key = models.CharField(max_length=512, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.id})"
+
+
+class StreamSlot(models.Model):
+    """One open gateway status stream, counted against its user's STUDIO_MAX_STREAMS_PER_USER.
+
+    The stream renews `expires_at` while it runs and deletes the row when it ends; the row of a
+    stream whose process died expires on its own, so a slot can never be lost for good.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"], name="stream_slot_user_expiry")]
+
+    def __str__(self) -> str:
+        return f"stream of user {self.user_id} until {self.expires_at:%H:%M:%S}"

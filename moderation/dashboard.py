@@ -68,10 +68,14 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
                 held = provider_pause(actor=request.user, reason=reason)
                 messages.success(request, f"Provider paused: new jobs are held ({held} pending job(s) held now).")
             return redirect("admin-dashboard")
+    figures = dashboard_figures()
+    can_see_spend = request.user.has_perm(UsageEntry.VIEW_PERMISSION)
+    if not can_see_spend:
+        del figures["spend_today"], figures["spend_month"]
     context = {
         **admin.site.each_context(request), "title": "Operations dashboard", "switch": switch,
         "probe_seconds": settings.STUDIO_PROVIDER_PROBE_SECONDS,
-        "can_switch": can_switch, "form": form, **dashboard_figures(),
+        "can_switch": can_switch, "form": form, **figures, "can_see_spend": can_see_spend,
         "can_see_tasks": request.user.has_perm("django_q.view_failure"),
     }
     return TemplateResponse(request, "admin/moderation/dashboard.html", context)

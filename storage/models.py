@@ -79,6 +79,9 @@ class UsageEntry(models.Model):
         ADJUST = "adjust"  # an admin's or the reconciler's correction
 
     LIFECYCLE = (Event.RESERVE, Event.SETTLE, Event.RELEASE, Event.DELETE, Event.STORE)
+    # Who may see ledger lines and the spend summed from them, wherever they are shown (superusers
+    # have it; the moderator role does not).
+    VIEW_PERMISSION = "storage.view_usageentry"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_entries")
     event = models.CharField(max_length=16, choices=Event.choices)

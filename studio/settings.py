@@ -152,6 +152,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "api": env_str("STUDIO_API_RATE", "600/min"),
         "create": env_str("STUDIO_API_CREATE_RATE", "60/min"),
+        # the gateway's storage upload: initiate and PUT each count (two calls per uploaded file)
+        "upload": env_str("STUDIO_UPLOAD_RATE", "120/min"),
     },
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 20,
@@ -241,6 +243,8 @@ STUDIO_NO_WORKER_SECONDS = env_int("STUDIO_NO_WORKER_SECONDS", 20)
 STUDIO_MEDIA_LINK_SECONDS = env_int("STUDIO_MEDIA_LINK_SECONDS", 3600)
 # A video reported by this many distinct users is hidden automatically and waits for review (0: never).
 STUDIO_REPORTS_TO_HIDE = env_int("STUDIO_REPORTS_TO_HIDE", 3)
+# Live (unrevoked) API keys one user may hold; rates count per user whatever the number of keys.
+STUDIO_MAX_API_KEYS = env_int("STUDIO_MAX_API_KEYS", 20)
 
 # --- fal-compatible gateway (/fal/) ---------------------------------------------------------
 # Ed25519 private key (base64 of the raw 32 bytes) that signs the gateway's fal-style webhooks;
@@ -255,6 +259,12 @@ STUDIO_UPLOAD_URL_SECONDS = env_int("STUDIO_UPLOAD_URL_SECONDS", 3600)
 STUDIO_UPLOAD_TTL_SECONDS = env_int("STUDIO_UPLOAD_TTL_SECONDS", 24 * 3600)
 # The status stream's keep-alive comment interval (fal sends one every 15 s).
 STUDIO_SSE_KEEPALIVE_SECONDS = env_float("STUDIO_SSE_KEEPALIVE_SECONDS", 15.0)
+# Each open status stream holds a web server thread: one user may hold at most this many at once
+# (across all processes), and a stream ends after STUDIO_SSE_MAX_SECONDS however far its job got.
+# fal's JS client does not reconnect a stream that ends (it fetches the result at once), so the limit
+# must outlast any real job's queue and run.
+STUDIO_MAX_STREAMS_PER_USER = env_int("STUDIO_MAX_STREAMS_PER_USER", 10)
+STUDIO_SSE_MAX_SECONDS = env_float("STUDIO_SSE_MAX_SECONDS", 3600.0)
 
 # --- quotas (per user; overrides in the admin) --------------------------------------------
 STUDIO_DEFAULT_STORAGE_BYTES = env_int("STUDIO_DEFAULT_STORAGE_BYTES", 10 * 1000**3)

@@ -28,7 +28,6 @@ from django_q.conf import Conf
 from django_q.models import OrmQ, Schedule
 
 from accounts.keys import api_key_create
-from accounts.models import ApiKey
 from generations.models import Generation, Project
 from studio import health
 from tests.processes import ROOT, child_env, free_port, require_redis, running_gunicorn, running_redis
@@ -157,11 +156,11 @@ def test_web_servers_sharing_redis_count_one_api_rate(collected_static: Path, us
         # when: the key calls them in turn
         answers = [httpx.get(f"{urls[i % 2]}/api/v1/usage/", headers=auth, timeout=10) for i in range(8)]
 
-        # then: 4 calls in all, not 4 per server; the count is one key in Redis
+        # then: 4 calls in all, not 4 per server; the count is one key in Redis, the user's
         assert [answer.status_code for answer in answers] == [200] * 4 + [429] * 4
         assert int(answers[4].headers["Retry-After"]) > 0
         stored = redis.Redis.from_url(redis_url).keys("studio-throttle:*")
-        assert [key.decode() for key in stored] == [f"studio-throttle:throttle_api_key:{ApiKey.objects.get().pk}"]
+        assert [key.decode() for key in stored] == [f"studio-throttle:throttle_api_user:{user.pk}"]
 
 
 def test_gunicorn_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from accounts.keys import TooManyApiKeys
 from generations.images import ImageRejected, ImageTooLarge
 from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
@@ -50,6 +51,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return error(403, "account_suspended", str(exc))
     if isinstance(exc, ReportRefused):
         return error(422, "validation_error", "The request has invalid fields: reason.", {"reason": str(exc)})
+    if isinstance(exc, TooManyApiKeys):
+        return error(409, "too_many_keys", str(exc), exc.as_dict())
     if isinstance(exc, IdempotencyConflict):
         return error(409, "idempotency_conflict", str(exc), {"generation": str(exc.generation.pk)})
     for domain_error, code in ((NotCancelable, "not_cancelable"), (NotRetryable, "not_retryable"),

@@ -1,10 +1,12 @@
-"""Throttling per API key (or per signed-in user, or per address for anonymous calls); rates in settings.
+"""Throttling per user (all of a user's API keys and their session share one budget), or per address
+for anonymous calls; rates in settings.
 
-A rate "N/period" allows a burst of N calls, then one call every period/N (the generic cell rate
-algorithm). Its state is one number per caller, so checking it costs the same however busy the
-caller is; DRF's default keeps every call's timestamp of the last period and re-pickles that
-list on every call, which made a busy poller's every request slower. Where the number lives
-(this process, or Redis for all of them) is throttle_store's business.
+Per user, not per key: keys are free to create, so a rate per key would be multiplied by however
+many keys a user made. A rate "N/period" allows a burst of N calls, then one call every period/N
+(the generic cell rate algorithm). Its state is one number per caller, so checking it costs the
+same however busy the caller is; DRF's default keeps every call's timestamp of the last period and
+re-pickles that list on every call, which made a busy poller's every request slower. Where the
+number lives (this process, or Redis for all of them) is throttle_store's business.
 """
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -19,20 +21,24 @@ class _PerCaller(SimpleRateThrottle):
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
     def get_cache_key(self, request, view):
-        if isinstance(request.auth, ApiKey):
-            ident = f"key:{request.auth.pk}"  # as allow_key has it
-        elif request.user and request.user.is_authenticated:
-            ident = f"user:{request.user.pk}"
-        else:
-            ident = f"ip:{self.get_ident(request)}"
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+        if request.user and request.user.is_authenticated:
+            return self._user_key(request.user.pk)
+        return self.cache_format % {"scope": self.scope, "ident": f"ip:{self.get_ident(request)}"}
 
     def allow_request(self, request, view) -> bool:
         return self._allow(self.get_cache_key(request, view))
 
     def allow_key(self, key: ApiKey) -> bool:
-        """`allow_request` for a call made with `key`, for answers given without DRF's Request."""
-        return self._allow(self.cache_format % {"scope": self.scope, "ident": f"key:{key.pk}"})
+        """`allow_request` for a call made with `key` (counted against its user), for answers given
+        without DRF's Request."""
+        return self.allow_user(key.user_id)
+
+    def allow_user(self, user_id: int) -> bool:
+        """`allow_request` for a call by user `user_id`, however it authenticated (the gateway's routes)."""
+        return self._allow(self._user_key(user_id))
+
+    def _user_key(self, user_id: int) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": f"user:{user_id}"}
 
     def _allow(self, cache_key: str | None) -> bool:
         if self.rate is None or cache_key is None:
@@ -60,3 +66,9 @@ class CreateThrottle(_PerCaller):
         if request.method != "POST":
             return True
         return super().allow_request(request, view)
+
+
+class UploadThrottle(_PerCaller):
+    """The gateway's storage upload flow: each initiate and each PUT."""
+
+    scope = "upload"

@@ -2,7 +2,8 @@
 
 Every request is a studio generation owned by the caller; other users' ids answer 404 exactly like
 ids that never existed. Errors are fal-style JSON: `{"detail": …}` (422 bodies carry fal's list of
-`{loc, msg, type}`), never a 429 for quotas (fal's clients retry 429) and never a 409.
+`{loc, msg, type}`), never a 429 for quotas (fal's clients retry 429), and a 409 only for an upload
+URL that was already used.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,17 +22,20 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from generations import ltx, status_answers
-from generations.api.throttling import CreateThrottle
+from generations.api.throttling import CreateThrottle, UploadThrottle
 from generations.gateway.auth import GatewayAuthError, gateway_caller
 from generations.gateway.errors import fal_error, validation_error
 from generations.gateway.payloads import app_of, result_response, status_body, submit_body
+from generations.gateway.peer import client_gone_check
 from generations.media_links import absolute_url, url_base
-from generations.models import Generation
+from generations.models import Generation, StreamSlot
 from generations.selectors import StatusRow, generation_get_for
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import OwnerSuspended, generation_create
-from generations.services.uploads import (UploadRejected, upload_from_token, upload_image_for, upload_initiate,
-                                          upload_receive, upload_token)
+from generations.services.streams import (SLOT_SECONDS, TooManyStreams, stream_slot_release, stream_slot_renew,
+                                          stream_slot_take)
+from generations.services.uploads import (UploadAlreadyUsed, UploadNotStored, UploadRejected, upload_from_token,
+                                          upload_image_for, upload_initiate, upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
 from studio.netguard import UnsafeURL, check_public_url
 from webhooks.signing_keys import studio_jwks
@@ -41,6 +44,7 @@ REQUEST_ID_HEADER = "x-fal-request-id"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FILE_PATH = re.compile(r"^/fal/files/(?P<id>[0-9a-f-]{36})/")
 STREAM_POLL_SECONDS = 0.25
+UPLOAD_RETRY_SECONDS = 5
 
 
 def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool = True,
@@ -82,14 +86,11 @@ def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool 
 
 @gateway_view("POST")
 def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
-    # The REST API's per-caller create rate (STUDIO_API_CREATE_RATE). A 429 is right here: it is a
+    # The REST API's per-user create rate (STUDIO_API_CREATE_RATE). A 429 is right here: it is a
     # rate, not a quota, and fal's clients retry it after Retry-After.
     throttle = CreateThrottle()
-    if not throttle.allow_request(SimpleNamespace(method="POST", user=user, auth=None, META=request.META), None):
-        wait = math.ceil(throttle.wait() or 1)
-        response = fal_error(429, f"Too many submits; try again in {wait} s.", error_type="rate_limited")
-        response["Retry-After"] = str(wait)
-        return response
+    if not throttle.allow_user(user.pk):
+        return _throttled(throttle, "Too many submits")
     try:
         spec = ltx.resolve_model(model_id.strip("/"))
     except ltx.InputError:
@@ -120,6 +121,14 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
         return fal_error(403, "This studio account is suspended.", error_type="account_suspended")
     response = JsonResponse(submit_body(generation, app=app_of(model_id), base=url_base(request)))
     response[REQUEST_ID_HEADER] = str(generation.pk)
+    return response
+
+
+def _throttled(throttle, what: str) -> JsonResponse:
+    """fal's 429 for a caller over a rate, with Retry-After."""
+    wait = math.ceil(throttle.wait() or 1)
+    response = fal_error(429, f"{what}; try again in {wait} s.", error_type="rate_limited")
+    response["Retry-After"] = str(wait)
     return response
 
 
@@ -167,25 +176,53 @@ def status(request: HttpRequest, app: str, request_id: str, user, row: StatusRow
 
 @gateway_view("GET")
 def status_stream(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
+    """Server-sent events until COMPLETED. Each open stream holds a server thread, so it takes one of
+    the user's STUDIO_MAX_STREAMS_PER_USER slots (429 with Retry-After when none is free)."""
     generation = _own_request(user, request_id)
     if generation is None:
         return _not_found(request_id)
-    events = _status_events(generation.pk, user.pk, app=app_of(app), request=request, logs=_wants_logs(request))
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    try:
+        slot = stream_slot_take(user)
+    except TooManyStreams as exc:
+        response = fal_error(429, f"Too many open status streams: {exc}.", error_type="too_many_streams")
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    events = _status_events(generation.pk, user.pk, app=app_of(app), request=request, logs=_wants_logs(request),
+                            slot=slot)
+    response = StreamingHttpResponse(_SlotHeldStream(events, slot), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
     return response
 
 
-def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpRequest, logs: bool) -> Iterator[str]:
+class _SlotHeldStream:
+    """A stream's events, holding its slot until the server closes the response: when it ended, when
+    the client went away, or before it started (Django closes a response in every case)."""
+
+    def __init__(self, events: Iterator[str], slot: StreamSlot) -> None:
+        self._events, self._slot = events, slot
+
+    def __iter__(self) -> Iterator[str]:
+        return self._events
+
+    def close(self) -> None:
+        self._events.close()
+        stream_slot_release(self._slot)
+
+
+def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpRequest, logs: bool,
+                   slot: StreamSlot) -> Iterator[str]:
     """One `data:` event per change of the status object, a keep-alive comment when quiet, and the
-    end of the stream only after COMPLETED (fal's JS client resolves with the last event it saw).
+    end of the stream only after COMPLETED (fal's JS client resolves with the last event it saw) —
+    or after STUDIO_SSE_MAX_SECONDS, or as soon as the client is seen gone (peer.py), so that a
+    stream never holds a thread and a slot for nobody.
 
     Each event's `logs` holds only the entries this stream has not sent yet: fal's JS client
     appends every streamed event's logs to what it already has (polling answers carry them all)."""
+    client_gone = client_gone_check(request)
     last_body: dict | None = None
     sent_logs: set[str] = set()
-    last_sent = time.monotonic()
+    started = last_sent = last_renewed = time.monotonic()
     while True:
         generation = Generation.objects.filter(pk=pk, owner_id=owner_id).first()
         if generation is None:  # deleted meanwhile
@@ -201,10 +238,20 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpReque
             last_body, last_sent = body, time.monotonic()
         if body["status"] == "COMPLETED":
             return
-        if time.monotonic() - last_sent >= settings.STUDIO_SSE_KEEPALIVE_SECONDS:
+        now = time.monotonic()
+        if now - started >= settings.STUDIO_SSE_MAX_SECONDS:
+            yield ": this stream reached its time limit (STUDIO_SSE_MAX_SECONDS); poll the status URL\n\n"
+            return
+        if now - last_renewed >= SLOT_SECONDS / 3:
+            if not stream_slot_renew(slot):  # expired while this process stalled: no longer counted
+                return
+            last_renewed = now
+        if now - last_sent >= settings.STUDIO_SSE_KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
         time.sleep(STREAM_POLL_SECONDS)
+        if client_gone():
+            return
 
 
 @gateway_view("GET", reads_request=True)
@@ -238,6 +285,9 @@ def jwks(request: HttpRequest) -> HttpResponse:
 
 @gateway_view("POST")
 def upload_start(request: HttpRequest, user) -> HttpResponse:
+    throttle = UploadThrottle()
+    if not throttle.allow_user(user.pk):
+        return _throttled(throttle, "Too many uploads")
     try:
         body = json.loads(request.body or b"{}")
         if not isinstance(body, dict):
@@ -263,10 +313,14 @@ def upload_start_multipart(request: HttpRequest, user) -> HttpResponse:
 
 @gateway_view("PUT", authenticate=False)
 def upload_put(request: HttpRequest, token: str) -> HttpResponse:
-    """The signed upload URL: no Authorization (fal's JS client sends none here), the token is the credential."""
+    """The signed upload URL: no Authorization (fal's JS client sends none here), the token is the
+    credential. It stores one file: any other PUT to it is 409."""
     upload = upload_from_token(token)
     if upload is None:
         return fal_error(403, "This upload URL is invalid or has expired; start a new upload.")
+    throttle = UploadThrottle()
+    if not throttle.allow_user(upload.owner_id):
+        return _throttled(throttle, "Too many uploads")
     limit = settings.STUDIO_MAX_IMAGE_BYTES
     too_large = fal_error(413, f"The file is larger than {limit:,} bytes, the most a start image may be.")
     declared = request.headers.get("Content-Length", "")
@@ -283,6 +337,15 @@ def upload_put(request: HttpRequest, token: str) -> HttpResponse:
         return validation_error({"file": str(exc)})
     except QuotaExceeded as exc:
         return fal_error(403, str(exc), error_type="quota_exceeded", quota=exc.as_dict())
+    except OwnerSuspended:
+        return fal_error(403, "This studio account is suspended.", error_type="account_suspended")
+    except UploadAlreadyUsed:
+        return fal_error(409, "This upload URL was already used; start a new upload for another file.",
+                         error_type="upload_already_used")
+    except UploadNotStored as exc:
+        response = fal_error(503, f"The file was not stored: {exc}.", error_type="storage_unavailable")
+        response["Retry-After"] = str(UPLOAD_RETRY_SECONDS)
+        return response
     return JsonResponse({"file_url": absolute_url(f"/fal/files/{upload.pk}/{upload.file_name}", request)})
 
 

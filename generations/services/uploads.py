@@ -9,11 +9,13 @@ until it expires and `uploads_purge_expired` deletes it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 from django.core.files.storage import default_storage
@@ -22,17 +24,30 @@ from django.utils import timezone
 
 from generations.images import EXTENSIONS, ImageRejected, StartImage, check_image_bytes
 from generations.models import Upload
+from generations.services.create import OwnerSuspended
 from storage.keys import upload_key
 from storage.models import StoredObject
 from storage.quotas import quota_free_bytes, quota_store
-from storage.transfer import delete_key, store_bytes
+from storage.transfer import STORAGE_ERRORS, TransferError, delete_key, store_bytes
 
+log = logging.getLogger(__name__)
 TOKEN_SALT = "generations.upload"
 PURGE_BATCH = 100
 
 
 class UploadRejected(Exception):
     """The upload request or its bytes are not acceptable; the message says why."""
+
+
+class UploadAlreadyUsed(Exception):
+    """The upload URL was already used (stored, or being stored by another PUT)."""
+
+    def __init__(self) -> None:
+        super().__init__("this upload URL was already used; start a new upload for another file")
+
+
+class UploadNotStored(Exception):
+    """Storage failed while taking the file; nothing was kept and the same URL may be used again."""
 
 
 def upload_initiate(*, owner: AbstractBaseUser, file_name: str, content_type: str) -> Upload:
@@ -65,35 +80,50 @@ def upload_from_token(token: str) -> Upload | None:
 def upload_receive(upload: Upload, data: bytes) -> Upload:
     """Store `data` as `upload`'s file and book its bytes against the owner's storage limit.
 
-    The bytes must decode as a start image within the size and pixel limits (UploadRejected
-    otherwise); raises QuotaExceeded when they do not fit. Idempotent: once stored, an upload keeps
-    its first file and later PUTs change nothing. The object is written before the transaction
-    and removed again if the transaction does not commit.
+    One upload URL stores at most one object, however many PUTs arrive at once: the upload is
+    claimed in the database first (a compare-and-set of `claimed_key`), then the bytes are stored,
+    then the object and its ledger line are recorded in one transaction. A PUT that finds the upload
+    claimed or stored raises UploadAlreadyUsed and touches nothing. A store that fails or is refused
+    after the claim deletes what it wrote and releases the claim, so the client can PUT again.
+
+    Raises OwnerSuspended (a suspended owner stores nothing), UploadRejected (not a start image
+    within the size and pixel limits), UploadAlreadyUsed, QuotaExceeded (the bytes do not fit) and
+    UploadNotStored (storage failing; worth retrying). Runs its own transactions.
     """
-    if upload.object_id is not None:
-        return upload
+    if not upload.owner.is_active:
+        raise OwnerSuspended()
+    if upload.object_id is not None or upload.claimed_key:
+        raise UploadAlreadyUsed()
     try:
         image = check_image_bytes(data)
     except ImageRejected as exc:
         raise UploadRejected(str(exc)) from None
     key = upload_key(upload.owner_id, upload.pk, f"file.{image.extension}")
-    store_bytes(key, image.data, content_type=image.content_type)
+    if not Upload.objects.filter(pk=upload.pk, claimed_key="", object__isnull=True).update(claimed_key=key):
+        raise UploadAlreadyUsed()
     try:
+        try:
+            store_bytes(key, image.data, content_type=image.content_type)
+        except (*STORAGE_ERRORS, TransferError) as exc:
+            raise UploadNotStored(f"the studio's storage did not take the file ({exc}); try the upload again") from exc
         with transaction.atomic():
-            locked = Upload.objects.select_for_update().get(pk=upload.pk)
-            if locked.object_id is not None:
-                return locked  # a concurrent PUT stored it first (same key, so the bytes stay theirs)
             quota_store(user=upload.owner, ref=upload.pk, bytes=image.size, note=f"upload {upload.file_name}")
-            locked.object = StoredObject.objects.create(owner_id=upload.owner_id, key=key, size=image.size,
-                                                        content_type=image.content_type,
-                                                        sha256=hashlib.sha256(image.data).hexdigest())
-            locked.content_type = image.content_type
-            locked.save(update_fields=["object", "content_type"])
-            return locked
+            # Re-checked under the quota row lock that `moderation.services.user_suspend` also takes.
+            if not get_user_model().objects.filter(pk=upload.owner_id, is_active=True).exists():
+                raise OwnerSuspended()
+            stored = StoredObject.objects.create(owner_id=upload.owner_id, key=key, size=image.size,
+                                                 content_type=image.content_type,
+                                                 sha256=hashlib.sha256(image.data).hexdigest())
+            Upload.objects.filter(pk=upload.pk).update(object=stored, content_type=image.content_type)
     except BaseException:
-        if not StoredObject.objects.filter(key=key).exists():
-            delete_key(key)
+        # Only this claim's holder writes `key`, and nothing was recorded: remove it, then free the
+        # upload. If it cannot be removed the claim stays, so no other PUT can leave a second object;
+        # the purge deletes the key when the upload expires.
+        if _delete_quietly(key):
+            Upload.objects.filter(pk=upload.pk, claimed_key=key, object__isnull=True).update(claimed_key="")
         raise
+    upload.claimed_key, upload.object, upload.content_type = key, stored, image.content_type
+    return upload
 
 
 def upload_image_for(owner: AbstractBaseUser, upload_id: uuid.UUID | str) -> StartImage | None:
@@ -110,13 +140,15 @@ def uploads_purge_expired(*, limit: int = PURGE_BATCH) -> int:
     """Delete expired uploads (object first, then rows, with a ledger line freeing the bytes).
 
     Safe to run twice or concurrently: deleting a missing object is a no-op and the ledger line is
-    unique per upload. Returns how many uploads were removed.
+    unique per upload. An upload URL expires (STUDIO_UPLOAD_URL_SECONDS) long before the upload does
+    (STUDIO_UPLOAD_TTL_SECONDS), so no PUT is still storing. Returns how many uploads were removed.
     """
     expired = list(Upload.objects.select_related("object").filter(expires_at__lte=timezone.now())[:limit])
     for upload in expired:
         stored = upload.object
-        if stored is not None:
-            delete_key(stored.key)
+        # The claimed key too: a store cut short by a dead process may have left an object there.
+        for key in {stored.key if stored else "", upload.claimed_key} - {""}:
+            delete_key(key)
         with transaction.atomic():
             if stored is not None:
                 quota_free_bytes(job=upload.pk, user_id=upload.owner_id, freed_bytes=stored.size,
@@ -125,6 +157,15 @@ def uploads_purge_expired(*, limit: int = PURGE_BATCH) -> int:
                 StoredObject.objects.filter(pk=stored.pk).delete()
             Upload.objects.filter(pk=upload.pk).delete()
     return len(expired)
+
+
+def _delete_quietly(key: str) -> bool:
+    try:
+        delete_key(key)
+    except STORAGE_ERRORS as exc:
+        log.warning("could not remove %s after a failed upload; the purge will: %s", key, exc)
+        return False
+    return True
 
 
 def _clean_name(file_name: str) -> str:

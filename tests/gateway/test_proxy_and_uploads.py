@@ -130,8 +130,8 @@ def test_initiate_then_put_stores_the_image_and_books_its_bytes(storage_backend,
     entry = UsageEntry.objects.get(job=upload.pk)
     assert (entry.event, entry.bytes, entry.usd, entry.jobs) == ("store", len(data), 0, 0)
     assert usage_for(user).bytes == len(data) and usage_for(user).active_jobs == 0
-    # A repeated PUT (a client retry) changes nothing.
-    assert put(urls["upload_url"], png(color=(0, 0, 255))).status_code == 200
+    # Another PUT to the same URL is refused (409) and changes nothing.
+    assert put(urls["upload_url"], png(color=(0, 0, 255))).status_code == 409
     assert UsageEntry.objects.filter(job=upload.pk).count() == 1 and StoredObject.objects.count() == 1
     with default_storage.open(stored.key) as handle:
         assert handle.read() == data

@@ -312,7 +312,7 @@ def test_an_unreachable_redis_lets_calls_through_unthrottled(api, settings, task
     # then: served, not 500s (nor 429s: nothing could count them), and the outage is in the log
     assert [answer.status_code for answer in created + reads] == [201, 201, 200, 200]
     assert Generation.objects.count() == 2
-    assert sum("throttle count for throttle_api_key" in record.getMessage() for record in caplog.records) == 4
+    assert sum("throttle count for throttle_api_user" in record.getMessage() for record in caplog.records) == 4
 
 
 def test_openapi_schema_and_docs_are_served(client):

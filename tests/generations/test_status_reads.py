@@ -258,7 +258,7 @@ def test_last_use_is_stamped_at_most_once_a_minute(user):
 
 # --- throttling ----------------------------------------------------------------------------------
 
-def test_polls_are_throttled_per_key_as_a_burst_then_a_steady_pace(user, raw_key, settings):
+def test_polls_are_throttled_per_user_as_a_burst_then_a_steady_pace(user, other_user, raw_key, settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "3/min", "create": "2/min"}}
     generation = running(user)
     url = f"/api/v1/generations/{generation.pk}/"
@@ -266,6 +266,9 @@ def test_polls_are_throttled_per_key_as_a_burst_then_a_steady_pace(user, raw_key
     assert [client.get(url).status_code for _ in range(3)] == [200, 200, 200]
     refused = client.get(url)
     assert refused.status_code == 429 and 0 < int(refused["Retry-After"]) <= 20  # one call per 20 s
+    second_key = APIClient()
+    second_key.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(user=user, name='second')[1]}")
+    assert second_key.get(url).status_code == 429  # per user: another key of theirs shares the budget
     other = APIClient()
-    other.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(user=user, name='second')[1]}")
-    assert other.get(url).status_code == 200  # per key
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(user=other_user, name='theirs')[1]}")
+    assert other.get(f"/api/v1/generations/{running(other_user).pk}/").status_code == 200

@@ -2,7 +2,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.keys import api_key_create
+from accounts.keys import TooManyApiKeys, api_key_create
 
 
 class Command(BaseCommand):
@@ -16,6 +16,9 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"no user named {options['username']!r}")
-        key, raw = api_key_create(user=user, name=options["name"])
+        try:
+            key, raw = api_key_create(user=user, name=options["name"])
+        except TooManyApiKeys as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"created API key {key.name!r} ({key.prefix}…) for {user.username}; it is shown only once:")
         self.stdout.write(raw)
