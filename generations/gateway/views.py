@@ -128,7 +128,10 @@ def _with_uploaded_image(request: HttpRequest, user, data: dict[str, Any]) -> di
     value = data.get("image_url")
     if not isinstance(value, str):
         return data
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:  # e.g. an unclosed IPv6 bracket: validate_input and the fetch name the problem
+        return data
     match = FILE_PATH.match(parts.path)
     if not match or parts.netloc not in _own_hosts(request):
         return data
