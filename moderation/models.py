@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from studio.text import text_problem
+
 
 class AuditEntry(models.Model):
     """One moderation or operations action: who, when, what, why, before → after. Append-only.
@@ -79,6 +81,10 @@ class BlockedTerm(models.Model):
         return self.term if self.kind == self.Kind.WORD else f"/{self.term}/"
 
     def clean(self) -> None:
+        unstorable = {name: problem for name in ("term", "note")
+                      if (problem := text_problem(getattr(self, name) or ""))}
+        if unstorable:
+            raise ValidationError(unstorable)
         self.term = (self.term or "").strip()
         if not self.term:
             raise ValidationError({"term": "must not be blank"})

@@ -30,6 +30,7 @@ from generations.services.delete import generation_delete
 from generations.services.projects import project_delete
 from moderation.services import report_create
 from storage.quotas import usage_for
+from studio.text import text_problem
 
 
 class NewestFirst(CursorPagination):
@@ -118,6 +119,8 @@ class GenerationListView(generics.ListAPIView):
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > 128:
             raise serializers.ValidationError({"Idempotency-Key": "at most 128 characters"})
+        if problem := text_problem(key):
+            raise serializers.ValidationError({"Idempotency-Key": problem})
         data = body.validated_data["input"]
         if "image" in body.validated_data:
             if not isinstance(data, dict):

@@ -35,6 +35,7 @@ from generations.services.uploads import (UploadRejected, upload_from_token, upl
                                           upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
 from studio.netguard import UnsafeURL, check_public_url
+from studio.text import text_problem
 from webhooks.signing_keys import studio_jwks
 
 REQUEST_ID_HEADER = "x-fal-request-id"
@@ -104,6 +105,8 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
         try:
             if len(webhook) > 1000:
                 raise UnsafeURL("the URL is longer than 1000 characters")
+            if problem := text_problem(webhook):
+                raise UnsafeURL(f"the URL {problem}")
             check_public_url(webhook)
         except UnsafeURL as exc:
             return validation_error({"fal_webhook": f"{exc}; webhooks are sent only to public http(s) addresses"},
@@ -247,9 +250,12 @@ def upload_start(request: HttpRequest, user) -> HttpResponse:
             raise ValueError
     except (ValueError, UnicodeDecodeError):
         return validation_error({"body": "must be a JSON object with content_type and file_name"})
+    fields = {name: str(body.get(name) or "") for name in ("file_name", "content_type")}
+    bad_text = {name: problem for name, value in fields.items() if (problem := text_problem(value))}
+    if bad_text:
+        return validation_error(bad_text)
     try:
-        upload = upload_initiate(owner=user, file_name=str(body.get("file_name") or ""),
-                                 content_type=str(body.get("content_type") or ""))
+        upload = upload_initiate(owner=user, **fields)
     except UploadRejected as exc:
         return validation_error({"content_type": str(exc)})
     return JsonResponse({

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.keys import api_key_create
@@ -372,3 +373,57 @@ def test_image_url_as_a_data_uri_works_without_upload(api, task_queue, media_roo
     data_uri = "data:image/png;base64," + base64.b64encode(png_upload().read()).decode()
     body = {"model": "i2v-fast", "input": {"prompt": "x", "image_url": data_uri}}
     assert api.post("/api/v1/generations/", body, format="json").status_code == 201
+
+
+# --- hostile input: a clean 4xx, nothing stored --------------------------------------------------
+
+NUL = "must not contain NUL characters (U+0000)"
+SURROGATE = "must be valid Unicode text: it holds a lone surrogate (U+D800), which cannot be encoded as UTF-8"
+
+
+def post_json(client, path: str, text: str, **extra):
+    """POST JSON text as it travels: its escapes (\\ud800, \\u0000) become characters only in the server's parser."""
+    return client.post(path, text.encode(), content_type="application/json", **extra)
+
+
+def assert_the_users_pages_still_answer(user, generation_id: str):
+    web = Client()
+    web.force_login(user)
+    for path in ("/api/v1/generations/", f"/api/v1/generations/{generation_id}/", "/",
+                 f"/generations/{generation_id}/"):
+        assert web.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("text, field, message", [
+    (r'{"model": "t2v", "input": {"prompt": "a\ud800b"}}', "input.prompt", SURROGATE),
+    (r'{"model": "t2v", "input": {"prompt": "a\u0000b"}}', "input.prompt", NUL),
+    (r'{"model": "i2v", "input": {"prompt": "x", "image_url": "https://example.com/\ud800.png"}}', "input.image_url",
+     SURROGATE),
+    (r'{"model": "t2v", "input": {"prompt": "x", "\ud800": 1}}', "input", "has a field name that " + SURROGATE),
+])
+def test_text_that_cannot_be_stored_is_422_naming_the_field_before_anything_is_stored(api, user, task_queue, text,
+                                                                                       field, message):
+    existing = api.post("/api/v1/generations/", BODY, format="json").json()["id"]
+    task_queue.calls.clear()
+    body = assert_error(post_json(api, "/api/v1/generations/", text), 422, "validation_error", field)
+    assert body["details"] == {field: message}
+    assert Generation.objects.count() == 1 and UsageEntry.objects.count() == 1 and task_queue.calls == []
+    assert_the_users_pages_still_answer(user, existing)
+
+
+@pytest.mark.parametrize("key, message", [("order\x00one", NUL), ("order\ud800", SURROGATE)])
+def test_an_idempotency_key_that_cannot_be_stored_is_422(api, task_queue, key, message):
+    body = assert_error(api.post("/api/v1/generations/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key),
+                        422, "validation_error")
+    assert body["details"] == {"Idempotency-Key": message}
+    assert Generation.objects.count() == 0 and UsageEntry.objects.count() == 0 and task_queue.calls == []
+
+
+@pytest.mark.parametrize("field", ["prompt", "duration", "resolution", "aspect_ratio", "fps", "generate_audio"])
+def test_a_null_ltx_field_is_422_naming_it_not_taken_as_absent(api, task_queue, field):
+    body = {"model": "t2v", "input": {"prompt": "x", field: None}}
+    response = assert_error(api.post("/api/v1/generations/", body, format="json"), 422, "validation_error")
+    assert list(response["details"]) == [f"input.{field}"]
+    assert response["details"][f"input.{field}"].startswith("must not be null")
+    assert Generation.objects.count() == 0 and UsageEntry.objects.count() == 0 and task_queue.calls == []
+

@@ -3,6 +3,7 @@ REST), edits in the admin applying at once, and the audit log showing each refus
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from accounts.keys import api_key_create
@@ -11,6 +12,7 @@ from generations.models import Generation
 from generations.services.create import generation_create
 from moderation.blocklist import PromptBlocked, blocklist_match
 from moderation.models import AuditEntry, BlockedTerm
+from moderation.services import blocked_term_save
 from storage.models import UsageEntry
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +97,18 @@ def test_an_invalid_pattern_is_refused_in_the_admin(admin_client):
     response = admin_client.post("/admin/moderation/blockedterm/add/", {"term": "(unclosed", "kind": "pattern",
                                                                         "is_active": "on"})
     assert response.status_code == 200 and "not a valid regular expression" in response.content.decode()
+    assert not BlockedTerm.objects.exists() and not AuditEntry.objects.exists()
+
+
+@pytest.mark.parametrize("fields, field, problem", [
+    ({"term": "bad\x00word"}, "term", "must not contain NUL characters (U+0000)"),
+    ({"term": "bad\ud800word"}, "term", "must be valid Unicode text: it holds a lone surrogate (U+D800)"),
+    ({"term": "fine", "note": "why\x00"}, "note", "must not contain NUL characters (U+0000)"),
+])
+def test_blocked_term_save_refuses_text_that_cannot_be_stored(superuser, fields, field, problem):
+    with pytest.raises(ValidationError) as info:
+        blocked_term_save(BlockedTerm(**fields), actor=superuser, reason="test")
+    assert list(info.value.message_dict) == [field] and info.value.message_dict[field][0].startswith(problem)
     assert not BlockedTerm.objects.exists() and not AuditEntry.objects.exists()
 
 
