@@ -153,6 +153,12 @@ REST_FRAMEWORK = {
         "api": env_str("STUDIO_API_RATE", "600/min"),
         "create": env_str("STUDIO_API_CREATE_RATE", "60/min"),
     },
+    # Request JSON nested deeper than studio.jsonbody.MAX_JSON_DEPTH is a 400, never a RecursionError.
+    "DEFAULT_PARSER_CLASSES": [
+        "generations.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 20,
 }

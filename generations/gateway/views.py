@@ -34,6 +34,7 @@ from generations.services.create import OwnerSuspended, generation_create
 from generations.services.uploads import (UploadRejected, upload_from_token, upload_image_for, upload_initiate,
                                           upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
+from studio.jsonbody import JSONTooDeep, json_loads_bounded
 from studio.netguard import UnsafeURL, check_public_url
 from studio.text import text_problem
 from webhooks.signing_keys import studio_jwks
@@ -97,8 +98,10 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
         return fal_error(404, f"Application {model_id!r} is not served by this studio; it serves "
                               f"{', '.join([*ltx.MODELS, *ltx.ALIASES])}.")
     try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        data = json_loads_bounded(request.body or b"{}")
+    except JSONTooDeep as exc:
+        return validation_error({"body": f"is not accepted: {exc}"}, where="body")
+    except ValueError:
         return validation_error({"body": "must be a JSON object with the LTX-2 fields"}, where="body")
     webhook = request.GET.get("fal_webhook", "").strip()
     if webhook:
@@ -245,10 +248,10 @@ def jwks(request: HttpRequest) -> HttpResponse:
 @gateway_view("POST")
 def upload_start(request: HttpRequest, user) -> HttpResponse:
     try:
-        body = json.loads(request.body or b"{}")
+        body = json_loads_bounded(request.body or b"{}")
         if not isinstance(body, dict):
             raise ValueError
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         return validation_error({"body": "must be a JSON object with content_type and file_name"})
     fields = {name: str(body.get(name) or "") for name in ("file_name", "content_type")}
     bad_text = {name: problem for name, value in fields.items() if (problem := text_problem(value))}

@@ -185,6 +185,19 @@ def test_input_that_cannot_be_stored_or_sent_is_fals_422_before_anything_is_crea
     assert not Generation.objects.exists() and not UsageEntry.objects.exists() and task_queue.calls == []
 
 
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a":' * 5_000 + "1" + "}" * 5_000,
+                                  '{"prompt": "x", "duration": ' + "[" * 40 + "]" * 40 + "}"])
+def test_json_nested_too_deeply_is_fals_422_on_the_body_through_the_route_and_the_proxy(gw, task_queue, text):
+    for response in (gw.post(T2V, text, content_type="application/json"),
+                     gw.post("/fal/proxy", text, content_type="application/json",
+                             HTTP_X_FAL_TARGET_URL="https://queue.fal.run/fal-ai/ltx-2/text-to-video")):
+        assert response.status_code == 422, response.content
+        assert response.json()["detail"] == [{"loc": ["body", "body"], "type": "value_error",
+                                              "msg": "is not accepted: arrays and objects are nested more than 32 "
+                                                     "levels deep"}]
+    assert not Generation.objects.exists() and task_queue.calls == []
+
+
 def test_a_private_webhook_address_is_refused_before_anything_is_created(gw, task_queue):
     response = submit(gw, path=T2V + "?fal_webhook=http://169.254.169.254/latest")
     assert response.status_code == 422

@@ -427,3 +427,25 @@ def test_a_null_ltx_field_is_422_naming_it_not_taken_as_absent(api, task_queue, 
     assert response["details"][f"input.{field}"].startswith("must not be null")
     assert Generation.objects.count() == 0 and UsageEntry.objects.count() == 0 and task_queue.calls == []
 
+
+@pytest.mark.parametrize("path, text", [
+    ("/api/v1/generations/", "[" * 100_000),
+    ("/api/v1/generations/", '{"model": "t2v", "input": ' + '{"a":' * 5_000 + "1" + "}" * 5_001),
+    ("/api/v1/projects/", '{"name": ' + "[" * 40 + "]" * 40 + "}"),
+])
+def test_json_nested_too_deeply_is_a_400_parse_error(api, task_queue, path, text):
+    body = assert_error(post_json(api, path, text), 400, "parse_error")
+    assert body["message"] == "JSON parse error - arrays and objects are nested more than 32 levels deep"
+    assert Generation.objects.count() == 0 and Project.objects.count() == 0 and task_queue.calls == []
+
+
+@pytest.mark.parametrize("format", ["multipart", "form"])
+def test_json_text_nested_too_deeply_in_a_form_field_is_422_on_input(api, task_queue, format):
+    fields = {"model": "t2v", "input": "[" * 100_000}
+    response = (api.post("/api/v1/generations/", fields, format="multipart") if format == "multipart" else
+                api.post("/api/v1/generations/", f"model=t2v&input={'%5B' * 5_000}",
+                         content_type="application/x-www-form-urlencoded"))
+    body = assert_error(response, 422, "validation_error", "input")
+    assert "nested more than 32 levels deep" in body["details"]["input"]
+    assert Generation.objects.count() == 0 and task_queue.calls == []
+
