@@ -159,7 +159,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "generations.api.pagination.CursorPagination",
     "PAGE_SIZE": 20,
 }
 SPECTACULAR_SETTINGS = {

@@ -12,6 +12,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from generations.api.pagination import InvalidCursor
 from generations.images import ImageRejected, ImageTooLarge
 from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
@@ -70,6 +71,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
                                (StillActive, "still_active"), (ProjectBusy, "project_busy")):
         if isinstance(exc, domain_error):
             return error(409, code, str(exc))
+    if isinstance(exc, InvalidCursor):
+        return error(400, "invalid_cursor", str(exc.detail), {"cursor": str(exc.detail)})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -449,3 +449,31 @@ def test_json_text_nested_too_deeply_in_a_form_field_is_422_on_input(api, task_q
     assert "nested more than 32 levels deep" in body["details"]["input"]
     assert Generation.objects.count() == 0 and task_queue.calls == []
 
+
+def cursor(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/generations/", "/api/v1/projects/", "/api/v1/webhook-deliveries/",
+                                  "/api/v1/webhooks/{endpoint}/deliveries/"])
+@pytest.mark.parametrize("forged", ["cD14", cursor("o=1&p=2020-13-45"), cursor("r=x"), "A"])
+def test_a_forged_cursor_is_400_invalid_cursor_naming_it_on_every_cursor_paged_list(api, user, task_queue, path,
+                                                                                     forged):
+    from webhooks.models import WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.create(owner=user, url="https://example.com/hook", secret="whsec_x")
+    api.post("/api/v1/generations/", BODY, format="json")
+    body = assert_error(api.get(path.format(endpoint=endpoint.pk), {"cursor": forged}), 400, "invalid_cursor", "cursor")
+    assert body["details"]["cursor"] == body["message"]
+
+
+def test_the_cursors_the_api_hands_out_still_page(api, task_queue):
+    ids = [api.post("/api/v1/generations/", BODY, format="json").json()["id"] for _ in range(3)]
+    first = api.get("/api/v1/generations/?page_size=2").json()
+    second = api.get(first["next"]).json()
+    back = api.get(second["previous"]).json()
+    assert [g["id"] for g in first["results"] + second["results"]] == ids[::-1]
+    assert [g["id"] for g in back["results"]] == ids[::-1][:2]
+
