@@ -200,11 +200,11 @@ def test_images_above_djangos_in_memory_body_limit_still_upload_and_submit(gw, s
                            content_type="application/json")
         assert response.status_code == 200, response.content[:300]
     assert Generation.objects.count() == 2
-    # Past even that limit, the answer is still JSON.
+    # Past even that limit, the answer is still JSON: a 413 in fal's shape.
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = gw.post("/fal/fal-ai/ltx-2/image-to-video", json.dumps({"prompt": "x", "image_url": inline}),
                        content_type="application/json")
-    assert response.status_code == 400 and "too large" in response.json()["detail"]
+    assert response.status_code == 413 and "larger than 1,000 bytes" in response.json()["detail"]
     assert Generation.objects.count() == 2
 
 

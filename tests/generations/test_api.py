@@ -1,6 +1,7 @@
 """REST API v1: auth modes, every endpoint, the error shape, isolation and idempotency."""
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
@@ -477,3 +478,14 @@ def test_the_cursors_the_api_hands_out_still_page(api, task_queue):
     assert [g["id"] for g in first["results"] + second["results"]] == ids[::-1]
     assert [g["id"] for g in back["results"]] == ids[::-1][:2]
 
+
+def test_a_body_over_the_upload_limit_is_413_payload_too_large(api, settings, task_queue):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = {"model": "t2v", "input": {"prompt": "x" * 2000}}
+    for response in (api.post("/api/v1/generations/", big, format="json"),
+                     api.post("/api/v1/generations/", {"model": "t2v", "input": json.dumps(big["input"])},
+                              format="multipart"),
+                     api.post("/api/v1/projects/", {"name": "y" * 2000}, format="json")):
+        body = assert_error(response, 413, "payload_too_large")
+        assert body["details"] == {"max_bytes": 1000} and "larger than 1,000 bytes" in body["message"]
+    assert Generation.objects.count() == 0 and Project.objects.count() == 0 and task_queue.calls == []
