@@ -102,8 +102,9 @@ class GenerationForm(forms.Form):
         values = self.current_values()
         try:
             spec = ltx.resolve_model(model_name(values["mode"], values["tier"]))
-            data = ltx.validate_input(spec, {"prompt": "price", "duration": values["duration"],
-                                             "resolution": values["resolution"], "fps": values["fps"],
+            # A field the browser did not send is left out (its default applies), never passed as None.
+            chosen = {name: values[name] for name in ("duration", "resolution", "fps") if values[name] is not None}
+            data = ltx.validate_input(spec, {"prompt": "price", **chosen,
                                              **({"image_url": "https://example.invalid/i.png"} if spec.is_image_to_video else {})})
         except ltx.InputError:
             return None

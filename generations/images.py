@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError, features
 
-from studio.netguard import HostNotFound, UnsafeURL, read_at_most, safe_stream
+from studio.netguard import HostNotFound, MalformedURL, UnsafeURL, read_at_most, safe_stream
 
 pillow_heif.register_heif_opener()  # HEIF/HEIC photos (phones) open like any other image
 
@@ -142,6 +142,8 @@ def _fetch(url: str, max_bytes: int) -> bytes:
                 raise ImageURLUnreachable(f"The image URL did not send the image within {timeout:g} s.")
     except HostNotFound as exc:
         raise ImageURLUnreachable(f"The image URL is not reachable: {exc}.") from None
+    except MalformedURL as exc:
+        raise ImageRejected(f"The image URL is {exc}.") from None
     except UnsafeURL as exc:
         raise ImageURLNotPublic(f"The image URL is not allowed: {exc}; only public addresses can be fetched.") from None
     except httpx.TimeoutException:

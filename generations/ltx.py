@@ -6,11 +6,14 @@ expects (enum strings), or raises `InputError` naming every bad field and what i
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+
+from studio.text import json_text_problem, text_problem
 
 RESOLUTIONS = ("1080p", "1440p", "2160p")
 FPS_VALUES = ("25", "50")
@@ -90,23 +93,30 @@ def resolve_model(name: Any) -> ModelSpec:
 
 
 def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
-    """Return the normalised fal input for `spec`, with defaults applied, or raise InputError."""
+    """Return the normalised fal input for `spec`, with defaults applied, or raise InputError.
+
+    As in fal's schema, a field set to null is an error (leave it out to get the default), and so
+    is text anywhere in the input that cannot be stored or sent (`studio.text`: NUL, lone surrogates)."""
     if not isinstance(raw, dict):
         raise InputError({"input": "must be a JSON object with the LTX-2 fields"})
     errors: dict[str, str] = {}
-    for field in raw:
-        if field not in spec.allowed_fields:
+    given: dict[str, Any] = {}
+    for field, value in raw.items():
+        name_problem = text_problem(field) if isinstance(field, str) else "must be text"
+        if name_problem:
+            errors["input"] = f"has a field name that {name_problem}"
+        elif problem := json_text_problem(value):
+            errors[field] = problem
+        elif field not in spec.allowed_fields:
             errors[field] = f"unknown field for {spec.id}; allowed fields: {', '.join(spec.allowed_fields)}"
-    data = {**DEFAULTS, **{k: v for k, v in raw.items() if k in spec.allowed_fields and v is not None}}
+        elif value is None:
+            errors[field] = _null_message(field)
+        else:
+            given[field] = value
+    data = {**DEFAULTS, **given}
 
-    prompt = data.get("prompt")
-    max_chars = settings.STUDIO_PROMPT_MAX_CHARS
-    if not isinstance(prompt, str) or not prompt.strip():
-        errors["prompt"] = "is required: a non-empty text describing the video"
-    elif len(prompt.strip()) > max_chars:
-        errors["prompt"] = f"is {len(prompt.strip())} characters long; at most {max_chars} are allowed"
-    else:
-        data["prompt"] = prompt.strip()
+    if "prompt" not in errors:  # not already refused as null or as text that cannot be stored
+        _check_prompt(data, errors)
 
     _check_choice(data, errors, "duration", spec.durations, unit=" seconds")
     _check_choice(data, errors, "resolution", RESOLUTIONS)
@@ -122,7 +132,7 @@ def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
                 "use 6, 8 or 10 seconds for other settings"
             )
 
-    if spec.is_image_to_video:
+    if spec.is_image_to_video and "image_url" not in errors:
         image_url = data.get("image_url")
         if not isinstance(image_url, str) or not image_url.strip():
             errors["image_url"] = "is required for image-to-video: an https URL or a data: URI of the start image"
@@ -134,6 +144,25 @@ def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
     return data
 
 
+def _check_prompt(data: dict[str, Any], errors: dict[str, str]) -> None:
+    prompt = data.get("prompt")
+    max_chars = settings.STUDIO_PROMPT_MAX_CHARS
+    if not isinstance(prompt, str) or not prompt.strip():
+        errors["prompt"] = "is required: a non-empty text describing the video"
+    elif len(prompt.strip()) > max_chars:
+        errors["prompt"] = f"is {len(prompt.strip())} characters long; at most {max_chars} are allowed"
+    else:
+        data["prompt"] = prompt.strip()
+
+
+def _null_message(field: str) -> str:
+    if field not in DEFAULTS:
+        return "must not be null; it is required"
+    default = DEFAULTS[field]
+    shown = json.dumps(default) if isinstance(default, bool) else default  # JSON's spelling: true, not True
+    return f"must not be null; leave it out to use the default {shown}"
+
+
 def _check_choice(data: dict[str, Any], errors: dict[str, str], field: str, allowed: tuple[str, ...], unit: str = "") -> None:
     value = data.get(field)
     # Integers are accepted for numeric enums; booleans are ints in Python, so exclude them explicitly.
@@ -142,7 +171,17 @@ def _check_choice(data: dict[str, Any], errors: dict[str, str], field: str, allo
     if isinstance(value, str) and value.strip() in allowed:
         data[field] = value.strip()
         return
-    errors[field] = f"{value!r} is not allowed; allowed values: {', '.join(allowed)}{unit}"
+    errors[field] = f"{_shown(value)} is not allowed; allowed values: {', '.join(allowed)}{unit}"
+
+
+def _shown(value: Any) -> str:
+    """A short rendering of a refused value (never the whole of a large list or object)."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def price_usd(spec: ModelSpec, data: dict[str, Any]) -> Decimal:

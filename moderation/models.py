@@ -8,6 +8,7 @@ from django.db import models
 
 from moderation.folding import fold
 from moderation.patterns import PatternError, pattern_compile
+from studio.text import text_problem
 
 
 class AuditEntry(models.Model):
@@ -81,6 +82,10 @@ class BlockedTerm(models.Model):
         return self.term if self.kind == self.Kind.WORD else f"/{self.term}/"
 
     def clean(self) -> None:
+        unstorable = {name: problem for name in ("term", "note")
+                      if (problem := text_problem(getattr(self, name) or ""))}
+        if unstorable:
+            raise ValidationError(unstorable)
         self.term = (self.term or "").strip()
         if not self.term:
             raise ValidationError({"term": "must not be blank"})

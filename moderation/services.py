@@ -30,6 +30,7 @@ from moderation.audit import audit_record
 from moderation.blocklist import blocklist_invalidate
 from moderation.models import AuditEntry, BlockedTerm, ProviderSwitch, Suspension, VideoReport
 from storage.models import UserQuota
+from studio.text import text_problem
 
 log = logging.getLogger(__name__)
 Action = AuditEntry.Action
@@ -111,11 +112,13 @@ def report_create(*, generation: Generation, reporter: AbstractBaseUser, reason:
     One report per user and generation: a repeat returns the first report and `created=False`,
     changing nothing. A new report puts the generation in the review queue (flagged by "system")
     and, once STUDIO_REPORTS_TO_HIDE distinct users reported it, hides it (audit: `auto_hide`).
-    Raises ReportRefused for a blank reason.
+    Raises ReportRefused for a blank reason or one that cannot be stored (`studio.text`).
     """
     reason = (reason or "").strip()
     if not reason:
         raise ReportRefused("say what is wrong with this video")
+    if problem := text_problem(reason):
+        raise ReportRefused(f"the reason {problem}")
     with transaction.atomic():
         current = Generation.objects.select_for_update().get(pk=generation.pk)  # counts reports one at a time
         existing = VideoReport.objects.filter(generation=current, reporter_id=reporter.pk).first()

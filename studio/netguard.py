@@ -6,7 +6,8 @@ Contract:
   the host resolves to is a public (global unicast) address: no loopback, private, link-local,
   multicast, reserved, unspecified, CGNAT (100.64.0.0/10), IPv6 unique-local or cloud-metadata
   address, including IPv4 addresses embedded in IPv6 ones. A host that does not resolve raises
-  `HostNotFound` (a subclass: callers may treat it as temporary).
+  `HostNotFound` (a subclass: callers may treat it as temporary); a URL that cannot be requested at
+  all (e.g. a host IDNA cannot encode, such as `１２７.0.0.1` or `xn--`) raises `MalformedURL`.
 - Hosts (names or IP literals) listed in `settings.STUDIO_ALLOWED_PRIVATE_HOSTS` are exempt. Tests
   and local set-ups list `127.0.0.1`; production never sets it.
 - Checking a name and then connecting to it would let DNS answer differently the second time
@@ -43,6 +44,10 @@ class UnsafeURL(Exception):
 
 class HostNotFound(UnsafeURL):
     """The URL's host does not resolve (possibly a temporary DNS failure)."""
+
+
+class MalformedURL(UnsafeURL):
+    """Not a URL that can be requested at all, e.g. a host that IDNA cannot encode or decode."""
 
 
 def is_public_address(address: IPAddress) -> bool:
@@ -105,10 +110,7 @@ def public_addresses(host: str, port: int) -> list[IPAddress]:
 
 def check_public_url(url: str) -> None:
     """Raise UnsafeURL unless `url` is an http(s) URL whose host resolves only to public addresses."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise UnsafeURL(f"not a valid URL: {exc}") from exc
+    parsed = _parse(url)
     if parsed.scheme not in ALLOWED_SCHEMES:
         raise UnsafeURL(f"only http and https URLs are allowed, not {parsed.scheme or 'a relative URL'!r}")
     host = parsed.raw_host.decode("ascii")  # IDNA-encoded, as the transport will resolve it
@@ -117,6 +119,17 @@ def check_public_url(url: str) -> None:
     if is_allowed_private_host(host):
         return
     public_addresses(host, parsed.port or (443 if parsed.scheme == "https" else 80))
+
+
+def _parse(url: str) -> httpx.URL:
+    """`url` as httpx will request it; raises MalformedURL where httpx would fail later (its `host`
+    decodes the IDNA form, which fails for labels such as `xn--`)."""
+    try:
+        parsed = httpx.URL(url)
+        parsed.host  # decoded on access, as building a request does
+    except (httpx.InvalidURL, TypeError, UnicodeError) as exc:
+        raise MalformedURL(f"not a valid URL: {exc}") from exc
+    return parsed
 
 
 class _GuardedBackend(httpcore.NetworkBackend):
@@ -176,6 +189,7 @@ def safe_stream(method: str, url: str, *, follow_redirects: bool = False, max_re
     With `follow_redirects`, each redirect target is checked like the first URL before it is
     requested. Raises UnsafeURL (nothing is sent to a refused address) or httpx errors.
     """
+    _parse(url)  # a MalformedURL, not httpx's own errors, for a URL that cannot be requested
     with guarded_client(timeout=kwargs.pop("timeout", 10.0)) as client:
         request = client.build_request(method, url, **kwargs)
         for _ in range(max_redirects + 1):

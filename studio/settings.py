@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (see "production" below)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "studio.request_limits.RequestLimitsMiddleware",  # bodies over the limits: JSON 413s under /api/ and /fal/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -155,7 +156,13 @@ REST_FRAMEWORK = {
         # the gateway's storage upload: initiate and PUT each count (two calls per uploaded file)
         "upload": env_str("STUDIO_UPLOAD_RATE", "120/min"),
     },
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    # Request JSON nested deeper than studio.jsonbody.MAX_JSON_DEPTH is a 400, never a RecursionError.
+    "DEFAULT_PARSER_CLASSES": [
+        "generations.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "generations.api.pagination.CursorPagination",
     "PAGE_SIZE": 20,
 }
 SPECTACULAR_SETTINGS = {

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from studio import netguard
-from studio.netguard import HostNotFound, UnsafeURL, check_public_url, safe_request
+from studio.netguard import HostNotFound, MalformedURL, UnsafeURL, check_public_url, safe_request
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
@@ -120,6 +120,16 @@ def test_other_schemes_and_hostless_urls_are_refused(url, message):
     with pytest.raises(UnsafeURL) as info:
         check_public_url(url)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["http://\uff11\uff12\uff17.0.0.1/x", "http://xn--/x", "https://xn--ls8h.la/x",
+                                 "http://[::1/x", "http://a\x00b/x"])
+def test_urls_httpx_cannot_request_are_malformed_without_a_lookup_or_a_connection(url, monkeypatch):
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: pytest.fail("looked the host up"))
+    monkeypatch.setattr(socket.socket, "connect", lambda *a: pytest.fail("connected"))
+    for call in (check_public_url, lambda u: safe_request("GET", u)):
+        with pytest.raises(MalformedURL, match="^not a valid URL: "):
+            call(url)
 
 
 def test_userinfo_does_not_hide_the_real_host():

@@ -16,12 +16,12 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from generations.api.errors import ERROR_RESPONSES
+from generations.api.pagination import NewestFirst
 from webhooks import services
 from webhooks.models import JobWebhookSecret, WebhookEndpoint
 from webhooks.serializers import (JobWebhookSecretCreatedSerializer, JobWebhookSecretSerializer,
@@ -36,13 +36,6 @@ class EndpointInactiveConflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "endpoint_inactive"
     default_detail = "The endpoint is inactive."
-
-
-class NewestFirst(CursorPagination):
-    ordering = "-created_at"
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 def _field_error(exc: services.WebhookFieldError) -> exceptions.ValidationError:

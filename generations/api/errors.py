@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.keys import TooManyApiKeys
+from generations.api.pagination import InvalidCursor
 from generations.images import ImageRejected, ImageTooLarge
 from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
@@ -21,6 +22,7 @@ from generations.services.delete import StillActive
 from generations.services.projects import ProjectBusy
 from moderation.services import ReportRefused
 from storage.quotas import QuotaExceeded
+from studio.text import text_shown
 
 INPUT_FIELDS_OUTSIDE_INPUT = {"model", "project", "input", "webhook_url"}
 
@@ -34,7 +36,20 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def error(status_code: int, code: str, message: str, details: Any = None, headers: dict | None = None) -> Response:
-    return Response({"code": code, "message": message, "details": details or {}}, status=status_code, headers=headers)
+    """The error answer. Its texts may echo what the client sent (DRF's "\"x\" is not a valid choice"),
+    so lone surrogates are escaped: unescaped, they would fail the UTF-8 rendering with a 500."""
+    return Response({"code": code, "message": text_shown(message), "details": _shown(details or {})},
+                    status=status_code, headers=headers)
+
+
+def _shown(details: Any) -> Any:
+    if isinstance(details, str):
+        return text_shown(details)
+    if isinstance(details, dict):
+        return {_shown(key): _shown(value) for key, value in details.items()}
+    if isinstance(details, list):
+        return [_shown(item) for item in details]
+    return details
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -59,6 +74,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
                                (StillActive, "still_active"), (ProjectBusy, "project_busy")):
         if isinstance(exc, domain_error):
             return error(409, code, str(exc))
+    if isinstance(exc, InvalidCursor):
+        return error(400, "invalid_cursor", str(exc.detail), {"cursor": str(exc.detail)})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

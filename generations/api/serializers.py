@@ -10,6 +10,7 @@ from accounts.models import ApiKey
 from generations import ltx
 from generations.media_links import media_link
 from generations.models import Generation, Project
+from studio.jsonbody import json_loads_bounded
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -31,10 +32,23 @@ class ProjectSerializer(serializers.ModelSerializer):
         return value
 
 
+class BoundedJSONField(serializers.JSONField):
+    """DRF's JSONField, loading JSON text (the `input` part of a multipart or form body) through
+    `studio.jsonbody`, so nesting deeper than its limit is a 422 on the field, not a RecursionError."""
+
+    def to_internal_value(self, data):
+        if getattr(data, "is_json_string", False):
+            try:
+                return json_loads_bounded(data)
+            except ValueError as exc:
+                raise serializers.ValidationError(f"Value must be valid JSON: {exc}") from None
+        return super().to_internal_value(data)
+
+
 class GenerationCreateSerializer(serializers.Serializer):
     model = serializers.CharField(help_text="a model id (e.g. fal-ai/ltx-2/text-to-video) or t2v, t2v-fast, i2v, i2v-fast")
-    input = serializers.JSONField(help_text="LTX-2 fields: prompt, duration, resolution, aspect_ratio, fps, "
-                                            "generate_audio, image_url (image-to-video)")
+    input = BoundedJSONField(help_text="LTX-2 fields: prompt, duration, resolution, aspect_ratio, fps, "
+                                       "generate_audio, image_url (image-to-video)")
     project = serializers.UUIDField(required=False, allow_null=True, help_text="default: your Inbox project")
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=1000,
                                        help_text="also receives this generation's events (signed)")

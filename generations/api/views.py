@@ -5,7 +5,6 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +15,7 @@ from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
 from generations import status_answers
 from generations.api.errors import ERROR_RESPONSES
+from generations.api.pagination import NewestFirst
 from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
                                          GenerationFilterSerializer, GenerationSerializer, ProjectSerializer,
                                          ReportCreateSerializer, ReportSerializer, generation_payload)
@@ -30,13 +30,7 @@ from generations.services.delete import generation_delete
 from generations.services.projects import project_delete
 from moderation.services import report_create
 from storage.quotas import usage_for
-
-
-class NewestFirst(CursorPagination):
-    ordering = "-created_at"
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
+from studio.text import text_problem
 
 
 # --- projects -----------------------------------------------------------------------------------
@@ -118,6 +112,8 @@ class GenerationListView(generics.ListAPIView):
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > 128:
             raise serializers.ValidationError({"Idempotency-Key": "at most 128 characters"})
+        if problem := text_problem(key):
+            raise serializers.ValidationError({"Idempotency-Key": problem})
         data = body.validated_data["input"]
         if "image" in body.validated_data:
             if not isinstance(data, dict):

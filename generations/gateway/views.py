@@ -37,7 +37,9 @@ from generations.services.streams import (SLOT_SECONDS, TooManyStreams, stream_s
 from generations.services.uploads import (UploadAlreadyUsed, UploadNotStored, UploadRejected, upload_from_token,
                                           upload_image_for, upload_initiate, upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
+from studio.jsonbody import JSONTooDeep, json_loads_bounded
 from studio.netguard import UnsafeURL, check_public_url
+from studio.text import text_problem
 from webhooks.signing_keys import studio_jwks
 
 REQUEST_ID_HEADER = "x-fal-request-id"
@@ -97,14 +99,18 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
         return fal_error(404, f"Application {model_id!r} is not served by this studio; it serves "
                               f"{', '.join([*ltx.MODELS, *ltx.ALIASES])}.")
     try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        data = json_loads_bounded(request.body or b"{}")
+    except JSONTooDeep as exc:
+        return validation_error({"body": f"is not accepted: {exc}"}, where="body")
+    except ValueError:
         return validation_error({"body": "must be a JSON object with the LTX-2 fields"}, where="body")
     webhook = request.GET.get("fal_webhook", "").strip()
     if webhook:
         try:
             if len(webhook) > 1000:
                 raise UnsafeURL("the URL is longer than 1000 characters")
+            if problem := text_problem(webhook):
+                raise UnsafeURL(f"the URL {problem}")
             check_public_url(webhook)
         except UnsafeURL as exc:
             return validation_error({"fal_webhook": f"{exc}; webhooks are sent only to public http(s) addresses"},
@@ -137,7 +143,10 @@ def _with_uploaded_image(request: HttpRequest, user, data: dict[str, Any]) -> di
     value = data.get("image_url")
     if not isinstance(value, str):
         return data
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:  # e.g. an unclosed IPv6 bracket: validate_input and the fetch name the problem
+        return data
     match = FILE_PATH.match(parts.path)
     if not match or parts.netloc not in _own_hosts(request):
         return data
@@ -289,14 +298,17 @@ def upload_start(request: HttpRequest, user) -> HttpResponse:
     if not throttle.allow_user(user.pk):
         return _throttled(throttle, "Too many uploads")
     try:
-        body = json.loads(request.body or b"{}")
+        body = json_loads_bounded(request.body or b"{}")
         if not isinstance(body, dict):
             raise ValueError
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         return validation_error({"body": "must be a JSON object with content_type and file_name"})
+    fields = {name: str(body.get(name) or "") for name in ("file_name", "content_type")}
+    bad_text = {name: problem for name, value in fields.items() if (problem := text_problem(value))}
+    if bad_text:
+        return validation_error(bad_text)
     try:
-        upload = upload_initiate(owner=user, file_name=str(body.get("file_name") or ""),
-                                 content_type=str(body.get("content_type") or ""))
+        upload = upload_initiate(owner=user, **fields)
     except UploadRejected as exc:
         return validation_error({"content_type": str(exc)})
     return JsonResponse({

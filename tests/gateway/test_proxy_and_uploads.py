@@ -150,6 +150,22 @@ def test_only_image_types_can_be_initiated(gw):
     assert not Upload.objects.exists()
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("file_name", "start\x00.png", "must not contain NUL characters (U+0000)"),
+    ("file_name", "start\ud800.png", "must be valid Unicode text: it holds a lone surrogate (U+D800), which cannot "
+                                      "be encoded as UTF-8"),
+    ("content_type", "image/\ud800", "must be valid Unicode text: it holds a lone surrogate (U+D800), which cannot "
+                                      "be encoded as UTF-8"),
+    ("content_type", "image/png\x00", "must not contain NUL characters (U+0000)"),
+])
+@pytest.mark.parametrize("via_proxy", [True, False])
+def test_names_and_types_that_cannot_be_stored_are_fals_422_naming_the_field(gw, field, value, message, via_proxy):
+    response = initiate(gw, **{field: value}, via_proxy=via_proxy)  # json.dumps sends them as \u escapes
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"] == [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+    assert not Upload.objects.exists()
+
+
 def test_bytes_that_are_not_an_image_are_refused_and_nothing_is_kept(gw, user, media_root):
     urls = initiate(gw).json()
     response = put(urls["upload_url"], b"%PDF-1.4 not an image")
@@ -184,11 +200,11 @@ def test_images_above_djangos_in_memory_body_limit_still_upload_and_submit(gw, s
                            content_type="application/json")
         assert response.status_code == 200, response.content[:300]
     assert Generation.objects.count() == 2
-    # Past even that limit, the answer is still JSON.
+    # Past even that limit, the answer is still JSON: a 413 in fal's shape.
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = gw.post("/fal/fal-ai/ltx-2/image-to-video", json.dumps({"prompt": "x", "image_url": inline}),
                        content_type="application/json")
-    assert response.status_code == 400 and "too large" in response.json()["detail"]
+    assert response.status_code == 413 and "larger than 1,000 bytes" in response.json()["detail"]
     assert Generation.objects.count() == 2
 
 

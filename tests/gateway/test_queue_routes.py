@@ -157,6 +157,47 @@ def test_malformed_json_is_422(gw, task_queue):
     assert not Generation.objects.exists()
 
 
+NUL = "must not contain NUL characters (U+0000)"
+SURROGATE = "must be valid Unicode text: it holds a lone surrogate (U+D800), which cannot be encoded as UTF-8"
+I2V = "/fal/fal-ai/ltx-2/image-to-video"
+
+
+@pytest.mark.parametrize("path, text, field, message", [
+    (T2V, r'{"prompt": "a\ud800b"}', "prompt", SURROGATE),
+    (T2V, r'{"prompt": "a\u0000b"}', "prompt", NUL),
+    (I2V, r'{"prompt": "x", "image_url": "data:image/png;base64,\ud800"}', "image_url", SURROGATE),
+    (T2V, r'{"prompt": "x", "duration": null}', "duration", "must not be null; leave it out to use the default 6"),
+    (T2V, r'{"prompt": "x", "generate_audio": null}', "generate_audio",
+     "must not be null; leave it out to use the default true"),
+    (I2V, '{"prompt": "x", "image_url": "http://\uff11\uff12\uff17.0.0.1/x.png"}', "image_url",
+     "The image URL is not a valid URL: Invalid IDNA hostname: '\uff11\uff12\uff17.0.0.1'."),
+    (I2V, '{"prompt": "x", "image_url": "http://xn--/x.png"}', "image_url",
+     "The image URL is not a valid URL: Malformed A-label, no Punycode eligible content found."),
+    (I2V, '{"prompt": "x", "image_url": "http://[::1/x.png"}', "image_url", "The image URL is not a valid URL: "
+                                                                         "Invalid port: ':1'."),
+])
+def test_input_that_cannot_be_stored_or_sent_is_fals_422_before_anything_is_created(gw, user, task_queue, settings,
+                                                                                     path, text, field, message):
+    settings.STUDIO_ALLOWED_PRIVATE_HOSTS = []
+    response = gw.post(path, text.encode(), content_type="application/json")
+    assert response.status_code == 422, response.content
+    assert response.json()["detail"] == [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+    assert not Generation.objects.exists() and not UsageEntry.objects.exists() and task_queue.calls == []
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a":' * 5_000 + "1" + "}" * 5_000,
+                                  '{"prompt": "x", "duration": ' + "[" * 40 + "]" * 40 + "}"])
+def test_json_nested_too_deeply_is_fals_422_on_the_body_through_the_route_and_the_proxy(gw, task_queue, text):
+    for response in (gw.post(T2V, text, content_type="application/json"),
+                     gw.post("/fal/proxy", text, content_type="application/json",
+                             HTTP_X_FAL_TARGET_URL="https://queue.fal.run/fal-ai/ltx-2/text-to-video")):
+        assert response.status_code == 422, response.content
+        assert response.json()["detail"] == [{"loc": ["body", "body"], "type": "value_error",
+                                              "msg": "is not accepted: arrays and objects are nested more than 32 "
+                                                     "levels deep"}]
+    assert not Generation.objects.exists() and task_queue.calls == []
+
+
 def test_a_private_webhook_address_is_refused_before_anything_is_created(gw, task_queue):
     response = submit(gw, path=T2V + "?fal_webhook=http://169.254.169.254/latest")
     assert response.status_code == 422

@@ -1,11 +1,13 @@
 """REST API v1: auth modes, every endpoint, the error shape, isolation and idempotency."""
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.keys import api_key_create
@@ -372,3 +374,118 @@ def test_image_url_as_a_data_uri_works_without_upload(api, task_queue, media_roo
     data_uri = "data:image/png;base64," + base64.b64encode(png_upload().read()).decode()
     body = {"model": "i2v-fast", "input": {"prompt": "x", "image_url": data_uri}}
     assert api.post("/api/v1/generations/", body, format="json").status_code == 201
+
+
+# --- hostile input: a clean 4xx, nothing stored --------------------------------------------------
+
+NUL = "must not contain NUL characters (U+0000)"
+SURROGATE = "must be valid Unicode text: it holds a lone surrogate (U+D800), which cannot be encoded as UTF-8"
+
+
+def post_json(client, path: str, text: str, **extra):
+    """POST JSON text as it travels: its escapes (\\ud800, \\u0000) become characters only in the server's parser."""
+    return client.post(path, text.encode(), content_type="application/json", **extra)
+
+
+def assert_the_users_pages_still_answer(user, generation_id: str):
+    web = Client()
+    web.force_login(user)
+    for path in ("/api/v1/generations/", f"/api/v1/generations/{generation_id}/", "/",
+                 f"/generations/{generation_id}/"):
+        assert web.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("text, field, message", [
+    (r'{"model": "t2v", "input": {"prompt": "a\ud800b"}}', "input.prompt", SURROGATE),
+    (r'{"model": "t2v", "input": {"prompt": "a\u0000b"}}', "input.prompt", NUL),
+    (r'{"model": "i2v", "input": {"prompt": "x", "image_url": "https://example.com/\ud800.png"}}', "input.image_url",
+     SURROGATE),
+    (r'{"model": "t2v", "input": {"prompt": "x", "\ud800": 1}}', "input", "has a field name that " + SURROGATE),
+])
+def test_text_that_cannot_be_stored_is_422_naming_the_field_before_anything_is_stored(api, user, task_queue, text,
+                                                                                       field, message):
+    existing = api.post("/api/v1/generations/", BODY, format="json").json()["id"]
+    task_queue.calls.clear()
+    body = assert_error(post_json(api, "/api/v1/generations/", text), 422, "validation_error", field)
+    assert body["details"] == {field: message}
+    assert Generation.objects.count() == 1 and UsageEntry.objects.count() == 1 and task_queue.calls == []
+    assert_the_users_pages_still_answer(user, existing)
+
+
+@pytest.mark.parametrize("key, message", [("order\x00one", NUL), ("order\ud800", SURROGATE)])
+def test_an_idempotency_key_that_cannot_be_stored_is_422(api, task_queue, key, message):
+    body = assert_error(api.post("/api/v1/generations/", BODY, format="json", HTTP_IDEMPOTENCY_KEY=key),
+                        422, "validation_error")
+    assert body["details"] == {"Idempotency-Key": message}
+    assert Generation.objects.count() == 0 and UsageEntry.objects.count() == 0 and task_queue.calls == []
+
+
+@pytest.mark.parametrize("field", ["prompt", "duration", "resolution", "aspect_ratio", "fps", "generate_audio"])
+def test_a_null_ltx_field_is_422_naming_it_not_taken_as_absent(api, task_queue, field):
+    body = {"model": "t2v", "input": {"prompt": "x", field: None}}
+    response = assert_error(api.post("/api/v1/generations/", body, format="json"), 422, "validation_error")
+    assert list(response["details"]) == [f"input.{field}"]
+    assert response["details"][f"input.{field}"].startswith("must not be null")
+    assert Generation.objects.count() == 0 and UsageEntry.objects.count() == 0 and task_queue.calls == []
+
+
+@pytest.mark.parametrize("path, text", [
+    ("/api/v1/generations/", "[" * 100_000),
+    ("/api/v1/generations/", '{"model": "t2v", "input": ' + '{"a":' * 5_000 + "1" + "}" * 5_001),
+    ("/api/v1/projects/", '{"name": ' + "[" * 40 + "]" * 40 + "}"),
+])
+def test_json_nested_too_deeply_is_a_400_parse_error(api, task_queue, path, text):
+    body = assert_error(post_json(api, path, text), 400, "parse_error")
+    assert body["message"] == "JSON parse error - arrays and objects are nested more than 32 levels deep"
+    assert Generation.objects.count() == 0 and Project.objects.count() == 0 and task_queue.calls == []
+
+
+@pytest.mark.parametrize("format", ["multipart", "form"])
+def test_json_text_nested_too_deeply_in_a_form_field_is_422_on_input(api, task_queue, format):
+    fields = {"model": "t2v", "input": "[" * 100_000}
+    response = (api.post("/api/v1/generations/", fields, format="multipart") if format == "multipart" else
+                api.post("/api/v1/generations/", f"model=t2v&input={'%5B' * 5_000}",
+                         content_type="application/x-www-form-urlencoded"))
+    body = assert_error(response, 422, "validation_error", "input")
+    assert "nested more than 32 levels deep" in body["details"]["input"]
+    assert Generation.objects.count() == 0 and task_queue.calls == []
+
+
+def cursor(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/generations/", "/api/v1/projects/", "/api/v1/webhook-deliveries/",
+                                  "/api/v1/webhooks/{endpoint}/deliveries/"])
+@pytest.mark.parametrize("forged", ["cD14", cursor("o=1&p=2020-13-45"), cursor("r=x"), "A"])
+def test_a_forged_cursor_is_400_invalid_cursor_naming_it_on_every_cursor_paged_list(api, user, task_queue, path,
+                                                                                     forged):
+    from webhooks.models import WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.create(owner=user, url="https://example.com/hook", secret="whsec_x")
+    api.post("/api/v1/generations/", BODY, format="json")
+    body = assert_error(api.get(path.format(endpoint=endpoint.pk), {"cursor": forged}), 400, "invalid_cursor", "cursor")
+    assert body["details"]["cursor"] == body["message"]
+
+
+def test_the_cursors_the_api_hands_out_still_page(api, task_queue):
+    ids = [api.post("/api/v1/generations/", BODY, format="json").json()["id"] for _ in range(3)]
+    first = api.get("/api/v1/generations/?page_size=2").json()
+    second = api.get(first["next"]).json()
+    back = api.get(second["previous"]).json()
+    assert [g["id"] for g in first["results"] + second["results"]] == ids[::-1]
+    assert [g["id"] for g in back["results"]] == ids[::-1][:2]
+
+
+def test_a_body_over_the_upload_limit_is_413_payload_too_large(api, settings, task_queue):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = {"model": "t2v", "input": {"prompt": "x" * 2000}}
+    for response in (api.post("/api/v1/generations/", big, format="json"),
+                     api.post("/api/v1/generations/", {"model": "t2v", "input": json.dumps(big["input"])},
+                              format="multipart"),
+                     api.post("/api/v1/projects/", {"name": "y" * 2000}, format="json")):
+        body = assert_error(response, 413, "payload_too_large")
+        assert body["details"] == {"max_bytes": 1000} and "larger than 1,000 bytes" in body["message"]
+    assert Generation.objects.count() == 0 and Project.objects.count() == 0 and task_queue.calls == []

@@ -217,6 +217,20 @@ def test_an_unreachable_image_url_is_refused(user, media_root, task_queue, setti
     assert_nothing_written(media_root)
 
 
+@pytest.mark.parametrize("url, message", [
+    ("http://\uff11\uff12\uff17.0.0.1/x.png", "Invalid IDNA hostname"),   # full-width digits
+    ("http://xn--/x.png", "Malformed A-label"),
+    ("https://xn--ls8h.la/x.png", "not allowed"),                            # an emoji label
+])
+def test_an_image_url_whose_host_idna_cannot_handle_is_refused(user, media_root, task_queue, settings, url, message):
+    settings.STUDIO_ALLOWED_PRIVATE_HOSTS = []
+    with pytest.raises(ltx.InputError) as info:
+        create(user, url)
+    assert info.value.errors["image_url"].startswith("The image URL is not a valid URL: ")
+    assert message in info.value.errors["image_url"]
+    assert_nothing_written(media_root)
+
+
 def test_the_api_answers_422_naming_input_image_url(user, media_root, task_queue, settings):
     from rest_framework.test import APIClient
 

@@ -68,6 +68,49 @@ def test_every_bad_field_is_reported_at_once():
     assert set(info.value.errors) == {"prompt", "duration", "resolution", "fps"}
 
 
+@pytest.mark.parametrize("spec, field, message", [
+    (T2V, "duration", "must not be null; leave it out to use the default 6"),
+    (T2V, "resolution", "must not be null; leave it out to use the default 1080p"),
+    (T2V, "aspect_ratio", "must not be null; leave it out to use the default 16:9"),
+    (T2V, "fps", "must not be null; leave it out to use the default 25"),
+    (T2V, "generate_audio", "must not be null; leave it out to use the default true"),
+    (T2V, "prompt", "must not be null; it is required"),
+    (I2V, "image_url", "must not be null; it is required"),
+])
+def test_a_null_field_is_refused_as_fal_does_not_taken_as_absent(spec, field, message):
+    raw = {"prompt": "x", **({"image_url": "https://example.com/a.png"} if spec.is_image_to_video else {}), field: None}
+    with pytest.raises(ltx.InputError) as info:
+        ltx.validate_input(spec, raw)
+    assert info.value.errors == {field: message}
+
+
+NUL = "must not contain NUL characters (U+0000)"
+SURROGATE = "must be valid Unicode text: it holds a lone surrogate (U+D800), which cannot be encoded as UTF-8"
+
+
+@pytest.mark.parametrize("spec, raw, errors", [
+    (T2V, {"prompt": "a\x00b"}, {"prompt": NUL}),
+    (T2V, {"prompt": "a\ud800b"}, {"prompt": SURROGATE}),
+    (T2V, {"prompt": "x", "resolution": "1080p\x00"}, {"resolution": NUL}),
+    (T2V, {"prompt": "x", "seed": ["ok", {"deep": "\ud800"}]}, {"seed": SURROGATE + " (at 1.deep)"}),
+    (T2V, {"prompt": "x", "\ud800": 1}, {"input": "has a field name that " + SURROGATE}),
+    (I2V, {"prompt": "x", "image_url": "https://example.com/\ud800.png"}, {"image_url": SURROGATE}),
+    (I2V, {"prompt": "\x00", "image_url": "data:image/png;base64,\x00"}, {"prompt": NUL, "image_url": NUL}),
+])
+def test_text_that_cannot_be_stored_or_sent_is_refused_naming_the_field(spec, raw, errors):
+    with pytest.raises(ltx.InputError) as info:
+        ltx.validate_input(spec, raw)
+    assert info.value.errors == errors
+
+
+def test_refused_lists_and_objects_are_described_not_repeated():
+    with pytest.raises(ltx.InputError) as info:
+        ltx.validate_input(T2V, {"prompt": "x", "duration": [6] * 100_000, "fps": {"a": 1}, "resolution": "r" * 500})
+    assert info.value.errors["duration"].startswith("a list is not allowed")
+    assert info.value.errors["fps"].startswith("an object is not allowed")
+    assert info.value.errors["resolution"].startswith("'" + "r" * 56 + "... is not allowed")
+
+
 def test_prompt_length_limit_is_configurable(settings):
     settings.STUDIO_PROMPT_MAX_CHARS = 10
     assert ltx.validate_input(T2V, {"prompt": "x" * 10})["prompt"] == "x" * 10

@@ -107,6 +107,18 @@ def test_an_invalid_pattern_is_refused_in_the_admin(admin_client, pattern, reaso
     assert not BlockedTerm.objects.exists() and not AuditEntry.objects.exists()
 
 
+@pytest.mark.parametrize("fields, field, problem", [
+    ({"term": "bad\x00word"}, "term", "must not contain NUL characters (U+0000)"),
+    ({"term": "bad\ud800word"}, "term", "must be valid Unicode text: it holds a lone surrogate (U+D800)"),
+    ({"term": "fine", "note": "why\x00"}, "note", "must not contain NUL characters (U+0000)"),
+])
+def test_blocked_term_save_refuses_text_that_cannot_be_stored(superuser, fields, field, problem):
+    with pytest.raises(ValidationError) as info:
+        blocked_term_save(BlockedTerm(**fields), actor=superuser, reason="test")
+    assert list(info.value.message_dict) == [field] and info.value.message_dict[field][0].startswith(problem)
+    assert not BlockedTerm.objects.exists() and not AuditEntry.objects.exists()
+
+
 def test_a_moderator_may_add_terms_but_not_delete_them(moderator_client):
     assert moderator_client.post("/admin/moderation/blockedterm/add/",
                                  {"term": "spam", "kind": "word", "is_active": "on"}).status_code == 302

@@ -2,6 +2,8 @@
 STUDIO_REPORTS_TO_HIDE of them, flagged for review, with every step in the audit log."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -10,6 +12,7 @@ from accounts.keys import api_key_create
 from generations.media_links import media_link
 from generations.models import Generation
 from moderation.models import AuditEntry, VideoReport
+from moderation.services import ReportRefused, report_create
 from tests.media_fetch import fetch
 from tests.moderation_fixtures import succeeded
 
@@ -65,6 +68,24 @@ def test_report_from_the_web_page(client, user, video):
     assert (report.reporter, report.generation_id, report.reason) == (user, video.pk, "Not what I asked for")
     flagged = Generation.objects.get(pk=video.pk)
     assert flagged.flagged_at is not None and not flagged.is_hidden
+
+
+def test_a_reason_with_a_nul_is_refused_on_the_web_page_and_nothing_is_recorded(client, user, video):
+    client.force_login(user)
+    response = client.post(f"/generations/{video.pk}/report", {"reason": "Looks \x00 violent"}, follow=True)
+    assert "Not reported: the reason must not contain NUL characters (U+0000)." in response.content.decode()
+    assert not VideoReport.objects.exists() and not AuditEntry.objects.exists()
+    assert Generation.objects.get(pk=video.pk).flagged_at is None
+
+
+@pytest.mark.parametrize("reason, problem", [
+    ("Looks \x00 violent", "must not contain NUL characters (U+0000)"),
+    ("Looks \ud800 violent", "must be valid Unicode text: it holds a lone surrogate (U+D800)"),
+])
+def test_report_create_refuses_a_reason_that_cannot_be_stored(user, video, reason, problem):
+    with pytest.raises(ReportRefused, match=f"^the reason {re.escape(problem)}"):
+        report_create(generation=video, reporter=user, reason=reason)
+    assert not VideoReport.objects.exists() and not AuditEntry.objects.exists()
 
 
 def test_three_distinct_reporters_hide_it_automatically_and_queue_it_for_review(user, django_user_model, video,

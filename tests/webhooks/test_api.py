@@ -97,6 +97,24 @@ def test_unknown_events_are_named_with_the_allowed_ones(api):
         '"storing" is not an event; allowed: queued, running, succeeded, failed, canceled.')
 
 
+def test_a_refusal_repeating_text_that_is_not_utf8_is_still_a_clean_422(api):
+    response = api.post("/api/v1/webhooks/", f'{{"url": "{PUBLIC_URL}", "events": ["x\\ud800"]}}'.encode(),
+                        content_type="application/json")
+    assert response.status_code == 422
+    assert response.json()["details"]["events.0"] == (
+        '"x\\ud800" is not an event; allowed: queued, running, succeeded, failed, canceled.')
+    assert WebhookEndpoint.objects.count() == 0
+
+
+@pytest.mark.parametrize("url", ["http://\uff11\uff12\uff17.0.0.1/hook", "http://xn--/hook", "https://a\x00b.com/"])
+def test_urls_that_cannot_be_requested_are_refused_naming_the_field(api, url):
+    for response in (post(api, "/api/v1/webhooks/", {"url": url}),
+                     post(api, "/api/v1/generations/", {"model": "t2v", "input": {"prompt": "x"}, "webhook_url": url})):
+        assert response.status_code == 422
+        assert list(response.json()["details"]) in (["url"], ["webhook_url"])
+    assert WebhookEndpoint.objects.count() == 0 and Generation.objects.count() == 0
+
+
 def test_an_owner_may_have_a_limited_number_of_endpoints(api, user):
     for _ in range(MAX_ENDPOINTS_PER_USER):
         webhook_endpoint_create(owner=user, url=PUBLIC_URL)

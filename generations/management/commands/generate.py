@@ -16,6 +16,7 @@ from generations.services.create import OwnerSuspended, generation_create
 from generations.services.projects import project_get_or_create
 from storage.backend import object_location
 from storage.quotas import QuotaExceeded
+from studio.text import text_problem
 
 
 
@@ -37,6 +38,11 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
 
     def handle(self, *args, **options):
+        # Arguments that are not valid UTF-8 reach Python as lone surrogates (surrogateescape). The
+        # prompt and the image's URL form are checked with the rest of the input; a path is only read.
+        for name, value in options.items():
+            if name not in ("prompt", "image") and isinstance(value, str) and (problem := text_problem(value)):
+                raise CommandError(f"--{name.replace('_', '-')} {problem}")
         user = get_user_model().objects.filter(username=options["user"]).first()
         if user is None:
             raise CommandError(f"no user named {options['user']!r} (make run creates the demo user)")
