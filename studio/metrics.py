@@ -1,7 +1,7 @@
 """`GET /metrics`: a few gauges in Prometheus' text format (docs/production.md).
 
 Readable by staff sessions, or with `Authorization: Bearer <STUDIO_METRICS_TOKEN>`; 403 otherwise.
-Five cheap queries, nothing cached:
+Six cheap queries, nothing cached:
 
 - `studio_generations{status}`: every generation by status (one grouped COUNT).
 - `studio_generations_failed_last_hour{error_code}`: failures that ended in the last hour.

@@ -473,7 +473,7 @@ def test_metrics_count_what_the_rows_say(client, settings, user, django_assert_m
     OrmQ.objects.create(key=Conf.CLUSTER_NAME, payload="y", lock=now + timedelta(minutes=5))  # taken by a worker
 
     # when
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}")
 
     # then
@@ -492,6 +492,8 @@ def test_metrics_count_what_the_rows_say(client, settings, user, django_assert_m
     assert values['studio_generation_upstream_seconds{quantile="0.5"}'] == 40
     assert values["studio_tracking_due_generations"] == 2
     assert 30 <= values["studio_tracking_backlog_seconds"] < 40
+    assert values['studio_provider_paused{cause="manual"}'] == 0
+    assert values['studio_provider_paused{cause="account_locked"}'] == 0
     if not settings.REDIS_URL:
         assert values["studio_task_queue_length"] == 1
 
