@@ -17,8 +17,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest
 from rest_framework.renderers import JSONRenderer
 
-from generations.api.serializers import generation_payload
-from generations.gateway.payloads import status_body
+from generations.payloads import generation_payload, status_body
 from generations.selectors import StatusRow
 
 # Per process and per kind of answer. A job's row and body are a few kB (logs are capped at 100

@@ -16,7 +16,6 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from generations import ltx
@@ -24,8 +23,14 @@ from generations.forms import GenerationForm, ProjectForm, initial_from, new_ide
 from generations.images import ImageRejected, ImageTooLarge, image_preview_jpeg, stored_image_thumbnail
 from generations.media_links import media_link_read
 from generations.models import Generation, Project
-from generations.selectors import (generation_get_for, generation_linkable, generation_list_for,
-                                   generation_playable_for, generation_viewable_for)
+from generations.payloads import web_status_payload
+from generations.selectors import (
+    generation_get_for,
+    generation_linkable,
+    generation_list_for,
+    generation_playable_for,
+    generation_viewable_for,
+)
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import IdempotencyConflict, generation_create
 from generations.services.delete import StillActive, generation_delete
@@ -35,7 +40,6 @@ from storage.quotas import QuotaExceeded, usage_for
 from storage.serving import serve_object
 
 PAGE_SIZE = 24
-LOG_LINES = 50
 
 
 def _page(request: HttpRequest, queryset: QuerySet) -> Page:
@@ -157,31 +161,14 @@ def _new_form_initial(request: HttpRequest) -> dict[str, Any]:
 def generation_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     generation = _own_generation(request, pk)
     return render(request, "generations/detail.html", {
-        "g": generation, "status": status_payload(generation), "rerun_key": new_idempotency_key(),
+        "g": generation, "status": web_status_payload(generation), "rerun_key": new_idempotency_key(),
     })
 
 
 @login_required
 @require_GET
 def generation_status(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
-    return JsonResponse(status_payload(_own_generation(request, pk)))
-
-
-def status_payload(generation: Generation) -> dict[str, Any]:
-    """What the live job view shows, as JSON (also rendered server-side so a reload shows it)."""
-    end = generation.finished_at or timezone.now()
-    logs = [str(entry.get("message", "")) for entry in (generation.logs or [])[-LOG_LINES:] if isinstance(entry, dict)]
-    return {
-        "id": str(generation.pk),
-        "status": generation.status,
-        "status_display": generation.get_status_display(),
-        "terminal": generation.status in Generation.TERMINAL,
-        "queue_position": generation.queue_position if generation.status == Generation.Status.QUEUED else None,
-        "elapsed_seconds": max(0, int((end - generation.created_at).total_seconds())),
-        "logs": logs,
-        "error": generation.error_message,
-        "has_video": generation.video_id is not None and not generation.is_hidden,
-    }
+    return JsonResponse(web_status_payload(_own_generation(request, pk)))
 
 
 @login_required

@@ -21,7 +21,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from generations.models import Generation
-from generations.queue import enqueue_on_commit
+from generations.queue import SUBMIT_TASK, enqueue_on_commit
 from generations.services.create import PENDING_REDRIVE_AFTER
 from generations.services.lease import tracker_ensure
 from generations.services.moderate import generation_flag, generation_hide
@@ -237,7 +237,7 @@ def _resume(*, actor: AbstractBaseUser | None, reason: str, automatic_only: bool
         released = []
         for pk in fair_order(rows):
             if transition(pk, from_=[Status.HELD], to=Status.PENDING, next_poll_at=now + PENDING_REDRIVE_AFTER):
-                enqueue_on_commit("generations.tasks.generation_submit_task", str(pk))
+                enqueue_on_commit(SUBMIT_TASK, str(pk))
                 released.append(str(pk))
         if released:
             transaction.on_commit(tracker_ensure)

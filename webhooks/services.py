@@ -34,6 +34,7 @@ from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
 from generations.models import Generation
+from generations.payloads import generation_payload, webhook_body
 from generations.queue import enqueue_on_commit
 from studio.netguard import HostNotFound, UnsafeURL, check_public_url, read_at_most, safe_stream
 from webhooks import fal_signature
@@ -172,9 +173,6 @@ def job_webhook_secret_rotate(*, owner_id: int) -> JobWebhookSecret:
 
 def _generation_data(generation: Generation) -> dict[str, Any]:
     """What the REST API returns for `generation` (absolute media links from STUDIO_BASE_URL)."""
-    # Kept local: this is the one place where services reach into the API layer.
-    from generations.api.serializers import generation_payload
-
     return generation_payload(generation)
 
 
@@ -229,9 +227,6 @@ def _studio_deliveries(generation: Generation) -> list[WebhookDelivery]:
 def _fal_deliveries(generation: Generation) -> list[WebhookDelivery]:
     if not generation.fal_webhook_url or generation.status not in Generation.TERMINAL:
         return []
-    # Kept local like _generation_data: the gateway words the body.
-    from generations.gateway.payloads import webhook_body
-
     body = json.dumps(webhook_body(generation), cls=DjangoJSONEncoder, separators=(",", ":"))
     event = WebhookEvent.objects.create(owner_id=generation.owner_id, type=FAL_EVENT, generation=generation, body=body)
     now = event.created_at

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
 from rest_framework import serializers
 
 from accounts.models import ApiKey
 from generations import ltx
-from generations.media_links import media_link
 from generations.models import Generation, Project
+from generations.payloads import generation_payload
 from studio.jsonbody import json_loads_bounded
 
 
@@ -118,53 +117,6 @@ class GenerationSerializer(serializers.Serializer):
 
     def to_representation(self, generation: Generation) -> dict[str, Any]:
         return generation_payload(generation, request=self.context.get("request"))
-
-
-def generation_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
-    """The JSON form of `generation`, with fresh signed media links (none while it is hidden)."""
-    video = generation.video if not generation.is_hidden else None
-
-    def iso(value):
-        return value.isoformat().replace("+00:00", "Z") if value else None
-
-    return {
-        "id": str(generation.pk),
-        "project": str(generation.project_id),
-        "model": generation.model_id,
-        "status": generation.status,
-        "fal_status": generation.fal_status,
-        "queue_position": generation.queue_position,
-        "logs": generation.logs,
-        "input": generation.input,
-        "cost_usd": f"{generation.cost_usd:.2f}",
-        "error": {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None,
-        "video": None if video is None else video_file_payload(generation, request),
-        "is_hidden": generation.is_hidden,
-        "created_at": iso(generation.created_at),
-        "submitted_at": iso(generation.submitted_at),
-        "started_at": iso(generation.started_at),
-        "completed_at": iso(generation.completed_at),
-        "finished_at": iso(generation.finished_at),
-    }
-
-
-def video_file_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
-    """fal's `VideoFile` for the stored video (plus download and poster links), every number from the file."""
-    video = generation.video
-    return {
-        "url": media_link(generation.pk, "video", request=request),
-        "download_url": media_link(generation.pk, "video", download=True, request=request),
-        "poster_url": media_link(generation.pk, "poster", request=request) if video.poster_id else None,
-        "content_type": video.content_type,
-        "file_name": video.file_name,
-        "file_size": video.file_size,
-        "width": video.width,
-        "height": video.height,
-        "fps": video.fps,
-        "duration": video.duration,
-        "num_frames": video.num_frames,
-        "has_audio": video.has_audio,
-    }
 
 
 class GenerationFilterSerializer(serializers.Serializer):

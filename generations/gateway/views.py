@@ -25,10 +25,10 @@ from generations import ltx, status_answers
 from generations.api.throttling import CreateThrottle, UploadThrottle
 from generations.gateway.auth import GatewayAuthError, gateway_caller
 from generations.gateway.errors import fal_error, validation_error
-from generations.gateway.payloads import app_of, result_response, status_body, submit_body
 from generations.gateway.peer import client_gone_check
 from generations.media_links import absolute_url, url_base
 from generations.models import Generation, StreamSlot
+from generations.payloads import app_of, result_response, status_body, submit_body
 from generations.selectors import StatusRow, generation_get_for
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import OwnerSuspended, generation_create

@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from generations.fal import FalAccountBlocked, FalError, FalRequestRecord, payload_fingerprint
 from generations.models import Generation, GenerationAttempt
-from generations.queue import enqueue_on_commit
+from generations.queue import SUBMIT_TASK, enqueue_on_commit
 from generations.services.provider import provider_outage
 from generations.services.submit import generation_attach_request
 from generations.transitions import transition, update_while
@@ -208,7 +208,7 @@ def _resubmit_once(case: _Case) -> str:
     if transition(case.generation.pk, from_=[Status.SUBMITTING], to=Status.PENDING, next_poll_at=timezone.now()):
         log.warning("ambiguous submit of %s is not in fal's current request listing: submitted again",
                     case.generation.pk)
-        enqueue_on_commit("generations.tasks.generation_submit_task", str(case.generation.pk))
+        enqueue_on_commit(SUBMIT_TASK, str(case.generation.pk))
     return "absent"
 
 

@@ -5,7 +5,7 @@ import uuid
 
 from generations.fal import FalError
 from generations.models import Generation, GenerationAttempt
-from generations.queue import enqueue_on_commit
+from generations.queue import CANCEL_UPSTREAM_TASK, enqueue_on_commit
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.transitions import transition
 from generations.upstream import get_fal_client
@@ -34,7 +34,7 @@ def generation_cancel(generation: Generation, *, message: str = "canceled by the
                       error_code="canceled", error_message=message):
             break
     if current.fal_request_id and current.status in (Status.QUEUED, Status.RUNNING):
-        enqueue_on_commit("generations.tasks.generation_cancel_upstream_task", str(current.pk))
+        enqueue_on_commit(CANCEL_UPSTREAM_TASK, str(current.pk))
     return Generation.objects.get(pk=current.pk)
 
 

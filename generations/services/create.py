@@ -17,7 +17,7 @@ from generations import ltx
 from generations.events import generation_event_record
 from generations.images import ImageRejected, StartImage, load_start_image
 from generations.models import Generation, Project
-from generations.queue import enqueue_on_commit
+from generations.queue import SUBMIT_TASK, enqueue_on_commit
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
 from moderation.blocklist import prompt_check
@@ -141,7 +141,7 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
             if not get_user_model().objects.filter(pk=owner.pk, is_active=True).exists():
                 raise OwnerSuspended()
             if not held:
-                enqueue_on_commit("generations.tasks.generation_submit_task", str(generation.pk))
+                enqueue_on_commit(SUBMIT_TASK, str(generation.pk))
                 transaction.on_commit(tracker_ensure)
     except IntegrityError:
         _forget_start_image(start_key)

@@ -18,7 +18,7 @@ from generations.fal import (FalAccountBlocked, FalAmbiguous, FalRejected, FalSu
                              payload_fingerprint)
 from generations.media_links import absolute_url
 from generations.models import Generation, GenerationAttempt
-from generations.queue import enqueue_on_commit
+from generations.queue import CANCEL_UPSTREAM_TASK, enqueue_on_commit
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.services.lease import tracker_ensure
 from generations.services.provider import provider_outage
@@ -186,7 +186,7 @@ def _accept(generation: Generation, submission: FalSubmission) -> None:
         return
     # Canceled while the POST was in flight: keep the request id so the upstream job is canceled too.
     Generation.objects.filter(pk=generation.pk, fal_request_id__isnull=True).update(**upstream)
-    enqueue_on_commit("generations.tasks.generation_cancel_upstream_task", str(generation.pk))
+    enqueue_on_commit(CANCEL_UPSTREAM_TASK, str(generation.pk))
 
 
 def generation_attach_request(generation: Generation, request_id: str) -> None:

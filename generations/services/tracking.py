@@ -29,7 +29,8 @@ from django.utils import timezone
 
 from generations.fal import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
 from generations.models import Generation, GenerationAttempt
-from generations.queue import enqueue, enqueue_on_commit
+from generations.queue import (AMBIGUOUS_SUBMITS_TASK, STORE_TASK, SUBMIT_TASK, TRACKER_TASK, enqueue,
+                               enqueue_on_commit)
 from generations.services.attempts import attempt_record_failure
 from generations.services.lease import TRACKED, lease_claim, lease_release, next_token, tracking_has_work
 from generations.services.provider import provider_outage, provider_probe_if_due
@@ -92,7 +93,7 @@ def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
             return "renewed" if handed_off else "not-owner"
         elapsed = time.monotonic() - started
         if not handed_off and elapsed >= handoff_after:
-            enqueue("generations.tasks.tracker_run_task", next_token(token))
+            enqueue(TRACKER_TASK, next_token(token))
             handed_off = True
         if elapsed >= run_seconds:
             return "renewed"  # the successor takes the lease over from this link's token
@@ -139,8 +140,8 @@ def tracker_tick() -> int:
 
 
 REDRIVE_TASKS = {
-    Status.PENDING: "generations.tasks.generation_submit_task",
-    Status.STORING: "generations.tasks.generation_store_task",
+    Status.PENDING: SUBMIT_TASK,
+    Status.STORING: STORE_TASK,
 }
 
 
@@ -163,7 +164,7 @@ def _redrive_all(rows: list[tuple[uuid.UUID, str, object]]) -> None:
                 enqueue(REDRIVE_TASKS[status], str(pk))
     unknown = [str(pk) for pk in submitting if generation_resolve_submitting(pk)]
     if unknown:
-        enqueue("generations.tasks.ambiguous_submits_resolve_task", *unknown)
+        enqueue(AMBIGUOUS_SUBMITS_TASK, *unknown)
 
 
 def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
@@ -237,7 +238,7 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str
                            queue_position=None, next_poll_at=now + REDRIVE_AFTER,
                            inference_seconds=fal.inference_time, **common)
         if moved:
-            enqueue_on_commit("generations.tasks.generation_store_task", str(pk))
+            enqueue_on_commit(STORE_TASK, str(pk))
         return moved
     if fal.status == "IN_PROGRESS":
         running = dict(was_running=True, queue_position=None, next_poll_at=now + running_interval(), **common)

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from generations.api.serializers import generation_payload
+from generations.payloads import generation_payload
 from generations.media_links import media_link
 from generations.models import Generation
 from moderation.models import AuditEntry

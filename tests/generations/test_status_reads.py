@@ -17,9 +17,9 @@ from rest_framework.views import APIView
 
 from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
-from generations.api.serializers import generation_payload
+from generations.payloads import generation_payload
 from generations import status_answers
-from generations.gateway.payloads import result_response, status_body
+from generations.payloads import result_response, status_body
 from generations.media_links import media_link_read
 from generations.models import Generation
 from generations.selectors import generation_get_for, status_row_for_key

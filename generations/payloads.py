@@ -1,18 +1,77 @@
-"""How the gateway words a studio generation in fal's queue protocol (fal-protocol.md §1–2).
+"""What the studio says about a generation, in each shape it speaks: one module below every way in.
 
-fal has three statuses: a studio job is IN_QUEUE until fal runs it, IN_PROGRESS while fal runs it
-and while the studio copies the video, and COMPLETED once it is finished either way (failures
-are COMPLETED plus `error`, as on fal).
+- the REST API's generation (`generation_payload`, with fal's `VideoFile` for the video,
+  `video_file_payload`), which integrator webhooks carry too;
+- fal's queue protocol, as the gateway speaks it (fal-protocol: status, submit and result bodies,
+  and the body of a `?fal_webhook=`): fal has three statuses: a studio job is IN_QUEUE until fal
+  runs it, IN_PROGRESS while fal runs it and while the studio copies the video, and COMPLETED once it
+  is finished either way (failures are COMPLETED plus `error`, as on fal);
+- the live job page's JSON (`web_status_payload`).
+
+Media links in them are signed and expire (media_links.py); nothing else here reads the database
+beyond the generation and the relations loaded with it.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.encoding import iri_to_uri
 
-from generations.api.serializers import video_file_payload
+from generations.media_links import media_link
 from generations.models import Generation
+
+# --- the REST API (and integrator webhooks) ------------------------------------------------------
+
+def generation_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
+    """The JSON form of `generation`, with fresh signed media links (none while it is hidden)."""
+    video = generation.video if not generation.is_hidden else None
+
+    def iso(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "id": str(generation.pk),
+        "project": str(generation.project_id),
+        "model": generation.model_id,
+        "status": generation.status,
+        "fal_status": generation.fal_status,
+        "queue_position": generation.queue_position,
+        "logs": generation.logs,
+        "input": generation.input,
+        "cost_usd": f"{generation.cost_usd:.2f}",
+        "error": {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None,
+        "video": None if video is None else video_file_payload(generation, request),
+        "is_hidden": generation.is_hidden,
+        "created_at": iso(generation.created_at),
+        "submitted_at": iso(generation.submitted_at),
+        "started_at": iso(generation.started_at),
+        "completed_at": iso(generation.completed_at),
+        "finished_at": iso(generation.finished_at),
+    }
+
+
+def video_file_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
+    """fal's `VideoFile` for the stored video (plus download and poster links), every number from the file."""
+    video = generation.video
+    return {
+        "url": media_link(generation.pk, "video", request=request),
+        "download_url": media_link(generation.pk, "video", download=True, request=request),
+        "poster_url": media_link(generation.pk, "poster", request=request) if video.poster_id else None,
+        "content_type": video.content_type,
+        "file_name": video.file_name,
+        "file_size": video.file_size,
+        "width": video.width,
+        "height": video.height,
+        "fps": video.fps,
+        "duration": video.duration,
+        "num_frames": video.num_frames,
+        "has_audio": video.has_audio,
+    }
+
+
+# --- fal's queue protocol (the gateway, and `?fal_webhook=` bodies) -----------------------------
 
 Status = Generation.Status
 IN_QUEUE = frozenset({Status.PENDING, Status.HELD, Status.SUBMITTING, Status.QUEUED})
@@ -95,3 +154,25 @@ def _inference_seconds(generation: Generation) -> float | None:
     if generation.started_at and generation.completed_at:
         return round((generation.completed_at - generation.started_at).total_seconds(), 3)
     return None
+
+
+# --- the live job page ---------------------------------------------------------------------------
+
+LOG_LINES = 50
+
+
+def web_status_payload(generation: Generation) -> dict[str, Any]:
+    """What the live job view shows, as JSON (also rendered server-side so a reload shows it)."""
+    end = generation.finished_at or timezone.now()
+    logs = [str(entry.get("message", "")) for entry in (generation.logs or [])[-LOG_LINES:] if isinstance(entry, dict)]
+    return {
+        "id": str(generation.pk),
+        "status": generation.status,
+        "status_display": generation.get_status_display(),
+        "terminal": generation.status in Generation.TERMINAL,
+        "queue_position": generation.queue_position if generation.status == Generation.Status.QUEUED else None,
+        "elapsed_seconds": max(0, int((end - generation.created_at).total_seconds())),
+        "logs": logs,
+        "error": generation.error_message,
+        "has_video": generation.video_id is not None and not generation.is_hidden,
+    }
