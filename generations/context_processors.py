@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
-from moderation.switch import provider_switch
+from generations.selectors import provider_switch
 
 
 def studio(request):

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 
 from accounts.keys import KeyJoin, api_key_authenticate, api_key_authenticate_joined
 from accounts.models import ApiKey
-from generations.models import Generation
+from generations.models import Generation, ProviderSwitch
 from storage.models import StoredObject, StoredVideo
 from studio import rows
 
@@ -203,3 +203,19 @@ def generation_linkable(pk: uuid.UUID | str) -> Generation | None:
         return None
     return (Generation.objects.select_related("video__file", "video__poster")
             .filter(pk=pk, video__isnull=False, is_hidden=False).first())
+
+
+# --- the provider switch (generations/services/provider_switch.py changes it) -----------------------
+
+def provider_switch() -> ProviderSwitch:
+    return ProviderSwitch.objects.filter(pk=ProviderSwitch.SINGLETON).first() or ProviderSwitch(paused=False)
+
+
+def provider_is_paused() -> bool:
+    """Whether new submissions to fal are held in the studio (one indexed read)."""
+    return ProviderSwitch.objects.filter(pk=ProviderSwitch.SINGLETON, paused=True).exists()
+
+
+def provider_is_paused_automatically() -> bool:
+    """Whether the studio paused itself because fal refuses its account (it probes fal meanwhile)."""
+    return ProviderSwitch.objects.filter(pk=ProviderSwitch.SINGLETON, paused=True).exclude(cause="").exists()

@@ -18,8 +18,9 @@ from django_q.models import Failure
 
 from generations.models import Generation
 from moderation.models import VideoReport
-from moderation.services import PAUSE_PERMISSION, provider_pause, provider_resume
-from moderation.switch import provider_switch
+from generations.services.provider_switch import PAUSE_PERMISSION
+from moderation.services import provider_pause, provider_resume
+from generations.selectors import provider_switch
 from storage.models import StoredObject, UsageEntry
 from storage.quotas import month_of
 

@@ -32,8 +32,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from generations.models import Generation
-from moderation.models import ProviderSwitch
-from moderation.switch import provider_switch
+from generations.models import ProviderSwitch
+from generations.selectors import provider_switch
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FAILED_WINDOW = timedelta(hours=1)

@@ -21,7 +21,7 @@ from generations.queue import SUBMIT_TASK, enqueue_on_commit
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
 from moderation.blocklist import prompt_check
-from moderation.switch import provider_is_paused
+from generations.selectors import provider_is_paused
 from storage.keys import generation_key
 from storage.models import StoredObject
 from storage.quotas import estimate_bytes, quota_reserve
@@ -71,7 +71,7 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
 
     Moderation comes first: a prompt on the blocklist raises `moderation.blocklist.PromptBlocked`
     (an InputError on `prompt`) and a suspended owner raises OwnerSuspended, before any reservation,
-    row or upstream call. While the provider is paused (`moderation.switch`) the job is created HELD
+    row or upstream call. While the provider is paused (`services.provider_switch`) the job is created HELD
     and nothing is enqueued; resuming the provider submits held jobs in fair order.
 
     Image-to-video: `input["image_url"]` (data URI or http(s) URL, fetched under the public-address

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from generations.models import Generation, TrackerLease
 from generations.queue import TRACKER_TASK, enqueue
-from moderation.switch import provider_is_paused_automatically
+from generations.selectors import provider_is_paused_automatically
 
 LEASE_NAME = "tracker"
 # A chain renews the lease at every tick; a dead chain's lease lapses this long after its last one.

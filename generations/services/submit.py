@@ -25,7 +25,7 @@ from generations.services.provider import provider_outage
 from generations.services.row_lease import LEASE, row_lease_held
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
-from moderation.switch import provider_is_paused
+from generations.selectors import provider_is_paused
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -57,7 +57,7 @@ def generation_submit(pk: uuid.UUID | str) -> None:
     and is looked up in fal's request listing shortly (ambiguous.py). fal refusing the account
     (locked, out of balance, unknown key) pauses the studio and HOLDS the job: the attempt does not
     count. Runs without an open transaction (network I/O); call outside `atomic`. While the provider
-    is paused (moderation.switch) the job is moved to HELD instead, to be submitted on resume.
+    is paused (provider_switch.py) the job is moved to HELD instead, to be submitted on resume.
     """
     now = timezone.now()
     if provider_is_paused():

@@ -38,7 +38,7 @@ from generations.services.row_lease import row_lease_live
 from generations.services.submit import generation_resolve_submitting, retry_backoff
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
-from moderation.switch import provider_is_paused_automatically
+from generations.selectors import provider_is_paused_automatically
 
 log = logging.getLogger(__name__)
 Status = Generation.Status

@@ -15,7 +15,8 @@ from generations.services.store import generation_store
 from generations.services.tracking import tracker_run
 from generations.tasks import sweep_task
 from generations.upstream import reset_fal_client
-from moderation.models import AuditEntry, ProviderSwitch
+from generations.models import ProviderSwitch
+from moderation.models import AuditEntry
 from moderation.services import provider_pause, provider_resume
 from storage.quotas import usage_for
 from studio.health import run_checks
@@ -170,10 +171,12 @@ def test_a_start_image_upload_refused_for_the_account_holds_the_job(studio, user
 
 def test_an_automatic_pause_never_overrides_or_ends_a_moderators_pause(studio, user, superuser_for_pause):
     provider_pause(actor=superuser_for_pause, reason="planned maintenance")
-    from moderation.services import provider_pause_automatic, provider_resume_automatic
+    from generations.fal import FalAccountBlocked
+    from generations.services.provider import provider_outage
+    from generations.services.provider_switch import provider_resume as switch_resume
 
-    assert provider_pause_automatic(cause="account_locked", detail="locked") is False
-    assert provider_resume_automatic(detail="probe worked") is None
+    provider_outage(FalAccountBlocked("fal answered 403: User is locked", reason="account_locked"))
+    assert switch_resume(actor=None, reason="probe worked", automatic_only=True) is None
     assert (switch().paused, switch().cause, switch().reason) == (True, "", "planned maintenance")
     assert provider_probe_if_due() is None  # nothing to probe: a person paused it
     provider_resume(actor=superuser_for_pause, reason="done")

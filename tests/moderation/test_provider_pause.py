@@ -9,8 +9,10 @@ from accounts.keys import api_key_create
 from generations.models import Generation
 from generations.services.submit import generation_submit
 from generations.services.tracking import tracker_tick
-from moderation.models import AuditEntry, ProviderSwitch
-from moderation.services import fair_order, provider_pause, provider_resume
+from generations.models import ProviderSwitch
+from generations.services.provider_switch import fair_order
+from moderation.models import AuditEntry
+from moderation.services import provider_pause, provider_resume
 from storage.quotas import usage_for
 from tests.moderation_fixtures import pending
 
