@@ -96,8 +96,8 @@ class Generation(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     is_hidden = models.BooleanField(default=False)
-    # Moderation (moderation/ and generations/services/moderate.py): why and when it was hidden, and
-    # whether it waits for a moderator's review (flagged by staff or by enough user reports).
+    # Moderation (generations/services/visibility.py, changed by the staff's actions): why and when
+    # it was hidden, and whether it waits for a moderator's review (flagged by staff or by reports).
     hidden_reason = models.TextField(blank=True)
     hidden_at = models.DateTimeField(null=True, blank=True)
     flagged_at = models.DateTimeField(null=True, blank=True, db_index=True)

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from generations.models import Generation
+from moderation import admin_generations  # noqa: F401  (registers the generations admin)
 from moderation.admin_actions import reason_action
 from moderation.models import AuditEntry, BlockedTerm, Suspension, VideoReport
 from moderation.services import (QUOTA_FIELDS, blocked_term_delete, blocked_term_save, quota_override_set,

@@ -17,7 +17,7 @@ from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
 from generations.services.create import NotRetryable, OwnerSuspended
 from generations.services.delete import StillActive
-from generations.services.moderate import NotRefundable
+from generations.services.visibility import NotRefundable
 from moderation.services import SuspendRefused
 from storage.quotas import QuotaExceeded
 

@@ -16,7 +16,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from generations.models import Generation
-from generations.services.moderate import generation_flag, generation_hide
+from moderation.generation_actions import generation_flag, generation_hide
 from generations.services.provider_switch import PAUSE_PERMISSION
 from generations.services.provider_switch import provider_pause as switch_pause
 from generations.services.provider_switch import provider_resume as switch_resume

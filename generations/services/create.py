@@ -17,10 +17,10 @@ from generations import ltx
 from generations.events import generation_event_record
 from generations.images import ImageRejected, StartImage, load_start_image
 from generations.models import Generation, Project
+from generations.prompt_checks import prompt_checks_run
 from generations.queue import SUBMIT_TASK, enqueue_on_commit
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
-from moderation.blocklist import prompt_check
 from generations.selectors import provider_is_paused
 from storage.keys import generation_key
 from storage.models import StoredObject
@@ -69,10 +69,11 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     the same request, returns that generation and `created=False`; for a different request, raises
     IdempotencyConflict. Runs its own transaction.
 
-    Moderation comes first: a prompt on the blocklist raises `moderation.blocklist.PromptBlocked`
-    (an InputError on `prompt`) and a suspended owner raises OwnerSuspended, before any reservation,
-    row or upstream call. While the provider is paused (`services.provider_switch`) the job is created HELD
-    and nothing is enqueued; resuming the provider submits held jobs in fair order.
+    Moderation comes first: the registered prompt checks run (`prompt_checks`; a prompt on the
+    moderation app's blocklist raises its PromptBlocked, an InputError on `prompt`) and a suspended
+    owner raises OwnerSuspended, before any reservation, row or upstream call. While the provider is
+    paused (`services.provider_switch`) the job is created HELD and nothing is enqueued; resuming the
+    provider submits held jobs in fair order.
 
     Image-to-video: `input["image_url"]` (data URI or http(s) URL, fetched under the public-address
     rule) is checked by decoding (`images.load_start_image`; a refusal is `InputError({"image_url": …})`),
@@ -88,7 +89,7 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     data = ltx.validate_input(spec, input)
     if not owner.is_active:
         raise OwnerSuspended()
-    prompt_check(str(data["prompt"]), owner=owner)
+    prompt_checks_run(str(data["prompt"]), owner=owner)
     if project is not None and project.owner_id != owner.pk:
         raise ltx.InputError({"project": "no such project"})
     fingerprint = request_fingerprint(model_id=spec.id, input=data, project=project, webhook_url=webhook_url)

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from accounts.forms import SUSPENDED_MESSAGE
 from accounts.keys import api_key_create
 from generations.models import Generation
-from generations.services.moderate import generation_refund
+from moderation.generation_actions import generation_refund
 from moderation.models import AuditEntry, Suspension
 from moderation.services import SuspendRefused, quota_override_set, user_suspend
 from storage.models import UsageEntry, UserQuota

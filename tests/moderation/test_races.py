@@ -10,7 +10,7 @@ from django.db import connections
 
 from generations.models import Generation
 from generations.services.create import OwnerSuspended, generation_create
-from generations.services.moderate import generation_refund
+from moderation.generation_actions import generation_refund
 from moderation.models import AuditEntry, VideoReport
 from moderation.services import report_create, user_suspend
 from storage.models import UsageEntry

@@ -1,7 +1,8 @@
-"""The generations admin: a read-only view of every job with moderation and operations actions.
+"""The generations admin: a read-only view of every job with moderation and operations actions
+(registered with the admin site by moderation/admin.py: the admin is where the staff work).
 
-Nothing is edited in forms here; every change is an action that calls a service
-(generations/services/moderate.py), asks for a reason and is written to the audit log.
+Nothing is edited in forms here; every change is an action that calls a staff action
+(moderation/generation_actions.py), asks for a reason and is written to the audit log.
 """
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from django.utils.timesince import timesince
 
 from generations import ltx
 from generations.models import Generation, GenerationAttempt, GenerationEvent
-from generations.services.moderate import (generation_admin_cancel, generation_admin_delete, generation_admin_retry,
+from moderation.admin_actions import permitted_actions, reason_action
+from moderation.generation_actions import (generation_admin_cancel, generation_admin_delete, generation_admin_retry,
                                            generation_flag, generation_hide, generation_refund, generation_review,
                                            generation_unhide)
-from moderation.admin_actions import permitted_actions, reason_action
-from studio.admin_readonly import NoWritesMixin
 from moderation.models import AuditEntry, VideoReport
 from storage.models import UsageEntry
+from studio.admin_readonly import NoWritesMixin
 
 VIEW = "generations.view_generation"
 
