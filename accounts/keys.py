@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.locking import user_row_lock
 from accounts.models import ApiKey
-from studio import rows
+from core import rows
 
 KEY_PREFIX = "ltx_"
 PREFIX_LENGTH = 12
@@ -140,3 +140,13 @@ def _live_key_sql(alias: str, join_columns: str, joins: str) -> str:
 def api_key_revoke(key: ApiKey) -> None:
     """Revoke `key` (idempotent; the first revocation time is kept)."""
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+SCHEMES = ("bearer", "key")
+
+
+def api_key_in(request) -> str | None:
+    """The key of an `Authorization: Bearer <key>` (or `Key <key>`) header; "" when the scheme has no
+    key after it; None without such a header."""
+    scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return raw.strip() if scheme.lower() in SCHEMES else None

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from studio.supervisor import die_with_parent
+from core.supervisor import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 

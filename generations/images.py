@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError, features
 
-from studio.netguard import HostNotFound, MalformedURL, UnsafeURL, read_at_most, safe_stream
+from core.netguard import HostNotFound, MalformedURL, UnsafeURL, read_at_most, safe_stream
 
 pillow_heif.register_heif_opener()  # HEIF/HEIC photos (phones) open like any other image
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from studio.text import json_text_problem, text_problem
+from core.text import json_text_problem, text_problem
 
 RESOLUTIONS = ("1080p", "1440p", "2160p")
 FPS_VALUES = ("25", "50")
@@ -96,7 +96,7 @@ def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
     """Return the normalised fal input for `spec`, with defaults applied, or raise InputError.
 
     As in fal's schema, a field set to null is an error (leave it out to get the default), and so
-    is text anywhere in the input that cannot be stored or sent (`studio.text`: NUL, lone surrogates)."""
+    is text anywhere in the input that cannot be stored or sent (`core.text`: NUL, lone surrogates)."""
     if not isinstance(raw, dict):
         raise InputError({"input": "must be a JSON object with the LTX-2 fields"})
     errors: dict[str, str] = {}

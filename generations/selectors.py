@@ -15,7 +15,7 @@ from accounts.keys import KeyJoin, api_key_authenticate, api_key_authenticate_jo
 from accounts.models import ApiKey
 from generations.models import Generation, ProviderSwitch
 from storage.models import StoredObject, StoredVideo
-from studio import rows
+from core import rows
 
 
 def generation_list_for(user: AbstractBaseUser) -> QuerySet[Generation]:

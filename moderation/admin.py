@@ -17,7 +17,7 @@ from moderation.services import (QUOTA_FIELDS, blocked_term_delete, blocked_term
                                  user_reinstate, user_suspend)
 from storage.models import UsageEntry, UserQuota
 from storage.quotas import usage_for
-from studio.admin_readonly import ReadOnlyAdmin
+from core.admin_readonly import ReadOnlyAdmin
 
 User = get_user_model()
 

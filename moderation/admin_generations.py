@@ -25,7 +25,7 @@ from moderation.generation_actions import (generation_admin_cancel, generation_a
                                            generation_unhide)
 from moderation.models import AuditEntry, VideoReport
 from storage.models import UsageEntry
-from studio.admin_readonly import NoWritesMixin
+from core.admin_readonly import NoWritesMixin
 
 VIEW = "generations.view_generation"
 

@@ -8,7 +8,7 @@ from django.db import models
 
 from moderation.folding import fold
 from moderation.patterns import PatternError, pattern_compile
-from studio.text import text_problem
+from core.text import text_problem
 
 
 class AuditEntry(models.Model):

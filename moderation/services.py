@@ -25,7 +25,7 @@ from moderation.audit import audit_record
 from moderation.blocklist import blocklist_invalidate
 from moderation.models import AuditEntry, BlockedTerm, Suspension, VideoReport
 from storage.models import UserQuota
-from studio.text import text_problem
+from core.text import text_problem
 
 Action = AuditEntry.Action
 Status = Generation.Status
@@ -105,7 +105,7 @@ def report_create(*, generation: Generation, reporter: AbstractBaseUser, reason:
     One report per user and generation: a repeat returns the first report and `created=False`,
     changing nothing. A new report puts the generation in the review queue (flagged by "system")
     and, once STUDIO_REPORTS_TO_HIDE distinct users reported it, hides it (audit: `auto_hide`).
-    Raises ReportRefused for a blank reason or one that cannot be stored (`studio.text`).
+    Raises ReportRefused for a blank reason or one that cannot be stored (`core.text`).
     """
     reason = (reason or "").strip()
     if not reason:

@@ -71,7 +71,7 @@ def clear_throttle_counts() -> None:
     from django.conf import settings
     from django.core.cache import cache
 
-    from generations.api.throttle_store import REDIS_KEY_PREFIX
+    from core.throttle_store import REDIS_KEY_PREFIX
 
     cache.clear()
     if settings.REDIS_URL:

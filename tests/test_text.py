@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.text import json_text_problem, text_problem, text_shown
+from core.text import json_text_problem, text_problem, text_shown
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from studio.admin_readonly import ReadOnlyAdmin
+from core.admin_readonly import ReadOnlyAdmin
 from webhooks.models import JobWebhookSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 

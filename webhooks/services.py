@@ -36,7 +36,7 @@ from django.utils import timezone
 from generations.models import Generation
 from generations.payloads import generation_payload, webhook_body
 from generations.queue import enqueue_on_commit
-from studio.netguard import HostNotFound, UnsafeURL, check_public_url, read_at_most, safe_stream
+from core.netguard import HostNotFound, UnsafeURL, check_public_url, read_at_most, safe_stream
 from webhooks import fal_signature
 from webhooks.models import (EVENT_STATUSES, FAL_EVENT, PING, JobWebhookSecret, WebhookAttempt, WebhookDelivery,
                              WebhookEndpoint, WebhookEvent)

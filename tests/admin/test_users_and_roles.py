@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.forms import SUSPENDED_MESSAGE
+from web.account_forms import SUSPENDED_MESSAGE
 from accounts.keys import api_key_create
 from generations.models import Generation
 from moderation.generation_actions import generation_refund

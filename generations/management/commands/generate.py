@@ -16,7 +16,7 @@ from generations.services.create import OwnerSuspended, generation_create
 from generations.services.projects import project_get_or_create
 from storage.backend import object_location
 from storage.quotas import QuotaExceeded
-from studio.text import text_problem
+from core.text import text_problem
 
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 
 from generations.services.lease import tracker_ensure
-from studio.supervisor import Supervisor, default_stall_after
+from core.supervisor import Supervisor, default_stall_after
 
 
 class Command(BaseCommand):

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.keys import TooManyApiKeys
-from generations.api.pagination import InvalidCursor
+from api.pagination import InvalidCursor
 from generations.images import ImageRejected, ImageTooLarge
 from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
@@ -22,7 +22,7 @@ from generations.services.delete import StillActive
 from generations.services.projects import ProjectBusy
 from moderation.services import ReportRefused
 from storage.quotas import QuotaExceeded
-from studio.text import text_shown
+from core.text import text_shown
 
 INPUT_FIELDS_OUTSIDE_INPUT = {"model", "project", "input", "webhook_url"}
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from generations import views
+from web import views
 
 app_name = "generations"
 urlpatterns = [

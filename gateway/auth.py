@@ -8,10 +8,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.middleware.csrf import CsrfViewMiddleware
 from django.http import HttpRequest, HttpResponse
 
-from accounts.authentication import api_key_in
+from accounts.keys import api_key_in
 from accounts.keys import api_key_authenticate, digest
 from accounts.models import ApiKey
-from generations.gateway.errors import fal_error
+from gateway.errors import fal_error
 from generations.selectors import StatusRow, status_row_for, status_row_for_key
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

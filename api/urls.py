@@ -1,6 +1,6 @@
 from django.urls import path
 
-from generations.api import views
+from api import views
 
 urlpatterns = [
     path("projects/", views.ProjectListView.as_view(), name="api-projects"),

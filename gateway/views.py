@@ -22,10 +22,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from generations import ltx, status_answers
-from generations.api.throttling import CreateThrottle, UploadThrottle
-from generations.gateway.auth import GatewayAuthError, gateway_caller
-from generations.gateway.errors import fal_error, validation_error
-from generations.gateway.peer import client_gone_check
+from gateway.auth import GatewayAuthError, gateway_caller
+from gateway.errors import fal_error, validation_error
+from gateway.peer import client_gone_check
 from generations.media_links import absolute_url, url_base
 from generations.models import Generation, StreamSlot
 from generations.payloads import app_of, result_response, status_body, submit_body
@@ -37,9 +36,10 @@ from generations.services.streams import (SLOT_SECONDS, TooManyStreams, stream_s
 from generations.services.uploads import (UploadAlreadyUsed, UploadNotStored, UploadRejected, upload_from_token,
                                           upload_image_for, upload_initiate, upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
-from studio.jsonbody import JSONTooDeep, json_loads_bounded
-from studio.netguard import UnsafeURL, check_public_url
-from studio.text import text_problem
+from core.jsonbody import JSONTooDeep, json_loads_bounded
+from core.netguard import UnsafeURL, check_public_url
+from core.text import text_problem
+from core.throttle import user_rate_take
 from webhooks.signing_keys import studio_jwks
 
 REQUEST_ID_HEADER = "x-fal-request-id"
@@ -90,9 +90,9 @@ def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool 
 def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
     # The REST API's per-user create rate (STUDIO_API_CREATE_RATE). A 429 is right here: it is a
     # rate, not a quota, and fal's clients retry it after Retry-After.
-    throttle = CreateThrottle()
-    if not throttle.allow_user(user.pk):
-        return _throttled(throttle, "Too many submits")
+    wait = user_rate_take("create", user.pk)
+    if wait:
+        return _throttled(wait, "Too many submits")
     try:
         spec = ltx.resolve_model(model_id.strip("/"))
     except ltx.InputError:
@@ -130,11 +130,11 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
     return response
 
 
-def _throttled(throttle, what: str) -> JsonResponse:
+def _throttled(wait: float, what: str) -> JsonResponse:
     """fal's 429 for a caller over a rate, with Retry-After."""
-    wait = math.ceil(throttle.wait() or 1)
-    response = fal_error(429, f"{what}; try again in {wait} s.", error_type="rate_limited")
-    response["Retry-After"] = str(wait)
+    seconds = math.ceil(wait or 1)
+    response = fal_error(429, f"{what}; try again in {seconds} s.", error_type="rate_limited")
+    response["Retry-After"] = str(seconds)
     return response
 
 
@@ -294,9 +294,9 @@ def jwks(request: HttpRequest) -> HttpResponse:
 
 @gateway_view("POST")
 def upload_start(request: HttpRequest, user) -> HttpResponse:
-    throttle = UploadThrottle()
-    if not throttle.allow_user(user.pk):
-        return _throttled(throttle, "Too many uploads")
+    wait = user_rate_take("upload", user.pk)
+    if wait:
+        return _throttled(wait, "Too many uploads")
     try:
         body = json_loads_bounded(request.body or b"{}")
         if not isinstance(body, dict):
@@ -330,9 +330,9 @@ def upload_put(request: HttpRequest, token: str) -> HttpResponse:
     upload = upload_from_token(token)
     if upload is None:
         return fal_error(403, "This upload URL is invalid or has expired; start a new upload.")
-    throttle = UploadThrottle()
-    if not throttle.allow_user(upload.owner_id):
-        return _throttled(throttle, "Too many uploads")
+    wait = user_rate_take("upload", upload.owner_id)
+    if wait:
+        return _throttled(wait, "Too many uploads")
     limit = settings.STUDIO_MAX_IMAGE_BYTES
     too_large = fal_error(413, f"The file is larger than {limit:,} bytes, the most a start image may be.")
     declared = request.headers.get("Content-Length", "")

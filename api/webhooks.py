@@ -20,11 +20,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from generations.api.errors import ERROR_RESPONSES
-from generations.api.pagination import NewestFirst
+from api.errors import ERROR_RESPONSES
+from api.pagination import NewestFirst
 from webhooks import services
 from webhooks.models import JobWebhookSecret, WebhookEndpoint
-from webhooks.serializers import (JobWebhookSecretCreatedSerializer, JobWebhookSecretSerializer,
+from api.webhook_serializers import (JobWebhookSecretCreatedSerializer, JobWebhookSecretSerializer,
                                   WebhookDeliveryFilterSerializer, WebhookDeliverySerializer,
                                   WebhookEndpointCreatedSerializer, WebhookEndpointInputSerializer,
                                   WebhookEndpointSerializer)

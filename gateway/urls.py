@@ -2,7 +2,7 @@
 same patterns, so a queue URL's path (`/fal-ai/ltx-2/requests/…`) maps straight onto them."""
 from django.urls import path, re_path
 
-from generations.gateway import proxy, views
+from gateway import proxy, views
 
 REQUEST = r"^(?P<app>.+?)/requests/(?P<request_id>[^/]+)"
 

@@ -13,13 +13,13 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 
-from generations.gateway.errors import fal_error
+from gateway.errors import fal_error
 
 TARGET_HEADER = "x-fal-target-url"
 QUEUE_HOSTS = ("queue.fal.run", "queue.falrun.com")
 STORAGE_HOSTS = ("rest.fal.ai", "rest.alpha.fal.ai")
 STORAGE_PATHS = ("/storage/upload/initiate", "/storage/upload/initiate-multipart")
-URLCONF = "generations.gateway.urls"
+URLCONF = "gateway.urls"
 
 
 @csrf_exempt

@@ -10,16 +10,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import api_key_in
+from accounts.keys import api_key_in
 from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
 from generations import status_answers
-from generations.api.errors import ERROR_RESPONSES
-from generations.api.pagination import NewestFirst
-from generations.api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
+from api.errors import ERROR_RESPONSES
+from api.pagination import NewestFirst
+from api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
                                          GenerationFilterSerializer, GenerationSerializer, ProjectSerializer,
                                          ReportCreateSerializer, ReportSerializer, generation_payload)
-from generations.api.throttling import ApiThrottle, CreateThrottle
+from api.throttling import ApiThrottle, CreateThrottle
 from generations.images import image_to_data_uri
 from generations.models import Project
 from generations.selectors import (generation_get_for, generation_list_for, generation_status_get_for,
@@ -30,7 +30,7 @@ from generations.services.delete import generation_delete
 from generations.services.projects import project_delete
 from moderation.services import report_create
 from storage.quotas import usage_for
-from studio.text import text_problem
+from core.text import text_problem
 
 
 # --- projects -----------------------------------------------------------------------------------

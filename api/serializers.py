@@ -9,7 +9,7 @@ from accounts.models import ApiKey
 from generations import ltx
 from generations.models import Generation, Project
 from generations.payloads import generation_payload
-from studio.jsonbody import json_loads_bounded
+from core.jsonbody import json_loads_bounded
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -33,7 +33,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 class BoundedJSONField(serializers.JSONField):
     """DRF's JSONField, loading JSON text (the `input` part of a multipart or form body) through
-    `studio.jsonbody`, so nesting deeper than its limit is a 422 on the field, not a RecursionError."""
+    `core.jsonbody`, so nesting deeper than its limit is a 422 on the field, not a RecursionError."""
 
     def to_internal_value(self, data):
         if getattr(data, "is_json_string", False):
@@ -65,7 +65,7 @@ class GenerationCreateSerializer(serializers.Serializer):
 
     def validate_webhook_url(self, value: str) -> str:
         if value:
-            from studio.netguard import UnsafeURL, check_public_url
+            from core.netguard import UnsafeURL, check_public_url
 
             try:
                 check_public_url(value)

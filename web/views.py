@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from generations import ltx
-from generations.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
+from web.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
 from generations.images import ImageRejected, ImageTooLarge, image_preview_jpeg, stored_image_thumbnail
 from generations.media_links import media_link_read
 from generations.models import Generation, Project

@@ -1,7 +1,7 @@
 """drf-spectacular schema class: every operation documents the API's error responses."""
 from drf_spectacular.openapi import AutoSchema
 
-from generations.api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES
 
 
 class StudioAutoSchema(AutoSchema):

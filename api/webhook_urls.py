@@ -1,7 +1,7 @@
 """Webhook routes; the project includes them under /api/v1/."""
 from django.urls import path
 
-from webhooks import api
+from api import webhooks as api
 
 urlpatterns = [
     path("webhooks/", api.WebhookEndpointListView.as_view(), name="api-webhooks"),

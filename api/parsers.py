@@ -1,4 +1,4 @@
-"""The REST API's JSON parser: DRF's, but loading through `studio.jsonbody` so a body nested deeper
+"""The REST API's JSON parser: DRF's, but loading through `core.jsonbody` so a body nested deeper
 than MAX_JSON_DEPTH is a 400 `parse_error` instead of a RecursionError."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils import json
 
-from studio.jsonbody import json_loads_bounded
+from core.jsonbody import json_loads_bounded
 
 
 class BoundedJSONParser(parsers.JSONParser):

@@ -4,17 +4,7 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from accounts.keys import api_key_authenticate
-
-SCHEMES = ("bearer", "key")
-
-
-def api_key_in(request) -> str | None:
-    """The key of an `Authorization: Bearer <key>` (or `Key <key>`) header; "" when the scheme has no
-    key after it; None without such a header."""
-    scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    return raw.strip() if scheme.lower() in SCHEMES else None
-
+from accounts.keys import api_key_authenticate, api_key_in
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
@@ -35,7 +25,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     """Describes API-key auth in the OpenAPI schema (HTTP bearer; `Key <key>` works the same)."""
 
-    target_class = "accounts.authentication.ApiKeyAuthentication"
+    target_class = "api.authentication.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):

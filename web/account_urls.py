@@ -2,7 +2,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from accounts import views
+from web import account_views as views
 
 studio_patterns = ([
     path("signup/", views.signup, name="signup"),
