@@ -19,12 +19,12 @@ from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
 from generations.services.create import IdempotencyConflict, NotRetryable, OwnerSuspended
 from generations.services.delete import StillActive
-from generations.services.projects import ProjectBusy
+from generations.services.projects import ProjectBusy, ProjectNameRefused
 from moderation.services import ReportRefused
 from storage.quotas import QuotaExceeded
 from core.text import text_shown
 
-INPUT_FIELDS_OUTSIDE_INPUT = {"model", "project", "input", "webhook_url"}
+INPUT_FIELDS_OUTSIDE_INPUT = {"model", "project", "input", "webhook_url", "Idempotency-Key"}
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -64,6 +64,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return error(403, "quota_exceeded", str(exc), exc.as_dict())
     if isinstance(exc, OwnerSuspended):
         return error(403, "account_suspended", str(exc))
+    if isinstance(exc, ProjectNameRefused):
+        return error(422, "validation_error", "The request has invalid fields: name.", {"name": str(exc)})
     if isinstance(exc, ReportRefused):
         return error(422, "validation_error", "The request has invalid fields: reason.", {"reason": str(exc)})
     if isinstance(exc, TooManyApiKeys):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from accounts.models import ApiKey
@@ -10,25 +11,17 @@ from generations import ltx
 from generations.models import Generation, Project
 from generations.payloads import generation_payload
 from core.jsonbody import json_loads_bounded
+from core.netguard import UnsafeURL, check_webhook_url
+from generations.images import image_to_data_uri
 
 
 class ProjectSerializer(serializers.ModelSerializer):
+    """A project; its name is checked (unique per owner) by the project services the views call."""
+
     class Meta:
         model = Project
         fields = ["id", "name", "created_at"]
         read_only_fields = ["id", "created_at"]
-
-    def validate_name(self, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise serializers.ValidationError("must not be blank")
-        owner = self.context["request"].user
-        clash = Project.objects.filter(owner=owner, name=value)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
-            raise serializers.ValidationError(f"you already have a project named {value!r}")
-        return value
 
 
 class BoundedJSONField(serializers.JSONField):
@@ -64,14 +57,19 @@ class GenerationCreateSerializer(serializers.Serializer):
         return project
 
     def validate_webhook_url(self, value: str) -> str:
-        if value:
-            from core.netguard import UnsafeURL, check_public_url
+        try:
+            return check_webhook_url(value) if value else value
+        except UnsafeURL as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
-            try:
-                check_public_url(value)
-            except UnsafeURL as exc:
-                raise serializers.ValidationError(str(exc)) from None
-        return value
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A multipart `image` becomes the input's `image_url` (a data URI of its checked bytes)."""
+        if "image" in data:
+            if not isinstance(data["input"], dict):
+                raise serializers.ValidationError({"input": "must be a JSON object with the LTX-2 fields"})
+            image_url = image_to_data_uri(data.pop("image"), max_bytes=settings.STUDIO_MAX_IMAGE_BYTES)
+            data["input"] = {**data["input"], "image_url": image_url}
+        return data
 
 
 class VideoFileSerializer(serializers.Serializer):

@@ -1,7 +1,6 @@
 """REST API v1 (design.md §2): thin views over services and selectors, scoped to the caller."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -20,17 +19,15 @@ from api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, Generati
                                          GenerationFilterSerializer, GenerationSerializer, ProjectSerializer,
                                          ReportCreateSerializer, ReportSerializer, generation_payload)
 from api.throttling import ApiThrottle, CreateThrottle
-from generations.images import image_to_data_uri
 from generations.models import Project
 from generations.selectors import (generation_get_for, generation_list_for, generation_status_get_for,
                                    generation_viewable_for, status_row_for_key)
 from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
-from generations.services.projects import project_delete
+from generations.services.projects import project_create, project_delete, project_rename
 from moderation.services import report_create
 from storage.quotas import usage_for
-from core.text import text_problem
 
 
 # --- projects -----------------------------------------------------------------------------------
@@ -43,7 +40,7 @@ class ProjectListView(generics.ListCreateAPIView):
         return Project.objects.filter(owner=self.request.user)
 
     def perform_create(self, serializer):
-        serializer.save(owner=self.request.user)
+        serializer.instance = project_create(self.request.user, serializer.validated_data["name"])
 
 
 class ProjectDetailView(generics.RetrieveUpdateDestroyAPIView):
@@ -56,6 +53,10 @@ class ProjectDetailView(generics.RetrieveUpdateDestroyAPIView):
                    responses={204: None, **ERROR_RESPONSES})
     def delete(self, request, *args, **kwargs):
         return super().delete(request, *args, **kwargs)
+
+    def perform_update(self, serializer):
+        if "name" in serializer.validated_data:
+            project_rename(serializer.instance, serializer.validated_data["name"])
 
     def perform_destroy(self, instance):
         project_delete(instance)
@@ -82,18 +83,9 @@ class GenerationListView(generics.ListAPIView):
         filters = GenerationFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data
-        generations = generation_list_for(self.request.user)
-        if "project" in wanted:
-            generations = generations.filter(project_id=wanted["project"])
-        if "status" in wanted:
-            generations = generations.filter(status__in=wanted["status"])
-        if "model" in wanted:
-            generations = generations.filter(model_id=wanted["model"])
-        if "created_after" in wanted:
-            generations = generations.filter(created_at__gte=wanted["created_after"])
-        if "created_before" in wanted:
-            generations = generations.filter(created_at__lt=wanted["created_before"])
-        return generations
+        return generation_list_for(self.request.user, project=wanted.get("project"), statuses=wanted.get("status"),
+                                   model=wanted.get("model"), created_after=wanted.get("created_after"),
+                                   created_before=wanted.get("created_before"))
 
     @extend_schema(parameters=[GenerationFilterSerializer], responses={200: GenerationSerializer(many=True),
                                                                        **ERROR_RESPONSES},
@@ -109,20 +101,10 @@ class GenerationListView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         body = GenerationCreateSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if len(key) > 128:
-            raise serializers.ValidationError({"Idempotency-Key": "at most 128 characters"})
-        if problem := text_problem(key):
-            raise serializers.ValidationError({"Idempotency-Key": problem})
-        data = body.validated_data["input"]
-        if "image" in body.validated_data:
-            if not isinstance(data, dict):
-                raise serializers.ValidationError({"input": "must be a JSON object with the LTX-2 fields"})
-            data = {**data, "image_url": image_to_data_uri(body.validated_data["image"],
-                                                           max_bytes=settings.STUDIO_MAX_IMAGE_BYTES)}
         generation, created = generation_create(
-            owner=request.user, model=body.validated_data["model"], input=data,
-            project=body.validated_data.get("project"), idempotency_key=key or None,
+            owner=request.user, model=body.validated_data["model"], input=body.validated_data["input"],
+            project=body.validated_data.get("project"),
+            idempotency_key=request.headers.get("Idempotency-Key", "").strip() or None,
             webhook_url=body.validated_data.get("webhook_url", ""))
         return Response(GenerationSerializer(generation, context={"request": request}).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -30,6 +30,8 @@ import httpcore
 import httpx
 from django.conf import settings
 
+from core.text import text_problem
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 ALLOWED_SCHEMES = ("http", "https")
@@ -119,6 +121,26 @@ def check_public_url(url: str) -> None:
     if is_allowed_private_host(host):
         return
     public_addresses(host, parsed.port or (443 if parsed.scheme == "https" else 80))
+
+
+WEBHOOK_URL_MAX_CHARS = 1000
+
+
+def check_webhook_url(url: str) -> str:
+    """The one rule for every URL the studio sends webhooks to (integrators' endpoints, a job's own
+    `webhook_url`, the gateway's `?fal_webhook=`): at most WEBHOOK_URL_MAX_CHARS characters of storable
+    text, http(s), every address of its host public. Returns the URL; raises UnsafeURL saying why."""
+    if len(url) > WEBHOOK_URL_MAX_CHARS:
+        problem = f"the URL is longer than {WEBHOOK_URL_MAX_CHARS} characters"
+    elif text_problem(url):
+        problem = f"the URL {text_problem(url)}"
+    else:
+        try:
+            check_public_url(url)
+            return url
+        except UnsafeURL as exc:
+            problem = str(exc)
+    raise UnsafeURL(f"{problem}; webhooks are sent only to public http(s) addresses")
 
 
 def _parse(url: str) -> httpx.URL:

@@ -37,7 +37,7 @@ from generations.services.uploads import (UploadAlreadyUsed, UploadNotStored, Up
                                           upload_image_for, upload_initiate, upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
 from core.jsonbody import JSONTooDeep, json_loads_bounded
-from core.netguard import UnsafeURL, check_public_url
+from core.netguard import UnsafeURL, check_webhook_url
 from core.text import text_problem
 from core.throttle import user_rate_take
 from webhooks.signing_keys import studio_jwks
@@ -107,14 +107,9 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
     webhook = request.GET.get("fal_webhook", "").strip()
     if webhook:
         try:
-            if len(webhook) > 1000:
-                raise UnsafeURL("the URL is longer than 1000 characters")
-            if problem := text_problem(webhook):
-                raise UnsafeURL(f"the URL {problem}")
-            check_public_url(webhook)
+            check_webhook_url(webhook)
         except UnsafeURL as exc:
-            return validation_error({"fal_webhook": f"{exc}; webhooks are sent only to public http(s) addresses"},
-                                    where="query")
+            return validation_error({"fal_webhook": str(exc)}, where="query")
     try:
         if isinstance(data, dict):
             data = _with_uploaded_image(request, user, data)

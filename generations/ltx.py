@@ -118,19 +118,10 @@ def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
     if "prompt" not in errors:  # not already refused as null or as text that cannot be stored
         _check_prompt(data, errors)
 
-    _check_choice(data, errors, "duration", spec.durations, unit=" seconds")
-    _check_choice(data, errors, "resolution", RESOLUTIONS)
-    _check_choice(data, errors, "fps", FPS_VALUES)
+    _check_video_settings(spec, data, errors)
     _check_choice(data, errors, "aspect_ratio", ASPECT_RATIOS)
     if not isinstance(data["generate_audio"], bool):
         errors["generate_audio"] = "must be true or false"
-
-    if spec.is_fast and "duration" not in errors and int(data["duration"]) > 10:
-        if data.get("fps") != "25" or data.get("resolution") != "1080p":
-            errors["duration"] = (
-                f"{data['duration']} seconds is only available at 25 fps and 1080p; "
-                "use 6, 8 or 10 seconds for other settings"
-            )
 
     if spec.is_image_to_video and "image_url" not in errors:
         image_url = data.get("image_url")
@@ -142,6 +133,34 @@ def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
     if errors:
         raise InputError(errors)
     return data
+
+
+def _check_video_settings(spec: ModelSpec, data: dict[str, Any], errors: dict[str, str]) -> None:
+    """Duration, resolution and fps (what the price depends on), normalised in `data` when allowed."""
+    _check_choice(data, errors, "duration", spec.durations, unit=" seconds")
+    _check_choice(data, errors, "resolution", RESOLUTIONS)
+    _check_choice(data, errors, "fps", FPS_VALUES)
+    if spec.is_fast and "duration" not in errors and int(data["duration"]) > 10:
+        if data.get("fps") != "25" or data.get("resolution") != "1080p":
+            errors["duration"] = (
+                f"{data['duration']} seconds is only available at 25 fps and 1080p; "
+                "use 6, 8 or 10 seconds for other settings"
+            )
+
+
+def quote_usd(model: str, settings_chosen: dict[str, Any]) -> Decimal | None:
+    """The price of `model` (an id or short name) with the video settings in `settings_chosen`
+    (duration, resolution, fps; the defaults for those left out), before anything else of a request
+    is known; None when they are not an allowed combination for that model."""
+    try:
+        spec = resolve_model(model)
+    except InputError:
+        return None
+    data = {**DEFAULTS, **{name: settings_chosen[name] for name in ("duration", "resolution", "fps")
+                           if settings_chosen.get(name) is not None}}
+    errors: dict[str, str] = {}
+    _check_video_settings(spec, data, errors)
+    return None if errors else price_usd(spec, data)
 
 
 def _check_prompt(data: dict[str, Any], errors: dict[str, str]) -> None:

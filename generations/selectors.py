@@ -5,6 +5,7 @@ import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -18,10 +19,27 @@ from storage.models import StoredObject, StoredVideo
 from core import rows
 
 
-def generation_list_for(user: AbstractBaseUser) -> QuerySet[Generation]:
-    return (Generation.objects.filter(owner=user)
-            .select_related("project", "video", "video__file", "video__poster")
-            .order_by("-created_at"))
+def generation_list_for(user: AbstractBaseUser, *, project: uuid.UUID | None = None,
+                        statuses: Sequence[str] | None = None, model: str | None = None,
+                        created_after: datetime | None = None,
+                        created_before: datetime | None = None) -> QuerySet[Generation]:
+    """The user's generations, newest first, narrowed by whichever filters are given: a project, any
+    of `statuses`, an exact model id, and a creation time window (`created_after` inclusive,
+    `created_before` exclusive)."""
+    generations = (Generation.objects.filter(owner=user)
+                   .select_related("project", "video", "video__file", "video__poster")
+                   .order_by("-created_at"))
+    if project is not None:
+        generations = generations.filter(project_id=project)
+    if statuses:
+        generations = generations.filter(status__in=statuses)
+    if model:
+        generations = generations.filter(model_id=model)
+    if created_after is not None:
+        generations = generations.filter(created_at__gte=created_after)
+    if created_before is not None:
+        generations = generations.filter(created_at__lt=created_before)
+    return generations
 
 
 def generation_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:

@@ -20,6 +20,7 @@ from generations.images import ACCEPT_ATTRIBUTE, ImageRejected, image_to_data_ur
 from generations.models import Generation, Project
 from generations.selectors import generation_get_for
 from generations.services.create import generation_start_image_value
+from generations.services.projects import NAME_MAX_CHARS
 
 MODE_CHOICES = [("text", "Text to video"), ("image", "Image to video")]
 TIER_CHOICES = [("pro", "Pro"), ("fast", "Fast")]
@@ -99,16 +100,9 @@ class GenerationForm(forms.Form):
         return {name: self[name].value() for name in ("mode", "tier", "duration", "resolution", "fps")}
 
     def price_usd(self) -> Decimal | None:
+        """The exact price of what the form says now (None until it names an allowed combination)."""
         values = self.current_values()
-        try:
-            spec = ltx.resolve_model(model_name(values["mode"], values["tier"]))
-            # A field the browser did not send is left out (its default applies), never passed as None.
-            chosen = {name: values[name] for name in ("duration", "resolution", "fps") if values[name] is not None}
-            data = ltx.validate_input(spec, {"prompt": "price", **chosen,
-                                             **({"image_url": "https://example.invalid/i.png"} if spec.is_image_to_video else {})})
-        except ltx.InputError:
-            return None
-        return ltx.price_usd(spec, data)
+        return ltx.quote_usd(model_name(values["mode"], values["tier"]), values)
 
 
 def model_name(mode: str, tier: str) -> str:
@@ -137,23 +131,10 @@ def price_table() -> dict[str, Any]:
     }
 
 
-class ProjectForm(forms.ModelForm):
-    class Meta:
-        model = Project
-        fields = ["name"]
+class ProjectForm(forms.Form):
+    """A project's name; `project_create` / `project_rename` decide whether it can be used."""
 
-    def __init__(self, *args: Any, owner: AbstractBaseUser, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.owner = owner
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("Give the project a name.")
-        taken = Project.objects.filter(owner=self.owner, name=name).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise forms.ValidationError("You already have a project with this name.")
-        return name
+    name = forms.CharField(max_length=NAME_MAX_CHARS)
 
 
 def parse_uuid(value: str | None) -> uuid.UUID | None:

@@ -32,9 +32,10 @@ from generations.selectors import (
     generation_viewable_for,
 )
 from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import IdempotencyConflict, generation_create
+from generations.services.create import IdempotencyConflict, NotRetryable, generation_create, generation_rerun
 from generations.services.delete import StillActive, generation_delete
-from generations.services.projects import ProjectBusy, project_default_for, project_delete, project_get_or_create
+from generations.services.projects import (ProjectBusy, ProjectNameRefused, project_create, project_default_for,
+                                            project_delete, project_rename)
 from moderation.services import ReportRefused, report_create
 from storage.quotas import QuotaExceeded, usage_for
 from storage.serving import serve_object
@@ -76,11 +77,15 @@ def usage_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def project_list(request: HttpRequest) -> HttpResponse:
     project_default_for(request.user)
-    form = ProjectForm(request.POST or None, owner=request.user)
+    form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        project = project_get_or_create(request.user, form.cleaned_data["name"])
-        messages.success(request, f"Project “{project.name}” created.")
-        return redirect("generations:project", pk=project.pk)
+        try:
+            project = project_create(request.user, form.cleaned_data["name"])
+        except ProjectNameRefused as exc:
+            form.add_error("name", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+        else:
+            messages.success(request, f"Project “{project.name}” created.")
+            return redirect("generations:project", pk=project.pk)
     projects = Project.objects.filter(owner=request.user)
     return render(request, "generations/project_list.html", {"projects": projects, "form": form})
 
@@ -89,12 +94,15 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def project_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     project = _own_project(request, pk)
-    form = ProjectForm(request.POST or None, instance=project, owner=request.user)
+    form = ProjectForm(request.POST or None, initial={"name": project.name})
     if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, "Project renamed.")
-        return redirect("generations:project", pk=project.pk)
-    project.refresh_from_db()  # an invalid rename must not show the rejected name as the title
+        try:
+            project_rename(project, form.cleaned_data["name"])
+        except ProjectNameRefused as exc:
+            form.add_error("name", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+        else:
+            messages.success(request, "Project renamed.")
+            return redirect("generations:project", pk=project.pk)
     generations = generation_list_for(request.user).filter(project=project)
     return render(request, "generations/project_detail.html",
                   {"project": project, "form": form, "page": _page(request, generations)})
@@ -185,16 +193,14 @@ def generation_cancel_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def generation_rerun(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def generation_rerun_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     """Run the same model, input and project again as a new job (idempotent per rendered button)."""
     generation = _own_generation(request, pk)
-    if generation.is_active:
-        messages.error(request, "This generation is still running; wait for it or cancel it first.")
-        return redirect("generations:detail", pk=generation.pk)
     try:
-        new, _ = generation_create(owner=request.user, model=generation.model_id, input=generation.input,
-                                   project=generation.project, webhook_url=generation.webhook_url,
-                                   idempotency_key=request.POST.get("idempotency_key") or None)
+        new, _ = generation_rerun(generation, idempotency_key=request.POST.get("idempotency_key") or None)
+    except NotRetryable as exc:
+        messages.error(request, f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+        return redirect("generations:detail", pk=generation.pk)
     except (ltx.InputError, QuotaExceeded, IdempotencyConflict) as exc:
         messages.error(request, f"Not re-run: {exc}")
         return redirect("generations:detail", pk=generation.pk)

@@ -36,7 +36,7 @@ from django.utils import timezone
 from generations.models import Generation
 from generations.payloads import generation_payload, webhook_body
 from generations.queue import enqueue_on_commit
-from core.netguard import HostNotFound, UnsafeURL, check_public_url, read_at_most, safe_stream
+from core.netguard import HostNotFound, UnsafeURL, check_webhook_url, read_at_most, safe_stream
 from webhooks import fal_signature
 from webhooks.models import (EVENT_STATUSES, FAL_EVENT, PING, JobWebhookSecret, WebhookAttempt, WebhookDelivery,
                              WebhookEndpoint, WebhookEvent)
@@ -98,10 +98,9 @@ def _with_details(deliveries: QuerySet[WebhookDelivery]) -> QuerySet[WebhookDeli
 
 def _clean_url(url: str) -> str:
     try:
-        check_public_url(url)
+        return check_webhook_url(url)
     except UnsafeURL as exc:
-        raise WebhookFieldError("url", f"{exc}; webhooks are sent only to public http(s) addresses") from exc
-    return url
+        raise WebhookFieldError("url", str(exc)) from exc
 
 
 def _clean_events(events: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.text import text_problem
 from generations import ltx
 from generations.events import generation_event_record
 from generations.images import ImageRejected, StartImage, load_start_image
@@ -84,9 +85,12 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
 
     `webhook_url` gets the studio's integrator webhooks; `fal_webhook_url` (the gateway's
     `?fal_webhook=`) gets fal's webhook body when the job ends. Both must already be checked.
+    An `idempotency_key` over IDEMPOTENCY_KEY_MAX_CHARS, or not storable text, is an InputError
+    naming `Idempotency-Key`.
     """
     spec = ltx.resolve_model(model)
     data = ltx.validate_input(spec, input)
+    _check_idempotency_key(idempotency_key)
     if not owner.is_active:
         raise OwnerSuspended()
     prompt_checks_run(str(data["prompt"]), owner=owner)
@@ -179,21 +183,43 @@ def _replay(existing: Generation, fingerprint: str) -> Generation:
     return existing
 
 
-def generation_retry(generation: Generation) -> Generation:
-    """Run a failed or canceled generation again as a new job with the same model, input and project.
+class NotRetryable(Exception):
+    """The generation cannot be run again now; the message says why."""
 
-    The new job is priced and reserved like any other (may raise QuotaExceeded or InputError if
-    the rules changed since). Raises NotRetryable for a job that is active or succeeded.
+
+def generation_rerun(generation: Generation, *, idempotency_key: str | None = None) -> tuple[Generation, bool]:
+    """Run a finished generation again as a new job with the same model, input (its start image
+    too, however it was given), project and webhook.
+
+    Priced and reserved like any other job (may raise QuotaExceeded, or InputError if the rules
+    changed since); `idempotency_key` as for `generation_create`, whose (generation, created) it
+    returns. Raises NotRetryable while the generation is still active.
     """
-    if generation.status not in (Generation.Status.FAILED, Generation.Status.CANCELED):
-        raise NotRetryable(f"only failed or canceled generations can be retried; this one is {generation.status}")
+    if generation.status not in Generation.TERMINAL:
+        raise NotRetryable("this generation is still running; wait for it or cancel it first")
     data = dict(generation.input)
     if "image_url" in data:
         data["image_url"] = generation_start_image_value(generation)
-    new, _ = generation_create(owner=generation.owner, model=generation.model_id, input=data,
-                               project=generation.project, webhook_url=generation.webhook_url)
-    return new
+    return generation_create(owner=generation.owner, model=generation.model_id, input=data,
+                             project=generation.project, webhook_url=generation.webhook_url,
+                             idempotency_key=idempotency_key)
 
 
-class NotRetryable(Exception):
-    pass
+def generation_retry(generation: Generation) -> Generation:
+    """`generation_rerun` of a failed or canceled generation (what "retry" means in the REST API and
+    the admin). Raises NotRetryable for a job that is active or succeeded."""
+    if generation.status not in (Generation.Status.FAILED, Generation.Status.CANCELED):
+        raise NotRetryable(f"only failed or canceled generations can be retried; this one is {generation.status}")
+    return generation_rerun(generation)[0]
+
+
+IDEMPOTENCY_KEY_MAX_CHARS = 128
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if not key:
+        return
+    if len(key) > IDEMPOTENCY_KEY_MAX_CHARS:
+        raise ltx.InputError({"Idempotency-Key": f"at most {IDEMPOTENCY_KEY_MAX_CHARS} characters"})
+    if problem := text_problem(key):
+        raise ltx.InputError({"Idempotency-Key": problem})

@@ -312,6 +312,26 @@ def test_rerun_creates_one_new_job_with_the_same_input(alice, user, media_root):
     assert Generation.objects.count() == 3
 
 
+def test_rerun_of_an_image_job_with_an_uploaded_start_image_reruns_it(alice, user, media_root):
+    """The job stores its uploaded image as its own object (`image_url` = studio:start-image); a re-run
+    hands the same bytes to the new job instead of failing to validate that reference."""
+    data_uri = image_to_data_uri(SimpleUploadedFile("x", png_bytes()), max_bytes=10_000_000)
+    source, _ = generation_create(owner=user, model="i2v", input={"prompt": "The fox looks up", "image_url": data_uri})
+    Generation.objects.filter(pk=source.pk).update(status="failed")
+    response = alice.post(f"/generations/{source.pk}/rerun", {"idempotency_key": "rerun-image"})
+    rerun = Generation.objects.exclude(pk=source.pk).get()
+    assert response["Location"] == f"/generations/{rerun.pk}/"
+    assert (rerun.model_id, rerun.input) == (source.model_id, source.input)
+    assert rerun.start_image.sha256 == source.start_image.sha256 and rerun.start_image.key != source.start_image.key
+
+
+def test_an_active_job_is_not_rerun(alice, user):
+    generation, _ = generation_create(owner=user, model="t2v", input={"prompt": "Waves"})
+    response = alice.post(f"/generations/{generation.pk}/rerun", {"idempotency_key": "too-soon"}, follow=True)
+    assert "still running" in response.content.decode()
+    assert Generation.objects.count() == 1
+
+
 # --- projects, usage, keys ----------------------------------------------------------------------
 
 def test_projects_create_rename_page_and_delete(alice, user, media_root):
