@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from accounts.keys import api_key_in
 from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
-from generations import status_answers
+from generations import status_reads
 from api.errors import ERROR_RESPONSES
 from api.pagination import NewestFirst
 from api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
@@ -20,8 +20,8 @@ from api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, Generati
                                          ReportCreateSerializer, ReportSerializer, generation_payload)
 from api.throttling import ApiThrottle, CreateThrottle
 from generations.models import Project
-from generations.selectors import (generation_get_for, generation_list_for, generation_status_get_for,
-                                   generation_viewable_for, status_row_for_key)
+from generations.selectors import generation_get_for, generation_list_for, generation_viewable_for
+from generations.status_reads import generation_status_get_for, status_row_for_key
 from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
@@ -138,7 +138,7 @@ class GenerationDetailView(APIView):
         key, row = status_row_for_key(raw, pk)
         if row is None or not ApiThrottle().allow_key(key):
             return None
-        response = HttpResponse(status_answers.rest_body(row, request), content_type=JSONRenderer.media_type)
+        response = HttpResponse(status_reads.rest_body(row, request), content_type=JSONRenderer.media_type)
         for name, value in self.default_response_headers.items():
             response[name] = value
         return response

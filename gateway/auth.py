@@ -12,7 +12,7 @@ from accounts.keys import api_key_in
 from accounts.keys import api_key_authenticate, digest
 from accounts.models import ApiKey
 from gateway.errors import fal_error
-from generations.selectors import StatusRow, status_row_for, status_row_for_key
+from generations.status_reads import StatusRow, status_row_for, status_row_for_key
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 

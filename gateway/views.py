@@ -21,14 +21,15 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from generations import ltx, status_answers
+from generations import ltx, status_reads
 from gateway.auth import GatewayAuthError, gateway_caller
 from gateway.errors import fal_error, validation_error
 from gateway.peer import client_gone_check
 from generations.media_links import absolute_url, url_base
 from generations.models import Generation, StreamSlot
 from generations.payloads import app_of, result_response, status_body, submit_body
-from generations.selectors import StatusRow, generation_get_for
+from generations.selectors import generation_get_for
+from generations.status_reads import StatusRow
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import OwnerSuspended, generation_create
 from generations.services.streams import (SLOT_SECONDS, TooManyStreams, stream_slot_release, stream_slot_renew,
@@ -174,7 +175,7 @@ def _wants_logs(request: HttpRequest) -> bool:
 def status(request: HttpRequest, app: str, request_id: str, user, row: StatusRow | None) -> HttpResponse:
     if row is None:
         return _not_found(request_id)
-    code, body = status_answers.gateway_status(row, app=app_of(app), base=url_base(request), logs=_wants_logs(request))
+    code, body = status_reads.gateway_status(row, app=app_of(app), base=url_base(request), logs=_wants_logs(request))
     return HttpResponse(body, status=code, content_type="application/json")
 
 

@@ -13,6 +13,8 @@ beyond the generation and the relations loaded with it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
@@ -24,32 +26,70 @@ from generations.models import Generation
 
 # --- the REST API (and integrator webhooks) ------------------------------------------------------
 
-def generation_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
-    """The JSON form of `generation`, with fresh signed media links (none while it is hidden)."""
-    video = generation.video if not generation.is_hidden else None
+@dataclass(frozen=True)
+class Out:
+    """One key of an answer: the model fields its value is made from (what the polled status reads
+    select, generations/status_reads.py), and how it is made."""
 
-    def iso(value):
+    key: str
+    reads: tuple[str, ...]
+    make: Callable[[Generation, HttpRequest | None], Any]
+
+
+def _field(name: str) -> Callable[[Generation, HttpRequest | None], Any]:
+    return lambda generation, request: getattr(generation, name)
+
+
+def _iso(name: str) -> Callable[[Generation, HttpRequest | None], Any]:
+    def make(generation: Generation, request: HttpRequest | None) -> str | None:
+        value = getattr(generation, name)
         return value.isoformat().replace("+00:00", "Z") if value else None
 
-    return {
-        "id": str(generation.pk),
-        "project": str(generation.project_id),
-        "model": generation.model_id,
-        "status": generation.status,
-        "fal_status": generation.fal_status,
-        "queue_position": generation.queue_position,
-        "logs": generation.logs,
-        "input": generation.input,
-        "cost_usd": f"{generation.cost_usd:.2f}",
-        "error": {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None,
-        "video": None if video is None else video_file_payload(generation, request),
-        "is_hidden": generation.is_hidden,
-        "created_at": iso(generation.created_at),
-        "submitted_at": iso(generation.submitted_at),
-        "started_at": iso(generation.started_at),
-        "completed_at": iso(generation.completed_at),
-        "finished_at": iso(generation.finished_at),
-    }
+    return make
+
+
+def _error(generation: Generation, request: HttpRequest | None) -> dict[str, str] | None:
+    return {"code": generation.error_code, "message": generation.error_message} if generation.error_code else None
+
+
+def _video(generation: Generation, request: HttpRequest | None) -> dict[str, Any] | None:
+    # No media links while it is hidden: its owner sees that it was hidden, not the video.
+    if generation.is_hidden or generation.video_id is None:
+        return None
+    return video_file_payload(generation, request)
+
+
+# The generation's JSON, key by key: the one declaration the REST answer, integrator webhooks and
+# the polled status reads follow (api/serializers.py's GenerationSerializer documents the same keys).
+GENERATION_JSON: tuple[Out, ...] = (
+    Out("id", ("id",), lambda generation, request: str(generation.pk)),
+    Out("project", ("project_id",), lambda generation, request: str(generation.project_id)),
+    Out("model", ("model_id",), _field("model_id")),
+    Out("status", ("status",), _field("status")),
+    Out("fal_status", ("fal_status",), _field("fal_status")),
+    Out("queue_position", ("queue_position",), _field("queue_position")),
+    Out("logs", ("logs",), _field("logs")),
+    Out("input", ("input",), _field("input")),
+    Out("cost_usd", ("cost_usd",), lambda generation, request: f"{generation.cost_usd:.2f}"),
+    Out("error", ("error_code", "error_message"), _error),
+    Out("video", ("video_id", "is_hidden"), _video),
+    Out("is_hidden", ("is_hidden",), _field("is_hidden")),
+    Out("created_at", ("created_at",), _iso("created_at")),
+    Out("submitted_at", ("submitted_at",), _iso("submitted_at")),
+    Out("started_at", ("started_at",), _iso("started_at")),
+    Out("completed_at", ("completed_at",), _iso("completed_at")),
+    Out("finished_at", ("finished_at",), _iso("finished_at")),
+)
+# What `video_file_payload` reads of the stored video and of its file.
+VIDEO_READS = ("id", "file_id", "poster_id", "file_name", "width", "height", "fps", "duration", "num_frames",
+               "has_audio")
+VIDEO_FILE_READS = ("id", "size", "content_type")
+
+
+def generation_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
+    """The JSON form of `generation` (GENERATION_JSON), with fresh signed media links (none while it
+    is hidden)."""
+    return {out.key: out.make(generation, request) for out in GENERATION_JSON}
 
 
 def video_file_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
@@ -76,6 +116,9 @@ def video_file_payload(generation: Generation, request: HttpRequest | None = Non
 Status = Generation.Status
 IN_QUEUE = frozenset({Status.PENDING, Status.HELD, Status.SUBMITTING, Status.QUEUED})
 IN_PROGRESS = frozenset({Status.RUNNING, Status.STORING})
+# What fal's status, result and webhook bodies read of a generation (beyond GENERATION_JSON's fields).
+FAL_READS = ("id", "status", "queue_position", "logs", "inference_seconds", "started_at", "completed_at",
+             "error_code", "error_message", "video_id", "is_hidden")
 # Failures that are not about the request itself: answered like fal's infrastructure errors.
 INFRASTRUCTURE_ERRORS = frozenset({"lost_upstream", "submit_unknown", "upstream_unavailable", "download_failed"})
 
