@@ -83,7 +83,7 @@ whether fal may keep its payloads (``X-Fal-Store-IO``, default yes): ``requests(
 the listing omits the payloads of a request sent with ``X-Fal-Store-IO: 0``.
 
 Submit counters: ``stats()["submits_by_input"]`` maps sha256 hex of the canonical JSON of
-each submitted body (``input_key``: sorted keys, compact separators) to the number of times
+each submitted body (``fal_protocol.queue.payload_fingerprint``: sorted keys, compact separators) to the number of times
 it was enqueued, counting submits whose answer a fault lost; ``stats()["duplicate_submits"]``
 is the number of inputs enqueued more than once; ``sim.submits_for(body)`` reads one count.
 
@@ -147,9 +147,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from falsim.listing import listing_answer
 from falsim.render import RenderCancelled, output_size, render_video
-from webhooks import fal_signature
+from fal_protocol import signature as fal_signature
+from fal_protocol.queue import COMPLETED, IN_PROGRESS, IN_QUEUE, payload_fingerprint
 
-__all__ = ["FalSimulator", "MODELS", "FAULT_NAMES", "FAULT_SETTINGS", "input_key", "add_cli_arguments",
+__all__ = ["FalSimulator", "MODELS", "FAULT_NAMES", "FAULT_SETTINGS", "add_cli_arguments",
            "simulator_from_args", "main"]
 
 # --- models and input validation -------------------------------------------------------------
@@ -223,12 +224,6 @@ def _checked_setting(name: str, value) -> float | int | str:
     if not (number and 0.0 <= value < float("inf")):
         raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
     return float(value)
-
-
-def input_key(value) -> str:
-    """sha256 hex of the canonical JSON of a submitted input (sorted keys, compact): the submit counters' key."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 USER_ID = "falsim-user"
@@ -348,8 +343,6 @@ def validate_input(model: Model, body) -> tuple[dict | None, list[dict]]:
 
 
 # --- request state ----------------------------------------------------------------------------
-
-IN_QUEUE, IN_PROGRESS, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
 
 CONTENT_POLICY_DETAIL = [
     {
@@ -517,7 +510,7 @@ class FalSimulator:
         self._queue: collections.deque[str] = collections.deque()
         self._counts = collections.Counter()
         self._fault_counts = collections.Counter()  # fault name -> times it fired
-        self._submits_by_input = collections.Counter()  # input_key -> accepted submits
+        self._submits_by_input = collections.Counter()  # payload_fingerprint -> accepted submits
         self._in_progress = 0
         self._files: dict[str, StoredFile] = {}
         self._pending_uploads: dict[str, StoredFile] = {}
@@ -637,7 +630,7 @@ class FalSimulator:
         """Accepted submits of exactly this input (as sent: the JSON body), including those whose
         answer a fault lost (submit_timeout, submit_reset_after_accept)."""
         with self._lock:
-            return self._submits_by_input[input_key(input_value)]
+            return self._submits_by_input[payload_fingerprint(input_value)]
 
     def requests(self) -> list[dict]:
         with self._lock:
@@ -754,7 +747,7 @@ class FalSimulator:
         with self._lock:
             position = len(self._queue)
             self._requests[req.id] = req
-            self._submits_by_input[input_key(body)] += 1
+            self._submits_by_input[payload_fingerprint(body)] += 1
             self._queue.append(req.id)
             self._work.notify()
             self._changed.notify_all()

@@ -16,7 +16,7 @@ import logging
 
 from django.conf import settings
 
-from generations.fal import FalAccountBlocked, FalError
+from fal_protocol.client import FalAccountBlocked, FalError
 from generations.upstream import get_fal_client
 from moderation.services import (provider_pause_automatic, provider_probe_claim, provider_probe_record,
                                  provider_resume_automatic)

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from generations.fal import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
+from fal_protocol.client import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
 from generations.models import Generation, GenerationAttempt
 from generations.queue import enqueue, enqueue_on_commit
 from generations.services.attempts import attempt_record_failure

@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from generations.fal import FalAccountBlocked
+from fal_protocol.client import FalAccountBlocked
 from generations.models import Generation, GenerationAttempt
 from generations.services.provider import provider_probe_if_due
 from generations.services.store import generation_store
@@ -146,7 +146,7 @@ def test_a_result_fetch_refused_for_the_account_keeps_the_job_storing(studio, us
                                 status_code=403)
 
     with monkeypatch.context() as patch:
-        patch.setattr("generations.fal.FalQueueClient.result", locked)
+        patch.setattr("fal_protocol.client.FalQueueClient.result", locked)
         generation_store(generation.pk)
     row = Generation.objects.get(pk=generation.pk)
     assert (row.status, row.error_code) == (Status.STORING, "")
