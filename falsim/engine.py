@@ -125,6 +125,62 @@ class SimRequest:
     fallbacks_disabled: bool = False  # sent with x-fal-disable-fallbacks: true
 
 
+def request_urls(req: SimRequest, base_url: str) -> dict:
+    root = f"{base_url}/{req.endpoint.app}/requests/{req.id}"
+    return {"response_url": root, "status_url": root + "/status", "cancel_url": root + "/cancel"}
+
+
+def request_output(req: SimRequest, base_url: str) -> dict:
+    """The result of a request that rendered its video, as fal's result call answers it."""
+    video = req.video
+    return {
+        "video": {
+            "url": f"{base_url}/files/{video['token']}/{quote(video['file_name'])}",
+            "content_type": "video/mp4",
+            "file_name": video["file_name"],
+            "file_size": video["file_size"],
+            "width": video["width"],
+            "height": video["height"],
+            "fps": float(video["fps"]),
+            "duration": float(video["duration"]),
+            "num_frames": video["num_frames"],
+        }
+    }
+
+
+def describe(req: SimRequest) -> dict:
+    """A request as ``FalSimulator.requests()`` and ``GET /_sim/requests`` show it."""
+    return {
+        "request_id": req.id,
+        "model_id": req.endpoint.model_id,
+        "input": req.input,
+        "status": req.status,
+        "submitted_at": req.submitted_at,
+        "started_at": req.started_at,
+        "completed_at": req.completed_at,
+        "canceled": req.canceled,
+        "webhook_url": req.webhook_url,
+        "lost": req.lost,
+        "error_type": req.failure.error_type if req.failure else None,
+        "webhook_attempts": req.webhook_attempts,
+        "webhook_delivered_at": req.webhook_delivered_at,
+        "store_io": req.store_io,
+        "fallbacks_disabled": req.fallbacks_disabled,
+    }
+
+
+def listing_record(req: SimRequest) -> dict:
+    """A request as fal's request listing knows it (the fields falsim/listing.py reads)."""
+    return {
+        "request_id": req.id, "endpoint_id": req.endpoint.model_id, "sent_at": req.submitted_at,
+        "started_at": req.started_at, "ended_at": req.completed_at,
+        "status_code": None if req.status != COMPLETED else (req.failure.status_code if req.failure else 200),
+        "json_input": req.input, "json_output": request_output(req, req.base_url)
+        if req.status == COMPLETED and req.failure is None and req.video else None,
+        "store_io": req.store_io,
+    }
+
+
 def _iso_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -187,14 +243,7 @@ class Engine:
 
     def describe_all(self) -> list[dict]:
         with self._lock:
-            return [{
-                "request_id": req.id, "model_id": req.endpoint.model_id, "input": req.input, "status": req.status,
-                "submitted_at": req.submitted_at, "started_at": req.started_at, "completed_at": req.completed_at,
-                "canceled": req.canceled, "webhook_url": req.webhook_url, "lost": req.lost,
-                "error_type": req.failure.error_type if req.failure else None,
-                "webhook_attempts": req.webhook_attempts, "webhook_delivered_at": req.webhook_delivered_at,
-                "store_io": req.store_io, "fallbacks_disabled": req.fallbacks_disabled,
-            } for req in self._requests.values()]
+            return [describe(req) for req in self._requests.values()]
 
     def completed_at(self, request_id: str) -> float | None:
         with self._lock:
@@ -204,14 +253,7 @@ class Engine:
     def listing_records(self) -> list[dict]:
         """Every request as fal's request listing knows it (falsim/listing.py), lost ones included."""
         with self._lock:
-            return [{
-                "request_id": req.id, "endpoint_id": req.endpoint.model_id, "sent_at": req.submitted_at,
-                "started_at": req.started_at, "ended_at": req.completed_at,
-                "status_code": None if req.status != COMPLETED else (req.failure.status_code if req.failure else 200),
-                "json_input": req.input, "json_output": self._output(req, req.base_url)
-                if req.status == COMPLETED and req.failure is None and req.video else None,
-                "store_io": req.store_io,
-            } for req in self._requests.values()]
+            return [listing_record(req) for req in self._requests.values()]
 
     # -- queue operations (called by the HTTP handler) --
 
@@ -249,7 +291,7 @@ class Engine:
             self._queue.append(req.id)
             self._work.notify()
             self._changed.notify_all()
-        payload = {"status": IN_QUEUE, "request_id": req.id, **self._urls(req, base_url), "queue_position": position}
+        payload = {"status": IN_QUEUE, "request_id": req.id, **request_urls(req, base_url), "queue_position": position}
         return 200, payload, req
 
     def lookup(self, request_id: str) -> SimRequest | None:
@@ -263,7 +305,7 @@ class Engine:
 
     def status_payload(self, req: SimRequest, base_url: str, with_logs: bool) -> dict:
         with self._lock:
-            body = {"status": req.status, "request_id": req.id, **self._urls(req, base_url)}
+            body = {"status": req.status, "request_id": req.id, **request_urls(req, base_url)}
             if req.status == IN_QUEUE:
                 body["queue_position"] = self._queue.index(req.id)
             else:
@@ -282,7 +324,7 @@ class Engine:
                 return 400, {"detail": "Request is still in progress"}, {}
             if req.failure is not None:
                 return req.failure.status_code, req.failure.body, dict(req.failure.headers)
-            return 200, self._output(req, base_url), {}
+            return 200, request_output(req, base_url), {}
 
     def cancel(self, request_id: str):
         with self._lock:
@@ -362,26 +404,6 @@ class Engine:
 
     # -- internals (lock held) --
 
-    def _urls(self, req: SimRequest, base_url: str) -> dict:
-        root = f"{base_url}/{req.endpoint.app}/requests/{req.id}"
-        return {"response_url": root, "status_url": root + "/status", "cancel_url": root + "/cancel"}
-
-    def _output(self, req: SimRequest, base_url: str) -> dict:
-        video = req.video
-        return {
-            "video": {
-                "url": f"{base_url}/files/{video['token']}/{quote(video['file_name'])}",
-                "content_type": "video/mp4",
-                "file_name": video["file_name"],
-                "file_size": video["file_size"],
-                "width": video["width"],
-                "height": video["height"],
-                "fps": float(video["fps"]),
-                "duration": float(video["duration"]),
-                "num_frames": video["num_frames"],
-            }
-        }
-
     def _touch_locked(self) -> None:
         self._counts["version"] += 1
         self._changed.notify_all()
@@ -412,5 +434,5 @@ class Engine:
             req.lost = True
         self._touch_locked()
         if req.webhook_url and not req.lost:
-            output = self._output(req, req.base_url) if failure is None else None
+            output = request_output(req, req.base_url) if failure is None else None
             self._webhooks.enqueue(req.id, req.webhook_url, completion_body(req.id, failure, output))
