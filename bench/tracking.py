@@ -105,7 +105,7 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
 def _simulator(count: int, run_seconds: float, run_seconds_max: float | None):
     """The simulator in its own process (so its CPU is not the studio's), in bench mode."""
     port = free_port()
-    args = [sys.executable, "-m", "falsim.server", "--port", str(port), "--key", KEY, "--runners", str(count + 1),
+    args = [sys.executable, "-m", "falsim", "--port", str(port), "--key", KEY, "--runners", str(count + 1),
             "--run-seconds", str(run_seconds), "--scale", "16", "--cache-renders"]
     if run_seconds_max:
         args += ["--run-seconds-max", str(run_seconds_max)]

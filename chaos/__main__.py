@@ -25,7 +25,7 @@ from bench.server import free_port, start_web
 from bench.server import stop as stop_web
 from chaos.workers import ROOT, Cluster
 
-# Each fault kind fires on this share of the calls it applies to (see falsim/server.py).
+# Each fault kind fires on this share of the calls it applies to (see falsim/faults.py).
 FAULT_KINDS = ("5xx", "429", "reset", "latency", "submit_timeout", "submit_reset_after_accept", "result_422", "lost",
                "download_truncated", "download_slow")
 READ_TIMEOUT = 3.0  # the studio's fal read timeout here; a stalled submit answers after it (the ambiguous case)
@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="studio-chaos-"))
-    from falsim.server import FalSimulator
+    from falsim import FalSimulator
 
     sim = FalSimulator(host="127.0.0.1", port=0, key="chaos-key", runners=args.jobs, run_seconds=args.run_seconds,
                        scale=16, cache_renders=True, seed=args.seed, fault_delay=READ_TIMEOUT + 2,

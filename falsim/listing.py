@@ -1,5 +1,5 @@
 """fal's request listing, `GET /v1/models/requests/by-endpoint` on fal's platform API, over the
-simulator's own requests (no Django; used by falsim/server.py).
+simulator's own requests (no Django; answered by falsim/queue_api.py).
 
 What fal documents (its platform API reference): `endpoint_id` (required), `limit` 1–100 (default
 50), `cursor` (base64 of the page number, e.g. `Mg==` for page 2), `start` / `end` (ISO 8601 date or

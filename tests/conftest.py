@@ -121,7 +121,7 @@ def media_root(settings, tmp_path):
 def studio_simulator(settings, **options: Any) -> Iterator[Any]:
     """A fal simulator on a free loopback port (FalSimulator `options`), with the studio's fal
     client pointed at it."""
-    from falsim.server import FalSimulator
+    from falsim import FalSimulator
 
     sim = FalSimulator(host="127.0.0.1", port=0, key="test-fal-key", **{"scale": 16, **options}).start()
     settings.FAL_QUEUE_URL = settings.FAL_REST_URL = settings.FAL_API_URL = sim.url

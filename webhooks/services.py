@@ -33,11 +33,11 @@ from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
+from fal_protocol import signature as fal_signature
 from generations.models import Generation
 from generations.payloads import generation_payload, webhook_body
 from generations.queue import enqueue_on_commit
 from core.netguard import HostNotFound, UnsafeURL, check_webhook_url, read_at_most, safe_stream
-from webhooks import fal_signature
 from webhooks.models import (EVENT_STATUSES, FAL_EVENT, PING, JobWebhookSecret, WebhookAttempt, WebhookDelivery,
                              WebhookEndpoint, WebhookEvent)
 from webhooks.signing import new_secret, signature_headers

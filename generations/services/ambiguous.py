@@ -5,7 +5,7 @@ worker killed mid-POST — may or may not have reached fal. Sending it again ris
 failing it risks paying for a video nobody keeps. fal lists an account's requests per endpoint
 (`GET {FAL_API_URL}/v1/models/requests/by-endpoint`), and each submit's attempt row carries what
 to look for: the endpoint, when it was sent (`started_at`, written just before the POST) and a
-SHA-256 of the exact payload (`fal.payload_fingerprint`).
+SHA-256 of the exact payload (`fal_protocol.queue.payload_fingerprint`).
 
 `ambiguous_submits_resolve(pks)` reads the listing once per endpoint for all the given SUBMITTING
 jobs and judges each whose current attempt is ambiguous (or was left `sent` by a dead worker):
@@ -40,7 +40,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from generations.fal import FalAccountBlocked, FalError, FalRequestRecord, payload_fingerprint
+from fal_protocol.client import FalAccountBlocked, FalError, FalRequestRecord
+from fal_protocol.queue import payload_fingerprint
 from generations.models import Generation, GenerationAttempt
 from generations.queue import SUBMIT_TASK, enqueue_on_commit
 from generations.services.provider import provider_outage

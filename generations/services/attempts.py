@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from generations.fal import FalAmbiguous, FalError, FalRejected, FalUnavailable
+from fal_protocol.client import FalAmbiguous, FalError, FalRejected, FalUnavailable
 from generations.models import Generation, GenerationAttempt
 
 Outcome = GenerationAttempt.Outcome

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from generations.fal import FalError
+from fal_protocol.client import FalError
 from generations.models import Generation, GenerationAttempt
 from generations.queue import CANCEL_UPSTREAM_TASK, enqueue_on_commit
 from generations.services.attempts import attempt_finish, attempt_start

@@ -17,13 +17,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from generations.fal import FalError
+from fal_protocol.client import FalError
+from fal_protocol.signature import FalSignatureError, verify
 from generations.models import Generation
 from generations.services.submit import generation_attach_request
 from generations.services.tracking import generation_apply_status
 from generations.transitions import update_while
 from generations.upstream import get_fal_client
-from webhooks.fal_signature import FalSignatureError, verify
 
 log = logging.getLogger(__name__)
 Status = Generation.Status

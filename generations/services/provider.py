@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 
-from generations.fal import FalAccountBlocked, FalError
+from fal_protocol.client import FalAccountBlocked, FalError
 from generations.models import ProviderSwitch
 from generations.services.provider_switch import (provider_pause, provider_probe_claim, provider_probe_record,
                                                   provider_resume)

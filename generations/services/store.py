@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from generations.fal import FalAccountBlocked, FalAmbiguous, FalNotFound, FalRejected, FalUnavailable, describe_detail
+from fal_protocol.client import FalAccountBlocked, FalAmbiguous, FalNotFound, FalRejected, FalUnavailable, describe_detail
 from generations.models import Generation, GenerationAttempt
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.services.provider import provider_outage

@@ -13,9 +13,10 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from fal_protocol.client import (FalAccountBlocked, FalAmbiguous, FalRejected, FalSubmission, FalUnavailable,
+                                 describe_detail)
+from fal_protocol.queue import payload_fingerprint
 from generations import ltx
-from generations.fal import (FalAccountBlocked, FalAmbiguous, FalRejected, FalSubmission, FalUnavailable, describe_detail,
-                             payload_fingerprint)
 from generations.media_links import absolute_url
 from generations.models import Generation, GenerationAttempt
 from generations.queue import CANCEL_UPSTREAM_TASK, enqueue_on_commit

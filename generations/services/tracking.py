@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from generations.fal import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
+from fal_protocol.client import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
 from generations.models import Generation, GenerationAttempt
 from generations.queue import (AMBIGUOUS_SUBMITS_TASK, STORE_TASK, SUBMIT_TASK, TRACKER_TASK, enqueue,
                                enqueue_on_commit)

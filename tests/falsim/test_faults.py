@@ -1,4 +1,4 @@
-"""falsim.server fault injection: each fault at probability 1 and 0, runtime switching, submit counters.
+"""falsim fault injection: each fault at probability 1 and 0, runtime switching, submit counters.
 
 Every test talks real HTTP (httpx, or a raw socket where the TCP detail matters) to its own
 started FalSimulator, so the counters asserted are exact.
@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from falsim.server import FAULT_NAMES, FAULT_SETTINGS, FalSimulator, add_cli_arguments, simulator_from_args
+from falsim import FAULT_NAMES, FAULT_SETTINGS, FalSimulator, add_cli_arguments, simulator_from_args
 from tests.conftest import wait_until
 
 KEY = "falsim-id:falsim-secret"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from falsim.server import FalSimulator
+from falsim import FalSimulator
 from tests.conftest import wait_until
 
 KEY = "listing-key"

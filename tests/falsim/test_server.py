@@ -1,4 +1,4 @@
-"""falsim.server: fal's queue protocol, storage upload, CDN serving, webhooks and faults.
+"""falsim: fal's queue protocol, storage upload, CDN serving, webhooks and faults.
 
 Every test talks real HTTP to a started FalSimulator (httpx, and fal's official
 fal_client for the end-to-end flows). No database, no Django.
@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from falsim.render import output_size
-from falsim.server import FalSimulator
+from falsim import FalSimulator
 from tests.conftest import wait_until
 
 KEY = "falsim-id:falsim-secret"  # the "Key id:secret" form, compared as a whole

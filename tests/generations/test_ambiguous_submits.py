@@ -74,7 +74,7 @@ def test_an_ambiguous_submit_that_reached_fal_is_adopted_and_never_resent(studio
 
 def test_a_worker_killed_mid_post_is_found_in_the_listing_once_its_claim_lapses(studio, user, task_queue,
                                                                                  monkeypatch):
-    from generations.fal import FalQueueClient
+    from fal_protocol.client import FalQueueClient
 
     real_submit = FalQueueClient.submit
 

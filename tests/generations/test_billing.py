@@ -62,12 +62,12 @@ def test_fal_error_behind_completed_releases_everything(studio, user, task_queue
 
 
 def test_rejected_submit_releases_everything(studio, user, task_queue, monkeypatch):
-    from generations.fal import FalRejected
+    from fal_protocol.client import FalRejected
 
     def reject(*args, **kwargs):
         raise FalRejected("fal answered 422: prompt: bad", status_code=422, detail=[{"loc": ["body", "prompt"], "msg": "bad"}])
 
-    monkeypatch.setattr("generations.fal.FalQueueClient.submit", reject)
+    monkeypatch.setattr("fal_protocol.client.FalQueueClient.submit", reject)
     generation = create(user)
     task_queue.run_all()
     generation.refresh_from_db()

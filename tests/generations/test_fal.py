@@ -7,8 +7,9 @@ import pytest
 
 from datetime import datetime, timezone
 
-from generations.fal import (FalAccountBlocked, FalAmbiguous, FalNotFound, FalQueueClient, FalRejected, FalStatus,
-                             FalUnavailable, payload_fingerprint)
+from fal_protocol.client import (FalAccountBlocked, FalAmbiguous, FalNotFound, FalQueueClient, FalRejected, FalStatus,
+                                 FalUnavailable)
+from fal_protocol.queue import payload_fingerprint
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "fal"
 REQUEST_ID = "764cabcf-b745-4b3e-ae38-1200304cf45b"

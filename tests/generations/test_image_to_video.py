@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
+from fal_protocol.client import FalUnavailable
 from generations import ltx
-from generations.fal import FalUnavailable
 from generations.models import Generation, GenerationAttempt
 from generations.services.create import START_IMAGE_REF, generation_create
 from generations.services.delete import generation_delete
@@ -328,7 +328,7 @@ def test_a_failed_upload_is_retried_like_an_unavailable_submit(studio, user, tas
 
     generation = create(user, data_uri(image_bytes()), model="i2v-fast")
     with monkeypatch.context() as patch:
-        patch.setattr("generations.fal.FalQueueClient.upload", unavailable)
+        patch.setattr("fal_protocol.client.FalQueueClient.upload", unavailable)
         generation_submit(generation.pk)
     generation.refresh_from_db()
     assert generation.status == Status.PENDING and generation.submit_attempts == 1

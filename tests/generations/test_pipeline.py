@@ -161,12 +161,12 @@ def test_ambiguous_submit_is_never_resent_and_fails_as_unknown_after_the_grace_p
     """fal's listing shows no request and nothing proves it current (no later request of ours in
     flight): wait, then fail as `submit_unknown` — never resend."""
     generation = create(user)
-    from generations.fal import FalAmbiguous
+    from fal_protocol.client import FalAmbiguous
 
     def timeout(*args, **kwargs):
         raise FalAmbiguous("read timeout after sending")
 
-    monkeypatch.setattr("generations.fal.FalQueueClient.submit", timeout)
+    monkeypatch.setattr("fal_protocol.client.FalQueueClient.submit", timeout)
     generation_submit(generation.pk)
     row = Generation.objects.get(pk=generation.pk)
     assert row.status == Status.SUBMITTING
@@ -304,7 +304,7 @@ def test_cancel_pending_never_reaches_fal(studio, user, task_queue):
 
 def test_cancel_while_submitting_cancels_upstream_when_the_submit_returns(studio, user, task_queue, monkeypatch):
     generation = create(user)
-    from generations.fal import FalQueueClient
+    from fal_protocol.client import FalQueueClient
 
     real_submit = FalQueueClient.submit
 

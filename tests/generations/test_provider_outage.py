@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from generations.fal import FalAccountBlocked
+from fal_protocol.client import FalAccountBlocked
 from generations.models import Generation, GenerationAttempt
 from generations.services.provider import provider_probe_if_due
 from generations.services.store import generation_store
@@ -147,7 +147,7 @@ def test_a_result_fetch_refused_for_the_account_keeps_the_job_storing(studio, us
                                 status_code=403)
 
     with monkeypatch.context() as patch:
-        patch.setattr("generations.fal.FalQueueClient.result", locked)
+        patch.setattr("fal_protocol.client.FalQueueClient.result", locked)
         generation_store(generation.pk)
     row = Generation.objects.get(pk=generation.pk)
     assert (row.status, row.error_code) == (Status.STORING, "")
@@ -171,7 +171,7 @@ def test_a_start_image_upload_refused_for_the_account_holds_the_job(studio, user
 
 def test_an_automatic_pause_never_overrides_or_ends_a_moderators_pause(studio, user, superuser_for_pause):
     provider_pause(actor=superuser_for_pause, reason="planned maintenance")
-    from generations.fal import FalAccountBlocked
+    from fal_protocol.client import FalAccountBlocked
     from generations.services.provider import provider_outage
     from generations.services.provider_switch import provider_resume as switch_resume
 

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from generations.fal import FalStatus, FalUnavailable
+from fal_protocol.client import FalStatus, FalUnavailable
 from generations.models import Generation, GenerationAttempt, TrackerLease
 from generations.services import tracking
 from generations.services.lease import LEASE_NAME, lease_claim, next_token, tracker_ensure

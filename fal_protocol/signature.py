@@ -1,4 +1,4 @@
-"""fal's webhook signature (shared fal-protocol.md §2), both sides: signing and verifying.
+"""fal's webhook signature, both sides: signing and verifying.
 
 A signed request carries `X-Fal-Webhook-Request-Id`, `-User-Id`, `-Timestamp` (unix seconds) and
 `-Signature` (hex). The signed message is the UTF-8 of

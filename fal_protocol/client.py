@@ -1,4 +1,4 @@
-"""Client for fal's queue protocol (https://fal.ai/docs/inference-api/queue; shared fal-protocol.md §1).
+"""Client for fal's queue protocol (https://fal.ai/docs/inference-api/queue).
 
 submit → status (202 while IN_QUEUE / IN_PROGRESS, 200 when COMPLETED) → result → cancel. Status,
 result and cancel use the URLs that submit returned. fal has no FAILED status: a failed request is
@@ -15,12 +15,10 @@ classified in one place:
   exhausted balance) or 401 (the key is not known). Nothing about the job is wrong; every job waits
   until the account works again. `reason` is `account_locked`, `balance_exhausted` or `bad_key`.
 There is no retry loop here: retry policy belongs to the services and the database state.
-This module knows nothing of Django models.
+This module knows nothing of Django.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,16 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-COMPLETED = "COMPLETED"
-IN_QUEUE = "IN_QUEUE"
-IN_PROGRESS = "IN_PROGRESS"
-
-
-def payload_fingerprint(payload: Any) -> str:
-    """SHA-256 of the canonical JSON of a submitted body (sorted keys, compact, UTF-8): the same for
-    the body the studio sent and for that body as fal's request listing returns it (`json_input`)."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+from fal_protocol.queue import COMPLETED, STATUSES
 
 
 class FalError(Exception):
@@ -182,7 +171,7 @@ class FalQueueClient:
         response = self._send("GET", status_url, params={"logs": "1" if logs else "0"})
         body = _json(response)
         status = body.get("status") if isinstance(body, dict) else None
-        if status not in (IN_QUEUE, IN_PROGRESS, COMPLETED):
+        if status not in STATUSES:
             raise FalUnavailable(f"unexpected status body: {str(body)[:200]}", status_code=response.status_code)
         metrics = body.get("metrics") or {}
         return FalStatus(
