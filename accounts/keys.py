@@ -1,4 +1,4 @@
-"""Creating, checking and revoking API keys (shared design.md §2: shown once, SHA-256 at rest)."""
+"""Creating, checking and revoking API keys (shown once, SHA-256 at rest)."""
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,4 @@
-"""REST API v1 (design.md §2): thin views over services and selectors, scoped to the caller."""
+"""REST API v1 (README, "The REST API"): thin views over services and selectors, scoped to the caller."""
 from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse

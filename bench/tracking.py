@@ -34,7 +34,7 @@ from bench.server import free_port, start_web, stop
 
 KEY = "bench-key"
 PHASE_TIMEOUT = 300.0
-MIN_STATUS_INTERVAL = 1.0  # design.md §3: no job polled more often than once a second
+MIN_STATUS_INTERVAL = 1.0  # no job is polled more often than once a second
 
 
 def run(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: int, *,

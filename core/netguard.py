@@ -1,4 +1,4 @@
-"""The public-address rule for every URL the studio fetches or posts to on a user's behalf (design.md §5).
+"""The public-address rule for every URL the studio fetches or posts to on a user's behalf.
 
 Contract:
 

@@ -1,4 +1,4 @@
-"""The gateway's error bodies, in fal's shapes (fal-protocol.md §1.7)."""
+"""The gateway's error bodies, in fal's shapes (fal's 422 detail list, or a flat `detail`)."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""`/fal/proxy`: the server-proxy protocol of `@fal-ai/server-proxy` (fal-protocol.md §3.3).
+"""`/fal/proxy`: the server-proxy protocol of `@fal-ai/server-proxy` (README, "The fal-compatible gateway").
 
 fal's JS client with `proxyUrl` sends every call here, same method and body, with the URL it
 meant in `x-fal-target-url`. The studio does not forward anything to fal (that would need FAL_KEY

@@ -1,4 +1,4 @@
-"""Routes under /fal/ (design.md §2). Included at `fal/`; the proxy resolves targets against these
+"""Routes under /fal/ (README, "The fal-compatible gateway"). Included at `fal/`; the proxy resolves targets against these
 same patterns, so a queue URL's path (`/fal-ai/ltx-2/requests/…`) maps straight onto them."""
 from django.urls import path, re_path
 

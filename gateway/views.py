@@ -1,4 +1,4 @@
-"""The gateway's routes (fal-protocol.md §3.5): thin views over the studio's services, in fal's shapes.
+"""The gateway's routes (README, "The fal-compatible gateway"): thin views over the studio's services, in fal's shapes.
 
 Every request is a studio generation owned by the caller; other users' ids answer 404 exactly like
 ids that never existed. Errors are fal-style JSON: `{"detail": …}` (422 bodies carry fal's list of

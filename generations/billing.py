@@ -1,4 +1,4 @@
-"""What a finished generation costs its owner (shared design.md §4, the table of outcomes)."""
+"""What a finished generation costs its owner (README, "How a job travels": quotas)."""
 from __future__ import annotations
 
 from generations.models import Generation

@@ -1,6 +1,6 @@
 """LTX Video 2.0 on fal: the four endpoints, their aliases, input validation and prices.
 
-This is the one place that knows the LTX-2 schema (shared fal-protocol.md §4, design.md §2).
+This is the one place that knows the LTX-2 schema.
 `validate_input` turns what a user sent (numbers as ints or strings) into the exact body fal
 expects (enum strings), or raises `InputError` naming every bad field and what is allowed.
 """

@@ -1,4 +1,4 @@
-"""Projects and generations: the database row is the truth about every job (shared style.md §3.3)."""
+"""Projects and generations: the database row is the truth about every job."""
 from __future__ import annotations
 
 import secrets

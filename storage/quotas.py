@@ -1,4 +1,4 @@
-"""Per-user quotas kept as an append-only ledger (shared design.md §4).
+"""Per-user quotas kept as an append-only ledger.
 
 `quota_reserve` is the only way a job is admitted: inside one transaction it locks the user's
 quota row, sums the ledger and appends the reservation, so simultaneous submits can never

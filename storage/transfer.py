@@ -72,7 +72,7 @@ MAX_REDIRECTS = 3
 MP4_CONTENT_TYPE = "video/mp4"
 UNLABELLED_CONTENT_TYPES = {"", "application/octet-stream"}
 
-# Upload tuning for S3 (shared/infra.md §2): 8 MiB parts and at most 4 of them in memory keep the
+# Upload tuning for S3 (measured on moto's S3 server): 8 MiB parts and at most 4 of them in memory keep the
 # uploader's RSS growth small for any file size.
 S3_MULTIPART_THRESHOLD = 8 * MiB
 S3_MULTIPART_CHUNKSIZE = 8 * MiB

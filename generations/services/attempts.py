@@ -1,4 +1,4 @@
-"""Attempt rows: written before an outbound call, completed after it (shared style.md §3.3)."""
+"""Attempt rows: written before an outbound call, completed after it."""
 from __future__ import annotations
 
 from django.utils import timezone

@@ -1,4 +1,4 @@
-"""fal's webhooks to the studio, used only as a hint that a job finished (fal-protocol.md §2).
+"""fal's webhooks to the studio, used only as a hint that a job finished (signed as fal_protocol/signature.py checks).
 
 Each job is submitted with its own unguessable URL (`Generation.webhook_token`, see
 `submit.fal_webhook_url`) when STUDIO_FAL_WEBHOOKS is on. A delivery is verified against fal's JWKS (FAL_WEBHOOK_JWKS_URL,

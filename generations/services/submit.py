@@ -1,4 +1,4 @@
-"""Submitting a generation to fal: the one step that cannot be undone (shared style.md §3.4)."""
+"""Submitting a generation to fal: the one step that cannot be undone."""
 from __future__ import annotations
 
 import base64

@@ -9,7 +9,7 @@ the studio is paused because fal refuses its account, the chain also probes fal 
 (provider.py). After HANDOFF_AFTER it enqueues its successor link and keeps going until that link
 takes over, well inside django-q2's task timeout.
 
-Polling is adaptive and polite (design.md §3): a running job is polled once a second (never more
+Polling is adaptive and polite: a running job is polled once a second (never more
 often), a queued one less often the deeper it waits, a job whose completion fal will also announce
 by webhook only as a slow backstop, and a refusal waits at least fal's `Retry-After`. Polls that
 bring nothing new (still running, same logs) are recorded with one batched UPDATE per tick.

@@ -1,4 +1,4 @@
-"""Files sent through the gateway's copy of fal's storage upload flow (fal-protocol.md §3.1–3.2).
+"""Files sent through the gateway's copy of fal's storage upload flow.
 
 A client asks for an upload (`upload_initiate`), PUTs the bytes to the signed upload URL it got
 (`upload_receive`), then passes the returned file URL as `image_url`; `upload_image_for` turns

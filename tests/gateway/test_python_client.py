@@ -1,7 +1,7 @@
 """fal's official Python client (`fal-client`, requirements-dev.txt) against the studio's gateway.
 
 An unchanged integrator program (tests/gateway/py/integrator.py) runs in a subprocess, as a real
-integrator's would, in the two set-ups of design.md §2 / fal-protocol.md §3.4:
+integrator's would, in the two set-ups the README's gateway section names:
 
 - plain HTTP against the live test server, with the queue-URL override (recipe B);
 - TLS against the studio served by gunicorn with a certificate from a local CA, pointed at with

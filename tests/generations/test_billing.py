@@ -1,4 +1,4 @@
-"""Quotas across a job's life, through the simulator: reserve, settle, release, delete (design.md §4)."""
+"""Quotas across a job's life, through the simulator: reserve, settle, release, delete."""
 from __future__ import annotations
 
 from decimal import Decimal

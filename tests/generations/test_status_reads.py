@@ -1,4 +1,4 @@
-"""The status endpoints' fast read (design.md §6): REST retrieve and the gateway's status and result
+"""The status endpoints' fast read: REST retrieve and the gateway's status and result
 check the API key and read the job in one query, answer exactly what the ORM-loaded job answers,
 and keep every contract: isolation, revocation and suspension at once, last use stamped rarely."""
 from __future__ import annotations

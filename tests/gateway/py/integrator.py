@@ -2,7 +2,7 @@
 
 It knows nothing about the studio: the host comes from the environment the way fal's client reads
 it (`FAL_QUEUE_RUN_HOST`, at import time) and the key from `FAL_KEY`. The tests run it as is over
-TLS, and through `patched_client.py --queue-url` (fal-protocol.md §3.4 recipe B) over plain HTTP.
+TLS, and through `patched_client.py --queue-url` (the queue-URL override) over plain HTTP.
 The prompt may be set with `LTX_PROMPT`.
 
     python integrator.py SCENARIO [SCENARIO …]
