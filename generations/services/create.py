@@ -21,7 +21,7 @@ from generations.queue import enqueue_on_commit
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
 from moderation.blocklist import prompt_check
-from moderation.switch import provider_is_paused
+from moderation.switch import provider_is_paused_for_hold
 from storage.keys import generation_key
 from storage.models import StoredObject
 from storage.quotas import estimate_bytes, quota_reserve
@@ -115,7 +115,7 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
                 start_object = StoredObject.objects.create(
                     owner=owner, key=start_key, size=start.size, content_type=start.content_type,
                     sha256=hashlib.sha256(start.data).hexdigest())
-            held = provider_is_paused()
+            held = provider_is_paused_for_hold()
             generation = Generation.objects.create(
                 id=generation_id,
                 status=Generation.Status.HELD if held else Generation.Status.PENDING,
