@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -86,13 +87,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--deadline", type=float, default=600.0, help="give up waiting after this many seconds")
     parser.add_argument("--no-webhooks", action="store_true",
                         help="track by polling alone (default: fal's webhooks reach the web server too)")
+    parser.add_argument("--overhead-goal", type=float, default=60.0,
+                        help="a job outside the outage windows whose studio overhead exceeds this many seconds is a "
+                             "problem (default 60; 0: report the overheads only, as the CI smoke run does)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--report", default=str(ROOT / "chaos-report.json"))
     return parser.parse_args(argv)
 
 
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # SIGTERM, and SIGINT even when a shell started the run in the background with it ignored, end the
+    # run through the `finally` below: outages ended (the media root writable again), processes stopped.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     scratch = Path(tempfile.mkdtemp(prefix="studio-chaos-"))
     from falsim.server import FalSimulator
 
@@ -130,7 +142,7 @@ def main(argv=None) -> None:
                          "point DATABASE_URL at a fresh one")
     cluster = Cluster(dict(os.environ), scratch / "qcluster.log")
     schedule = _schedule(args, sim, s3_proxy)
-    web = gateway = None
+    web = None
     try:
         web = start_web(web_port)
         figures, problems = _run(args, sim, cluster, schedule, web_port, scratch)
@@ -257,7 +269,8 @@ def _run(args, sim, cluster: Cluster, schedule: Schedule, web_port: int, scratch
     abandoned = abandoned_writes_clear(older_than=timedelta(0))
     facts = RunFacts(kinds={job.prompt: job.kind for job in plan}, store_io=args.fal_store_io == "on",
                      windows={name: (start, end) for name, start, end in schedule.windows()},
-                     gateway=dict(gateway.finished) if gateway else {}, created_at=dict(creator.created_at))
+                     gateway=dict(gateway.finished) if gateway else {}, created_at=dict(creator.created_at),
+                     overhead_goal=args.overhead_goal)
     figures, problems = audit(sim, list(mine.values_list("pk", flat=True)), facts)
     figures.update(
         seconds=round(elapsed, 1), kills=dict(kills), supervisor_restarts=cluster.restarts(),

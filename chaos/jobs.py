@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from chaos.workers import ROOT
+from studio.supervisor import die_with_parent
 
 T2V, I2V_DATA_URI, I2V_UPLOAD, GATEWAY = "t2v", "i2v_data_uri", "i2v_upload", "gateway"
 KINDS = (T2V, I2V_DATA_URI, I2V_UPLOAD, GATEWAY)
@@ -92,7 +93,7 @@ class GatewayClients:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "chaos.gateway_client", "--queue-url", f"{web_url}/fal/"], cwd=ROOT,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1,
-            env=_client_env())
+            env=_client_env(), preexec_fn=die_with_parent())  # an interrupted run leaves nothing behind
         self.submitted: dict[str, dict] = {}  # prompt -> its "submitted" (or "gave_up") event
         self.finished: dict[str, dict] = {}  # prompt -> its "done" (or "gave_up") event
         self.sent = 0
