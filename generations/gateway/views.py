@@ -30,7 +30,7 @@ from generations.media_links import absolute_url, url_base
 from generations.models import Generation
 from generations.selectors import StatusRow, generation_get_for
 from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import OwnerSuspended, generation_create
+from generations.services.create import OwnerSuspended, StorageUnavailable, generation_create
 from generations.services.uploads import (UploadRejected, upload_from_token, upload_image_for, upload_initiate,
                                           upload_receive, upload_token)
 from storage.quotas import QuotaExceeded
@@ -118,6 +118,10 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
         return fal_error(403, str(exc), error_type="quota_exceeded", quota=exc.as_dict())
     except OwnerSuspended:
         return fal_error(403, "This studio account is suspended.", error_type="account_suspended")
+    except StorageUnavailable as exc:  # nothing was created: sending the same request again is safe
+        response = fal_error(503, str(exc), error_type="storage_unavailable")
+        response["Retry-After"] = str(exc.RETRY_AFTER_SECONDS)
+        return response
     response = JsonResponse(submit_body(generation, app=app_of(model_id), base=url_base(request)))
     response[REQUEST_ID_HEADER] = str(generation.pk)
     return response
