@@ -134,6 +134,7 @@ def main(argv=None) -> None:
 
     django.setup()
     logging.getLogger("django-q").setLevel(logging.WARNING)  # one line per enqueue otherwise
+    logging.getLogger("generations.services.create").setLevel(logging.ERROR)  # each create the outage refuses
     call_command("migrate", verbosity=0)
     from generations.models import Generation
 
