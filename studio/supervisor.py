@@ -15,7 +15,8 @@ Waiting for a stall costs a task timeout and more (minutes in production), and t
 that wedge is plain: an idle worker waits for its next task inside the queue's `get()`, holding the
 lock, so killing an idle worker is enough. The supervisor therefore also watches, every second, which
 of the cluster's processes are blocked reading a queue's pipe (Linux /proc); when one of them dies
-in that state, the lock died with it and the cluster is restarted at once (`queue_readers`).
+in that state, the lock died with it and the cluster is restarted at once (`queue_readers`). A worker
+that took the lock after the last look and died before the next is still left to the stall check.
 """
 from __future__ import annotations
 
