@@ -27,7 +27,7 @@ from generations.models import Generation, Project
 from generations.selectors import (generation_get_for, generation_linkable, generation_list_for,
                                    generation_playable_for, generation_viewable_for)
 from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import IdempotencyConflict, generation_create
+from generations.services.create import IdempotencyConflict, StorageUnavailable, generation_create
 from generations.services.delete import StillActive, generation_delete
 from generations.services.projects import ProjectBusy, project_default_for, project_delete, project_get_or_create
 from moderation.services import ReportRefused, report_create
@@ -124,7 +124,7 @@ def generation_new(request: HttpRequest) -> HttpResponse:
                 generation, _ = generation_create(owner=request.user, **form.create_kwargs())
             except ltx.InputError as exc:
                 form.add_input_errors(exc.errors)
-            except QuotaExceeded as exc:
+            except (QuotaExceeded, StorageUnavailable) as exc:
                 form.add_error(None, str(exc))
             except IdempotencyConflict:
                 form.add_error(None, "This form was already submitted with other settings. Check them and submit again.")
@@ -208,7 +208,7 @@ def generation_rerun(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         new, _ = generation_create(owner=request.user, model=generation.model_id, input=generation.input,
                                    project=generation.project, webhook_url=generation.webhook_url,
                                    idempotency_key=request.POST.get("idempotency_key") or None)
-    except (ltx.InputError, QuotaExceeded, IdempotencyConflict) as exc:
+    except (ltx.InputError, QuotaExceeded, IdempotencyConflict, StorageUnavailable) as exc:
         messages.error(request, f"Not re-run: {exc}")
         return redirect("generations:detail", pk=generation.pk)
     return redirect("generations:detail", pk=new.pk)
