@@ -78,9 +78,12 @@ test: install-dev $(NODE_DEPS)
 bench: install-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
-# Reliability under faults and SIGKILLs (chaos/__main__.py): N jobs (default 200) against the simulator
-# with every fault kind at 10 %, worker processes killed every few seconds; audits and exits non-zero
-# on a lost, stuck or doubled job, an orphaned object or quota drift. CHAOS_ARGS="--jobs 50" etc.
+# Reliability under faults, SIGKILLs and outages (chaos/__main__.py): N jobs (default 200; text-to-video,
+# image-to-video and gateway jobs from fal's Python client) against the simulator with every fault kind
+# at 10 %, worker processes killed every few seconds, fal locking the account, storage refusing writes
+# and (on PostgreSQL, with --pg-ctl) a database restart; audits and exits non-zero on a lost, stuck or
+# doubled job, an orphaned object, quota drift, a job failed by an outage or one slowed by more than
+# 60 s. CHAOS_ARGS="--jobs 50 --no-webhooks" etc.
 chaos: install-dev
 	$(PY) -m chaos $(CHAOS_ARGS)
 

@@ -17,7 +17,7 @@ from api.pagination import InvalidCursor
 from generations.images import ImageRejected, ImageTooLarge
 from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
-from generations.services.create import IdempotencyConflict, NotRetryable, OwnerSuspended
+from generations.services.create import IdempotencyConflict, NotRetryable, OwnerSuspended, StorageUnavailable
 from generations.services.delete import StillActive
 from generations.services.projects import ProjectBusy, ProjectNameRefused
 from moderation.services import ReportRefused
@@ -66,6 +66,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return error(403, "account_suspended", str(exc))
     if isinstance(exc, ProjectNameRefused):
         return error(422, "validation_error", "The request has invalid fields: name.", {"name": str(exc)})
+    if isinstance(exc, StorageUnavailable):
+        return error(503, "storage_unavailable", str(exc), headers={"Retry-After": str(exc.RETRY_AFTER_SECONDS)})
     if isinstance(exc, ReportRefused):
         return error(422, "validation_error", "The request has invalid fields: reason.", {"reason": str(exc)})
     if isinstance(exc, TooManyApiKeys):

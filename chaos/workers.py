@@ -6,40 +6,16 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from core.supervisor import die_with_parent
+from core.supervisor import children_of, descendants, die_with_parent  # noqa: F401 (descendants: for tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def children_of(pid: int) -> list[int]:
-    """Direct children of `pid`, read from /proc (Linux)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces and parentheses: the fields start after the last ")".
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (children, their children, …)."""
-    found = []
-    for child in children_of(pid):
-        found += [child, *descendants(child)]
-    return found
-
-
 class Cluster:
-    """The studio's supervised worker cluster (`manage.py workers`, studio/supervisor.py) in its own session.
+    """The studio's supervised worker cluster (`manage.py workers`, core/supervisor.py) in its own session.
 
     Below the supervisor: qcluster's main process → sentinel → pusher, monitor and workers. django-q2's
     guard reincarnates a pusher, monitor or worker that dies; the supervisor restarts the whole cluster
@@ -56,6 +32,17 @@ class Cluster:
             self.process = subprocess.Popen([sys.executable, "manage.py", "workers", "--check-every", "1"], cwd=ROOT,
                                             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                             preexec_fn=die_with_parent())
+
+    def wait_ready(self, workers: int, timeout: float) -> None:
+        """Wait until the cluster's workers run (the sentinel has its workers, pusher and monitor)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            main = self._qcluster()
+            sentinels = children_of(main) if main else []
+            if sum(len(children_of(sentinel)) for sentinel in sentinels) >= workers + 2:
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"the worker cluster did not start within {timeout:g} s: see {self.log_path}")
 
     def _qcluster(self) -> int | None:
         children = children_of(self.process.pid)

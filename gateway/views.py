@@ -31,7 +31,7 @@ from generations.payloads import app_of, result_response, status_body, submit_bo
 from generations.selectors import generation_get_for
 from generations.status_reads import StatusRow
 from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import OwnerSuspended, generation_create
+from generations.services.create import OwnerSuspended, StorageUnavailable, generation_create
 from generations.services.streams import (SLOT_SECONDS, TooManyStreams, stream_slot_release, stream_slot_renew,
                                           stream_slot_take)
 from generations.services.uploads import (UploadAlreadyUsed, UploadNotStored, UploadRejected, upload_from_token,
@@ -121,6 +121,10 @@ def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
         return fal_error(403, str(exc), error_type="quota_exceeded", quota=exc.as_dict())
     except OwnerSuspended:
         return fal_error(403, "This studio account is suspended.", error_type="account_suspended")
+    except StorageUnavailable as exc:  # nothing was created: sending the same request again is safe
+        response = fal_error(503, str(exc), error_type="storage_unavailable")
+        response["Retry-After"] = str(exc.RETRY_AFTER_SECONDS)
+        return response
     response = JsonResponse(submit_body(generation, app=app_of(model_id), base=url_base(request)))
     response[REQUEST_ID_HEADER] = str(generation.pk)
     return response

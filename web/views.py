@@ -32,7 +32,8 @@ from generations.selectors import (
     generation_viewable_for,
 )
 from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import IdempotencyConflict, NotRetryable, generation_create, generation_rerun
+from generations.services.create import (IdempotencyConflict, NotRetryable, StorageUnavailable, generation_create,
+                                         generation_rerun)
 from generations.services.delete import StillActive, generation_delete
 from generations.services.projects import (ProjectBusy, ProjectNameRefused, project_create, project_default_for,
                                             project_delete, project_rename)
@@ -136,7 +137,7 @@ def generation_new(request: HttpRequest) -> HttpResponse:
                 generation, _ = generation_create(owner=request.user, **form.create_kwargs())
             except ltx.InputError as exc:
                 form.add_input_errors(exc.errors)
-            except QuotaExceeded as exc:
+            except (QuotaExceeded, StorageUnavailable) as exc:
                 form.add_error(None, str(exc))
             except IdempotencyConflict:
                 form.add_error(None, "This form was already submitted with other settings. Check them and submit again.")
@@ -201,7 +202,7 @@ def generation_rerun_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     except NotRetryable as exc:
         messages.error(request, f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
         return redirect("generations:detail", pk=generation.pk)
-    except (ltx.InputError, QuotaExceeded, IdempotencyConflict) as exc:
+    except (ltx.InputError, QuotaExceeded, IdempotencyConflict, StorageUnavailable) as exc:
         messages.error(request, f"Not re-run: {exc}")
         return redirect("generations:detail", pk=generation.pk)
     return redirect("generations:detail", pk=new.pk)

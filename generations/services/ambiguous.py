@@ -23,7 +23,8 @@ jobs and judges each whose current attempt is ambiguous (or was left `sent` by a
   proves both) — and nothing fits → resubmit, at most once per job.
 - otherwise (the listing is unavailable, lagging, or more than one request fits): look again a
   little later; after STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS the job fails as `submit_unknown` and its
-  reservation is released, as before.
+  reservation is released, as before — but only once a read of the listing has been judged: while
+  the listing cannot be read at all, the job waits up to twice the grace (`expiry_after`).
 
 Every verdict is a compare-and-set on the row, so running this twice, or beside a late webhook
 that attaches the request, changes nothing twice.
@@ -37,7 +38,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F
 from django.utils import timezone
 
 from fal_protocol.client import FalAccountBlocked, FalError, FalRequestRecord
@@ -59,6 +59,7 @@ LOOK_BACK = timedelta(minutes=2)
 MAX_PAGES = 50  # 5,000 requests; a busier window is judged "unavailable" rather than guessed at
 FIRST_LOOK = timedelta(seconds=2)
 MAX_RECHECK = timedelta(seconds=30)
+UNREAD_EXTRA = timedelta(seconds=60)  # see expiry_after
 VERDICT_KEY = "lookup"  # in the submit attempt's `response`: what the listing said about it
 
 
@@ -88,18 +89,19 @@ def ambiguous_submits_resolve(pks: list[uuid.UUID | str]) -> dict[str, str]:
         else:
             by_endpoint[case.attempt.endpoint].append(case)
     for endpoint, cases in by_endpoint.items():
-        listing = _read_listing(endpoint, min(case.start for case in cases) - LOOK_BACK)
+        since = min(case.start for case in cases) - LOOK_BACK
+        listing = _read_listing(endpoint, since)
         if listing is None:
             for case in cases:
-                verdicts[str(case.generation.pk)] = _wait_or_expire(case)
+                verdicts[str(case.generation.pk)] = _wait_or_expire(case, looked=False)
             continue
         known = _known_ids([record.request_id for record in listing])
-        judged = {case.generation.pk for case in cases}
-        unresolved = cases + [case for case in _open_cases(endpoint) if case.generation.pk not in judged]
+        judged = {case.attempt.pk for case in cases}
+        unresolved = cases + [case for case in _open_cases(endpoint, since) if case.attempt.pk not in judged]
         for case in unresolved:
             case.candidates = [record for record in listing if _fits(record, case, known)]
-        # How many of our unresolved submits — judged now or not, ambiguous or still in flight — each
-        # listed request could belong to: only a request that one alone can claim is adopted.
+        # How many of our unresolved submits — judged now or not, ambiguous, in flight or given up —
+        # each listed request could belong to: only a request that one alone can claim is adopted.
         claims = Counter(record.request_id for case in unresolved for record in case.candidates)
         current_since = _current_since(listing, known)
         for case in cases:
@@ -121,12 +123,15 @@ def _case_for(pk: uuid.UUID | str) -> _Case | None:
     return _case(generation, attempt)
 
 
-def _open_cases(endpoint: str) -> list[_Case]:
-    """Every SUBMITTING job whose current submit to `endpoint` has no known outcome: ambiguous, or
-    still in flight (its request may already be listed while its answer is on the way)."""
+def _open_cases(endpoint: str, since: datetime) -> list[_Case]:
+    """Every submit of ours to `endpoint` that may have reached fal, sent since `since` (minus a
+    window), whose outcome is unknown: ambiguous, still in flight (its request may already be listed
+    while its answer is on the way), or given up — the job failed as `submit_unknown`, or was sent again
+    after an "absent" verdict. A request that fal did receive for one of those stays theirs: adopted by
+    another job it would hand one user another's video (found by make chaos, without payloads)."""
     attempts = (GenerationAttempt.objects.select_related("generation")
                 .filter(kind=GenerationAttempt.Kind.SUBMIT, endpoint=endpoint, outcome__in=UNSETTLED,
-                        generation__status=Status.SUBMITTING, number=F("generation__submit_attempts")))
+                        started_at__gte=since - LOOK_BACK))
     return [_case(attempt.generation, attempt) for attempt in attempts]
 
 
@@ -189,7 +194,7 @@ def _judge(case: _Case, claims: Counter, current_since: datetime | None) -> str:
         return _adopt(case, case.candidates[0])
     if not case.candidates and current_since is not None and current_since > case.end:
         return _resubmit_once(case)
-    return _wait_or_expire(case)
+    return _wait_or_expire(case, looked=True)
 
 
 def _adopt(case: _Case, record: FalRequestRecord) -> str:
@@ -204,7 +209,7 @@ def _resubmit_once(case: _Case) -> str:
     earlier = GenerationAttempt.objects.filter(generation=case.generation, kind=GenerationAttempt.Kind.SUBMIT,
                                                response__lookup="absent").exclude(pk=case.attempt.pk)
     if earlier.exists():
-        return _wait_or_expire(case)  # resubmitted once already: never a second time
+        return _wait_or_expire(case, looked=True)  # resubmitted once already: never a second time
     _record_verdict(case, {VERDICT_KEY: "absent"})
     if transition(case.generation.pk, from_=[Status.SUBMITTING], to=Status.PENDING, next_poll_at=timezone.now()):
         log.warning("ambiguous submit of %s is not in fal's current request listing: submitted again",
@@ -213,10 +218,18 @@ def _resubmit_once(case: _Case) -> str:
     return "absent"
 
 
-def _wait_or_expire(case: _Case) -> str:
+def expiry_after(*, looked: bool) -> timedelta:
+    """How old an unresolved submit may get before it fails as `submit_unknown`: the grace, once fal's
+    listing was read and did not show it; when the listing could not be read at all, twice that (at
+    least a minute more), so a few failed reads at the wrong moment never fail a job fal may be running."""
+    grace = timedelta(seconds=settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS)
+    return grace if looked else max(2 * grace, grace + UNREAD_EXTRA)
+
+
+def _wait_or_expire(case: _Case, *, looked: bool) -> str:
     now = timezone.now()
     age = now - case.attempt.started_at
-    if age > timedelta(seconds=settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS):
+    if age > expiry_after(looked=looked):
         transition(case.generation.pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="submit_unknown",
                    error_message="fal did not confirm the submission and its request listing never showed it; "
                                  "it was not sent again to avoid paying twice")

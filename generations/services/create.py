@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -22,11 +23,11 @@ from generations.prompt_checks import prompt_checks_run
 from generations.queue import SUBMIT_TASK, enqueue_on_commit
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
-from generations.selectors import provider_is_paused
+from generations.selectors import provider_is_paused_for_hold
 from storage.keys import generation_key
 from storage.models import StoredObject
 from storage.quotas import estimate_bytes, quota_reserve
-from storage.transfer import delete_key, store_bytes
+from storage.transfer import STORAGE_ERRORS, delete_key, store_bytes
 
 # What a generation's stored `input["image_url"]` says when the start image was uploaded or given as a
 # data URI: the bytes live in the studio's storage (Generation.start_image), not in the row.
@@ -34,6 +35,7 @@ START_IMAGE_REF = "studio:start-image"
 
 # If the on-commit enqueue is lost (process died right after commit), the tracker picks the
 # row up once this much time has passed.
+log = logging.getLogger(__name__)
 PENDING_REDRIVE_AFTER = timedelta(seconds=10)
 
 
@@ -50,6 +52,16 @@ class OwnerSuspended(Exception):
 
     def __init__(self) -> None:
         super().__init__("this account is suspended and cannot start new generations")
+
+
+class StorageUnavailable(Exception):
+    """The studio's storage refused the start image: nothing was created; the same request may be sent again."""
+
+    RETRY_AFTER_SECONDS = 30
+
+    def __init__(self) -> None:
+        super().__init__("the studio's storage is unavailable right now, so the start image could not be kept; "
+                         "nothing was created: try again in a little while")
 
 
 def request_fingerprint(*, model_id: str, input: dict, project: Project | None, webhook_url: str) -> str:
@@ -79,7 +91,7 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     Image-to-video: `input["image_url"]` (data URI or http(s) URL, fetched under the public-address
     rule) is checked by decoding (`images.load_start_image`; a refusal is `InputError({"image_url": …})`),
     stored before the transaction as the job's own object `start.<ext>` (removed again if the
-    transaction fails), linked as `Generation.start_image` and counted in the byte reservation. The
+    transaction fails; storage refusing it raises StorageUnavailable, with nothing created), linked as `Generation.start_image` and counted in the byte reservation. The
     stored input keeps the original URL, or `START_IMAGE_REF` instead of a data URI; submit builds
     what fal gets.
 
@@ -111,7 +123,12 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
             raise ltx.InputError({"image_url": str(exc)}) from None
         # Network I/O before the transaction; undone below if the transaction does not commit.
         start_key = generation_key(owner.pk, generation_id, f"start.{start.extension}")
-        store_bytes(start_key, start.data, content_type=start.content_type)
+        try:
+            store_bytes(start_key, start.data, content_type=start.content_type)
+        except STORAGE_ERRORS as exc:
+            log.warning("start image of a new job not stored: %s", exc)
+            _forget_start_image(start_key)  # whatever part of it may have been written
+            raise StorageUnavailable() from exc
         data = {**data, "image_url": start.source_url or START_IMAGE_REF}
     try:
         with transaction.atomic():
@@ -120,7 +137,7 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
                 start_object = StoredObject.objects.create(
                     owner=owner, key=start_key, size=start.size, content_type=start.content_type,
                     sha256=hashlib.sha256(start.data).hexdigest())
-            held = provider_is_paused()
+            held = provider_is_paused_for_hold()
             generation = Generation.objects.create(
                 id=generation_id,
                 status=Generation.Status.HELD if held else Generation.Status.PENDING,
@@ -161,8 +178,12 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
 
 
 def _forget_start_image(key: str) -> None:
-    if key:
+    if not key:
+        return
+    try:
         delete_key(key)
+    except STORAGE_ERRORS as exc:  # storage is down: the daily reconcile removes what is left
+        log.warning("could not remove the start image %s of a job not created: %s", key, exc)
 
 
 def generation_start_image_value(generation: Generation) -> str:

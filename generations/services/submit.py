@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -26,7 +27,7 @@ from generations.services.provider import provider_outage
 from generations.services.row_lease import LEASE, row_lease_held
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
-from generations.selectors import provider_is_paused
+from generations.selectors import provider_is_paused, provider_is_paused_for_hold
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -62,8 +63,10 @@ def generation_submit(pk: uuid.UUID | str) -> None:
     """
     now = timezone.now()
     if provider_is_paused():
-        transition(pk, from_=[Status.PENDING], to=Status.HELD, next_poll_at=None)
-        return
+        with transaction.atomic():  # held only if no resume releases held jobs meanwhile (switch.py)
+            if provider_is_paused_for_hold():
+                transition(pk, from_=[Status.PENDING], to=Status.HELD, next_poll_at=None)
+                return
     until = now + LEASE
     if not transition(pk, from_=[Status.PENDING], to=Status.SUBMITTING, submit_attempts=F("submit_attempts") + 1,
                       lease_expires_at=until, next_poll_at=until):

@@ -1,16 +1,19 @@
 """`manage.py workers` restarts the cluster when it dies and when it stops taking tasks (a wedge: here
-its processes are frozen with SIGSTOP, as a worker SIGKILLed while holding the queue lock leaves them)."""
+its processes are frozen with SIGSTOP, as a worker SIGKILLed while holding the queue lock leaves them),
+and at once when an idle worker is killed holding the task queue's lock."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 from django_q.models import Success
 from django_q.tasks import async_task
 
 from chaos.workers import children_of, descendants
+from core.supervisor import reading_a_pipe
 from tests.conftest import wait_until
 from tests.processes import child_env, running
 
@@ -60,3 +63,72 @@ def test_a_dead_or_wedged_cluster_is_restarted_and_its_tasks_run(tmp_path):
     text = log.read_text()
     assert "restarting the worker cluster: 1 task(s) waiting and none finished" in text
     assert "restarting the worker cluster: it exited with -9" in text
+
+
+def sentinel_children(supervisor: subprocess.Popen) -> list[int]:
+    """The sentinel's workers, then its monitor and pusher (spawned in that order, so in pid order
+    until something is reincarnated)."""
+    main = cluster_pid(supervisor)
+    sentinel = wait_until(lambda: (children_of(main) or [None])[0], timeout=20)
+    return wait_until(lambda: len(children_of(sentinel)) >= 4 and children_of(sentinel), timeout=20)
+
+
+def steady_reader(workers: list[int], steady_for: float = 1.2) -> int:
+    """The worker that has been waiting for a task (reading the task queue's pipe) for `steady_for`
+    seconds without a break, so the supervisor, which looks twice a second, has seen it doing so.
+    (A worker that took the lock after the supervisor's last look and dies before its next one is
+    left to the stall check.)"""
+    since: dict[int, float] = {}
+
+    def steady() -> int | None:
+        now = time.monotonic()
+        readers = {pid for pid in workers if reading_a_pipe(pid)}
+        for pid in set(since) - readers:
+            del since[pid]
+        for pid in readers:
+            since.setdefault(pid, now)
+        return next((pid for pid, start in since.items() if now - start >= steady_for), None)
+
+    return wait_until(steady, timeout=30, interval=0.1)
+
+
+def test_an_idle_worker_killed_while_holding_the_queue_lock_gets_the_cluster_restarted_at_once(tmp_path):
+    # An idle worker waits for its next task inside the task queue's get(), holding the queue's lock:
+    # SIGKILLed there, it wedges every other worker for good. The supervisor must not wait for a stall
+    # (600 s here) to notice.
+    log = tmp_path / "workers.log"
+    env = child_env(Q_WORKERS="2")
+    with open(log, "w") as out, running("workers", "--stall-seconds", "600", "--check-every", "0.5",
+                                        env=env, stdout=out, stderr=subprocess.STDOUT) as supervisor:
+        warm_up = async_task("math.sqrt", 9)
+        wait_until(lambda: finished(warm_up), timeout=30)
+        first = cluster_pid(supervisor)
+        holder = steady_reader(sentinel_children(supervisor)[:2])
+
+        os.kill(holder, signal.SIGKILL)
+        wait_until(lambda: (children_of(supervisor.pid) or [first])[0] != first, timeout=30, interval=0.2)
+        # A task enqueued before the restart may have gone into the dead queue: it comes back only
+        # after Q_RETRY (the studio's tracker re-drives its own work sooner). One enqueued now runs.
+        after = async_task("math.sqrt", 16)
+        wait_until(lambda: finished(after), timeout=45, interval=0.5)
+        assert Success.objects.get(id=after).result == 4.0
+    text = log.read_text()
+    assert f"restarting the worker cluster: process {holder} died waiting on one of its queues" in text
+    assert "none finished" not in text  # not found by the stall check
+
+
+def test_a_killed_process_that_held_no_queue_lock_is_left_to_django_q2(tmp_path):
+    log = tmp_path / "workers.log"
+    with open(log, "w") as out, running("workers", "--stall-seconds", "600", "--check-every", "0.5",
+                                        env=child_env(Q_WORKERS="2"), stdout=out, stderr=subprocess.STDOUT) as supervisor:
+        warm_up = async_task("math.sqrt", 9)
+        wait_until(lambda: finished(warm_up), timeout=30)
+        first = cluster_pid(supervisor)
+        pusher = sentinel_children(supervisor)[-1]
+        assert not reading_a_pipe(pusher)
+
+        os.kill(pusher, signal.SIGKILL)  # django-q2's guard reincarnates it; the cluster carries on
+        after = async_task("math.sqrt", 25)
+        wait_until(lambda: finished(after), timeout=45, interval=0.5)
+        assert cluster_pid(supervisor) == first
+    assert "restarting the worker cluster" not in log.read_text()

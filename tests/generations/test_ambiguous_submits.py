@@ -205,3 +205,52 @@ def test_with_payloads_kept_the_same_pair_is_told_apart(studio, user, task_queue
     row = finish(step(lost, task_queue), task_queue)
     assert row.status == Status.SUCCEEDED
     assert studio.submits_for(row.input) == 1 and studio.submits_for(arrived.input) == 1
+
+
+def test_a_listing_that_cannot_be_read_never_expires_a_submit_fal_received(studio, user, task_queue, settings):
+    """Found by make chaos: the first look after the grace met fal's listing failing (a 503), and the job
+    fal was running failed as submit_unknown without the listing ever having been read."""
+    settings.STUDIO_FAL_STORE_IO = True
+    reset_fal_client()
+    row = ambiguous_job(studio, task_queue, user, "submit_reset_after_accept")
+    settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = 0  # the grace is over at the first look
+    studio.set_faults({"listing_5xx": 1.0})
+    row = step(row, task_queue)
+    assert (row.status, row.error_code) == (Status.SUBMITTING, "")  # unread: wait, do not expire
+    assert studio.stats()["faults"]["listing_5xx"] >= 1
+    studio.set_faults({})
+    row = step(row, task_queue)
+    assert row.fal_request_id == studio.requests()[0]["request_id"]
+    assert finish(row, task_queue).status == Status.SUCCEEDED
+    assert studio.submits_for(row.input) == 1
+
+
+def test_a_listing_that_stays_unreadable_fails_the_job_after_twice_the_grace(studio, user, task_queue, settings):
+    row = ambiguous_job(studio, task_queue, user, "reset")
+    settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = 30
+    studio.set_faults({"listing_5xx": 1.0})
+    backdate(row, 45)  # past the grace, not past twice it
+    row = step(row, task_queue)
+    assert row.status == Status.SUBMITTING
+    backdate(row, 95)
+    row = step(row, task_queue)
+    assert (row.status, row.error_code) == (Status.FAILED, "submit_unknown")
+    assert ledger(row) == ["release", "reserve"]
+    assert studio.requests() == []
+
+
+def test_a_request_of_a_job_given_up_as_submit_unknown_is_never_adopted_by_another(studio, user, other_user,
+                                                                                    task_queue, settings):
+    """Found by make chaos without payloads: once the job whose request it was had failed as submit_unknown,
+    the request was the only one left in another ambiguous job's window, and that job adopted it —
+    another user's prompt and video."""
+    arrived = ambiguous_job(studio, task_queue, user, "submit_reset_after_accept", prompt="alice's kite")
+    lost = ambiguous_job(studio, task_queue, other_user, "reset", prompt="bob's whale")  # never reached fal
+    settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = 0
+    row = step(arrived, task_queue)  # alone, its request also fits `lost`'s window: not adopted; expired
+    assert (row.status, row.error_code) == (Status.FAILED, "submit_unknown")
+
+    settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = 600
+    row = step(lost, task_queue)
+    assert (row.status, row.fal_request_id) == (Status.SUBMITTING, None)  # alice's request stays alice's
+    assert len(studio.requests()) == 1

@@ -67,8 +67,9 @@ def test_submit_refused_by_fal_backs_off_and_is_sent_once_when_fal_recovers(stud
 def test_ambiguous_submit_is_never_resent_and_ends_as_submit_unknown_while_the_listing_cannot_tell(
         studio, user, task_queue, settings, fault, reached_fal):
     """A reset or a read timeout after the body left, and fal's request listing unavailable: the
-    studio cannot know whether fal has the request, so it never resends and ends the job after the
-    grace period. (With the listing: tests/generations/test_ambiguous_submits.py.)"""
+    studio cannot know whether fal has the request, so it never resends and ends the job once the
+    listing has stayed unreadable for twice the grace period, at least a minute more (ambiguous.py's
+    `expiry_after`). (With the listing: tests/generations/test_ambiguous_submits.py.)"""
     settings.FAL_READ_TIMEOUT = 0.5
     reset_fal_client()
     studio.set_faults({fault: 1.0, "listing_5xx": 1.0}, fault_delay=1.5)
@@ -81,6 +82,9 @@ def test_ambiguous_submit_is_never_resent_and_ends_as_submit_unknown_while_the_l
     studio.set_faults({"listing_5xx": 1.0})
     assert step(generation, task_queue).status == Status.SUBMITTING  # within the grace period: wait, never resend
     settings.STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS = 0
+    assert step(generation, task_queue).status == Status.SUBMITTING  # past the grace, but never read: wait
+    GenerationAttempt.objects.filter(generation=generation, kind="submit").update(
+        started_at=timezone.now() - timedelta(seconds=61), finished_at=timezone.now() - timedelta(seconds=61))
     row = step(generation, task_queue)
     assert (row.status, row.error_code) == (Status.FAILED, "submit_unknown")
     assert row.attempts.filter(kind="submit").count() == 1

@@ -1,5 +1,5 @@
 """`manage.py workers`: the django-q2 cluster (`manage.py qcluster`) under a supervisor that restarts
-it when it dies or stops taking tasks (see studio/supervisor.py). What `make run` and
+it when it dies or stops taking tasks (see core/supervisor.py). What `make run` and
 `make run-prod` start; `qcluster` alone still works where something else supervises it. At every
 check it also makes sure a tracking chain runs (`tracker_ensure`), so a chain that died with its
 worker is replaced within seconds."""
