@@ -8,6 +8,8 @@ import sys
 import tempfile
 import time
 
+import httpx
+
 from bench.report import ROOT
 
 
@@ -35,17 +37,20 @@ def start_web(port: int, **env_overrides: str) -> subprocess.Popen:
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi",
                                "--access-logfile", "/dev/null"], cwd=ROOT, env=env, stdout=log, stderr=log)
     log.close()
-    deadline = time.monotonic() + 30
+    # Ready when the studio itself answers, not when gunicorn's port listens: its workers load the
+    # application after the port is bound, which on a busy machine takes seconds.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"gunicorn exited with {server.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            if httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1.0).status_code == 200:
                 return server
-        except OSError:
-            time.sleep(0.1)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
     server.kill()
-    raise SystemExit("gunicorn did not start within 30 s")
+    raise SystemExit("gunicorn did not answer /livez within 60 s")
 
 
 def stop(process: subprocess.Popen) -> None:
