@@ -70,6 +70,7 @@ run-prod: install
 	fi
 
 test: install-dev $(NODE_DEPS)
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run

@@ -6,6 +6,7 @@ from rest_framework import authentication, exceptions
 
 from accounts.keys import api_key_authenticate, api_key_in
 
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         raw = api_key_in(request)

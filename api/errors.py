@@ -14,6 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.keys import TooManyApiKeys
 from api.pagination import InvalidCursor
+from core.text import text_shown
 from generations.images import ImageRejected, ImageTooLarge
 from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
@@ -22,7 +23,6 @@ from generations.services.delete import StillActive
 from generations.services.projects import ProjectBusy, ProjectNameRefused
 from moderation.services import ReportRefused
 from storage.quotas import QuotaExceeded
-from core.text import text_shown
 
 INPUT_FIELDS_OUTSIDE_INPUT = {"model", "project", "input", "webhook_url", "Idempotency-Key"}
 

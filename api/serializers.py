@@ -7,12 +7,12 @@ from django.conf import settings
 from rest_framework import serializers
 
 from accounts.models import ApiKey
-from generations import ltx
-from generations.models import Generation, Project
-from generations.payloads import generation_payload
 from core.jsonbody import json_loads_bounded
 from core.netguard import UnsafeURL, check_webhook_url
+from generations import ltx
 from generations.images import image_to_data_uri
+from generations.models import Generation, Project
+from generations.payloads import generation_payload
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -38,7 +38,8 @@ class BoundedJSONField(serializers.JSONField):
 
 
 class GenerationCreateSerializer(serializers.Serializer):
-    model = serializers.CharField(help_text="a model id (e.g. fal-ai/ltx-2/text-to-video) or t2v, t2v-fast, i2v, i2v-fast")
+    model = serializers.CharField(
+        help_text="a model id (e.g. fal-ai/ltx-2/text-to-video) or t2v, t2v-fast, i2v, i2v-fast")
     input = BoundedJSONField(help_text="LTX-2 fields: prompt, duration, resolution, aspect_ratio, fps, "
                                        "generate_audio, image_url (image-to-video)")
     project = serializers.UUIDField(required=False, allow_null=True, help_text="default: your Inbox project")

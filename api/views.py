@@ -9,26 +9,32 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.keys import api_key_in
-from accounts.keys import api_key_create, api_key_revoke
+from accounts.keys import api_key_create, api_key_in, api_key_revoke
 from accounts.models import ApiKey
-from generations import status_reads
 from api.errors import ERROR_RESPONSES
 from api.pagination import NewestFirst
-from api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
-                                         GenerationFilterSerializer, GenerationSerializer, ProjectSerializer,
-                                         ReportCreateSerializer, ReportSerializer, generation_payload)
+from api.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeySerializer,
+    GenerationCreateSerializer,
+    GenerationFilterSerializer,
+    GenerationSerializer,
+    ProjectSerializer,
+    ReportCreateSerializer,
+    ReportSerializer,
+    generation_payload,
+)
 from api.throttling import ApiThrottle, CreateThrottle
+from generations import status_reads
 from generations.models import Project
 from generations.selectors import generation_get_for, generation_list_for, generation_viewable_for
-from generations.status_reads import generation_status_get_for, status_row_for_key
 from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
 from generations.services.projects import project_create, project_delete, project_rename
+from generations.status_reads import generation_status_get_for, status_row_for_key
 from moderation.services import report_create
 from storage.quotas import usage_for
-
 
 # --- projects -----------------------------------------------------------------------------------
 
@@ -172,7 +178,8 @@ class GenerationRetryView(APIView):
                    summary="Run a failed or canceled generation again as a new generation")
     def post(self, request: Request, pk) -> Response:
         generation = generation_retry(_own_generation(request, pk))
-        return Response(GenerationSerializer(generation, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        return Response(GenerationSerializer(generation, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class GenerationReportView(APIView):
@@ -190,7 +197,8 @@ class GenerationReportView(APIView):
             raise Http404
         report, created = report_create(generation=generation, reporter=request.user,
                                         reason=body.validated_data["reason"])
-        return Response(ReportSerializer(report).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(ReportSerializer(report).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 # --- API keys -----------------------------------------------------------------------------------

@@ -22,12 +22,17 @@ from rest_framework.views import APIView
 
 from api.errors import ERROR_RESPONSES
 from api.pagination import NewestFirst
+from api.webhook_serializers import (
+    JobWebhookSecretCreatedSerializer,
+    JobWebhookSecretSerializer,
+    WebhookDeliveryFilterSerializer,
+    WebhookDeliverySerializer,
+    WebhookEndpointCreatedSerializer,
+    WebhookEndpointInputSerializer,
+    WebhookEndpointSerializer,
+)
 from webhooks import services
 from webhooks.models import JobWebhookSecret, WebhookEndpoint
-from api.webhook_serializers import (JobWebhookSecretCreatedSerializer, JobWebhookSecretSerializer,
-                                  WebhookDeliveryFilterSerializer, WebhookDeliverySerializer,
-                                  WebhookEndpointCreatedSerializer, WebhookEndpointInputSerializer,
-                                  WebhookEndpointSerializer)
 
 TAG = ["webhooks"]
 

@@ -106,12 +106,13 @@ async def _run(urls: list[str], seconds: float, concurrency: int, headers: list[
     tallies = [Tally() for _ in urls]
     await asyncio.gather(*(_worker(parts[0].hostname, parts[0].port or 80, requests, schedule, tallies)
                            for _ in range(concurrency)))
-    return {url: _summary(tally, schedule.turns * turn_seconds) for url, tally in zip(urls, tallies)}
+    return {url: _summary(tally, schedule.turns * turn_seconds) for url, tally in zip(urls, tallies, strict=True)}
 
 
 def _summary(tally: Tally, seconds: float) -> dict:
     ordered = sorted(latency * 1000 for latency in tally.latencies) or [float("nan")]
-    return {"requests": len(tally.latencies), "seconds": round(seconds, 3), "rps": round(len(tally.latencies) / seconds, 1),
+    return {"requests": len(tally.latencies), "seconds": round(seconds, 3),
+            "rps": round(len(tally.latencies) / seconds, 1),
             "p50_ms": round(ordered[len(ordered) // 2], 2),
             "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
             "errors": tally.errors}

@@ -66,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="keep killing for this long, or until every job is terminal (default 120)")
     parser.add_argument("--whole-cluster-share", type=float, default=0.3,
                         help="share of kills that take the whole cluster down at once (default 0.3)")
-    parser.add_argument("--lock-at", type=float, default=20.0, help="lock fal's account this many seconds in (default 20)")
+    parser.add_argument("--lock-at", type=float, default=20.0,
+                        help="lock fal's account this many seconds in (default 20)")
     parser.add_argument("--lock-seconds", type=float, default=12.0, help="for this long (default 12)")
     parser.add_argument("--no-lock", action="store_true", help="no provider lock")
     parser.add_argument("--storage-outage-at", type=float, default=45.0,
@@ -117,7 +118,8 @@ def main(argv=None) -> None:
         os.environ["MEDIA_ROOT"] = str(scratch / "media")
     web_port = free_port()
     os.environ.update(
-        FAL_QUEUE_URL=sim.url, FAL_REST_URL=sim.url, FAL_API_URL=sim.url, FAL_KEY="chaos-key", Q_WORKERS=str(args.workers),
+        FAL_QUEUE_URL=sim.url, FAL_REST_URL=sim.url, FAL_API_URL=sim.url, FAL_KEY="chaos-key",
+        Q_WORKERS=str(args.workers),
         Q_TIMEOUT="30", Q_RETRY="40", FAL_READ_TIMEOUT=str(READ_TIMEOUT), STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS="20",
         STUDIO_FAL_STORE_IO="true" if args.fal_store_io == "on" else "false", STUDIO_PROVIDER_PROBE_SECONDS="2",
         STUDIO_FAL_DATA_URI_MAX_BYTES=str(args.data_uri_max_bytes),
@@ -284,7 +286,8 @@ def _run(args, sim, cluster: Cluster, schedule: Schedule, web_port: int, scratch
                   "create_seconds": args.create_seconds, "data_uri_max_bytes": settings.STUDIO_FAL_DATA_URI_MAX_BYTES},
     )
     if creator.abandoned:
-        problems.append(f"{len(creator.abandoned)} create(s) still refused after retrying, e.g. {creator.abandoned[0]!r}")
+        problems.append(f"{len(creator.abandoned)} create(s) still refused after retrying, "
+                        f"e.g. {creator.abandoned[0]!r}")
     if pending != 0:
         problems.append(f"gave up after the {args.deadline:g} s deadline")
     return figures, problems

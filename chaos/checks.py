@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import Decimal
 
 import httpx
@@ -210,7 +211,8 @@ def _check_ledger(jobs, figures, problems) -> None:
         by_user.setdefault(job.owner_id, []).append(job)
     drifted = 0
     for user_id, owned in by_user.items():
-        ledger = UsageEntry.objects.filter(user_id=user_id).aggregate(usd=Sum("usd"), bytes=Sum("bytes"), jobs=Sum("jobs"))
+        ledger = UsageEntry.objects.filter(user_id=user_id).aggregate(usd=Sum("usd"), bytes=Sum("bytes"),
+                                                                      jobs=Sum("jobs"))
         spend = sum((job.cost_usd for job in owned if fal_billed(job)), Decimal(0))
         stored = StoredObject.objects.filter(owner_id=user_id).aggregate(total=Sum("size"))["total"] or 0
         if _cents(ledger["usd"]) != spend or (ledger["bytes"] or 0) != stored or (ledger["jobs"] or 0) != 0:
@@ -224,7 +226,8 @@ def _check_ledger(jobs, figures, problems) -> None:
         if lines[(job.pk, Event.RESERVE)] != 1 or lines[(job.pk, ending)] != 1 or \
                 lines[(job.pk, Event.SETTLE)] + lines[(job.pk, Event.RELEASE)] != 1:
             drifted += 1
-            problems.append(f"job {job.pk} ({job.status}): ledger lines {[e for (j, e) in lines.elements() if j == job.pk]}")
+            own_lines = [e for (j, e) in lines.elements() if j == job.pk]
+            problems.append(f"job {job.pk} ({job.status}): ledger lines {own_lines}")
     figures["ledger_spend_usd"] = str(_cents(UsageEntry.objects.filter(job__in=[job.pk for job in jobs]).aggregate(
         usd=Sum("usd"))["usd"]))
     figures["ledger_drift"] = drifted
@@ -334,9 +337,9 @@ def _released(history: list[tuple[str, float]]) -> bool:
 
 
 def _dt(epoch: float):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 def _storing_spans(history: list[tuple[str, float]]) -> list[tuple[float, float | None]]:
@@ -388,7 +391,8 @@ def _check_pg_restart(jobs, requests, facts: RunFacts, recovery, problems) -> No
     if window is None:
         return
     _, end = window
-    finished_after = [job.finished_at.timestamp() for job in jobs if job.finished_at and job.finished_at.timestamp() >= end]
+    finished_after = [job.finished_at.timestamp() for job in jobs
+                      if job.finished_at and job.finished_at.timestamp() >= end]
     submitted_after = [request["submitted_at"] for found in requests.values() for request in found
                        if request["submitted_at"] >= end]
     failed_for_it = [job for job in jobs if job.status == Status.FAILED

@@ -271,8 +271,10 @@ def _classify(response: httpx.Response, *, ambiguous_after_send: bool) -> FalErr
     code = response.status_code
     body = _json(response, default=response.text[:500])
     detail = body.get("detail", body) if isinstance(body, dict) and "detail" in body else body
-    error_type = response.headers.get("x-fal-error-type", "") or (body.get("error_type", "") if isinstance(body, dict) else "")
-    kwargs: dict[str, Any] = {"status_code": code, "detail": detail if detail is not None else body, "error_type": str(error_type)}
+    error_type = response.headers.get("x-fal-error-type", "") or (
+        body.get("error_type", "") if isinstance(body, dict) else "")
+    kwargs: dict[str, Any] = {"status_code": code, "detail": detail if detail is not None else body,
+                              "error_type": str(error_type)}
     message = f"fal answered {code}: {describe_detail(detail)}"
     blocked = account_block_reason(code, detail)
     if blocked:
@@ -282,7 +284,8 @@ def _classify(response: httpx.Response, *, ambiguous_after_send: bool) -> FalErr
     if code == 504 and response.headers.get("x-fal-request-timeout-type") == "user":
         return FalRejected(message, **kwargs)  # our own start timeout expired; fal will not run it
     if code >= 500:
-        return (FalAmbiguous if ambiguous_after_send else FalUnavailable)(message, retry_after=_retry_after(response), **kwargs)
+        return (FalAmbiguous if ambiguous_after_send else FalUnavailable)(message, retry_after=_retry_after(response),
+                                                                          **kwargs)
     if code == 404:
         return FalNotFound(message, **kwargs)
     return FalRejected(message, **kwargs)

@@ -62,7 +62,8 @@ LOCK_REASON_MAX_CHARS = 200
 def checked_faults(faults) -> dict[str, float]:
     """Validate a {fault name: probability} mapping; raises ValueError naming the field."""
     if not isinstance(faults, dict):
-        raise ValueError(f"faults must be an object of fault name -> probability; allowed names: {', '.join(FAULT_NAMES)}")
+        raise ValueError("faults must be an object of fault name -> probability; "
+                         f"allowed names: {', '.join(FAULT_NAMES)}")
     checked = {}
     for name, value in faults.items():
         if name not in FAULT_NAMES:

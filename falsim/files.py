@@ -22,7 +22,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from falsim.schema import error_item
@@ -78,7 +78,7 @@ class FileStore:
 
     def new_cdn_token(self) -> tuple[str, datetime]:
         token = secrets.token_urlsafe(24)
-        expires = datetime.now(timezone.utc) + timedelta(hours=1)
+        expires = datetime.now(UTC) + timedelta(hours=1)
         with self._lock:
             self._cdn_tokens[token] = expires.timestamp()
         return token, expires

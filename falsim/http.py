@@ -156,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
             self.query = parse_qs(split.query, keep_blank_values=True)
             parts = [unquote(p) for p in split.path.split("/") if p]
             self.route(method, parts)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
         except BodyTooLarge:
             self.close_connection = True

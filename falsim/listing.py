@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 STATUSES = ("success", "error", "user_error")
 SORTS = ("ended_at", "duration")
@@ -108,7 +108,7 @@ def _moment(value: str, field: str) -> float:
     except ValueError:
         raise QueryError(field, "Input should be an ISO 8601 date or date-time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -130,7 +130,7 @@ def _sort_key(sort_by: str):
 def _iso(moment: float | None) -> str | None:
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _item(record: dict, payloads: bool) -> dict:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.middleware.csrf import CsrfViewMiddleware
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 
-from accounts.keys import api_key_in
-from accounts.keys import api_key_authenticate, digest
+from accounts.keys import api_key_authenticate, api_key_in, digest
 from accounts.models import ApiKey
 from gateway.errors import fal_error
 from generations.status_reads import StatusRow, status_row_for, status_row_for_key

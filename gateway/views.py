@@ -21,26 +21,39 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from generations import ltx, status_reads
-from gateway.auth import GatewayAuthError, gateway_caller
-from gateway.errors import fal_error, validation_error
-from gateway.peer import client_gone_check
-from generations.media_links import absolute_url, url_base
-from generations.models import Generation, StreamSlot
-from generations.payloads import app_of, result_response, status_body, submit_body
-from generations.selectors import generation_get_for
-from generations.status_reads import StatusRow
-from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import OwnerSuspended, StorageUnavailable, generation_create
-from generations.services.streams import (SLOT_SECONDS, TooManyStreams, stream_slot_release, stream_slot_renew,
-                                          stream_slot_take)
-from generations.services.uploads import (UploadAlreadyUsed, UploadNotStored, UploadRejected, upload_from_token,
-                                          upload_image_for, upload_initiate, upload_receive, upload_token)
-from storage.quotas import QuotaExceeded
 from core.jsonbody import JSONTooDeep, json_loads_bounded
 from core.netguard import UnsafeURL, check_webhook_url
 from core.text import text_problem
 from core.throttle import user_rate_take
+from gateway.auth import GatewayAuthError, gateway_caller
+from gateway.errors import fal_error, validation_error
+from gateway.peer import client_gone_check
+from generations import ltx, status_reads
+from generations.media_links import absolute_url, url_base
+from generations.models import Generation, StreamSlot
+from generations.payloads import app_of, result_response, status_body, submit_body
+from generations.selectors import generation_get_for
+from generations.services.cancel import NotCancelable, generation_cancel
+from generations.services.create import OwnerSuspended, StorageUnavailable, generation_create
+from generations.services.streams import (
+    SLOT_SECONDS,
+    TooManyStreams,
+    stream_slot_release,
+    stream_slot_renew,
+    stream_slot_take,
+)
+from generations.services.uploads import (
+    UploadAlreadyUsed,
+    UploadNotStored,
+    UploadRejected,
+    upload_from_token,
+    upload_image_for,
+    upload_initiate,
+    upload_receive,
+    upload_token,
+)
+from generations.status_reads import StatusRow
+from storage.quotas import QuotaExceeded
 from webhooks.signing_keys import studio_jwks
 
 REQUEST_ID_HEADER = "x-fal-request-id"

@@ -32,8 +32,14 @@ from accounts.keys import KeyJoin, api_key_authenticate, api_key_authenticate_jo
 from accounts.models import ApiKey
 from core import rows
 from generations.models import Generation
-from generations.payloads import (FAL_READS, GENERATION_JSON, VIDEO_FILE_READS, VIDEO_READS, generation_payload,
-                                  status_body)
+from generations.payloads import (
+    FAL_READS,
+    GENERATION_JSON,
+    VIDEO_FILE_READS,
+    VIDEO_READS,
+    generation_payload,
+    status_body,
+)
 from storage.models import StoredObject, StoredVideo
 
 # What the answers read (payloads.py declares it), and the owner the reads are scoped by.

@@ -9,15 +9,21 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from core.admin_readonly import ReadOnlyAdmin
 from generations.models import Generation
 from moderation import admin_generations  # noqa: F401  (registers the generations admin)
 from moderation.admin_actions import reason_action
 from moderation.models import AuditEntry, BlockedTerm, Suspension, VideoReport
-from moderation.services import (QUOTA_FIELDS, blocked_term_delete, blocked_term_save, quota_override_set,
-                                 user_reinstate, user_suspend)
+from moderation.services import (
+    QUOTA_FIELDS,
+    blocked_term_delete,
+    blocked_term_save,
+    quota_override_set,
+    user_reinstate,
+    user_suspend,
+)
 from storage.models import UsageEntry, UserQuota
 from storage.quotas import usage_for
-from core.admin_readonly import ReadOnlyAdmin
 
 User = get_user_model()
 
@@ -203,7 +209,8 @@ class StudioUserAdmin(UserAdmin):
     @admin.action(description="Suspend (sign-in, API keys and queued jobs stop)", permissions=["suspend"])
     def suspend(self, request, queryset):
         return reason_action(self, request, queryset, verb="suspend",
-                             apply=lambda user, reason: user_suspend(user, actor=request.user, reason=reason) is not None)
+                             apply=lambda user, reason: user_suspend(user, actor=request.user,
+                                                                     reason=reason) is not None)
 
     @admin.action(description="Reinstate", permissions=["suspend"])
     def reinstate(self, request, queryset):

@@ -17,15 +17,22 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
+from core.admin_readonly import NoWritesMixin
 from generations import ltx
 from generations.models import Generation, GenerationAttempt, GenerationEvent
 from moderation.admin_actions import permitted_actions, reason_action
-from moderation.generation_actions import (generation_admin_cancel, generation_admin_delete, generation_admin_retry,
-                                           generation_flag, generation_hide, generation_refund, generation_review,
-                                           generation_unhide)
+from moderation.generation_actions import (
+    generation_admin_cancel,
+    generation_admin_delete,
+    generation_admin_retry,
+    generation_flag,
+    generation_hide,
+    generation_refund,
+    generation_review,
+    generation_unhide,
+)
 from moderation.models import AuditEntry, VideoReport
 from storage.models import UsageEntry
-from core.admin_readonly import NoWritesMixin
 
 VIEW = "generations.view_generation"
 
@@ -233,7 +240,8 @@ class GenerationAdmin(NoWritesMixin, admin.ModelAdmin):
         lines = UsageEntry.objects.filter(job=g.pk).order_by("created_at", "id")
         if not lines:
             return "–"
-        return format_html("<table id='ledger'><tr><th>event</th><th>USD</th><th>bytes</th><th>note</th></tr>{}</table>",
+        return format_html("<table id='ledger'><tr><th>event</th><th>USD</th><th>bytes</th><th>note</th></tr>"
+                           "{}</table>",
                            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                                             ((e.event, f"{e.usd:.4f}", e.bytes, e.note) for e in lines)))
 
@@ -280,5 +288,6 @@ class GenerationAdmin(NoWritesMixin, admin.ModelAdmin):
             return True
 
         return reason_action(self, request, queryset, verb="delete", apply=apply,
-                             warning="The video, poster and start image are deleted from storage; this cannot be undone.")
+                             warning="The video, poster and start image are deleted from storage; "
+                                     "this cannot be undone.")
 

@@ -17,10 +17,10 @@ from django.utils import timezone
 from django_q.models import Failure
 
 from generations.models import Generation
-from moderation.models import VideoReport
-from generations.services.provider_switch import PAUSE_PERMISSION
-from moderation.services import provider_pause, provider_resume
 from generations.selectors import provider_switch
+from generations.services.provider_switch import PAUSE_PERMISSION
+from moderation.models import VideoReport
+from moderation.services import provider_pause, provider_resume
 from storage.models import StoredObject, UsageEntry
 from storage.quotas import month_of
 

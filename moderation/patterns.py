@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re2
 
-
 CompiledPattern = re2._Regexp
 
 

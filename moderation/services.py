@@ -15,17 +15,17 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from core.text import text_problem
 from generations.models import Generation
-from moderation.generation_actions import generation_flag, generation_hide
 from generations.services.provider_switch import PAUSE_PERMISSION
 from generations.services.provider_switch import provider_pause as switch_pause
 from generations.services.provider_switch import provider_resume as switch_resume
 from generations.transitions import transition
 from moderation.audit import audit_record
 from moderation.blocklist import blocklist_invalidate
+from moderation.generation_actions import generation_flag, generation_hide
 from moderation.models import AuditEntry, BlockedTerm, Suspension, VideoReport
 from storage.models import UserQuota
-from core.text import text_problem
 
 Action = AuditEntry.Action
 Status = Generation.Status

@@ -50,7 +50,8 @@ def _abort_multipart_uploads(cutoff) -> list[str]:
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=storage.bucket_name, Prefix=prefix):
         for upload in page.get("Uploads", []):
             if upload["Initiated"] <= cutoff:
-                client.abort_multipart_upload(Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"])
+                client.abort_multipart_upload(Bucket=storage.bucket_name, Key=upload["Key"],
+                                              UploadId=upload["UploadId"])
                 aborted.append(upload["Key"])
     return aborted
 

@@ -8,8 +8,7 @@ per job, so repeated settlement is a no-op.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -70,14 +69,15 @@ LIMIT_LABELS = {"storage_bytes": "Storage", "monthly_spend_usd": "Monthly spend"
 
 def month_of(moment: datetime | None = None) -> date:
     moment = moment or timezone.now()
-    return moment.astimezone(dt_timezone.utc).date().replace(day=1)
+    return moment.astimezone(UTC).date().replace(day=1)
 
 
 def limits_for(user: AbstractBaseUser) -> Limits:
     quota = UserQuota.objects.filter(user=user).first()
     return Limits(
         storage_bytes=_pick(quota and quota.storage_bytes, settings.STUDIO_DEFAULT_STORAGE_BYTES),
-        monthly_spend_usd=Decimal(str(_pick(quota and quota.monthly_spend_usd, settings.STUDIO_DEFAULT_MONTHLY_SPEND_USD))),
+        monthly_spend_usd=Decimal(str(_pick(quota and quota.monthly_spend_usd,
+                                            settings.STUDIO_DEFAULT_MONTHLY_SPEND_USD))),
         active_jobs=_pick(quota and quota.active_jobs, settings.STUDIO_DEFAULT_ACTIVE_JOBS),
     )
 
@@ -104,7 +104,8 @@ def quota_reserve(*, user: AbstractBaseUser, job, usd: Decimal, bytes: int, note
                             hint="Wait for a running job to finish or cancel one.")
     if usage.spend_usd + usd > limits.monthly_spend_usd:
         raise QuotaExceeded(limit="monthly_spend_usd", used=usage.spend_usd, allowed=limits.monthly_spend_usd,
-                            requested=usd, hint="Choose a shorter, faster or lower-resolution video, or wait for next month.")
+                            requested=usd,
+                            hint="Choose a shorter, faster or lower-resolution video, or wait for next month.")
     _check_storage(usage, bytes)
     return UsageEntry.objects.create(user=user, event=Event.RESERVE, job=job, usd=usd, bytes=bytes, jobs=1,
                                      month=month_of(), note=note)

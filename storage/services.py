@@ -45,7 +45,8 @@ def video_store_from_url(*, owner: AbstractBaseUser, url: str, keys: VideoKeys, 
         )
         poster_object, _ = StoredObject.objects.update_or_create(
             key=keys.poster,
-            defaults=dict(owner=owner, size=poster_size, content_type="image/jpeg", sha256=hashlib.sha256(poster).hexdigest()),
+            defaults=dict(owner=owner, size=poster_size, content_type="image/jpeg",
+                          sha256=hashlib.sha256(poster).hexdigest()),
         )
         video, _ = StoredVideo.objects.update_or_create(
             file=video_object,

@@ -304,7 +304,8 @@ def _s3_transfer_config() -> TransferConfig:
     return config
 
 
-def _s3_store(storage: S3Storage, key: str, content_type: str, *, file_path: Path | None = None, data: bytes | None = None) -> int:
+def _s3_store(storage: S3Storage, key: str, content_type: str, *, file_path: Path | None = None,
+              data: bytes | None = None) -> int:
     client = storage.connection.meta.client
     name = posixpath.join(storage.location, key) if storage.location else key
     params = storage.get_object_parameters(name)  # AWS_S3_OBJECT_PARAMETERS, e.g. CacheControl

@@ -31,8 +31,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from generations.models import Generation
-from generations.models import ProviderSwitch
+from generations.models import Generation, ProviderSwitch
 from generations.selectors import provider_switch
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -108,7 +107,8 @@ def render_metrics() -> str:
             ((f'cause="{cause}"', int(cause == current)) for cause in ("manual", *ProviderSwitch.Cause.values)))
 
     queued = task_queue_length()
-    _family(lines, "studio_task_queue_length", "gauge", "django-q2 tasks waiting for a worker (-1: broker unreachable).",
+    _family(lines, "studio_task_queue_length", "gauge",
+            "django-q2 tasks waiting for a worker (-1: broker unreachable).",
             [("", queued)])
     return "\n".join(lines) + "\n"
 

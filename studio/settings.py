@@ -1,4 +1,5 @@
-"""Settings for the LTX studio, read from the environment in one place (every name is in the README's configuration table).
+"""Settings for the LTX studio, read from the environment in one place (every name is in the
+README's configuration table).
 
 Development needs nothing set: SQLite, filesystem storage, the local fal simulator. Production
 (DEBUG off) refuses to start without SECRET_KEY and ALLOWED_HOSTS.

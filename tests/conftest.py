@@ -175,7 +175,8 @@ def task_queue(monkeypatch: pytest.MonkeyPatch) -> RecordingQueue:
     return queue
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, step: Callable[[], Any] | None = None) -> Any:
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05,
+               step: Callable[[], Any] | None = None) -> Any:
     """Call `step` then `predicate` until the predicate is truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -2,11 +2,10 @@
 with real stored MP4s (imported into tests/admin/conftest.py and tests/moderation/conftest.py)."""
 from __future__ import annotations
 
+import pytest
 from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-
-import pytest
 
 from generations.models import Generation, GenerationAttempt
 from generations.services.create import generation_create

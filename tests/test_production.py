@@ -138,7 +138,8 @@ def test_https_mode_redirects_plain_http_and_keeps_cookies_on_tls(collected_stat
                                                            "Cookie": f"csrftoken={csrf}"},
                               data={"username": "alice", "password": "alice-password", "csrfmiddlewaretoken": csrf})
         assert signed_in.status_code == 302, signed_in.text
-        session_cookie = [cookie for cookie in signed_in.headers.get_list("set-cookie") if cookie.startswith("sessionid=")]
+        session_cookie = [cookie for cookie in signed_in.headers.get_list("set-cookie")
+                          if cookie.startswith("sessionid=")]
         assert len(session_cookie) == 1 and "; Secure" in session_cookie[0]
 
 
@@ -369,7 +370,8 @@ def test_healthz_database_down_is_503_and_skips_what_needs_it(client, monkeypatc
     assert status == 503
     assert body["checks"]["database"]["detail"] == "connection refused"
     if not body["checks"]["broker"]["detail"].startswith("redis"):
-        assert body["checks"]["broker"] == {"ok": False, "ms": 0.0, "detail": "not checked: the database is unavailable"}
+        assert body["checks"]["broker"] == {"ok": False, "ms": 0.0,
+                                            "detail": "not checked: the database is unavailable"}
     assert body["checks"]["workers"]["ok"] is False
 
 

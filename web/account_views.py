@@ -13,9 +13,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from web.account_forms import ApiKeyForm, SignupForm, StudioAuthenticationForm
 from accounts.keys import TooManyApiKeys, api_key_create, api_key_revoke
 from accounts.models import ApiKey
+from web.account_forms import ApiKeyForm, SignupForm, StudioAuthenticationForm
 
 NEW_KEY_SESSION = "accounts.new_api_key"
 

@@ -34,7 +34,8 @@ def new_idempotency_key() -> str:
 
 
 class GenerationForm(forms.Form):
-    prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Describe the video: subject, action, camera, light, sound"}))
+    prompt = forms.CharField(widget=forms.Textarea(
+        attrs={"rows": 4, "placeholder": "Describe the video: subject, action, camera, light, sound"}))
     mode = forms.ChoiceField(label="Type", choices=MODE_CHOICES, initial="text", widget=forms.RadioSelect)
     image = forms.FileField(label="Start image", required=False,
                             help_text="PNG, JPEG, WebP or AVIF, at most 10 MB.",

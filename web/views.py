@@ -19,7 +19,6 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from generations import ltx
-from web.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
 from generations.images import ImageRejected, ImageTooLarge, image_preview_jpeg, stored_image_thumbnail
 from generations.media_links import media_link_read
 from generations.models import Generation, Project
@@ -32,14 +31,26 @@ from generations.selectors import (
     generation_viewable_for,
 )
 from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import (IdempotencyConflict, NotRetryable, StorageUnavailable, generation_create,
-                                         generation_rerun)
+from generations.services.create import (
+    IdempotencyConflict,
+    NotRetryable,
+    StorageUnavailable,
+    generation_create,
+    generation_rerun,
+)
 from generations.services.delete import StillActive, generation_delete
-from generations.services.projects import (ProjectBusy, ProjectNameRefused, project_create, project_default_for,
-                                            project_delete, project_rename)
+from generations.services.projects import (
+    ProjectBusy,
+    ProjectNameRefused,
+    project_create,
+    project_default_for,
+    project_delete,
+    project_rename,
+)
 from moderation.services import ReportRefused, report_create
 from storage.quotas import QuotaExceeded, usage_for
 from storage.serving import serve_object
+from web.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
 
 PAGE_SIZE = 24
 
@@ -140,7 +151,8 @@ def generation_new(request: HttpRequest) -> HttpResponse:
             except (QuotaExceeded, StorageUnavailable) as exc:
                 form.add_error(None, str(exc))
             except IdempotencyConflict:
-                form.add_error(None, "This form was already submitted with other settings. Check them and submit again.")
+                form.add_error(None, "This form was already submitted with other settings. "
+                                     "Check them and submit again.")
                 form.renew_idempotency_key()
             else:
                 return redirect("generations:detail", pk=generation.pk)

@@ -33,13 +33,21 @@ from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
+from core.netguard import HostNotFound, UnsafeURL, check_webhook_url, read_at_most, safe_stream
 from fal_protocol import signature as fal_signature
 from generations.models import Generation
 from generations.payloads import generation_payload, webhook_body
 from generations.queue import enqueue_on_commit
-from core.netguard import HostNotFound, UnsafeURL, check_webhook_url, read_at_most, safe_stream
-from webhooks.models import (EVENT_STATUSES, FAL_EVENT, PING, JobWebhookSecret, WebhookAttempt, WebhookDelivery,
-                             WebhookEndpoint, WebhookEvent)
+from webhooks.models import (
+    EVENT_STATUSES,
+    FAL_EVENT,
+    PING,
+    JobWebhookSecret,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from webhooks.signing import new_secret, signature_headers
 from webhooks.signing_keys import studio_signing_key
 
@@ -219,7 +227,8 @@ def _studio_deliveries(generation: Generation) -> list[WebhookDelivery]:
     deliveries = [WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, enqueued_at=now)
                   for endpoint in endpoints]
     if generation.webhook_url:
-        deliveries.append(WebhookDelivery(event=event, url=generation.webhook_url, next_attempt_at=now, enqueued_at=now))
+        deliveries.append(WebhookDelivery(event=event, url=generation.webhook_url, next_attempt_at=now,
+                                          enqueued_at=now))
     return deliveries
 
 

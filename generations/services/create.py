@@ -21,9 +21,9 @@ from generations.images import ImageRejected, StartImage, load_start_image
 from generations.models import Generation, Project
 from generations.prompt_checks import prompt_checks_run
 from generations.queue import SUBMIT_TASK, enqueue_on_commit
+from generations.selectors import provider_is_paused_for_hold
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
-from generations.selectors import provider_is_paused_for_hold
 from storage.keys import generation_key
 from storage.models import StoredObject
 from storage.quotas import estimate_bytes, quota_reserve
@@ -91,7 +91,8 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     Image-to-video: `input["image_url"]` (data URI or http(s) URL, fetched under the public-address
     rule) is checked by decoding (`images.load_start_image`; a refusal is `InputError({"image_url": …})`),
     stored before the transaction as the job's own object `start.<ext>` (removed again if the
-    transaction fails; storage refusing it raises StorageUnavailable, with nothing created), linked as `Generation.start_image` and counted in the byte reservation. The
+    transaction fails; storage refusing it raises StorageUnavailable, with nothing created), linked
+    as `Generation.start_image` and counted in the byte reservation. The
     stored input keeps the original URL, or `START_IMAGE_REF` instead of a data URI; submit builds
     what fal gets.
 

@@ -22,7 +22,8 @@ def generation_delete(generation: Generation) -> None:
     gone, and running this again finishes the job (deleting a missing object is fine). Idempotent.
     Raises StillActive for an active generation.
     """
-    generation = Generation.objects.select_related("video__file", "video__poster", "start_image").filter(pk=generation.pk).first()
+    generation = (Generation.objects.select_related("video__file", "video__poster", "start_image")
+                  .filter(pk=generation.pk).first())
     if generation is None:
         return
     if generation.status not in Generation.TERMINAL:

@@ -51,7 +51,8 @@ def stream_slot_take(user: AbstractBaseUser) -> StreamSlot:
 def stream_slot_renew(slot: StreamSlot) -> bool:
     """Extend `slot` by SLOT_SECONDS. False when it is gone (it expired while its stream stalled and
     was removed): the stream is no longer counted and should end."""
-    return StreamSlot.objects.filter(pk=slot.pk).update(expires_at=timezone.now() + timedelta(seconds=SLOT_SECONDS)) == 1
+    renewed = StreamSlot.objects.filter(pk=slot.pk).update(expires_at=timezone.now() + timedelta(seconds=SLOT_SECONDS))
+    return renewed == 1
 
 
 def stream_slot_release(slot: StreamSlot) -> None:

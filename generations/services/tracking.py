@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from fal_protocol.client import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
 from generations.models import Generation, GenerationAttempt
-from generations.queue import (AMBIGUOUS_SUBMITS_TASK, STORE_TASK, SUBMIT_TASK, TRACKER_TASK, enqueue,
-                               enqueue_on_commit)
+from generations.queue import AMBIGUOUS_SUBMITS_TASK, STORE_TASK, SUBMIT_TASK, TRACKER_TASK, enqueue, enqueue_on_commit
+from generations.selectors import provider_is_paused_automatically
 from generations.services.attempts import attempt_record_failure
 from generations.services.lease import TRACKED, lease_claim, lease_release, next_token, tracking_has_work
 from generations.services.provider import provider_outage, provider_probe_if_due
@@ -38,7 +38,6 @@ from generations.services.row_lease import row_lease_live
 from generations.services.submit import generation_resolve_submitting, retry_backoff
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
-from generations.selectors import provider_is_paused_automatically
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -189,7 +188,7 @@ def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
 
 def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus | FalError]) -> None:
     quiet = []
-    for (pk, status, _), outcome in zip(rows, results):
+    for (pk, status, _), outcome in zip(rows, results, strict=True):
         if not isinstance(outcome, FalStatus):
             _poll_failed(pk, outcome)
         elif status == Status.RUNNING and _recorded.get(pk) == _fingerprint(outcome):

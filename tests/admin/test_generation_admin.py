@@ -9,9 +9,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from generations.payloads import generation_payload
 from generations.media_links import media_link
 from generations.models import Generation
+from generations.payloads import generation_payload
 from moderation.models import AuditEntry
 from storage.models import UsageEntry
 from storage.quotas import usage_for
@@ -60,14 +60,16 @@ def test_list_shows_status_user_project_model_spec_cost_and_flags(admin_client, 
 def test_filters_and_prompt_search(admin_client, user, other_user, video, task_queue):
     queued = pending(other_user, "A lighthouse in a storm", resolution="1440p")
     fast = Generation.objects.get(pk=pending(user, "Fast fox").pk)
-    Generation.objects.filter(pk=fast.pk).update(model_id="fal-ai/ltx-2/text-to-video/fast", flagged_at=video.created_at)
+    Generation.objects.filter(pk=fast.pk).update(model_id="fal-ai/ltx-2/text-to-video/fast",
+                                                 flagged_at=video.created_at)
     assert rows(admin_client.get(LIST, {"status__exact": "succeeded"})) == [str(video.pk)]
     assert rows(admin_client.get(LIST, {"model": "fal-ai/ltx-2/text-to-video/fast"})) == [str(fast.pk)]
     assert rows(admin_client.get(LIST, {"moderation": "review"})) == [str(fast.pk)]
     assert rows(admin_client.get(LIST, {"owner__id__exact": other_user.pk})) == [str(queued.pk)]
     assert rows(admin_client.get(LIST, {"q": "lighthouse"})) == [str(queued.pk)]
     assert rows(admin_client.get(LIST, {"q": str(video.pk)})) == [str(video.pk)]
-    assert set(rows(admin_client.get(LIST, {"created_at__gte": str(video.created_at.replace(hour=0, minute=0, second=0, microsecond=0))}))) == {
+    midnight = video.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert set(rows(admin_client.get(LIST, {"created_at__gte": str(midnight)}))) == {
         str(video.pk), str(queued.pk), str(fast.pk)}
 
 

@@ -11,7 +11,6 @@ from django.core.exceptions import PermissionDenied
 from django.test import Client
 from rest_framework.test import APIClient
 
-from web.account_forms import SUSPENDED_MESSAGE
 from accounts.keys import api_key_create
 from generations.models import Generation
 from moderation.generation_actions import generation_refund
@@ -19,6 +18,7 @@ from moderation.models import AuditEntry, Suspension
 from moderation.services import SuspendRefused, quota_override_set, user_suspend
 from storage.models import UsageEntry, UserQuota
 from tests.moderation_fixtures import pending, run_action, running, succeeded
+from web.account_forms import SUSPENDED_MESSAGE
 
 pytestmark = pytest.mark.django_db
 USERS = "auth/user"
@@ -191,7 +191,8 @@ def test_the_audit_log_cannot_be_added_changed_or_deleted(admin_client, superuse
     entry = AuditEntry.objects.get()
     assert "why" in admin_client.get("/admin/moderation/auditentry/").content.decode()
     assert admin_client.get("/admin/moderation/auditentry/add/").status_code == 403
-    assert admin_client.post(f"/admin/moderation/auditentry/{entry.pk}/change/", {"reason": "edited"}).status_code == 403
+    assert admin_client.post(f"/admin/moderation/auditentry/{entry.pk}/change/",
+                             {"reason": "edited"}).status_code == 403
     assert admin_client.post(f"/admin/moderation/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEntry.objects.get().reason == "why"
 

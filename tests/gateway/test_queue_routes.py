@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from accounts.keys import api_key_create, api_key_revoke
 from generations.models import Generation
+from generations.services.tracking import tracker_tick
 from generations.transitions import transition
 from storage.models import UsageEntry, UserQuota
-from generations.services.tracking import tracker_tick
 from tests.conftest import wait_until
 from tests.generations.test_pipeline import make_due, probe
 from tests.media_fetch import fetch
@@ -78,7 +78,8 @@ def test_submit_answers_like_fal_and_the_request_is_a_studio_generation(gw, user
                     "response_url": base, "status_url": f"{base}/status", "cancel_url": f"{base}/cancel",
                     "queue_position": 0}
     assert response["x-fal-request-id"] == str(generation.pk)
-    assert (generation.owner, generation.project.name, generation.model_id) == (user, "Inbox", "fal-ai/ltx-2/text-to-video")
+    assert (generation.owner, generation.project.name, generation.model_id) == (
+        user, "Inbox", "fal-ai/ltx-2/text-to-video")
     assert generation.input["duration"] == "8" and generation.cost_usd == Decimal("0.96")
     assert task_queue.names() == ["generation_submit_task", "tracker_run_task"]
     assert UsageEntry.objects.get(job=generation.pk).event == "reserve"
@@ -247,7 +248,8 @@ def test_revoked_keys_are_401_and_suspended_accounts_403(user, task_queue):
 
 
 def test_submitting_too_fast_is_429_with_retry_after_and_creates_nothing(gw, settings, task_queue):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "100/min", "create": "2/min"}}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+                               "DEFAULT_THROTTLE_RATES": {"api": "100/min", "create": "2/min"}}
     assert [submit(gw).status_code for _ in range(2)] == [200, 200]
     response = submit(gw)
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
@@ -311,7 +313,8 @@ def test_completed_is_200_with_metrics_and_failures_carry_the_error(gw, task_que
     assert gw.get(requests_url(measured_by_fal, "/status")).json()["metrics"] == {"inference_time": 3.25}
     failed = move(submitted(gw), Status.FAILED, error_code="content_policy_violation", error_message="not allowed")
     body = gw.get(requests_url(failed, "/status")).json()
-    assert (body["status"], body["error"], body["error_type"]) == ("COMPLETED", "not allowed", "content_policy_violation")
+    assert (body["status"], body["error"], body["error_type"]) == (
+        "COMPLETED", "not allowed", "content_policy_violation")
     assert body["metrics"] == {"inference_time": None} and body["logs"] is None
 
 

@@ -9,21 +9,20 @@ from django.core import mail
 from django.test import Client
 
 from fal_protocol.client import FalAccountBlocked
-from generations.models import Generation, GenerationAttempt
+from generations.models import Generation, GenerationAttempt, ProviderSwitch
 from generations.services.provider import provider_probe_if_due
 from generations.services.store import generation_store
 from generations.services.tracking import tracker_run
 from generations.tasks import sweep_task
 from generations.upstream import reset_fal_client
-from generations.models import ProviderSwitch
 from moderation.models import AuditEntry
 from moderation.services import provider_pause, provider_resume
 from storage.quotas import usage_for
 from studio.health import run_checks
 from studio.metrics import render_metrics
+from tests.generations.test_image_to_video import image_bytes
 from tests.generations.test_pipeline import create, track_until
 from tests.generations.test_upstream_faults import finish, ledger
-from tests.generations.test_image_to_video import image_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Generation.Status

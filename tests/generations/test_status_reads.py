@@ -17,14 +17,13 @@ from rest_framework.views import APIView
 
 from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
-from generations.payloads import generation_payload
 from generations import status_reads
-from generations.payloads import result_response, status_body
 from generations.media_links import media_link_read
 from generations.models import Generation
+from generations.payloads import generation_payload, result_response, status_body
 from generations.selectors import generation_get_for
-from generations.status_reads import status_row_for_key
 from generations.services.create import generation_create
+from generations.status_reads import status_row_for_key
 from storage.models import StoredObject, StoredVideo
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +48,8 @@ def finished(owner, *, hidden: bool = False) -> Generation:
                                        fps=25, duration=6.0, num_frames=150, has_audio=True, video_codec="h264")
     now = timezone.now()
     Generation.objects.filter(pk=generation.pk).update(
-        status="succeeded", fal_status="COMPLETED", video=video, is_hidden=hidden, started_at=now - timedelta(seconds=9),
+        status="succeeded", fal_status="COMPLETED", video=video, is_hidden=hidden,
+        started_at=now - timedelta(seconds=9),
         completed_at=now - timedelta(seconds=1), finished_at=now, inference_seconds=7.5, logs=LOGS)
     return Generation.objects.get(pk=generation.pk)
 

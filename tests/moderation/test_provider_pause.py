@@ -6,11 +6,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.keys import api_key_create
-from generations.models import Generation
+from generations.models import Generation, ProviderSwitch
+from generations.services.provider_switch import fair_order
 from generations.services.submit import generation_submit
 from generations.services.tracking import tracker_tick
-from generations.models import ProviderSwitch
-from generations.services.provider_switch import fair_order
 from moderation.models import AuditEntry
 from moderation.services import provider_pause, provider_resume
 from storage.quotas import usage_for

@@ -44,7 +44,8 @@ def test_report_from_the_api_once_per_user(user, video):
 
 def test_report_errors_use_the_error_shape(user, other_user, video):
     blank = api_for(user).post(f"/api/v1/generations/{video.pk}/report/", {"reason": ""}, format="json")
-    assert blank.status_code == 422 and blank.json()["code"] == "validation_error" and "reason" in blank.json()["details"]
+    assert blank.status_code == 422 and blank.json()["code"] == "validation_error"
+    assert "reason" in blank.json()["details"]
     stranger = api_for(other_user).post(f"/api/v1/generations/{video.pk}/report/", {"reason": "x"}, format="json")
     assert stranger.status_code == 404 and stranger.json()["code"] == "not_found"
     assert not VideoReport.objects.exists() and not AuditEntry.objects.exists()

@@ -38,7 +38,8 @@ def test_staff_filter_play_inline_and_hide(studio, page: Page, browser, user, dj
     player = page.locator("video#admin-player")
     expect(player).to_be_visible()
     expect(page.locator("img#admin-poster")).to_be_visible()
-    page.evaluate("() => { const v = document.querySelector('#admin-player'); v.preload = 'auto'; v.muted = true; v.play(); }")
+    page.evaluate("() => { const v = document.querySelector('#admin-player'); "
+                  "v.preload = 'auto'; v.muted = true; v.play(); }")
     page.wait_for_function("document.querySelector('#admin-player').readyState >= 2", timeout=WAIT_MS)
     assert abs(page.evaluate("document.querySelector('#admin-player').duration") - 6) < 0.1
     assert page.evaluate("document.querySelector('#admin-poster').naturalWidth") > 0

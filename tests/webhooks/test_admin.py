@@ -34,5 +34,6 @@ def test_staff_can_read_endpoints_and_deliveries_but_never_the_secret(admin_clie
     assert {path: page.status_code for path, page in pages.items()} == dict.fromkeys(pages, 200)
     assert all(endpoint.secret not in page.content.decode() for page in pages.values())
     assert admin_client.get("/admin/webhooks/webhookendpoint/add/").status_code == 403
-    assert admin_client.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/delete/",
+                             {"post": "yes"}).status_code == 403
     assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()

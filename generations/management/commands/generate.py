@@ -10,14 +10,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from core.text import text_problem
 from generations import ltx
 from generations.models import Generation
 from generations.services.create import OwnerSuspended, generation_create
 from generations.services.projects import project_get_or_create
 from storage.backend import object_location
 from storage.quotas import QuotaExceeded
-from core.text import text_problem
-
 
 
 class Command(BaseCommand):

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
-from generations.services.lease import tracker_ensure
 from core.supervisor import Supervisor, default_stall_after
+from generations.services.lease import tracker_ensure
 
 
 class Command(BaseCommand):
