@@ -97,7 +97,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exceptions.UnsupportedMediaType: "unsupported_media_type", exceptions.Throttled: "throttled",
         exceptions.NotAcceptable: "not_acceptable",
     }.get(type(exc), getattr(exc, "default_code", "error"))
-    message = str(exc.detail) if isinstance(getattr(exc, "detail", None), str) else str(exc)
+    detail = getattr(exc, "detail", None)
+    message = str(detail) if isinstance(detail, str) else str(exc)
     headers = {k: v for k, v in response.headers.items() if k in ("Retry-After", "WWW-Authenticate", "Allow")}
     return error(response.status_code, code, message, headers=headers)
 

@@ -1,6 +1,7 @@
 """Request and response shapes of the REST API. Output follows fal's VideoFile for the video."""
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +29,7 @@ class BoundedJSONField(serializers.JSONField):
     """DRF's JSONField, loading JSON text (the `input` part of a multipart or form body) through
     `core.jsonbody`, so nesting deeper than its limit is a 422 on the field, not a RecursionError."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> Any:
         if getattr(data, "is_json_string", False):
             try:
                 return json_loads_bounded(data)
@@ -49,7 +50,7 @@ class GenerationCreateSerializer(serializers.Serializer):
                                   help_text="image-to-video start image as a multipart upload (PNG, JPEG, WebP, "
                                             "AVIF); the alternative to input.image_url")
 
-    def validate_project(self, value):
+    def validate_project(self, value: uuid.UUID | None) -> Project | None:
         if value is None:
             return None
         project = Project.objects.filter(owner=self.context["request"].user, pk=value).first()

@@ -63,6 +63,7 @@ async def _worker(host: str, port: int, requests: list[bytes], schedule: Schedul
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection(host, port)
+            assert reader is not None  # opened with the writer
             started = time.monotonic()
             writer.write(requests[target])
             await writer.drain()
@@ -104,7 +105,10 @@ async def _run(urls: list[str], seconds: float, concurrency: int, headers: list[
     schedule = Schedule(start=time.monotonic(), targets=len(urls), turn_seconds=turn_seconds,
                         warmup_seconds=warmup_seconds, turns=max(1, round(seconds / turn_seconds)))
     tallies = [Tally() for _ in urls]
-    await asyncio.gather(*(_worker(parts[0].hostname, parts[0].port or 80, requests, schedule, tallies)
+    host = parts[0].hostname
+    if not host:
+        raise SystemExit("loadgen: the URLs need a host")
+    await asyncio.gather(*(_worker(host, parts[0].port or 80, requests, schedule, tallies)
                            for _ in range(concurrency)))
     return {url: _summary(tally, schedule.turns * turn_seconds) for url, tally in zip(urls, tallies, strict=True)}
 

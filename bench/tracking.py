@@ -28,6 +28,7 @@ import tempfile
 import time
 import urllib.request
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 
 from bench.report import ROOT, Row, percentile
 from bench.server import free_port, start_web, stop
@@ -211,12 +212,21 @@ def _measure(username: str, count: int) -> dict:
     if failed:
         raise SystemExit(f"{len(failed)} of {count} bench jobs did not succeed, e.g. {failed[0].status}: "
                          f"{failed[0].error_message}")
-    submits = [(row.submitted_at - row.created_at).total_seconds() for row in rows]
-    stores = [(row.finished_at - row.completed_at).total_seconds() for row in rows]
+    submits = [_seconds(row.created_at, row.submitted_at) for row in rows]
+    stores = [_seconds(row.completed_at, row.finished_at) for row in rows]
     return {"peak_inflight": peak, "peak_upstream": peak_upstream, "seconds": seconds,
             "submit_p50": percentile(submits, 0.5),
             "submit_p95": percentile(submits, 0.95), "store_p95": percentile(stores, 0.95),
-            "request_ids": {row.fal_request_id: row.completed_at.timestamp() for row in rows}}
+            "request_ids": {row.fal_request_id: _stamped(row.completed_at).timestamp() for row in rows}}
+
+
+def _stamped(moment: datetime | None) -> datetime:
+    assert moment is not None, "a succeeded job has every timestamp"
+    return moment
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float:
+    return (_stamped(end) - _stamped(start)).total_seconds()
 
 
 def _upstream_figures(sim_url: str, seen_at: dict[str, float], mode: str) -> dict:

@@ -173,6 +173,8 @@ def _s3_proxy(args):
     from tests.outage_proxy import OutageProxy
 
     parts = urlsplit(endpoint)
+    if not parts.hostname:
+        raise SystemExit(f"AWS_S3_ENDPOINT_URL has no host: {endpoint!r}")
     proxy = OutageProxy(parts.hostname, parts.port or 80).__enter__()
     os.environ["AWS_S3_ENDPOINT_URL"] = proxy.url
     return proxy
@@ -182,7 +184,7 @@ def _schedule(args, sim, s3_proxy) -> Schedule:
     from django.conf import settings
     from django.db import connection
 
-    outages = []
+    outages: list[Outage] = []
     if not args.no_lock:
         outages.append(ProviderLock(sim, args.lock_at, args.lock_seconds))
     if not args.no_storage_outage:
@@ -251,6 +253,7 @@ def _run(args, sim, cluster: Cluster, schedule: Schedule, web_port: int, scratch
                 kills["one_process"] += 1
             next_kill = now + rng.uniform(0.5, 1.5) * args.kill_every
         if now >= next_report:
+            states: dict[str, int] | str
             try:
                 states = dict(Counter(mine.values_list("status", flat=True)))
             except DatabaseError:

@@ -239,7 +239,8 @@ def _check_images(sim, jobs, facts: RunFacts, figures) -> None:
                                                outcome=Outcome.OK)
     stats = sim.stats()
     figures["start_images_to_fal"] = {
-        "studio": dict(Counter(response.get("method") for response in uploads.values_list("response", flat=True))),
+        "studio": dict(Counter((response or {}).get("method")
+                               for response in uploads.values_list("response", flat=True))),
         "fal_saw": {"data_uri": stats["image_data_uri"], "fal_storage": stats["image_uploaded"]},
     }
 
@@ -249,7 +250,7 @@ def _check_gateway(jobs, facts: RunFacts, figures, problems) -> None:
     planned = [prompt for prompt, kind in facts.kinds.items() if kind == "gateway"]
     if not planned:
         return
-    outcomes = Counter()
+    outcomes: Counter[str] = Counter()
     disagreements = []
     for job in gateway_jobs:
         event = facts.gateway.get(job.prompt)

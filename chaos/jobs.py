@@ -102,6 +102,7 @@ class GatewayClients:
         self._reader.start()
 
     def submit(self, prompt: str, key: str) -> None:
+        assert self.process.stdin is not None  # opened with stdin=PIPE
         self.process.stdin.write(json.dumps({"prompt": prompt, "key": key}) + "\n")
         self.process.stdin.flush()
         self.sent += 1
@@ -124,6 +125,7 @@ class GatewayClients:
         self._log.close()
 
     def _read(self) -> None:
+        assert self.process.stdout is not None  # opened with stdout=PIPE
         for line in self.process.stdout:
             try:
                 event = json.loads(line)
@@ -185,6 +187,7 @@ class Creator:
                     time.sleep(delay)
                 owner = self.users[job.number % len(self.users)]
                 if job.kind == GATEWAY:
+                    assert self.gateway is not None  # gateway jobs are planned only with the clients running
                     self.gateway.submit(job.prompt, self.keys[owner.pk])
                     self.created_at[job.prompt] = time.time()
                     self.created += 1

@@ -161,6 +161,7 @@ class PostgresRestart(Outage):
 
     def end(self) -> None:
         if self.active:
+            assert self._thread is not None  # begun, so its thread exists
             self._thread.join()
             self.ended = self._finished_at or time.time()
 

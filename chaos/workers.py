@@ -45,6 +45,7 @@ class Cluster:
         raise SystemExit(f"the worker cluster did not start within {timeout:g} s: see {self.log_path}")
 
     def _qcluster(self) -> int | None:
+        assert self.process is not None, "start() first"
         children = children_of(self.process.pid)
         return children[0] if children else None
 

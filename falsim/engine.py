@@ -133,6 +133,7 @@ def request_urls(req: SimRequest, base_url: str) -> dict:
 def request_output(req: SimRequest, base_url: str) -> dict:
     """The result of a request that rendered its video, as fal's result call answers it."""
     video = req.video
+    assert video is not None, "only a rendered request has an output"
     return {
         "video": {
             "url": f"{base_url}/files/{video['token']}/{quote(video['file_name'])}",
@@ -203,8 +204,9 @@ class Engine:
         self._changed = threading.Condition(self._lock)  # status streams wait for changes
         self._requests: dict[str, SimRequest] = {}
         self._queue: collections.deque[str] = collections.deque()
-        self._counts = collections.Counter()
-        self._submits_by_input = collections.Counter()  # payload_fingerprint -> accepted submits
+        self._counts: collections.Counter[str] = collections.Counter()
+        # payload_fingerprint -> accepted submits
+        self._submits_by_input: collections.Counter[str] = collections.Counter()
         self._in_progress = 0
 
     # -- introspection --
@@ -263,6 +265,7 @@ class Engine:
         params, errors = validate_input(endpoint, body)
         if errors:
             return 422, {"detail": errors}, None
+        assert params is not None  # valid input, so normalised params
         prompt = params["prompt"].lower()
         now = time.time()
         req = SimRequest(
@@ -425,6 +428,7 @@ class Engine:
         now = time.time()
         if req.status == IN_PROGRESS:
             self._in_progress -= 1
+            assert req.started_at is not None  # set when it went IN_PROGRESS
             req.inference_time = round(now - req.started_at, 3)
         req.status = COMPLETED
         req.completed_at = now

@@ -107,7 +107,7 @@ class FaultInjector:
         self._settings = dict(values)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._fired = collections.Counter()  # fault name -> times it fired
+        self._fired: collections.Counter[str] = collections.Counter()  # fault name -> times it fired
 
     def roll(self, name: str) -> bool:
         """Whether fault ``name`` fires this time (counted when it does)."""

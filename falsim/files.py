@@ -50,6 +50,7 @@ class FileStore:
         self._upload_secret = secrets.token_bytes(32)
 
     def upload_path(self, token: str) -> str:
+        assert self.uploads_dir is not None, "the simulator has not started"
         return os.path.join(self.uploads_dir, token)
 
     def new_upload(self, file_name: str, content_type: str, base_url: str) -> dict:

@@ -66,6 +66,7 @@ class BodyTooLarge(Exception):
 
 
 class Handler(BaseHTTPRequestHandler):
+    server: Server
     protocol_version = "HTTP/1.1"
     server_version = "falsim/1.0"
     sys_version = ""
@@ -295,4 +296,4 @@ class Handler(BaseHTTPRequestHandler):
 
     def flag(self, name: str) -> bool:
         values = self.query.get(name)
-        return bool(values) and values[-1].lower() in ("1", "true", "yes")
+        return bool(values and values[-1].lower() in ("1", "true", "yes"))

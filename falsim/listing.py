@@ -73,15 +73,16 @@ def _parse(query: dict[str, list[str]], now: float) -> dict:
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"Input should be between 1 and {MAX_LIMIT}")
     page = 1
-    if one("cursor"):
+    if cursor := one("cursor"):
         try:
-            page = int(base64.b64decode(one("cursor"), validate=True).decode())
+            page = int(base64.b64decode(cursor, validate=True).decode())
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise QueryError("cursor", "Invalid cursor") from None
         if page < 1:
             raise QueryError("cursor", "Invalid cursor")
-    end = _moment(one("end"), "end") if one("end") else now + 1.0
-    start = _moment(one("start"), "start") if one("start") else now - DEFAULT_LOOK_BACK.total_seconds()
+    end = _moment(end_text, "end") if (end_text := one("end")) else now + 1.0
+    start = (_moment(start_text, "start") if (start_text := one("start"))
+             else now - DEFAULT_LOOK_BACK.total_seconds())
     status = one("status")
     if status is not None and status not in STATUSES:
         raise QueryError("status", f"Input should be {', '.join(repr(s) for s in STATUSES)}")

@@ -265,7 +265,8 @@ class _FramePainter:
         )
         draw.text((x0, int(h * 0.14)), header, font=small, fill=(200, 205, 215))
         y = int(h * 0.22)
-        line_h = int(body.size * 1.3)
+        # Pillow's bitmap fallback font (no FreeType) has no size: it is about 11 px high.
+        line_h = int((body.size if isinstance(body, ImageFont.FreeTypeFont) else 11) * 1.3)
         max_lines = max(1, int((h * 0.74 - y) / line_h))
         for line in _wrap(text or "(no prompt)", body, int(w * 0.9), max_lines):
             draw.text((x0, y), line, font=body, fill=(245, 245, 245))
@@ -320,6 +321,7 @@ class _FramePainter:
         cw, ch = self.w / zoom, self.h / zoom
         left = min(self.w - cw, (self.w - cw) / 2 + self.PAN * self.w * t)
         top = (self.h - ch) / 2
+        assert self.start is not None  # frame() comes here only with a start image
         zoomed = self.start.resize((self.w, self.h), Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
         y, u, v = self._to_planes(zoomed)
         np.copyto(self.y, y)
@@ -371,10 +373,10 @@ class _DigitSprites:
             x += sw
 
 
-_FONTS: dict[int, ImageFont.ImageFont] = {}
+_FONTS: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
 
 
-def _font(size: int):
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     font = _FONTS.get(size)
     if font is None:
         # Pillow >= 10.1 ships a scalable default font (Aileron) when FreeType is present.

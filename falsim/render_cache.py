@@ -35,7 +35,7 @@ class RenderCache:
         with self._lock:
             entry = self._entries.get(key)
             owner = entry is None
-            if owner:
+            if entry is None:
                 entry = self._entries[key] = _Entry()
         if owner:
             name = "cache-{width}x{height}-{fps}fps-{duration}s-{audio}.mp4".format(**spec)
@@ -57,4 +57,5 @@ class RenderCache:
                     raise RenderCancelled()
             if entry.facts is None:
                 raise RuntimeError("cached render failed")
+        assert entry.facts is not None and entry.path is not None  # set together by the render's owner
         return dict(entry.facts), entry.path

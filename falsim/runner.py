@@ -106,6 +106,7 @@ def _render(sim: FalSimulator, req: SimRequest, width: int, height: int, progres
     p = req.params
     file_name = f"{req.id}.mp4"
     spec = dict(width=width, height=height, fps=p["fps"], duration=p["duration"], audio=p["generate_audio"])
+    assert sim.workdir is not None, "the simulator has not started"
     folder = os.path.join(sim.workdir, "renders")
     if sim.cache_renders:
         facts, path = sim.render_cache.render(spec, folder, lambda: _stop_requested(sim, req))

@@ -54,7 +54,7 @@ class WebhookSender:
         self._cond = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
-        self._client = None
+        self._client: httpx.Client | None = None
 
     def start(self) -> None:
         self._client = httpx.Client(trust_env=False, timeout=self.timeout)
@@ -111,6 +111,7 @@ class WebhookSender:
             "User-Agent": "falsim-webhook/1.0",
             **self.signature_headers(request_id, body),
         }
+        assert self._client is not None, "start() first"
         try:
             response = self._client.post(url, content=body, headers=headers)
         except Exception as exc:

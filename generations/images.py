@@ -179,8 +179,8 @@ def image_preview_jpeg(uploaded_file: UploadedFile, *, max_bytes: int) -> bytes:
     Applies the same checks as `image_to_data_uri` (raises ImageRejected / ImageTooLarge)."""
     data_uri = image_to_data_uri(uploaded_file, max_bytes=max_bytes)
     raw = base64.b64decode(data_uri.split(",", 1)[1])
-    with Image.open(io.BytesIO(raw)) as image:
-        image = image.convert("RGB")
+    with Image.open(io.BytesIO(raw)) as opened:
+        image = opened.convert("RGB")
         image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
         output = io.BytesIO()
         image.save(output, format="JPEG", quality=80)
@@ -194,8 +194,8 @@ def stored_image_thumbnail(key: str) -> bytes:
     with default_storage.open(key, "rb") as handle:
         raw = handle.read()
     try:
-        with Image.open(io.BytesIO(raw)) as image:
-            image = image.convert("RGB")
+        with Image.open(io.BytesIO(raw)) as opened:
+            image = opened.convert("RGB")
             image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
             output = io.BytesIO()
             image.save(output, format="JPEG", quality=80)

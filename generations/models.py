@@ -46,7 +46,7 @@ class Generation(models.Model):
     ACTIVE = frozenset({Status.PENDING, Status.HELD, Status.SUBMITTING, Status.QUEUED, Status.RUNNING, Status.STORING})
     TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
     # Which moves are legal; `transitions.transition` refuses anything else.
-    TRANSITIONS = {
+    TRANSITIONS: dict[str, set[str]] = {
         Status.PENDING: {Status.SUBMITTING, Status.HELD, Status.FAILED, Status.CANCELED},
         Status.HELD: {Status.PENDING, Status.FAILED, Status.CANCELED},
         # HELD: fal refused the account mid-submit (generations/services/provider.py).

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, Max
 
 from generations.ltx import InputError
@@ -126,7 +126,7 @@ def blocklist_match(prompt: str) -> tuple[int, str] | None:
     return None
 
 
-def prompt_check(prompt: str, *, owner: AbstractBaseUser) -> None:
+def prompt_check(prompt: str, *, owner: User) -> None:
     """Raise PromptBlocked when `prompt` matches an active blocked term, and audit the refusal.
 
     The audit entry (actor: the owner) is written at once, outside any job transaction: nothing

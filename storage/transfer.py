@@ -44,11 +44,12 @@ import logging
 import os
 import posixpath
 import shutil
+import ssl
 import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 import httpx
 from boto3.exceptions import Boto3Error
@@ -57,7 +58,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, default_storage
-from django.utils._os import safe_makedirs
+from django.utils._os import safe_makedirs  # type: ignore[attr-defined]  # private; django-stubs omits it
 
 from storage.backend import is_s3
 
@@ -138,14 +139,14 @@ def download_to_tempfile(
 
 
 @functools.cache
-def _tls_context():
+def _tls_context() -> ssl.SSLContext:
     # httpx loads the CA bundle into a fresh SSL context for every client (~17 ms, more than the
     # rest of a small download); one shared context is thread-safe and enough.
     return httpx.create_ssl_context()
 
 
 def _receive(
-    client: httpx.Client, url: str, out: BinaryIO, *, max_bytes: int, allowed: set[str], timeout: float
+    client: httpx.Client, url: str, out: IO[bytes], *, max_bytes: int, allowed: set[str], timeout: float
 ) -> Downloaded:
     response = _get_following_redirects(client, url, timeout)
     try:

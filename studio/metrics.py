@@ -83,8 +83,10 @@ def render_metrics() -> str:
                   .filter(status=Generation.Status.SUCCEEDED, finished_at__gte=now - DURATION_WINDOW,
                           completed_at__isnull=False)
                   .values_list("submitted_at", "completed_at", "finished_at")[:DURATION_SAMPLE_LIMIT])
-    store = [(finished - completed).total_seconds() for _, completed, finished in recent]
-    upstream = [(completed - submitted).total_seconds() for submitted, completed, _ in recent if submitted]
+    # Both set, as filtered: finished_at by its range, completed_at by isnull=False.
+    store = [(finished - completed).total_seconds() for _, completed, finished in recent if finished and completed]
+    upstream = [(completed - submitted).total_seconds() for submitted, completed, _ in recent
+                if submitted and completed]
     _summary(lines, "studio_generation_store_seconds",
              "Seconds from seeing fal's COMPLETED to the job succeeding (fetch, store, probe, poster); "
              "jobs that succeeded in the last 15 minutes.", store)

@@ -6,6 +6,7 @@ Development needs nothing set: SQLite, filesystem storage, the local fal simulat
 """
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from botocore.config import Config as BotoConfig
@@ -142,7 +143,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
 # --- REST API -------------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -177,7 +178,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- task queue (django-q2) -----------------------------------------------------------------
 # timeout < retry always: a task killed at `timeout` must not be redelivered while still running.
-Q_CLUSTER = {
+Q_CLUSTER: dict[str, Any] = {
     "name": "studio",
     "workers": env_int("Q_WORKERS", 2),
     "timeout": env_int("Q_TIMEOUT", 300),

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -70,7 +70,7 @@ def request_fingerprint(*, model_id: str, input: dict, project: Project | None, 
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, project: Project | None = None,
+def generation_create(*, owner: User, model: str, input: Any, project: Project | None = None,
                       idempotency_key: str | None = None, webhook_url: str = "",
                       fal_webhook_url: str = "") -> tuple[Generation, bool]:
     """Create a PENDING generation and enqueue its submit after commit.

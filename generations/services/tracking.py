@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -138,13 +138,13 @@ def tracker_tick() -> int:
     return len(due)
 
 
-REDRIVE_TASKS = {
+REDRIVE_TASKS: dict[str, str] = {
     Status.PENDING: SUBMIT_TASK,
     Status.STORING: STORE_TASK,
 }
 
 
-def _redrive_all(rows: list[tuple[uuid.UUID, str, object]]) -> None:
+def _redrive_all(rows: list[tuple[uuid.UUID, str, datetime | None]]) -> None:
     # One transaction for the lot; compare-and-set on next_poll_at, so a row is enqueued once per
     # due time however often we look. (Enqueued at once: the tasks are idempotent, so one that runs
     # before this commits, or despite a rollback, does no harm.) A SUBMITTING row whose submit died
@@ -204,7 +204,7 @@ def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatu
 
 # What this process last recorded for each running job, to tell a poll that brings nothing new.
 # A stale or missing entry only costs a full write, never a lost one.
-_recorded: dict[uuid.UUID, tuple] = {}
+_recorded: dict[uuid.UUID | str, tuple] = {}
 MAX_RECORDED = 20_000
 
 
