@@ -55,7 +55,7 @@ class Tally:
     errors: int = 0
 
 
-async def _worker(host: str, port: int, requests: list[bytes], schedule: Schedule, tallies: list[Tally]):
+async def _worker(host: str, port: int, requests: list[bytes], schedule: Schedule, tallies: list[Tally]) -> None:
     reader = writer = None
     while (slot := schedule.slot(time.monotonic())) is not None:
         target, measured = slot

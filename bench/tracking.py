@@ -27,8 +27,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
+from typing import Any
 
 from bench.report import ROOT, Row, percentile
 from bench.server import free_port, start_web, stop
@@ -106,7 +108,7 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
 
 
 @contextmanager
-def _simulator(count: int, run_seconds: float, run_seconds_max: float | None):
+def _simulator(count: int, run_seconds: float, run_seconds_max: float | None) -> Iterator[str]:
     """The simulator in its own process (so its CPU is not the studio's), in bench mode."""
     port = free_port()
     args = [sys.executable, "-m", "falsim", "--port", str(port), "--key", KEY, "--runners", str(count + 1),
@@ -132,7 +134,7 @@ def _simulator(count: int, run_seconds: float, run_seconds_max: float | None):
         stop(sim)
 
 
-def _get_json(url: str):
+def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as answer:
         return json.load(answer)
 

@@ -30,6 +30,8 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bench.server import free_port, start_web
@@ -38,6 +40,10 @@ from chaos.jobs import GATEWAY, Creator, GatewayClients, plan_jobs, start_images
 from chaos.outages import FilesystemOutage, Outage, PostgresRestart, ProviderLock, S3Outage, Schedule
 from chaos.workers import ROOT, Cluster
 
+if TYPE_CHECKING:
+    from falsim.simulator import FalSimulator
+    from tests.outage_proxy import OutageProxy
+
 # Each fault kind fires on this share of the calls it applies to (see falsim/faults.py).
 FAULT_KINDS = ("5xx", "429", "reset", "latency", "submit_timeout", "submit_reset_after_accept", "result_422", "lost",
                "download_truncated", "download_slow", "listing_5xx")
@@ -45,7 +51,7 @@ READ_TIMEOUT = 3.0  # the studio's fal read timeout here; a stalled submit answe
 USERS = 4
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make chaos")
     parser.add_argument("--jobs", type=int, default=200, help="jobs to run (default 200)")
     parser.add_argument("--create-seconds", type=float, default=90.0,
@@ -96,11 +102,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _interrupted(signum, frame) -> None:
+def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # SIGTERM, and SIGINT even when a shell started the run in the background with it ignored, end the
     # run through the `finally` below: outages ended (the media root writable again), processes stopped.
@@ -164,7 +170,7 @@ def main(argv=None) -> None:
     sys.exit(1 if problems else 0)
 
 
-def _s3_proxy(args):
+def _s3_proxy(args: argparse.Namespace) -> OutageProxy | None:
     """On S3 with a storage outage planned: an OutageProxy in front of the endpoint, which the studio
     (cluster, web server and this process) then uses instead of the endpoint itself."""
     endpoint = os.environ.get("AWS_S3_ENDPOINT_URL", "")
@@ -180,7 +186,7 @@ def _s3_proxy(args):
     return proxy
 
 
-def _schedule(args, sim, s3_proxy) -> Schedule:
+def _schedule(args: argparse.Namespace, sim: FalSimulator, s3_proxy: OutageProxy | None) -> Schedule:
     from django.conf import settings
     from django.db import connection
 
@@ -206,7 +212,8 @@ def _schedule(args, sim, s3_proxy) -> Schedule:
     return Schedule(outages)
 
 
-def _run(args, sim, cluster: Cluster, schedule: Schedule, web_port: int, scratch: Path) -> tuple[dict, list[str]]:
+def _run(args: argparse.Namespace, sim: FalSimulator, cluster: Cluster, schedule: Schedule, web_port: int,
+         scratch: Path) -> tuple[dict[str, Any], list[str]]:
     from django.conf import settings
     from django.db import DatabaseError, connection
     from django.utils import timezone

@@ -22,7 +22,7 @@ class Cluster:
     when it dies or wedges. Chaos kills at both levels and never restarts anything itself.
     """
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen | None = None

@@ -62,7 +62,7 @@ def instance(model: type[M], names: Sequence[str], values: Sequence[Any], *,
 
 @functools.cache
 def _converters(model: type[Model], names: tuple[str, ...],
-                using: str) -> list[tuple[int, list[tuple[Callable, Any]]]]:
+                using: str) -> list[tuple[int, list[tuple[Callable[..., Any], Any]]]]:
     """Per column, the converters the ORM would apply: the backend's first, then the field's."""
     connection = connections[using]
     by_attname = {field.attname: field for field in model._meta.concrete_fields}

@@ -137,11 +137,11 @@ def queue_stalled(*, since: datetime, stall_after: timedelta) -> str | None:
 
 class Supervisor:
     def __init__(self, *, stall_after: timedelta, check_every: float = 5.0,
-                 on_check: Callable[[], object] | None = None):
+                 on_check: Callable[[], object] | None = None) -> None:
         self.stall_after = stall_after
         self.check_every = check_every
         self.on_check = on_check
-        self.cluster: subprocess.Popen | None = None
+        self.cluster: subprocess.Popen[bytes] | None = None
         self.started_at = timezone.now()
         self.restarts = 0
         self._stopping = False

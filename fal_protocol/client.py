@@ -33,7 +33,7 @@ class FalError(Exception):
     """Base of the fal client errors. `status_code` is None when no HTTP answer came back."""
 
     def __init__(self, message: str, *, status_code: int | None = None, detail: Any = None,
-                 error_type: str = "", retry_after: float | None = None):
+                 error_type: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.detail = detail
@@ -61,7 +61,7 @@ class FalAccountBlocked(FalError):
     """fal refuses the studio's account (locked, out of balance, or an unknown key): an outage of the
     provider, not a property of the call. `reason`: `account_locked`, `balance_exhausted` or `bad_key`."""
 
-    def __init__(self, message: str, *, reason: str, **kwargs: Any):
+    def __init__(self, message: str, *, reason: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.reason = reason
 
@@ -121,7 +121,7 @@ class FalQueueClient:
 
     def __init__(self, *, base_url: str, key: str, connect_timeout: float = 5.0, read_timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_connections: int = 100, rest_url: str = "",
-                 api_url: str = "", store_io: bool = False):
+                 api_url: str = "", store_io: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.rest_url = (rest_url or "https://rest.fal.ai").rstrip("/")
         self.api_url = (api_url or "https://api.fal.ai").rstrip("/")

@@ -42,6 +42,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from fal_protocol.queue import COMPLETED, IN_PROGRESS, IN_QUEUE, payload_fingerprint
@@ -194,7 +195,7 @@ class Engine:
     """
 
     def __init__(self, stopping: threading.Event, injector: FaultInjector, files: FileStore,
-                 webhooks: WebhookSender):
+                 webhooks: WebhookSender) -> None:
         self._stopping = stopping
         self._injector = injector
         self._files = files
@@ -239,7 +240,7 @@ class Engine:
                 "duplicate_submits": sum(1 for n in self._submits_by_input.values() if n > 1),
             }
 
-    def submits_for(self, input_value) -> int:
+    def submits_for(self, input_value: Any) -> int:
         with self._lock:
             return self._submits_by_input[payload_fingerprint(input_value)]
 
@@ -259,8 +260,9 @@ class Engine:
 
     # -- queue operations (called by the HTTP handler) --
 
-    def submit(self, endpoint: Endpoint, body, webhook_url: str | None, base_url: str, start_timeout: float | None,
-               *, store_io: bool = True, fallbacks_disabled: bool = False):
+    def submit(self, endpoint: Endpoint, body: Any, webhook_url: str | None, base_url: str, start_timeout: float | None,
+               *, store_io: bool = True,
+               fallbacks_disabled: bool = False) -> tuple[int, dict[str, Any], SimRequest | None]:
         """Validate and enqueue. Returns (http_status, payload, request or None)."""
         params, errors = validate_input(endpoint, body)
         if errors:
@@ -320,7 +322,7 @@ class Engine:
                     body["error_type"] = req.failure.error_type
             return body
 
-    def result(self, req: SimRequest, base_url: str):
+    def result(self, req: SimRequest, base_url: str) -> tuple[int, Any, dict[str, str]]:
         """Returns (http_status, payload, extra headers)."""
         with self._lock:
             if req.status != COMPLETED:
@@ -329,7 +331,7 @@ class Engine:
                 return req.failure.status_code, req.failure.body, dict(req.failure.headers)
             return 200, request_output(req, base_url), {}
 
-    def cancel(self, request_id: str):
+    def cancel(self, request_id: str) -> tuple[int, dict[str, Any]]:
         with self._lock:
             req = self._requests.get(request_id)
             if req is None or req.lost:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 STATUSES = ("success", "error", "user_error")
 SORTS = ("ended_at", "duration")
@@ -29,7 +31,7 @@ DEFAULT_LOOK_BACK = timedelta(hours=24)
 class QueryError(ValueError):
     """A bad query parameter: `field` and `message` become fal's 422 detail item."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
 
@@ -121,7 +123,7 @@ def _status_class(code: int | None) -> str | None:
     return "user_error" if code < 500 else "error"
 
 
-def _sort_key(sort_by: str):
+def _sort_key(sort_by: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     if sort_by == "duration":
         return lambda record: ((record["ended_at"] or float("inf")) - record["sent_at"], record["sent_at"])
     # Newest first; requests still in flight (no ended_at yet) before every finished one.

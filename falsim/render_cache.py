@@ -14,7 +14,7 @@ from falsim.render import RenderCancelled, render_video
 
 
 class _Entry:
-    def __init__(self):
+    def __init__(self) -> None:
         self.done = threading.Event()
         self.facts: dict | None = None
         self.path: str | None = None
@@ -23,7 +23,7 @@ class _Entry:
 class RenderCache:
     """``on_render()`` is called after each real render (the simulator's ``renders`` counter)."""
 
-    def __init__(self, on_render: Callable[[], None]):
+    def __init__(self, on_render: Callable[[], None]) -> None:
         self._on_render = on_render
         self._lock = threading.Lock()
         self._entries: dict[tuple, _Entry] = {}

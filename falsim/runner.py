@@ -126,7 +126,7 @@ class ProgressLog:
 
     STEP = 20
 
-    def __init__(self, sim: FalSimulator, req: SimRequest, planned: float, num_frames: int, started: float):
+    def __init__(self, sim: FalSimulator, req: SimRequest, planned: float, num_frames: int, started: float) -> None:
         self.sim, self.req = sim, req
         self.planned = max(planned, 1e-6)
         self.num_frames = num_frames

@@ -19,7 +19,7 @@ VIA_PROXY = "studio.via_proxy"
 
 
 class GatewayAuthError(Exception):
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str) -> None:
         self.status, self.detail = status, detail
         super().__init__(detail)
 

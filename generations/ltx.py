@@ -77,7 +77,7 @@ ALIASES: dict[str, str] = {
 class InputError(Exception):
     """Invalid generation input. `errors` maps each bad field to a sentence saying what is allowed."""
 
-    def __init__(self, errors: dict[str, str]):
+    def __init__(self, errors: dict[str, str]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
 

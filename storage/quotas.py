@@ -56,7 +56,8 @@ class Usage:
 class QuotaExceeded(Exception):
     """A job would exceed `limit`. The message names the limit, the usage, and what frees room."""
 
-    def __init__(self, *, limit: str, used: int | Decimal, allowed: int | Decimal, requested: int | Decimal, hint: str):
+    def __init__(self, *, limit: str, used: int | Decimal, allowed: int | Decimal, requested: int | Decimal,
+                 hint: str) -> None:
         self.limit, self.used, self.allowed, self.requested, self.hint = limit, used, allowed, requested, hint
         super().__init__(f"{LIMIT_LABELS[limit]} limit reached: using {_show(limit, used)} of {_show(limit, allowed)}, "
                          f"this job needs {_show(limit, requested)} more. {hint}")

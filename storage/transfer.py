@@ -88,7 +88,7 @@ STORAGE_ERRORS = (OSError, BotoCoreError, ClientError, Boto3Error)
 class TransferError(Exception):
     """A download or store failed; `code` is a short machine string (see the module docstring)."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -74,7 +74,7 @@ JOB_SECRET_PREFIX = "whjob"
 class WebhookFieldError(Exception):
     """A field of an endpoint is not acceptable; `field` names it."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(message)
 

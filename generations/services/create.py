@@ -42,7 +42,7 @@ PENDING_REDRIVE_AFTER = timedelta(seconds=10)
 class IdempotencyConflict(Exception):
     """The idempotency key was already used by this owner for a different request."""
 
-    def __init__(self, generation: Generation):
+    def __init__(self, generation: Generation) -> None:
         self.generation = generation
         super().__init__(f"this Idempotency-Key was already used for a different request (generation {generation.pk})")
 

@@ -37,7 +37,7 @@ JWKS_TIMEOUT_SECONDS = 5.0
 class WebhookRejected(Exception):
     """Not a genuine, fresh webhook of fal's for this job; `status` is the HTTP answer."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str) -> None:
         self.status = status
         super().__init__(message)
 
