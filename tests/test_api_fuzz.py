@@ -25,6 +25,7 @@ from generations.models import Generation, Upload
 from generations.services.create import generation_create
 from storage.models import StoredObject, UsageEntry
 from studio.wsgi import application
+from tests.factories import SuperuserFactory
 from tests.images import quadrants
 from webhooks.models import WebhookEndpoint
 
@@ -214,5 +215,5 @@ def test_hostile_input_is_a_clean_4xx_that_leaves_nothing_behind(django_user_mod
     web.force_login(user)
     for page in ("/api/v1/generations/", f"/api/v1/generations/{existing.pk}/", "/", f"/generations/{existing.pk}/"):
         assert web.get(page).status_code == 200, page
-    web.force_login(django_user_model.objects.create_superuser("root", "root@example.com", None))
+    web.force_login(SuperuserFactory(username="root", email="root@example.com", password=None))
     assert web.get(f"/admin/generations/generation/{existing.pk}/change/").status_code == 200

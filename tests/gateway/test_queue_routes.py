@@ -23,6 +23,7 @@ from generations.services.tracking import tracker_tick
 from generations.transitions import transition
 from storage.models import UsageEntry, UserQuota
 from tests.conftest import wait_until
+from tests.factories import SuperuserFactory
 from tests.generations.test_pipeline import make_due, probe
 from tests.media_fetch import fetch
 from tests.processes import ROOT
@@ -464,11 +465,11 @@ def test_unrouted_gateway_paths_answer_in_fals_shape(gw):
 
 # --- moderation and operations reach the gateway --------------------------------------------------
 
-def test_a_blocklisted_prompt_is_fals_422_on_prompt_and_nothing_is_charged(gw, django_user_model, task_queue):
+def test_a_blocklisted_prompt_is_fals_422_on_prompt_and_nothing_is_charged(gw, db, task_queue):
     from moderation.models import BlockedTerm
     from moderation.services import blocked_term_save
 
-    admin = django_user_model.objects.create_superuser(username="root", password="root-password")
+    admin = SuperuserFactory(username="root", password="root-password")
     blocked_term_save(BlockedTerm(term="forbidden thing"), actor=admin, reason="test")
     response = submit(gw, {"prompt": "A Forbidden Thing at dawn"})
     assert response.status_code == 422
@@ -476,11 +477,11 @@ def test_a_blocklisted_prompt_is_fals_422_on_prompt_and_nothing_is_charged(gw, d
     assert not Generation.objects.exists() and not UsageEntry.objects.exists() and task_queue.calls == []
 
 
-def test_while_the_provider_is_paused_submits_are_held_and_in_queue(gw, django_user_model, task_queue,
+def test_while_the_provider_is_paused_submits_are_held_and_in_queue(gw, db, task_queue,
                                                                     django_capture_on_commit_callbacks):
     from moderation.services import provider_pause
 
-    admin = django_user_model.objects.create_superuser(username="root", password="root-password")
+    admin = SuperuserFactory(username="root", password="root-password")
     provider_pause(actor=admin, reason="fal incident")
     with django_capture_on_commit_callbacks(execute=True):
         body = submit(gw).json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from generations.models import Generation
+from tests.factories import StaffFactory
 from tests.generations.test_pipeline import create, track_until
 from tests.media_fetch import fetch
 
@@ -69,7 +70,7 @@ def test_other_users_and_anonymous_visitors_get_nothing(client, other_user, vide
         assert client.get(f"/generations/{generation.pk}/{path}").status_code == 404
 
 
-def test_hidden_video_is_served_to_staff_only(client, user, django_user_model, video):
+def test_hidden_video_is_served_to_staff_only(client, user, db, video):
     generation, backend = video
     Generation.objects.filter(pk=generation.pk).update(is_hidden=True)
     client.force_login(user)
@@ -77,7 +78,7 @@ def test_hidden_video_is_served_to_staff_only(client, user, django_user_model, v
     page = client.get("/")
     assert "Hidden by a moderator." in page.content.decode()
     assert f"/generations/{generation.pk}/video" not in page.content.decode()
-    staff = django_user_model.objects.create_user(username="mod", password="x", is_staff=True)
+    staff = StaffFactory(username="mod")
     client.force_login(staff)
     status, _, body = fetch(client, f"/generations/{generation.pk}/video")
     assert (status, body) == (200, backend.read(generation.video.file.key))

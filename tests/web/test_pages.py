@@ -6,8 +6,6 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -20,8 +18,9 @@ from generations.images import ImageRejected, image_to_data_uri
 from generations.models import Generation, Project
 from generations.services.create import generation_create
 from generations.services.projects import project_get_or_create
-from storage.models import StoredObject, StoredVideo, UserQuota
+from storage.models import UserQuota
 from storage.quotas import usage_for
+from tests.factories import GenerationFactory
 from tests.media_fetch import fetch
 
 pytestmark = pytest.mark.django_db
@@ -47,18 +46,8 @@ def png_bytes(size=(64, 36), fmt="PNG") -> bytes:
 
 
 def succeeded(owner, project=None, prompt="A finished video") -> Generation:
-    generation, _ = generation_create(owner=owner, model="t2v", input={"prompt": prompt}, project=project)
-    key = f"test/{generation.pk}.mp4"
-    default_storage.save(key, ContentFile(b"\x00" * 2048))
-    default_storage.save(key + ".jpg", ContentFile(png_bytes(fmt="JPEG")))
-    file = StoredObject.objects.create(owner=owner, key=key, size=2048, content_type="video/mp4")
-    poster = StoredObject.objects.create(owner=owner, key=key + ".jpg", size=100, content_type="image/jpeg")
-    video = StoredVideo.objects.create(file=file, poster=poster, file_name="ltx-video.mp4", width=1920, height=1080,
-                                       fps=25, duration=6.0, num_frames=150, has_audio=True, video_codec="h264",
-                                       audio_codec="aac")
-    Generation.objects.filter(pk=generation.pk).update(status="succeeded", video=video, finished_at=timezone.now())
-    generation.refresh_from_db()
-    return generation
+    return GenerationFactory(owner=owner, project=project, prompt=prompt, with_video=True, stored_files=True,
+                             video_fields={"audio_codec": "aac"}, status="succeeded", finished_at=timezone.now())
 
 
 # --- accounts -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import pytest
 
 from generations.services.create import generation_create
 from generations.transitions import transition
+from tests.factories import SuperuserFactory
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import webhook_endpoint_create
 
@@ -12,8 +13,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser(username="root", password="x"))
+def admin_client(client, db):
+    client.force_login(SuperuserFactory(username="root"))
     return client
 
 
