@@ -175,8 +175,8 @@ I2V = "/fal/fal-ai/ltx-2/image-to-video"
      "The image URL is not a valid URL: Invalid IDNA hostname: '\uff11\uff12\uff17.0.0.1'."),
     (I2V, '{"prompt": "x", "image_url": "http://xn--/x.png"}', "image_url",
      "The image URL is not a valid URL: Malformed A-label, no Punycode eligible content found."),
-    (I2V, '{"prompt": "x", "image_url": "http://[::1/x.png"}', "image_url", "The image URL is not a valid URL: "
-                                                                         "Invalid port: ':1'."),
+    (I2V, '{"prompt": "x", "image_url": "http://[::1/x.png"}', "image_url",
+     "The image URL is not a valid URL: Invalid port: ':1'."),
 ])
 def test_input_that_cannot_be_stored_or_sent_is_fals_422_before_anything_is_created(gw, user, task_queue, settings,
                                                                                      path, text, field, message):
