@@ -14,6 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.keys import TooManyApiKeys
 from api.pagination import InvalidCursor
+from core.text import text_shown
 from generations.images import ImageRejected, ImageTooLarge
 from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
@@ -22,7 +23,6 @@ from generations.services.delete import StillActive
 from generations.services.projects import ProjectBusy, ProjectNameRefused
 from moderation.services import ReportRefused
 from storage.quotas import QuotaExceeded
-from core.text import text_shown
 
 INPUT_FIELDS_OUTSIDE_INPUT = {"model", "project", "input", "webhook_url", "Idempotency-Key"}
 
@@ -97,7 +97,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exceptions.UnsupportedMediaType: "unsupported_media_type", exceptions.Throttled: "throttled",
         exceptions.NotAcceptable: "not_acceptable",
     }.get(type(exc), getattr(exc, "default_code", "error"))
-    message = str(exc.detail) if isinstance(getattr(exc, "detail", None), str) else str(exc)
+    detail = getattr(exc, "detail", None)
+    message = str(detail) if isinstance(detail, str) else str(exc)
     headers = {k: v for k, v in response.headers.items() if k in ("Retry-After", "WWW-Authenticate", "Allow")}
     return error(response.status_code, code, message, headers=headers)
 

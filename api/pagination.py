@@ -6,8 +6,15 @@ Here both are a 400 `invalid_cursor` naming the `cursor` parameter.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from rest_framework import exceptions, pagination
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 
 class InvalidCursor(exceptions.APIException):
@@ -17,11 +24,12 @@ class InvalidCursor(exceptions.APIException):
 
 
 class CursorPagination(pagination.CursorPagination):
-    def paginate_queryset(self, queryset, request, view=None):
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request,
+                          view: APIView | None = None) -> list[Any] | None:
         self._model = queryset.model
         return super().paginate_queryset(queryset, request, view)
 
-    def decode_cursor(self, request):
+    def decode_cursor(self, request: Request) -> pagination.Cursor | None:
         try:
             cursor = super().decode_cursor(request)
         except exceptions.NotFound:

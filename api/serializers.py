@@ -1,18 +1,19 @@
 """Request and response shapes of the REST API. Output follows fal's VideoFile for the video."""
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
 
 from accounts.models import ApiKey
-from generations import ltx
-from generations.models import Generation, Project
-from generations.payloads import generation_payload
 from core.jsonbody import json_loads_bounded
 from core.netguard import UnsafeURL, check_webhook_url
+from generations import ltx
 from generations.images import image_to_data_uri
+from generations.models import Generation, Project
+from generations.payloads import generation_payload
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -28,7 +29,7 @@ class BoundedJSONField(serializers.JSONField):
     """DRF's JSONField, loading JSON text (the `input` part of a multipart or form body) through
     `core.jsonbody`, so nesting deeper than its limit is a 422 on the field, not a RecursionError."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> Any:
         if getattr(data, "is_json_string", False):
             try:
                 return json_loads_bounded(data)
@@ -38,7 +39,8 @@ class BoundedJSONField(serializers.JSONField):
 
 
 class GenerationCreateSerializer(serializers.Serializer):
-    model = serializers.CharField(help_text="a model id (e.g. fal-ai/ltx-2/text-to-video) or t2v, t2v-fast, i2v, i2v-fast")
+    model = serializers.CharField(
+        help_text="a model id (e.g. fal-ai/ltx-2/text-to-video) or t2v, t2v-fast, i2v, i2v-fast")
     input = BoundedJSONField(help_text="LTX-2 fields: prompt, duration, resolution, aspect_ratio, fps, "
                                        "generate_audio, image_url (image-to-video)")
     project = serializers.UUIDField(required=False, allow_null=True, help_text="default: your Inbox project")
@@ -48,7 +50,7 @@ class GenerationCreateSerializer(serializers.Serializer):
                                   help_text="image-to-video start image as a multipart upload (PNG, JPEG, WebP, "
                                             "AVIF); the alternative to input.image_url")
 
-    def validate_project(self, value):
+    def validate_project(self, value: uuid.UUID | None) -> Project | None:
         if value is None:
             return None
         project = Project.objects.filter(owner=self.context["request"].user, pk=value).first()

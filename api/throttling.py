@@ -1,15 +1,24 @@
 """The REST API's throttle classes: DRF's hooks onto core/throttle.py (rates per user, shared by all
 of a user's keys, their session and the gateway; per address for anonymous calls)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from rest_framework.throttling import BaseThrottle
 
-from accounts.models import ApiKey
 from core.throttle import rate_take, user_rate_take
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+    from accounts.models import ApiKey
 
 
 class _PerCaller(BaseThrottle):
     scope = ""
 
-    def allow_request(self, request, view) -> bool:
+    def allow_request(self, request: Request, view: APIView) -> bool:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             ident = f"user:{user.pk}"
@@ -42,7 +51,7 @@ class CreateThrottle(_PerCaller):
 
     scope = "create"
 
-    def allow_request(self, request, view):
+    def allow_request(self, request: Request, view: APIView) -> bool:
         if request.method != "POST":
             return True
         return super().allow_request(request, view)

@@ -1,64 +1,80 @@
 """REST API v1 (README, "The REST API"): thin views over services and selectors, scoped to the caller."""
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from accounts.keys import api_key_in
-from accounts.keys import api_key_create, api_key_revoke
+from accounts.keys import api_key_create, api_key_in, api_key_revoke
 from accounts.models import ApiKey
-from generations import status_reads
 from api.errors import ERROR_RESPONSES
 from api.pagination import NewestFirst
-from api.serializers import (ApiKeyCreatedSerializer, ApiKeySerializer, GenerationCreateSerializer,
-                                         GenerationFilterSerializer, GenerationSerializer, ProjectSerializer,
-                                         ReportCreateSerializer, ReportSerializer, generation_payload)
+from api.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeySerializer,
+    GenerationCreateSerializer,
+    GenerationFilterSerializer,
+    GenerationSerializer,
+    ProjectSerializer,
+    ReportCreateSerializer,
+    ReportSerializer,
+    generation_payload,
+)
 from api.throttling import ApiThrottle, CreateThrottle
-from generations.models import Project
+from core.requests import AuthenticatedRequest
+from generations import status_reads
+from generations.models import Generation, Project
 from generations.selectors import generation_get_for, generation_list_for, generation_viewable_for
-from generations.status_reads import generation_status_get_for, status_row_for_key
 from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
 from generations.services.projects import project_create, project_delete, project_rename
+from generations.status_reads import generation_status_get_for, status_row_for_key
 from moderation.services import report_create
 from storage.quotas import usage_for
-
 
 # --- projects -----------------------------------------------------------------------------------
 
 class ProjectListView(generics.ListCreateAPIView):
+    request: AuthenticatedRequest  # the API's default permission: IsAuthenticated
     serializer_class = ProjectSerializer
     pagination_class = NewestFirst
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Project]:
         return Project.objects.filter(owner=self.request.user)
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: BaseSerializer[Project]) -> None:
         serializer.instance = project_create(self.request.user, serializer.validated_data["name"])
 
 
 class ProjectDetailView(generics.RetrieveUpdateDestroyAPIView):
+    request: AuthenticatedRequest  # the API's default permission: IsAuthenticated
     serializer_class = ProjectSerializer
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Project]:
         return Project.objects.filter(owner=self.request.user)
 
     @extend_schema(summary="Delete a project with its finished generations and their videos",
                    responses={204: None, **ERROR_RESPONSES})
-    def delete(self, request, *args, **kwargs):
+    def delete(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().delete(request, *args, **kwargs)
 
-    def perform_update(self, serializer):
+    def perform_update(self, serializer: BaseSerializer[Project]) -> None:
+        assert serializer.instance is not None  # an update has its instance
         if "name" in serializer.validated_data:
             project_rename(serializer.instance, serializer.validated_data["name"])
 
-    def perform_destroy(self, instance):
+    def perform_destroy(self, instance: Project) -> None:
         project_delete(instance)
 
 
@@ -75,11 +91,12 @@ ERROR_EXAMPLE = OpenApiExample("Invalid field", response_only=True, status_codes
 
 
 class GenerationListView(generics.ListAPIView):
+    request: AuthenticatedRequest  # the API's default permission: IsAuthenticated
     serializer_class = GenerationSerializer
     pagination_class = NewestFirst
     throttle_classes = [ApiThrottle, CreateThrottle]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Generation]:
         filters = GenerationFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data
@@ -90,7 +107,7 @@ class GenerationListView(generics.ListAPIView):
     @extend_schema(parameters=[GenerationFilterSerializer], responses={200: GenerationSerializer(many=True),
                                                                        **ERROR_RESPONSES},
                    summary="Your generations, newest first")
-    def get(self, request: Request, *args, **kwargs) -> Response:
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
     @extend_schema(request=GenerationCreateSerializer, examples=[CREATE_EXAMPLE, ERROR_EXAMPLE],
@@ -98,7 +115,7 @@ class GenerationListView(generics.ListAPIView):
                                                 description="replays return the original job; another body is 409")],
                    responses={201: GenerationSerializer, 200: GenerationSerializer, **ERROR_RESPONSES},
                    summary="Create a generation (its price and bytes are reserved against your quota)")
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         body = GenerationCreateSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         generation, created = generation_create(
@@ -115,7 +132,7 @@ def _accepts_json_only(request: HttpRequest) -> bool:
     return request.META.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json") and "format" not in request.GET
 
 
-def _own_generation(request: Request, pk):
+def _own_generation(request: AuthenticatedRequest, pk: uuid.UUID) -> Generation:
     generation = generation_get_for(request.user, pk)
     if generation is None:
         raise Http404
@@ -123,10 +140,10 @@ def _own_generation(request: Request, pk):
 
 
 class GenerationDetailView(APIView):
-    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return self.poll_answer(request, kwargs["pk"]) or super().dispatch(request, *args, **kwargs)
 
-    def poll_answer(self, request: HttpRequest, pk) -> HttpResponse | None:
+    def poll_answer(self, request: HttpRequest, pk: uuid.UUID) -> HttpResponse | None:
         """The answer to what clients poll, a GET of their own job with an API key within their rate,
         given without DRF's request handling, which cost as much as the rest of the request: one
         query, then the body and headers DRF would send. None for anything else (a session, another
@@ -136,7 +153,7 @@ class GenerationDetailView(APIView):
         if request.method != "GET" or not raw or not _accepts_json_only(request):
             return None
         key, row = status_row_for_key(raw, pk)
-        if row is None or not ApiThrottle().allow_key(key):
+        if key is None or row is None or not ApiThrottle().allow_key(key):
             return None
         response = HttpResponse(status_reads.rest_body(row, request), content_type=JSONRenderer.media_type)
         for name, value in self.default_response_headers.items():
@@ -144,7 +161,7 @@ class GenerationDetailView(APIView):
         return response
 
     @extend_schema(responses={200: GenerationSerializer, **ERROR_RESPONSES}, summary="One of your generations")
-    def get(self, request: Request, pk) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         generation = generation_status_get_for(request.user, pk)
         if generation is None:
             raise Http404
@@ -152,7 +169,7 @@ class GenerationDetailView(APIView):
 
     @extend_schema(responses={204: None, **ERROR_RESPONSES},
                    summary="Delete a finished generation and its video (frees storage)")
-    def delete(self, request: Request, pk) -> Response:
+    def delete(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         generation_delete(_own_generation(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -160,7 +177,7 @@ class GenerationDetailView(APIView):
 class GenerationCancelView(APIView):
     @extend_schema(request=None, responses={200: GenerationSerializer, **ERROR_RESPONSES},
                    summary="Cancel an active generation")
-    def post(self, request: Request, pk) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         generation = generation_cancel(_own_generation(request, pk))
         return Response(GenerationSerializer(generation, context={"request": request}).data)
 
@@ -170,9 +187,10 @@ class GenerationRetryView(APIView):
 
     @extend_schema(request=None, responses={201: GenerationSerializer, **ERROR_RESPONSES},
                    summary="Run a failed or canceled generation again as a new generation")
-    def post(self, request: Request, pk) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         generation = generation_retry(_own_generation(request, pk))
-        return Response(GenerationSerializer(generation, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        return Response(GenerationSerializer(generation, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class GenerationReportView(APIView):
@@ -182,7 +200,7 @@ class GenerationReportView(APIView):
                    description="One report per user and generation: repeating it returns the first report "
                                "(200). After STUDIO_REPORTS_TO_HIDE distinct users reported a video it is hidden "
                                "until a moderator reviews it.")
-    def post(self, request: Request, pk) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         body = ReportCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         generation = generation_viewable_for(request.user, pk)
@@ -190,20 +208,21 @@ class GenerationReportView(APIView):
             raise Http404
         report, created = report_create(generation=generation, reporter=request.user,
                                         reason=body.validated_data["reason"])
-        return Response(ReportSerializer(report).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(ReportSerializer(report).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 # --- API keys -----------------------------------------------------------------------------------
 
 class ApiKeyListView(APIView):
     @extend_schema(responses={200: ApiKeySerializer(many=True), **ERROR_RESPONSES}, summary="Your API keys")
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         keys = ApiKey.objects.filter(user=request.user)
         return Response(ApiKeySerializer(keys, many=True).data)
 
     @extend_schema(request=ApiKeySerializer, responses={201: ApiKeyCreatedSerializer, **ERROR_RESPONSES},
                    summary="Create an API key (the key is shown only in this response)")
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         body = ApiKeySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         key, raw = api_key_create(user=request.user, name=body.validated_data["name"])
@@ -212,7 +231,7 @@ class ApiKeyListView(APIView):
 
 class ApiKeyDetailView(APIView):
     @extend_schema(responses={204: None, **ERROR_RESPONSES}, summary="Revoke an API key")
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: AuthenticatedRequest, pk: int) -> Response:
         key = ApiKey.objects.filter(user=request.user, pk=pk).first()
         if key is None:
             raise Http404
@@ -239,7 +258,7 @@ class UsageSerializer(serializers.Serializer):
     active_jobs = CountLimitSerializer()
 
 
-def usage_payload(user) -> dict:
+def usage_payload(user: User) -> dict[str, Any]:
     usage = usage_for(user)
     return {
         "month": usage.month.strftime("%Y-%m"),
@@ -251,5 +270,5 @@ def usage_payload(user) -> dict:
 
 class UsageView(APIView):
     @extend_schema(responses={200: UsageSerializer, **ERROR_RESPONSES}, summary="Your usage against your limits")
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(usage_payload(request.user))

@@ -1,6 +1,8 @@
 """Request and response shapes of the webhooks API (secrets appear only in the *Created* shapes)."""
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from webhooks.models import EVENT_STATUSES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -15,7 +17,7 @@ class EventField(serializers.ChoiceField):
         "invalid_choice": '"{input}" is not an event; allowed: ' + ", ".join(EVENT_STATUSES) + ".",
     }
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=EVENT_STATUSES, **kwargs)
 
 

@@ -13,6 +13,10 @@ Two kinds of secret sign deliveries:
 """
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, status
@@ -22,12 +26,18 @@ from rest_framework.views import APIView
 
 from api.errors import ERROR_RESPONSES
 from api.pagination import NewestFirst
+from api.webhook_serializers import (
+    JobWebhookSecretCreatedSerializer,
+    JobWebhookSecretSerializer,
+    WebhookDeliveryFilterSerializer,
+    WebhookDeliverySerializer,
+    WebhookEndpointCreatedSerializer,
+    WebhookEndpointInputSerializer,
+    WebhookEndpointSerializer,
+)
+from core.requests import AuthenticatedRequest
 from webhooks import services
-from webhooks.models import JobWebhookSecret, WebhookEndpoint
-from api.webhook_serializers import (JobWebhookSecretCreatedSerializer, JobWebhookSecretSerializer,
-                                  WebhookDeliveryFilterSerializer, WebhookDeliverySerializer,
-                                  WebhookEndpointCreatedSerializer, WebhookEndpointInputSerializer,
-                                  WebhookEndpointSerializer)
+from webhooks.models import JobWebhookSecret, WebhookDelivery, WebhookEndpoint
 
 TAG = ["webhooks"]
 
@@ -42,7 +52,7 @@ def _field_error(exc: services.WebhookFieldError) -> exceptions.ValidationError:
     return exceptions.ValidationError({exc.field: [str(exc)]})
 
 
-def _endpoint(request: Request, pk) -> WebhookEndpoint:
+def _endpoint(request: AuthenticatedRequest, pk: uuid.UUID) -> WebhookEndpoint:
     return get_object_or_404(services.webhook_endpoints_for(request.user), pk=pk)
 
 
@@ -51,13 +61,13 @@ def _endpoint(request: Request, pk) -> WebhookEndpoint:
 class WebhookEndpointListView(APIView):
     @extend_schema(tags=TAG, responses={200: WebhookEndpointSerializer(many=True), **ERROR_RESPONSES},
                    summary="Your webhook endpoints")
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(WebhookEndpointSerializer(services.webhook_endpoints_for(request.user), many=True).data)
 
     @extend_schema(tags=TAG, request=WebhookEndpointInputSerializer,
                    responses={201: WebhookEndpointCreatedSerializer, **ERROR_RESPONSES},
                    summary="Add a webhook endpoint (its secret is shown only in this response)")
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         body = WebhookEndpointInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -70,22 +80,22 @@ class WebhookEndpointListView(APIView):
 class WebhookEndpointDetailView(APIView):
     @extend_schema(tags=TAG, responses={200: WebhookEndpointSerializer, **ERROR_RESPONSES},
                    summary="One of your webhook endpoints")
-    def get(self, request: Request, pk) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         return Response(WebhookEndpointSerializer(_endpoint(request, pk)).data)
 
     @extend_schema(tags=TAG, request=WebhookEndpointInputSerializer,
                    responses={200: WebhookEndpointSerializer, **ERROR_RESPONSES},
                    summary="Replace an endpoint's URL, events and active flag")
-    def put(self, request: Request, pk) -> Response:
+    def put(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         return self._update(request, pk, partial=False)
 
     @extend_schema(tags=TAG, request=WebhookEndpointInputSerializer(partial=True),
                    responses={200: WebhookEndpointSerializer, **ERROR_RESPONSES},
                    summary="Change some of an endpoint's URL, events and active flag")
-    def patch(self, request: Request, pk) -> Response:
+    def patch(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         return self._update(request, pk, partial=True)
 
-    def _update(self, request: Request, pk, *, partial: bool) -> Response:
+    def _update(self, request: AuthenticatedRequest, pk: uuid.UUID, *, partial: bool) -> Response:
         endpoint = _endpoint(request, pk)
         body = WebhookEndpointInputSerializer(data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
@@ -97,7 +107,7 @@ class WebhookEndpointDetailView(APIView):
 
     @extend_schema(tags=TAG, responses={204: None, **ERROR_RESPONSES},
                    summary="Delete an endpoint with its delivery history (pending deliveries are dropped)")
-    def delete(self, request: Request, pk) -> Response:
+    def delete(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         services.webhook_endpoint_delete(_endpoint(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -107,7 +117,7 @@ class WebhookEndpointRotateSecretView(APIView):
                    summary="Replace an endpoint's secret (the new one is shown only in this response)",
                    description="Takes effect at once: every later attempt, retries included, is signed with the "
                                "new secret and the old one no longer verifies.")
-    def post(self, request: Request, pk) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         endpoint = services.webhook_endpoint_rotate_secret(_endpoint(request, pk))
         return Response(WebhookEndpointCreatedSerializer(endpoint).data)
 
@@ -117,7 +127,7 @@ class WebhookEndpointPingView(APIView):
                    summary="Send a test `ping` event to an endpoint now (one attempt, no retries)",
                    description="Answers at once with the pending delivery; read its outcome from the endpoint's "
                                "deliveries. 409 `endpoint_inactive` if the endpoint is deactivated.")
-    def post(self, request: Request, pk) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         try:
             delivery = services.webhook_ping(_endpoint(request, pk))
         except services.EndpointInactive as exc:
@@ -126,17 +136,18 @@ class WebhookEndpointPingView(APIView):
 
 
 class WebhookEndpointDeliveriesView(generics.ListAPIView):
+    request: AuthenticatedRequest  # the API's default permission: IsAuthenticated
     serializer_class = WebhookDeliverySerializer
     pagination_class = NewestFirst
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[WebhookDelivery]:
         endpoint = _endpoint(self.request, self.kwargs["pk"])
         return services.webhook_deliveries_for(self.request.user).filter(endpoint=endpoint)
 
     @extend_schema(tags=TAG, parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)],
                    responses={200: WebhookDeliverySerializer(many=True), **ERROR_RESPONSES},
                    summary="An endpoint's deliveries, newest first, each with its attempts")
-    def get(self, request: Request, *args, **kwargs) -> Response:
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
 
@@ -146,10 +157,11 @@ FILTER_LOOKUPS = {"generation": "event__generation_id", "endpoint": "endpoint_id
 
 
 class WebhookDeliveryListView(generics.ListAPIView):
+    request: AuthenticatedRequest  # the API's default permission: IsAuthenticated
     serializer_class = WebhookDeliverySerializer
     pagination_class = NewestFirst
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[WebhookDelivery]:
         query = WebhookDeliveryFilterSerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         filters = {FILTER_LOOKUPS[name]: value for name, value in query.validated_data.items()}
@@ -159,14 +171,14 @@ class WebhookDeliveryListView(generics.ListAPIView):
                                          OpenApiParameter("page_size", int)],
                    responses={200: WebhookDeliverySerializer(many=True), **ERROR_RESPONSES},
                    summary="All your webhook deliveries (endpoints and generations' own webhook URLs), newest first")
-    def get(self, request: Request, *args, **kwargs) -> Response:
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
 
 class WebhookDeliveryDetailView(APIView):
     @extend_schema(tags=TAG, responses={200: WebhookDeliverySerializer, **ERROR_RESPONSES},
                    summary="One of your webhook deliveries, with its attempts")
-    def get(self, request: Request, pk) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         delivery = get_object_or_404(services.webhook_deliveries_for(request.user), pk=pk)
         return Response(WebhookDeliverySerializer(delivery).data)
 
@@ -178,7 +190,7 @@ class WebhookDeliveryRedeliverView(APIView):
                                "delivery's status. A delivered or failed delivery gets exactly one more attempt; a "
                                "pending one keeps its remaining retries. 409 `endpoint_inactive` if its endpoint is "
                                "deactivated.")
-    def post(self, request: Request, pk) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         delivery = get_object_or_404(services.webhook_deliveries_for(request.user), pk=pk)
         try:
             delivery = services.webhook_delivery_redeliver(delivery)
@@ -202,7 +214,7 @@ class JobWebhookSecretView(APIView):
                    description="Deliveries to a generation's own `webhook_url` are signed with this secret. It is "
                                "shown only by a rotation, so rotate it once before relying on it. All fields are "
                                "null until it exists (the first delivery or rotation creates it).")
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         job_secret = JobWebhookSecret.objects.filter(owner=request.user).first()
         return Response(JobWebhookSecretSerializer(_job_secret_payload(job_secret)).data)
 
@@ -211,7 +223,7 @@ class JobWebhookSecretRotateView(APIView):
     @extend_schema(tags=TAG, request=None, responses={200: JobWebhookSecretCreatedSerializer, **ERROR_RESPONSES},
                    summary="Replace (or first create) your job webhook secret; the new one is shown only here",
                    description="Takes effect at once for every later attempt, retries included.")
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         job_secret = services.job_webhook_secret_rotate(owner_id=request.user.pk)
         payload = {**_job_secret_payload(job_secret), "secret": job_secret.secret}
         return Response(JobWebhookSecretCreatedSerializer(payload).data)

@@ -22,7 +22,7 @@ class Cluster:
     when it dies or wedges. Chaos kills at both levels and never restarts anything itself.
     """
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -45,6 +45,7 @@ class Cluster:
         raise SystemExit(f"the worker cluster did not start within {timeout:g} s: see {self.log_path}")
 
     def _qcluster(self) -> int | None:
+        assert self.process is not None, "start() first"
         children = children_of(self.process.pid)
         return children[0] if children else None
 

@@ -23,7 +23,7 @@ _EMPTY_PAIR = re.compile(rb"\(\)")
 class JSONTooDeep(ValueError):
     """The document nests arrays and objects deeper than the limit."""
 
-    def __init__(self, limit: int = MAX_JSON_DEPTH):
+    def __init__(self, limit: int = MAX_JSON_DEPTH) -> None:
         self.limit = limit
         super().__init__(f"arrays and objects are nested more than {limit} levels deep")
 

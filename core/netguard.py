@@ -148,7 +148,7 @@ def _parse(url: str) -> httpx.URL:
     decodes the IDNA form, which fails for labels such as `xn--`)."""
     try:
         parsed = httpx.URL(url)
-        parsed.host  # decoded on access, as building a request does
+        _ = parsed.host  # decoded on access, as building a request does
     except (httpx.InvalidURL, TypeError, UnicodeError) as exc:
         raise MalformedURL(f"not a valid URL: {exc}") from exc
     return parsed

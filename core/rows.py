@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connections
-from django.db.models import Model
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
 
 
 def columns(model: type[Model], alias: str, names: Sequence[str], *, using: str = "default") -> str:
@@ -21,6 +23,13 @@ def columns(model: type[Model], alias: str, names: Sequence[str], *, using: str 
     quote = connections[using].ops.quote_name
     by_attname = {field.attname: field for field in model._meta.concrete_fields}
     return ", ".join(f"{alias}.{quote(by_attname[name].column)}" for name in names)
+
+
+def column(model: type[Model], name: str, *, using: str = "default") -> str:
+    """The quoted column of `model`'s concrete field `name` (its field name, e.g. `last_used_at`)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field) and field.column, f"{model.__name__}.{name} has no column"
+    return connections[using].ops.quote_name(field.column)
 
 
 def table(model: type[Model], *, using: str = "default") -> str:
@@ -33,8 +42,8 @@ def field_names(model: type[Model], only: Sequence[str] | None = None) -> tuple[
     return tuple(field.attname for field in model._meta.concrete_fields if only is None or field.attname in only)
 
 
-def instance(model: type[Model], names: Sequence[str], values: Sequence[Any], *,
-             using: str = "default") -> Model | None:
+def instance(model: type[M], names: Sequence[str], values: Sequence[Any], *,
+             using: str = "default") -> M | None:
     """`model` from one row's `values` for the fields `names` (in the model's order, as
     `field_names` gives them); None when its primary key is NULL (the unmatched side of a LEFT JOIN)."""
     converted = list(values)
@@ -53,7 +62,7 @@ def instance(model: type[Model], names: Sequence[str], values: Sequence[Any], *,
 
 @functools.cache
 def _converters(model: type[Model], names: tuple[str, ...],
-                using: str) -> list[tuple[int, list[tuple[Callable, Any]]]]:
+                using: str) -> list[tuple[int, list[tuple[Callable[..., Any], Any]]]]:
     """Per column, the converters the ORM would apply: the backend's first, then the field's."""
     connection = connections[using]
     by_attname = {field.attname: field for field in model._meta.concrete_fields}

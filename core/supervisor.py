@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import FrameType
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
@@ -47,7 +48,7 @@ READ_SYSCALL = {"x86_64": 0, "aarch64": 63}.get(os.uname().machine)  # read(2), 
 
 def _proc_states() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, state letter) for every process, read from /proc (Linux; {} elsewhere)."""
-    found = {}
+    found: dict[int, tuple[int, str]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -136,11 +137,11 @@ def queue_stalled(*, since: datetime, stall_after: timedelta) -> str | None:
 
 class Supervisor:
     def __init__(self, *, stall_after: timedelta, check_every: float = 5.0,
-                 on_check: Callable[[], object] | None = None):
+                 on_check: Callable[[], object] | None = None) -> None:
         self.stall_after = stall_after
         self.check_every = check_every
         self.on_check = on_check
-        self.cluster: subprocess.Popen | None = None
+        self.cluster: subprocess.Popen[bytes] | None = None
         self.started_at = timezone.now()
         self.restarts = 0
         self._stopping = False
@@ -171,6 +172,7 @@ class Supervisor:
 
     def _why_restart_now(self) -> str | None:
         """The cluster died, or one of its processes died holding a queue's lock (see `queue_readers`)."""
+        assert self.cluster is not None, "the cluster has not started"
         if self.cluster.poll() is not None:
             return f"it exited with {self.cluster.returncode}"
         alive, readers = queue_readers(self.cluster.pid)
@@ -208,6 +210,7 @@ class Supervisor:
         self._readers = set()
 
     def _kill(self) -> None:
+        assert self.cluster is not None, "the cluster has not started"
         try:
             os.killpg(self.cluster.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -227,5 +230,5 @@ class Supervisor:
             pass
         self._kill()
 
-    def _stop(self, signum, frame) -> None:
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True

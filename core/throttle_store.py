@@ -47,7 +47,7 @@ def throttle_take(key: str, *, interval: float, period: float, now: float | None
         except RedisError as exc:
             log.warning("throttle count for %s not reachable in Redis, letting the call through: %s", key, exc)
             return 0.0
-    spent_until = max(cache.get(key, now), now)
+    spent_until: float = max(cache.get(key, now), now)
     wait = spent_until + interval - period - now
     if wait > 0:
         return wait
@@ -61,7 +61,7 @@ _per_thread = threading.local()
 def _take_script(url: str) -> Script:
     """The script on a connection of this thread's own (gunicorn's threads each make one call at a
     time): a pooled client's checkout and return were a quarter of the call's CPU time."""
-    scripts = _per_thread.__dict__.setdefault("scripts", {})
+    scripts: dict[str, Script] = _per_thread.__dict__.setdefault("scripts", {})
     if url not in scripts:
         client = Redis.from_url(url, single_connection_client=True, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
                                 socket_timeout=REDIS_TIMEOUT_SECONDS)

@@ -33,7 +33,7 @@ class FalError(Exception):
     """Base of the fal client errors. `status_code` is None when no HTTP answer came back."""
 
     def __init__(self, message: str, *, status_code: int | None = None, detail: Any = None,
-                 error_type: str = "", retry_after: float | None = None):
+                 error_type: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.detail = detail
@@ -61,7 +61,7 @@ class FalAccountBlocked(FalError):
     """fal refuses the studio's account (locked, out of balance, or an unknown key): an outage of the
     provider, not a property of the call. `reason`: `account_locked`, `balance_exhausted` or `bad_key`."""
 
-    def __init__(self, message: str, *, reason: str, **kwargs: Any):
+    def __init__(self, message: str, *, reason: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.reason = reason
 
@@ -121,7 +121,7 @@ class FalQueueClient:
 
     def __init__(self, *, base_url: str, key: str, connect_timeout: float = 5.0, read_timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_connections: int = 100, rest_url: str = "",
-                 api_url: str = "", store_io: bool = False):
+                 api_url: str = "", store_io: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.rest_url = (rest_url or "https://rest.fal.ai").rstrip("/")
         self.api_url = (api_url or "https://api.fal.ai").rstrip("/")
@@ -271,8 +271,10 @@ def _classify(response: httpx.Response, *, ambiguous_after_send: bool) -> FalErr
     code = response.status_code
     body = _json(response, default=response.text[:500])
     detail = body.get("detail", body) if isinstance(body, dict) and "detail" in body else body
-    error_type = response.headers.get("x-fal-error-type", "") or (body.get("error_type", "") if isinstance(body, dict) else "")
-    kwargs: dict[str, Any] = {"status_code": code, "detail": detail if detail is not None else body, "error_type": str(error_type)}
+    error_type = response.headers.get("x-fal-error-type", "") or (
+        body.get("error_type", "") if isinstance(body, dict) else "")
+    kwargs: dict[str, Any] = {"status_code": code, "detail": detail if detail is not None else body,
+                              "error_type": str(error_type)}
     message = f"fal answered {code}: {describe_detail(detail)}"
     blocked = account_block_reason(code, detail)
     if blocked:
@@ -282,7 +284,8 @@ def _classify(response: httpx.Response, *, ambiguous_after_send: bool) -> FalErr
     if code == 504 and response.headers.get("x-fal-request-timeout-type") == "user":
         return FalRejected(message, **kwargs)  # our own start timeout expired; fal will not run it
     if code >= 500:
-        return (FalAmbiguous if ambiguous_after_send else FalUnavailable)(message, retry_after=_retry_after(response), **kwargs)
+        return (FalAmbiguous if ambiguous_after_send else FalUnavailable)(message, retry_after=_retry_after(response),
+                                                                          **kwargs)
     if code == 404:
         return FalNotFound(message, **kwargs)
     return FalRejected(message, **kwargs)

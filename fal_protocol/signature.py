@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -54,7 +55,7 @@ def public_jwk(key: Ed25519PublicKey) -> dict[str, str]:
             "use": "sig", "alg": "EdDSA"}
 
 
-def verify(headers: Mapping[str, str], body: bytes, jwks: Mapping, *, tolerance: int = TOLERANCE_SECONDS,
+def verify(headers: Mapping[str, str], body: bytes, jwks: Mapping[str, Any], *, tolerance: int = TOLERANCE_SECONDS,
            now: float | None = None) -> str:
     """Check a received webhook against the sender's `jwks`; returns its request id.
 
@@ -84,7 +85,7 @@ def verify(headers: Mapping[str, str], body: bytes, jwks: Mapping, *, tolerance:
     raise FalSignatureError("no key of the JWKS verifies the signature")
 
 
-def _public_keys(jwks: Mapping) -> list[Ed25519PublicKey]:
+def _public_keys(jwks: Mapping[str, Any]) -> list[Ed25519PublicKey]:
     keys = []
     for jwk in jwks.get("keys") or []:
         if not isinstance(jwk, Mapping) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":

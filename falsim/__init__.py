@@ -50,8 +50,8 @@ Where each part lives (each module's docstring says more):
     simulator.py     ``FalSimulator``: the parts put together, lifecycle, introspection
     cli.py           the command-line flags (``__main__.py``: ``python -m falsim``)
 """
-
 import importlib
+from typing import Any
 
 __all__ = ["FalSimulator", "FAULT_NAMES", "FAULT_SETTINGS", "add_cli_arguments", "simulator_from_args", "describe"]
 
@@ -65,7 +65,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # Lazy, so `import falsim.render` (or any one part) does not pull in the HTTP server.
     if name in _HOMES:
         return getattr(importlib.import_module(_HOMES[name]), name)

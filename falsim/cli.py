@@ -45,7 +45,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser, *, default_key: str, defa
                             metavar="P", help="probability 0..1 (default 0)")
 
 
-def simulator_from_args(options) -> FalSimulator:
+def simulator_from_args(options: argparse.Namespace) -> FalSimulator:
     values = options if isinstance(options, dict) else vars(options)
     faults = {name: values.get(f"fault_{name}") or 0.0 for name in FAULT_NAMES}
     return FalSimulator(
@@ -81,7 +81,7 @@ def describe(sim: FalSimulator) -> str:
             f"scale={sim.scale}, cache_renders={sim.cache_renders}, faults: {faults}, workdir={sim.workdir})")
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m falsim", description="Local fal.ai simulator")
     add_cli_arguments(parser, default_key=os.environ.get("FALSIM_KEY", "falsim-local-key"),
                       default_port=int(os.environ.get("FALSIM_PORT", "8765")))

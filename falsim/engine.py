@@ -41,7 +41,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from fal_protocol.queue import COMPLETED, IN_PROGRESS, IN_QUEUE, payload_fingerprint
@@ -133,6 +134,7 @@ def request_urls(req: SimRequest, base_url: str) -> dict:
 def request_output(req: SimRequest, base_url: str) -> dict:
     """The result of a request that rendered its video, as fal's result call answers it."""
     video = req.video
+    assert video is not None, "only a rendered request has an output"
     return {
         "video": {
             "url": f"{base_url}/files/{video['token']}/{quote(video['file_name'])}",
@@ -182,7 +184,7 @@ def listing_record(req: SimRequest) -> dict:
 
 
 def _iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Engine:
@@ -193,7 +195,7 @@ class Engine:
     """
 
     def __init__(self, stopping: threading.Event, injector: FaultInjector, files: FileStore,
-                 webhooks: WebhookSender):
+                 webhooks: WebhookSender) -> None:
         self._stopping = stopping
         self._injector = injector
         self._files = files
@@ -203,8 +205,9 @@ class Engine:
         self._changed = threading.Condition(self._lock)  # status streams wait for changes
         self._requests: dict[str, SimRequest] = {}
         self._queue: collections.deque[str] = collections.deque()
-        self._counts = collections.Counter()
-        self._submits_by_input = collections.Counter()  # payload_fingerprint -> accepted submits
+        self._counts: collections.Counter[str] = collections.Counter()
+        # payload_fingerprint -> accepted submits
+        self._submits_by_input: collections.Counter[str] = collections.Counter()
         self._in_progress = 0
 
     # -- introspection --
@@ -237,7 +240,7 @@ class Engine:
                 "duplicate_submits": sum(1 for n in self._submits_by_input.values() if n > 1),
             }
 
-    def submits_for(self, input_value) -> int:
+    def submits_for(self, input_value: Any) -> int:
         with self._lock:
             return self._submits_by_input[payload_fingerprint(input_value)]
 
@@ -257,12 +260,14 @@ class Engine:
 
     # -- queue operations (called by the HTTP handler) --
 
-    def submit(self, endpoint: Endpoint, body, webhook_url: str | None, base_url: str, start_timeout: float | None,
-               *, store_io: bool = True, fallbacks_disabled: bool = False):
+    def submit(self, endpoint: Endpoint, body: Any, webhook_url: str | None, base_url: str, start_timeout: float | None,
+               *, store_io: bool = True,
+               fallbacks_disabled: bool = False) -> tuple[int, dict[str, Any], SimRequest | None]:
         """Validate and enqueue. Returns (http_status, payload, request or None)."""
         params, errors = validate_input(endpoint, body)
         if errors:
             return 422, {"detail": errors}, None
+        assert params is not None  # valid input, so normalised params
         prompt = params["prompt"].lower()
         now = time.time()
         req = SimRequest(
@@ -317,7 +322,7 @@ class Engine:
                     body["error_type"] = req.failure.error_type
             return body
 
-    def result(self, req: SimRequest, base_url: str):
+    def result(self, req: SimRequest, base_url: str) -> tuple[int, Any, dict[str, str]]:
         """Returns (http_status, payload, extra headers)."""
         with self._lock:
             if req.status != COMPLETED:
@@ -326,7 +331,7 @@ class Engine:
                 return req.failure.status_code, req.failure.body, dict(req.failure.headers)
             return 200, request_output(req, base_url), {}
 
-    def cancel(self, request_id: str):
+    def cancel(self, request_id: str) -> tuple[int, dict[str, Any]]:
         with self._lock:
             req = self._requests.get(request_id)
             if req is None or req.lost:
@@ -425,6 +430,7 @@ class Engine:
         now = time.time()
         if req.status == IN_PROGRESS:
             self._in_progress -= 1
+            assert req.started_at is not None  # set when it went IN_PROGRESS
             req.inference_time = round(now - req.started_at, 3)
         req.status = COMPLETED
         req.completed_at = now

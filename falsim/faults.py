@@ -49,6 +49,7 @@ import collections
 import json
 import random
 import threading
+from typing import Any
 
 FAULT_NAMES = (
     "submit_5xx", "submit_timeout", "status_5xx", "result_5xx", "result_422", "lost", "429",
@@ -59,10 +60,11 @@ FAULT_SETTINGS = ("latency_seconds", "download_rate_bytes", "fault_delay", "list
 LOCK_REASON_MAX_CHARS = 200
 
 
-def checked_faults(faults) -> dict[str, float]:
+def checked_faults(faults: Any) -> dict[str, float]:
     """Validate a {fault name: probability} mapping; raises ValueError naming the field."""
     if not isinstance(faults, dict):
-        raise ValueError(f"faults must be an object of fault name -> probability; allowed names: {', '.join(FAULT_NAMES)}")
+        raise ValueError("faults must be an object of fault name -> probability; "
+                         f"allowed names: {', '.join(FAULT_NAMES)}")
     checked = {}
     for name, value in faults.items():
         if name not in FAULT_NAMES:
@@ -73,7 +75,7 @@ def checked_faults(faults) -> dict[str, float]:
     return checked
 
 
-def checked_setting(name: str, value) -> float | int | str:
+def checked_setting(name: str, value: Any) -> float | int | str:
     """Validate one of FAULT_SETTINGS; raises ValueError naming the field and the allowed values."""
     if name not in FAULT_SETTINGS:
         raise ValueError(f"unknown setting {name!r}; allowed: {', '.join(FAULT_SETTINGS)}")
@@ -99,14 +101,14 @@ class FaultInjector:
     same ``random.Random(seed)`` also draws run times, so one seed replays a whole run.
     """
 
-    def __init__(self, faults: dict | None, settings: dict, seed):
+    def __init__(self, faults: dict[str, Any] | None, settings: dict[str, Any], seed: int | None) -> None:
         checked = checked_faults(dict(faults or {}))
         values = {name: checked_setting(name, value) for name, value in settings.items()}
         self.probabilities = {name: float(checked.get(name, 0.0)) for name in FAULT_NAMES}
         self._settings = dict(values)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._fired = collections.Counter()  # fault name -> times it fired
+        self._fired: collections.Counter[str] = collections.Counter()  # fault name -> times it fired
 
     def roll(self, name: str) -> bool:
         """Whether fault ``name`` fires this time (counted when it does)."""
@@ -123,10 +125,10 @@ class FaultInjector:
         with self._lock:
             return self._rng.uniform(low, high)
 
-    def setting(self, name: str):
+    def setting(self, name: str) -> Any:
         return self._settings[name]
 
-    def update(self, faults: dict | None = None, **settings) -> dict:
+    def update(self, faults: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
         """``FalSimulator.set_faults``: everything is validated before anything changes."""
         checked = checked_faults(faults) if faults is not None else None
         values = {name: checked_setting(name, value) for name, value in settings.items()}

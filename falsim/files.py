@@ -22,10 +22,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, BinaryIO, Literal
 from urllib.parse import quote
 
 from falsim.schema import error_item
+
+if TYPE_CHECKING:
+    from falsim.http import Handler
 
 
 @dataclass(eq=False)
@@ -41,7 +45,7 @@ class FileStore:
     ``uploads_dir`` is set when the simulator starts (its scratch folder exists from then on).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.uploads_dir: str | None = None
         self._lock = threading.Lock()
         self._files: dict[str, StoredFile] = {}
@@ -50,6 +54,7 @@ class FileStore:
         self._upload_secret = secrets.token_bytes(32)
 
     def upload_path(self, token: str) -> str:
+        assert self.uploads_dir is not None, "the simulator has not started"
         return os.path.join(self.uploads_dir, token)
 
     def new_upload(self, file_name: str, content_type: str, base_url: str) -> dict:
@@ -78,7 +83,7 @@ class FileStore:
 
     def new_cdn_token(self) -> tuple[str, datetime]:
         token = secrets.token_urlsafe(24)
-        expires = datetime.now(timezone.utc) + timedelta(hours=1)
+        expires = datetime.now(UTC) + timedelta(hours=1)
         with self._lock:
             self._cdn_tokens[token] = expires.timestamp()
         return token, expires
@@ -115,7 +120,7 @@ def start_image(image_url: str, files: FileStore) -> tuple[str, bytes | None]:
 # --- routes --------------------------------------------------------------------------------------
 
 
-def _storage_type_ok(http, allowed=("fal-cdn-v3", "gcs")) -> bool:
+def _storage_type_ok(http: Handler, allowed: tuple[str, ...] = ("fal-cdn-v3", "gcs")) -> bool:
     storage_type = (http.query.get("storage_type") or ["fal-cdn-v3"])[-1]
     if storage_type in allowed:
         return True
@@ -123,7 +128,7 @@ def _storage_type_ok(http, allowed=("fal-cdn-v3", "gcs")) -> bool:
     return False
 
 
-def storage_initiate(http) -> None:
+def storage_initiate(http: Handler) -> None:
     if not http.key_ok() or not _storage_type_ok(http) or http.account_locked():
         return
     ok, body = http.read_json()
@@ -140,7 +145,7 @@ def storage_initiate(http) -> None:
     http.send_json(200, http.sim.files.new_upload(file_name, content_type, http.base_url()))
 
 
-def storage_put(http, token: str) -> None:
+def storage_put(http: Handler, token: str) -> None:
     files = http.sim.files
     entry = files.pending_upload(token)
     if entry is None:
@@ -153,7 +158,7 @@ def storage_put(http, token: str) -> None:
     http.write_response(200, [("ETag", f'"{token}"')])
 
 
-def storage_token(http) -> None:
+def storage_token(http: Handler) -> None:
     if not http.key_ok() or not _storage_type_ok(http, ("fal-cdn-v3",)) or http.account_locked():
         return
     http.read_body()
@@ -162,7 +167,7 @@ def storage_token(http) -> None:
                          "expires_at": expires.isoformat()})
 
 
-def cdn_upload(http) -> None:
+def cdn_upload(http: Handler) -> None:
     files = http.sim.files
     header = http.headers.get("Authorization", "")
     scheme, _, credentials = header.strip().partition(" ")
@@ -179,7 +184,7 @@ def cdn_upload(http) -> None:
     http.send_json(200, {"access_url": url, "content_type": content_type, "file_name": file_name, "file_size": size})
 
 
-def _save_body(http, path: str) -> int:
+def _save_body(http: Handler, path: str) -> int:
     size = 0
     partial = path + ".part"
     with open(partial, "wb") as out:
@@ -190,7 +195,7 @@ def _save_body(http, path: str) -> int:
     return size
 
 
-def serve_file(http, token: str, name: str) -> None:
+def serve_file(http: Handler, token: str, name: str) -> None:
     entry = http.sim.files.get(token)
     if entry is None or (name and name != entry.file_name):
         return http.send_json(404, {"detail": "File not found"})
@@ -219,7 +224,7 @@ def serve_file(http, token: str, name: str) -> None:
         _send_file(http, handle, length)
 
 
-def _send_file(http, handle, length: int) -> None:
+def _send_file(http: Handler, handle: BinaryIO, length: int) -> None:
     """Send ``length`` bytes, unless a download fault cuts them short or throttles them."""
     sim = http.sim
     remaining, block = length, 256 * 1024
@@ -245,14 +250,14 @@ def _send_file(http, handle, length: int) -> None:
         remaining -= len(chunk)
 
 
-def _safe_file_name(value) -> str:
+def _safe_file_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         return "upload.bin"
     name = os.path.basename(value.strip().replace("\\", "/"))
     return name or "upload.bin"
 
 
-def _parse_range(header: str | None, size: int):
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
     """A single byte range -> (start, end) inclusive; None = serve whole; 'unsatisfiable'."""
     if not header:
         return None

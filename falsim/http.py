@@ -17,8 +17,9 @@ import struct
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from falsim import files, queue_api
@@ -35,18 +36,18 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024
     sim: FalSimulator
 
-    def __init__(self, *args, **kwargs):
-        self._connections: set = set()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (a killed worker, a timeout) is normal traffic, not a server error.
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return
         super().handle_error(request, client_address)
 
-    def track(self, connection, active: bool) -> None:
+    def track(self, connection: socket.socket, active: bool) -> None:
         with self._connections_lock:
             (self._connections.add if active else self._connections.discard)(connection)
 
@@ -66,6 +67,7 @@ class BodyTooLarge(Exception):
 
 
 class Handler(BaseHTTPRequestHandler):
+    server: Server
     protocol_version = "HTTP/1.1"
     server_version = "falsim/1.0"
     sys_version = ""
@@ -109,11 +111,11 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- plumbing --
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         self.server.track(self.connection, True)
 
-    def finish(self):
+    def finish(self) -> None:
         try:
             super().finish()
         finally:
@@ -123,29 +125,29 @@ class Handler(BaseHTTPRequestHandler):
     def sim(self) -> FalSimulator:
         return self.server.sim
 
-    def log_message(self, format, *args):
+    def log_message(self, format: str, *args: Any) -> None:
         if self.sim.verbose:
             sys.stderr.write(f"falsim {self.address_string()} - {format % args}\n")
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_HEAD(self):
+    def do_HEAD(self) -> None:
         self._dispatch("HEAD")
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_PUT(self):
+    def do_PUT(self) -> None:
         self._dispatch("PUT")
 
-    def do_DELETE(self):
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
-    def do_PATCH(self):
+    def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
-    def do_OPTIONS(self):
+    def do_OPTIONS(self) -> None:
         self._dispatch("OPTIONS")
 
     def _dispatch(self, method: str) -> None:
@@ -156,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
             self.query = parse_qs(split.query, keep_blank_values=True)
             parts = [unquote(p) for p in split.path.split("/") if p]
             self.route(method, parts)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
         except BodyTooLarge:
             self.close_connection = True
@@ -189,7 +191,8 @@ class Handler(BaseHTTPRequestHandler):
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.wfile.write(head if head_only else head + body)
 
-    def send_json(self, status: int, payload, headers: dict | None = None, request_id: str | None = None) -> None:
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None,
+                  request_id: str | None = None) -> None:
         body = json.dumps(payload).encode("utf-8")
         out = [("Content-Type", "application/json")]
         if request_id:
@@ -207,7 +210,7 @@ class Handler(BaseHTTPRequestHandler):
         scheme = self.headers.get("X-Forwarded-Proto", "http").split(",")[0].strip() or "http"
         return f"{scheme}://{host.split(',')[0].strip()}"
 
-    def iter_body(self, limit: int | None = None):
+    def iter_body(self, limit: int | None = None) -> Iterator[bytes]:
         """Yield the request body in chunks (Content-Length or chunked)."""
         self._body_consumed = True
         total = 0
@@ -253,7 +256,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             self.close_connection = True
 
-    def read_json(self):
+    def read_json(self) -> Any:
         """Returns (ok, value); on failure has already answered 422."""
         raw = self.read_body()
         try:
@@ -295,4 +298,4 @@ class Handler(BaseHTTPRequestHandler):
 
     def flag(self, name: str) -> bool:
         values = self.query.get(name)
-        return bool(values) and values[-1].lower() in ("1", "true", "yes")
+        return bool(values and values[-1].lower() in ("1", "true", "yes"))

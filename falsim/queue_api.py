@@ -18,13 +18,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from fal_protocol.queue import COMPLETED
 from falsim.listing import listing_answer
 from falsim.schema import ENDPOINTS, KNOWN_PREFIXES
 
+if TYPE_CHECKING:
+    from email.message import Message
 
-def submit(http, model_id: str) -> None:
+    from falsim.engine import SimRequest
+    from falsim.http import Handler
+
+
+def submit(http: Handler, model_id: str) -> None:
     sim = http.sim
     if not http.key_ok():
         return
@@ -39,7 +46,8 @@ def submit(http, model_id: str) -> None:
         return
     if sim.injector.roll("submit_5xx"):
         return _scheduling_failed(http)
-    webhook = (http.query.get("fal_webhook") or [None])[-1] or None
+    webhooks = http.query.get("fal_webhook")
+    webhook = (webhooks[-1] if webhooks else None) or None
     status, payload, req = sim.engine.submit(
         endpoint, body, webhook, http.base_url(), _start_timeout(http.headers),
         store_io=http.headers.get("X-Fal-Store-IO", "1").strip() not in ("0", "false"),
@@ -54,7 +62,7 @@ def submit(http, model_id: str) -> None:
     http.send_json(status, payload, request_id=req.id if req else None)
 
 
-def queue_call(http, method: str, parts: list[str]) -> None:
+def queue_call(http: Handler, method: str, parts: list[str]) -> None:
     """Status, status stream, result or cancel: ``{app}/requests/{id}[/...]``."""
     index = parts.index("requests")
     prefix, rest = "/".join(parts[:index]), parts[index + 1:]
@@ -80,7 +88,7 @@ def queue_call(http, method: str, parts: list[str]) -> None:
     operation(http, rest[0])
 
 
-def request_listing(http) -> None:
+def request_listing(http: Handler) -> None:
     sim = http.sim
     if not http.key_ok():
         return
@@ -96,7 +104,7 @@ def request_listing(http) -> None:
     http.send_json(status, payload)
 
 
-def _queue_faults(http, submit: bool = False) -> bool:
+def _queue_faults(http: Handler, submit: bool = False) -> bool:
     """The faults any queue call may meet, in this order; True when one has answered."""
     sim = http.sim
     if sim.injector.roll("latency"):
@@ -117,7 +125,7 @@ def _queue_faults(http, submit: bool = False) -> bool:
     return False
 
 
-def _scheduling_failed(http) -> None:
+def _scheduling_failed(http: Handler) -> None:
     http.send_json(
         503,
         {"detail": "Runner scheduling failed", "error_type": "runner_scheduling_failure"},
@@ -126,7 +134,7 @@ def _scheduling_failed(http) -> None:
     )
 
 
-def _service_unavailable(http, request_id: str | None) -> None:
+def _service_unavailable(http: Handler, request_id: str | None) -> None:
     http.send_json(
         503,
         {"detail": "Runner disconnected", "error_type": "runner_disconnected"},
@@ -135,7 +143,7 @@ def _service_unavailable(http, request_id: str | None) -> None:
     )
 
 
-def _start_timeout(headers) -> float | None:
+def _start_timeout(headers: Message) -> float | None:
     for name in ("X-Fal-Request-Start-Timeout", "X-Fal-Request-Timeout"):
         value = headers.get(name)
         if value:
@@ -148,12 +156,12 @@ def _start_timeout(headers) -> float | None:
     return None
 
 
-def _cancel(http, request_id: str) -> None:
+def _cancel(http: Handler, request_id: str) -> None:
     status, payload = http.sim.engine.cancel(request_id)
     http.send_json(status, payload, request_id=request_id if status != 404 else None)
 
 
-def _known_request(http, request_id: str, fault: str):
+def _known_request(http: Handler, request_id: str, fault: str) -> SimRequest | None:
     """The request, or None once answered: 404 when unknown or lost, 503 when ``fault`` fires."""
     req = http.sim.engine.lookup(request_id)
     if req is None:
@@ -165,21 +173,21 @@ def _known_request(http, request_id: str, fault: str):
     return req
 
 
-def _status(http, request_id: str) -> None:
+def _status(http: Handler, request_id: str) -> None:
     req = _known_request(http, request_id, "status_5xx")
     if req is not None:
         payload = http.sim.engine.status_payload(req, http.base_url(), http.flag("logs"))
         http.send_json(200 if payload["status"] == COMPLETED else 202, payload, request_id=req.id)
 
 
-def _result(http, request_id: str) -> None:
+def _result(http: Handler, request_id: str) -> None:
     req = _known_request(http, request_id, "result_5xx")
     if req is not None:
         status, payload, headers = http.sim.engine.result(req, http.base_url())
         http.send_json(status, payload, headers, request_id=req.id)
 
 
-def _status_stream(http, request_id: str) -> None:
+def _status_stream(http: Handler, request_id: str) -> None:
     sim, engine = http.sim, http.sim.engine
     req = _known_request(http, request_id, "status_5xx")
     if req is None:

@@ -14,7 +14,7 @@ from falsim.render import RenderCancelled, render_video
 
 
 class _Entry:
-    def __init__(self):
+    def __init__(self) -> None:
         self.done = threading.Event()
         self.facts: dict | None = None
         self.path: str | None = None
@@ -23,7 +23,7 @@ class _Entry:
 class RenderCache:
     """``on_render()`` is called after each real render (the simulator's ``renders`` counter)."""
 
-    def __init__(self, on_render: Callable[[], None]):
+    def __init__(self, on_render: Callable[[], None]) -> None:
         self._on_render = on_render
         self._lock = threading.Lock()
         self._entries: dict[tuple, _Entry] = {}
@@ -35,7 +35,7 @@ class RenderCache:
         with self._lock:
             entry = self._entries.get(key)
             owner = entry is None
-            if owner:
+            if entry is None:
                 entry = self._entries[key] = _Entry()
         if owner:
             name = "cache-{width}x{height}-{fps}fps-{duration}s-{audio}.mp4".format(**spec)
@@ -57,4 +57,5 @@ class RenderCache:
                     raise RenderCancelled()
             if entry.facts is None:
                 raise RuntimeError("cached render failed")
+        assert entry.facts is not None and entry.path is not None  # set together by the render's owner
         return dict(entry.facts), entry.path

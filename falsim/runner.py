@@ -106,6 +106,7 @@ def _render(sim: FalSimulator, req: SimRequest, width: int, height: int, progres
     p = req.params
     file_name = f"{req.id}.mp4"
     spec = dict(width=width, height=height, fps=p["fps"], duration=p["duration"], audio=p["generate_audio"])
+    assert sim.workdir is not None, "the simulator has not started"
     folder = os.path.join(sim.workdir, "renders")
     if sim.cache_renders:
         facts, path = sim.render_cache.render(spec, folder, lambda: _stop_requested(sim, req))
@@ -125,7 +126,7 @@ class ProgressLog:
 
     STEP = 20
 
-    def __init__(self, sim: FalSimulator, req: SimRequest, planned: float, num_frames: int, started: float):
+    def __init__(self, sim: FalSimulator, req: SimRequest, planned: float, num_frames: int, started: float) -> None:
         self.sim, self.req = sim, req
         self.planned = max(planned, 1e-6)
         self.num_frames = num_frames

@@ -18,7 +18,9 @@ renders from (``duration`` and ``fps`` as ints).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 PROMPT_MAX_CHARS = 2500
 # The output resolutions and their pixel size (the runner renders at 1/scale of it).
@@ -26,7 +28,7 @@ RESOLUTIONS = {"1080p": (1920, 1080), "1440p": (2560, 1440), "2160p": (3840, 216
 _IMAGE_URL = re.compile(r"^(data:image/[\w.+-]+(;[\w=.+-]+)*,|https?://\S+$)")
 
 
-def error_item(field_name: str | None, msg: str, type_: str, value=None) -> dict:
+def error_item(field_name: str | None, msg: str, type_: str, value: Any = None) -> dict[str, Any]:
     """One item of fal's 422 ``detail`` list (``value``, when not None, is echoed as ``input``)."""
     loc = ["body", field_name] if field_name is not None else ["body"]
     entry = {"loc": loc, "msg": msg, "type": type_}
@@ -35,7 +37,7 @@ def error_item(field_name: str | None, msg: str, type_: str, value=None) -> dict
     return entry
 
 
-def enum_message(values) -> str:
+def enum_message(values: Iterable[object]) -> str:
     quoted = [f"'{v}'" for v in values]
     return "Input should be " + (", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else quoted[0])
 
@@ -50,7 +52,7 @@ class Text:
     name: str
     max_chars: int
 
-    def check(self, body: dict):
+    def check(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
         value = body.get(self.name)
         if self.name not in body:
             return None, error_item(self.name, "Field required", "missing")
@@ -78,7 +80,7 @@ class Choice:
     lenient: bool = False
     error_type: str = "enum"
 
-    def check(self, body: dict):
+    def check(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
         sent = body.get(self.name, self.default)
         value = _as_enum_string(sent) if self.lenient else sent
         if not (isinstance(value, str) and value in self.values):
@@ -93,7 +95,7 @@ class Flag:
     name: str
     default: bool
 
-    def check(self, body: dict):
+    def check(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
         sent = body.get(self.name, self.default)
         value = _as_bool(sent)
         if value is None:
@@ -107,7 +109,7 @@ class ImageUrl:
 
     name: str
 
-    def check(self, body: dict):
+    def check(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
         value = body.get(self.name)
         if value is None:
             return None, error_item(self.name, "Field required", "missing")
@@ -128,7 +130,7 @@ class Requires:
     above: int
     message: str
 
-    def check(self, params: dict, body: dict):
+    def check(self, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:
         if self.when not in params or params[self.when] <= self.above:
             return None
         if self.field not in params or params[self.field] == self.value:
@@ -136,7 +138,7 @@ class Requires:
         return error_item(self.field, self.message, "value_error", body.get(self.field))
 
 
-def _as_enum_string(value):
+def _as_enum_string(value: object) -> str | None:
     """fal's schema uses string enums; ints are accepted too (but not bools)."""
     if isinstance(value, bool):
         return None
@@ -149,7 +151,7 @@ def _as_enum_string(value):
     return None
 
 
-def _as_bool(value):
+def _as_bool(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -210,7 +212,7 @@ ENDPOINTS = {
 KNOWN_PREFIXES = {endpoint.app for endpoint in ENDPOINTS.values()} | set(ENDPOINTS)
 
 
-def validate_input(endpoint: Endpoint, body) -> tuple[dict | None, list[dict]]:
+def validate_input(endpoint: Endpoint, body: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """Validate a submitted body like fal does. Returns (normalised params, []) or (None, errors)."""
     if not isinstance(body, dict):
         return None, [

@@ -13,6 +13,8 @@ import shutil
 import signal
 import tempfile
 import threading
+from types import FrameType
+from typing import Any, NoReturn
 
 from falsim.engine import Engine
 from falsim.faults import FaultInjector
@@ -65,7 +67,7 @@ class FalSimulator:
         run_seconds_max: float | None = None,
         listing_lag_seconds: float = 0.0,
         locked: str = "",
-    ):
+    ) -> None:
         if runners < 1:
             raise ValueError("runners must be >= 1")
         if scale < 1:
@@ -148,7 +150,7 @@ class FalSimulator:
     def __enter__(self) -> FalSimulator:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def serve_forever(self) -> None:
@@ -183,7 +185,7 @@ class FalSimulator:
     def stats(self) -> dict:
         return self.engine.stats(self.injector.fired())
 
-    def submits_for(self, input_value) -> int:
+    def submits_for(self, input_value: Any) -> int:
         """Accepted submits of exactly this input (as sent: the JSON body), including those whose
         answer a fault lost (submit_timeout, submit_reset_after_accept)."""
         return self.engine.submits_for(input_value)
@@ -207,7 +209,7 @@ class FalSimulator:
 
     # -- faults --
 
-    def set_faults(self, faults: dict | None = None, **settings) -> dict:
+    def set_faults(self, faults: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
         """Switch faults at runtime; the next call sees the change.
 
         ``faults`` replaces every probability (names left out become 0); None keeps them.
@@ -223,5 +225,5 @@ class FalSimulator:
         return self.injector.snapshot()
 
 
-def _raise_keyboard_interrupt(signum, frame):
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt

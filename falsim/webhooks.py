@@ -15,16 +15,20 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fal_protocol import signature
 
+if TYPE_CHECKING:
+    from falsim.engine import Failure
+
 USER_ID = "falsim-user"
 
 
-def completion_body(request_id: str, failure, output: dict | None) -> bytes:
+def completion_body(request_id: str, failure: Failure | None, output: dict[str, Any] | None) -> bytes:
     """fal's webhook body for a completed request: its ``output``, or its ``failure`` (engine.Failure)."""
     if failure is None:
         body = {"request_id": request_id, "gateway_request_id": request_id, "status": "OK", "payload": output}
@@ -41,7 +45,7 @@ class WebhookSender:
     """
 
     def __init__(self, on_attempt: Callable[[str, bool, bool, str | None], None], max_attempts: int,
-                 backoff: float, timeout: float, threads: int = 4):
+                 backoff: float, timeout: float, threads: int = 4) -> None:
         self.on_attempt = on_attempt
         self.max_attempts = max(1, int(max_attempts))
         self.backoff = backoff
@@ -54,7 +58,7 @@ class WebhookSender:
         self._cond = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
-        self._client = None
+        self._client: httpx.Client | None = None
 
     def start(self) -> None:
         self._client = httpx.Client(trust_env=False, timeout=self.timeout)
@@ -81,7 +85,7 @@ class WebhookSender:
             heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), request_id, url, body, attempt))
             self._cond.notify()
 
-    def _next_job(self):
+    def _next_job(self) -> tuple[float, int, str, str, bytes, int] | None:
         with self._cond:
             while not self._stopping:
                 if self._heap:
@@ -111,6 +115,7 @@ class WebhookSender:
             "User-Agent": "falsim-webhook/1.0",
             **self.signature_headers(request_id, body),
         }
+        assert self._client is not None, "start() first"
         try:
             response = self._client.post(url, content=body, headers=headers)
         except Exception as exc:

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.middleware.csrf import CsrfViewMiddleware
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 
-from accounts.keys import api_key_in
-from accounts.keys import api_key_authenticate, digest
+from accounts.keys import api_key_authenticate, api_key_in, digest
 from accounts.models import ApiKey
 from gateway.errors import fal_error
 from generations.status_reads import StatusRow, status_row_for, status_row_for_key
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Set in request.META by the server-proxy route (gateway/proxy.py): its callers may use their session.
+VIA_PROXY = "studio.via_proxy"
 
 
 class GatewayAuthError(Exception):
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str) -> None:
         self.status, self.detail = status, detail
         super().__init__(detail)
 
@@ -27,7 +28,7 @@ class GatewayAuthError(Exception):
 
 
 class Caller(NamedTuple):
-    user: AbstractBaseUser
+    user: User
     # With `request_id`: the caller's generation of that id as the status endpoints read it, or None.
     row: StatusRow | None = None
 
@@ -56,14 +57,19 @@ def gateway_caller(request: HttpRequest, *, allow_session: bool = False, request
 
 
 class _CsrfCheck(CsrfViewMiddleware):
-    def _reject(self, request, reason):
+    def _reject(self, request: HttpRequest, reason: str) -> str:  # the reason, not a 403 response
         return reason
 
 
+def _not_called(request: HttpRequest) -> HttpResponse:
+    """The next handler and the view a bare CSRF check is given; it never calls them."""
+    raise AssertionError("a CSRF check does not call the view")
+
+
 def _enforce_csrf(request: HttpRequest) -> None:
-    check = _CsrfCheck(lambda _request: None)
+    check = _CsrfCheck(_not_called)
     check.process_request(request)
-    reason = check.process_view(request, None, (), {})
+    reason = check.process_view(request, _not_called, (), {})
     if reason:
         raise GatewayAuthError(403, f"CSRF check failed ({reason}): a session-authenticated call must send "
                                     "Django's CSRF token in the X-CSRFToken header.")

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 
+from gateway.auth import VIA_PROXY
 from gateway.errors import fal_error
 
 TARGET_HEADER = "x-fal-target-url"
@@ -42,5 +43,5 @@ def proxy(request: HttpRequest) -> HttpResponse:
         return fal_error(400, "The proxy cannot target itself.")
     request.GET = QueryDict(parts.query)
     # The proxy's callers may also use their signed-in session (with the CSRF header).
-    request.via_proxy = True
+    request.META[VIA_PROXY] = True
     return match.func(request, *match.args, **match.kwargs)

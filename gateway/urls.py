@@ -1,5 +1,6 @@
-"""Routes under /fal/ (README, "The fal-compatible gateway"). Included at `fal/`; the proxy resolves targets against these
-same patterns, so a queue URL's path (`/fal-ai/ltx-2/requests/…`) maps straight onto them."""
+"""Routes under /fal/ (README, "The fal-compatible gateway"). Included at `fal/`; the proxy resolves
+targets against these same patterns, so a queue URL's path (`/fal-ai/ltx-2/requests/…`) maps
+straight onto them."""
 from django.urls import path, re_path
 
 from gateway import proxy, views

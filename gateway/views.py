@@ -13,34 +13,48 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from generations import ltx, status_reads
-from gateway.auth import GatewayAuthError, gateway_caller
-from gateway.errors import fal_error, validation_error
-from gateway.peer import client_gone_check
-from generations.media_links import absolute_url, url_base
-from generations.models import Generation, StreamSlot
-from generations.payloads import app_of, result_response, status_body, submit_body
-from generations.selectors import generation_get_for
-from generations.status_reads import StatusRow
-from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import OwnerSuspended, StorageUnavailable, generation_create
-from generations.services.streams import (SLOT_SECONDS, TooManyStreams, stream_slot_release, stream_slot_renew,
-                                          stream_slot_take)
-from generations.services.uploads import (UploadAlreadyUsed, UploadNotStored, UploadRejected, upload_from_token,
-                                          upload_image_for, upload_initiate, upload_receive, upload_token)
-from storage.quotas import QuotaExceeded
 from core.jsonbody import JSONTooDeep, json_loads_bounded
 from core.netguard import UnsafeURL, check_webhook_url
 from core.text import text_problem
 from core.throttle import user_rate_take
+from gateway.auth import VIA_PROXY, GatewayAuthError, gateway_caller
+from gateway.errors import fal_error, validation_error
+from gateway.peer import client_gone_check
+from generations import ltx, status_reads
+from generations.media_links import absolute_url, url_base
+from generations.models import Generation, StreamSlot
+from generations.payloads import app_of, result_response, status_body, submit_body
+from generations.selectors import generation_get_for
+from generations.services.cancel import NotCancelable, generation_cancel
+from generations.services.create import OwnerSuspended, StorageUnavailable, generation_create
+from generations.services.streams import (
+    SLOT_SECONDS,
+    TooManyStreams,
+    stream_slot_release,
+    stream_slot_renew,
+    stream_slot_take,
+)
+from generations.services.uploads import (
+    UploadAlreadyUsed,
+    UploadNotStored,
+    UploadRejected,
+    upload_from_token,
+    upload_image_for,
+    upload_initiate,
+    upload_receive,
+    upload_token,
+)
+from generations.status_reads import StatusRow
+from storage.quotas import QuotaExceeded
 from webhooks.signing_keys import studio_jwks
 
 REQUEST_ID_HEADER = "x-fal-request-id"
@@ -60,13 +74,13 @@ def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool 
     def decorate(view: Callable) -> Callable:
         @csrf_exempt
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in methods:
                 response = fal_error(405, f"{request.method} is not allowed here; use {' or '.join(methods)}.")
                 response["Allow"] = ", ".join(methods)
                 return response
             if authenticate:
-                sessions = allow_session or getattr(request, "via_proxy", False)
+                sessions = allow_session or request.META.get(VIA_PROXY, False)
                 try:
                     caller = gateway_caller(request, allow_session=sessions,
                                             request_id=kwargs["request_id"] if reads_request else None)
@@ -88,7 +102,7 @@ def gateway_view(*methods: str, allow_session: bool = False, authenticate: bool 
 # --- queue ---------------------------------------------------------------------------------------
 
 @gateway_view("POST")
-def submit(request: HttpRequest, model_id: str, user) -> HttpResponse:
+def submit(request: HttpRequest, model_id: str, user: User) -> HttpResponse:
     # The REST API's per-user create rate (STUDIO_API_CREATE_RATE). A 429 is right here: it is a
     # rate, not a quota, and fal's clients retry it after Retry-After.
     wait = user_rate_take("create", user.pk)
@@ -138,7 +152,7 @@ def _throttled(wait: float, what: str) -> JsonResponse:
     return response
 
 
-def _with_uploaded_image(request: HttpRequest, user, data: dict[str, Any]) -> dict[str, Any]:
+def _with_uploaded_image(request: HttpRequest, user: User, data: dict[str, Any]) -> dict[str, Any]:
     """An `image_url` naming one of the gateway's own upload file URLs becomes that image's bytes."""
     value = data.get("image_url")
     if not isinstance(value, str):
@@ -163,7 +177,7 @@ def _own_hosts(request: HttpRequest) -> set[str]:
     return hosts
 
 
-def _own_request(user, request_id: str) -> Generation | None:
+def _own_request(user: User, request_id: str) -> Generation | None:
     return generation_get_for(user, request_id)
 
 
@@ -176,7 +190,7 @@ def _wants_logs(request: HttpRequest) -> bool:
 
 
 @gateway_view("GET", reads_request=True)
-def status(request: HttpRequest, app: str, request_id: str, user, row: StatusRow | None) -> HttpResponse:
+def status(request: HttpRequest, app: str, request_id: str, user: User, row: StatusRow | None) -> HttpResponse:
     if row is None:
         return _not_found(request_id)
     code, body = status_reads.gateway_status(row, app=app_of(app), base=url_base(request), logs=_wants_logs(request))
@@ -184,7 +198,7 @@ def status(request: HttpRequest, app: str, request_id: str, user, row: StatusRow
 
 
 @gateway_view("GET")
-def status_stream(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
+def status_stream(request: HttpRequest, app: str, request_id: str, user: User) -> HttpResponseBase:
     """Server-sent events until COMPLETED. Each open stream holds a server thread, so it takes one of
     the user's STUDIO_MAX_STREAMS_PER_USER slots (429 with Retry-After when none is free)."""
     generation = _own_request(user, request_id)
@@ -198,17 +212,17 @@ def status_stream(request: HttpRequest, app: str, request_id: str, user) -> Http
         return response
     events = _status_events(generation.pk, user.pk, app=app_of(app), request=request, logs=_wants_logs(request),
                             slot=slot)
-    response = StreamingHttpResponse(_SlotHeldStream(events, slot), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
-    return response
+    stream = StreamingHttpResponse(_SlotHeldStream(events, slot), content_type="text/event-stream")
+    stream["Cache-Control"] = "no-cache"
+    stream["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
+    return stream
 
 
 class _SlotHeldStream:
     """A stream's events, holding its slot until the server closes the response: when it ended, when
     the client went away, or before it started (Django closes a response in every case)."""
 
-    def __init__(self, events: Iterator[str], slot: StreamSlot) -> None:
+    def __init__(self, events: Generator[str, None, None], slot: StreamSlot) -> None:
         self._events, self._slot = events, slot
 
     def __iter__(self) -> Iterator[str]:
@@ -220,7 +234,7 @@ class _SlotHeldStream:
 
 
 def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpRequest, logs: bool,
-                   slot: StreamSlot) -> Iterator[str]:
+                   slot: StreamSlot) -> Generator[str, None, None]:
     """One `data:` event per change of the status object, a keep-alive comment when quiet, and the
     end of the stream only after COMPLETED (fal's JS client resolves with the last event it saw) —
     or after STUDIO_SSE_MAX_SECONDS, or as soon as the client is seen gone (peer.py), so that a
@@ -264,7 +278,7 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpReque
 
 
 @gateway_view("GET", reads_request=True)
-def result(request: HttpRequest, app: str, request_id: str, user, row: StatusRow | None) -> HttpResponse:
+def result(request: HttpRequest, app: str, request_id: str, user: User, row: StatusRow | None) -> HttpResponse:
     if row is None:
         return _not_found(request_id)
     status_code, body = result_response(row.generation(), request)
@@ -272,7 +286,7 @@ def result(request: HttpRequest, app: str, request_id: str, user, row: StatusRow
 
 
 @gateway_view("PUT")
-def cancel(request: HttpRequest, app: str, request_id: str, user) -> HttpResponse:
+def cancel(request: HttpRequest, app: str, request_id: str, user: User) -> HttpResponse:
     generation = _own_request(user, request_id)
     if generation is None:
         return JsonResponse({"status": "NOT_FOUND"}, status=404)
@@ -293,7 +307,7 @@ def jwks(request: HttpRequest) -> HttpResponse:
 # --- storage upload ------------------------------------------------------------------------------
 
 @gateway_view("POST")
-def upload_start(request: HttpRequest, user) -> HttpResponse:
+def upload_start(request: HttpRequest, user: User) -> HttpResponse:
     wait = user_rate_take("upload", user.pk)
     if wait:
         return _throttled(wait, "Too many uploads")
@@ -318,7 +332,7 @@ def upload_start(request: HttpRequest, user) -> HttpResponse:
 
 
 @gateway_view("POST")
-def upload_start_multipart(request: HttpRequest, user) -> HttpResponse:
+def upload_start_multipart(request: HttpRequest, user: User) -> HttpResponse:
     return fal_error(413, f"Multipart uploads are not accepted: start images are at most "
                           f"{settings.STUDIO_MAX_IMAGE_BYTES:,} bytes, so a single upload always suffices.")
 
@@ -362,7 +376,7 @@ def upload_put(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @gateway_view("GET", "HEAD")
-def upload_file(request: HttpRequest, upload_id: uuid.UUID, file_name: str, user) -> HttpResponse:
+def upload_file(request: HttpRequest, upload_id: uuid.UUID, file_name: str, user: User) -> HttpResponse:
     """An uploaded file, for its owner only."""
     image = upload_image_for(user, upload_id)
     if image is None:

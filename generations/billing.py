@@ -22,11 +22,12 @@ def fal_billed(generation: Generation) -> bool:
 
 def stored_bytes(generation: Generation) -> int:
     """Bytes the generation keeps in storage: video + poster, and the start image of an image-to-video job."""
-    total = generation.start_image.size if generation.start_image_id else 0
+    # A NULL foreign key reads as None without a query.
+    total = generation.start_image.size if generation.start_image is not None else 0
     video = generation.video
     if video is None:
         return total
-    return total + video.file.size + (video.poster.size if video.poster_id else 0)
+    return total + video.file.size + (video.poster.size if video.poster is not None else 0)
 
 
 def generation_settle(generation: Generation) -> None:

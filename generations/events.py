@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from generations.models import Generation, GenerationEvent
 
@@ -21,7 +21,7 @@ _listeners: list[StatusListener] = []
 
 
 class ProviderListener(Protocol):
-    def __call__(self, *, actor: AbstractBaseUser | None, paused: bool, reason: str, before: dict[str, Any],
+    def __call__(self, *, actor: User | None, paused: bool, reason: str, before: dict[str, Any],
                  after: dict[str, Any]) -> None: ...
 
 
@@ -54,7 +54,7 @@ def provider_listener_add(listener: ProviderListener) -> None:
         _provider_listeners.append(listener)
 
 
-def provider_changed(*, actor: AbstractBaseUser | None, paused: bool, reason: str, before: dict[str, Any],
+def provider_changed(*, actor: User | None, paused: bool, reason: str, before: dict[str, Any],
                      after: dict[str, Any]) -> None:
     """Submissions to fal were just paused (`paused`) or resumed."""
     for listener in _provider_listeners:

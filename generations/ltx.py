@@ -77,7 +77,7 @@ ALIASES: dict[str, str] = {
 class InputError(Exception):
     """Invalid generation input. `errors` maps each bad field to a sentence saying what is allowed."""
 
-    def __init__(self, errors: dict[str, str]):
+    def __init__(self, errors: dict[str, str]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
 
@@ -182,7 +182,8 @@ def _null_message(field: str) -> str:
     return f"must not be null; leave it out to use the default {shown}"
 
 
-def _check_choice(data: dict[str, Any], errors: dict[str, str], field: str, allowed: tuple[str, ...], unit: str = "") -> None:
+def _check_choice(data: dict[str, Any], errors: dict[str, str], field: str, allowed: tuple[str, ...],
+                  unit: str = "") -> None:
     value = data.get(field)
     # Integers are accepted for numeric enums; booleans are ints in Python, so exclude them explicitly.
     if isinstance(value, int) and not isinstance(value, bool):

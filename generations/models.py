@@ -46,7 +46,7 @@ class Generation(models.Model):
     ACTIVE = frozenset({Status.PENDING, Status.HELD, Status.SUBMITTING, Status.QUEUED, Status.RUNNING, Status.STORING})
     TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
     # Which moves are legal; `transitions.transition` refuses anything else.
-    TRANSITIONS = {
+    TRANSITIONS: dict[str, set[str]] = {
         Status.PENDING: {Status.SUBMITTING, Status.HELD, Status.FAILED, Status.CANCELED},
         Status.HELD: {Status.PENDING, Status.FAILED, Status.CANCELED},
         # HELD: fal refused the account mid-submit (generations/services/provider.py).
@@ -86,7 +86,8 @@ class Generation(models.Model):
     # (generations/services/row_lease.py): a dead task's claim lapses within seconds.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
-    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    # NULL, not "", when none was given: the unique constraint below skips NULLs.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 (see above)
     # SHA-256 of the create request's canonical body: a replayed key with another body is a conflict.
     idempotency_fingerprint = models.CharField(max_length=64, blank=True)
     webhook_url = models.URLField(max_length=1000, blank=True, help_text="per-job webhook given at create")
@@ -215,6 +216,9 @@ class TrackerLease(models.Model):
     token = models.CharField(max_length=64, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.name} lease until {self.expires_at:%H:%M:%S}" if self.expires_at else f"{self.name} lease (free)"
+
 
 class Upload(models.Model):
     """A file sent through the gateway's copy of fal's storage upload flow (initiate, then PUT).
@@ -284,13 +288,13 @@ class ProviderSwitch(models.Model):
     probed_at = models.DateTimeField(null=True, blank=True)
     probe_result = models.TextField(blank=True)
 
-    @property
-    def is_automatic(self) -> bool:
-        return self.paused and bool(self.cause)
-
     class Meta:
         verbose_name = "provider switch"
         permissions = [("pause_provider", "Can pause and resume submissions to fal")]
 
     def __str__(self) -> str:
         return "provider paused" if self.paused else "provider running"
+
+    @property
+    def is_automatic(self) -> bool:
+        return self.paused and bool(self.cause)

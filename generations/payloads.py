@@ -95,10 +95,11 @@ def generation_payload(generation: Generation, request: HttpRequest | None = Non
 def video_file_payload(generation: Generation, request: HttpRequest | None = None) -> dict[str, Any]:
     """fal's `VideoFile` for the stored video (plus download and poster links), every number from the file."""
     video = generation.video
+    assert video is not None, "only a generation with a stored video has a video file"
     return {
         "url": media_link(generation.pk, "video", request=request),
         "download_url": media_link(generation.pk, "video", download=True, request=request),
-        "poster_url": media_link(generation.pk, "poster", request=request) if video.poster_id else None,
+        "poster_url": media_link(generation.pk, "poster", request=request) if video.poster_id is not None else None,
         "content_type": video.content_type,
         "file_name": video.file_name,
         "file_size": video.file_size,

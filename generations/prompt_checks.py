@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
-PromptCheck = Callable[..., None]  # check(prompt: str, *, owner: AbstractBaseUser) -> None, or raises
+PromptCheck = Callable[..., None]  # check(prompt: str, *, owner: User) -> None, or raises
 _checks: list[PromptCheck] = []
 
 
@@ -21,7 +21,7 @@ def prompt_check_add(check: PromptCheck) -> None:
         _checks.append(check)
 
 
-def prompt_checks_run(prompt: str, *, owner: AbstractBaseUser) -> None:
+def prompt_checks_run(prompt: str, *, owner: User) -> None:
     """Run every registered check on `prompt`; the first refusal propagates."""
     for check in _checks:
         check(prompt, owner=owner)

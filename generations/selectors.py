@@ -5,13 +5,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from generations.models import Generation, ProviderSwitch
 
 
-def generation_list_for(user: AbstractBaseUser, *, project: uuid.UUID | None = None,
+def generation_list_for(user: User, *, project: uuid.UUID | None = None,
                         statuses: Sequence[str] | None = None, model: str | None = None,
                         created_after: datetime | None = None,
                         created_before: datetime | None = None) -> QuerySet[Generation]:
@@ -34,7 +34,7 @@ def generation_list_for(user: AbstractBaseUser, *, project: uuid.UUID | None = N
     return generations
 
 
-def generation_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
+def generation_get_for(user: User, pk: uuid.UUID | str) -> Generation | None:
     """The user's generation `pk`, or None (also for other users' ids and malformed ids).
 
     One query: every field, and the stored video with its file (other relations load on access)."""
@@ -45,7 +45,7 @@ def generation_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generatio
     return Generation.objects.select_related("video__file").filter(pk=pk, owner=user).first()
 
 
-def generation_viewable_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
+def generation_viewable_for(user: User, pk: uuid.UUID | str) -> Generation | None:
     """A generation `user` may look at (and so report): their own, or any for staff. None otherwise."""
     try:
         pk = uuid.UUID(str(pk))
@@ -57,7 +57,7 @@ def generation_viewable_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Gene
     return generations.first()
 
 
-def generation_playable_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
+def generation_playable_for(user: User, pk: uuid.UUID | str) -> Generation | None:
     """A generation with a stored video that `user` may play or download: their own unless a
     moderator hid it; staff may play any (moderation needs it). None otherwise."""
     try:

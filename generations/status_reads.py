@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, connections
+from django.db import connection
+from django.db.models import Model
 from django.http import HttpRequest
 from rest_framework.renderers import JSONRenderer
 
@@ -32,8 +33,14 @@ from accounts.keys import KeyJoin, api_key_authenticate, api_key_authenticate_jo
 from accounts.models import ApiKey
 from core import rows
 from generations.models import Generation
-from generations.payloads import (FAL_READS, GENERATION_JSON, VIDEO_FILE_READS, VIDEO_READS, generation_payload,
-                                  status_body)
+from generations.payloads import (
+    FAL_READS,
+    GENERATION_JSON,
+    VIDEO_FILE_READS,
+    VIDEO_READS,
+    generation_payload,
+    status_body,
+)
 from storage.models import StoredObject, StoredVideo
 
 # What the answers read (payloads.py declares it), and the owner the reads are scoped by.
@@ -41,7 +48,7 @@ STATUS_FIELDS = tuple(dict.fromkeys(("id", "owner_id", *(name for out in GENERAT
                                      *FAL_READS)))
 
 
-def generation_status_get_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> Generation | None:
+def generation_status_get_for(user: User, pk: uuid.UUID | str) -> Generation | None:
     """`generation_get_for` for the status endpoints, which clients poll: the same answer, but only
     STATUS_FIELDS (and of the video STATUS_VIDEO_FIELDS, of its file the size and content type) are
     loaded; any other field loads with a query of its own when read."""
@@ -63,10 +70,12 @@ class StatusRow:
 
     def generation(self) -> Generation:
         """The generation, converted exactly as the ORM converts it (fields not read load on access)."""
-        return _generation_from(self.values, _status_fields())
+        generation = _generation_from(self.values, _status_fields())
+        assert generation is not None  # a status row is a generation that was found
+        return generation
 
 
-def status_row_for(user: AbstractBaseUser, pk: uuid.UUID | str) -> StatusRow | None:
+def status_row_for(user: User, pk: uuid.UUID | str) -> StatusRow | None:
     """The user's generation `pk` as the status endpoints read it, or None (also for other users' ids
     and malformed ids). One query."""
     return _status_row(_generation_row(user, pk, _status_fields()))
@@ -93,7 +102,7 @@ def _status_row(values: Sequence | None) -> StatusRow | None:
     return StatusRow(tuple(values))
 
 
-def _generation_row(user: AbstractBaseUser, pk: uuid.UUID | str, fields: _Fields) -> Sequence | None:
+def _generation_row(user: User, pk: uuid.UUID | str, fields: _Fields) -> Sequence | None:
     # Written by hand (see studio/rows.py): building it with the ORM cost several times what the
     # database spends on it, on the endpoints every client polls.
     try:
@@ -131,8 +140,8 @@ def _status_fields() -> _Fields:
                    rows.field_names(StoredObject, only=VIDEO_FILE_READS))
 
 
-def _column(model, name: str, alias: str) -> str:
-    return connections[alias].ops.quote_name(model._meta.get_field(name).column)
+def _column(model: type[Model], name: str, alias: str) -> str:
+    return rows.column(model, name, using=alias)
 
 
 @functools.cache

@@ -8,54 +8,70 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
-from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery
+from django.contrib.admin import ModelAdmin
+from django.db.models import Count, Exists, IntegerField, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
+from core.admin_readonly import NoWritesMixin
+from core.requests import AuthenticatedHttpRequest
 from generations import ltx
 from generations.models import Generation, GenerationAttempt, GenerationEvent
 from moderation.admin_actions import permitted_actions, reason_action
-from moderation.generation_actions import (generation_admin_cancel, generation_admin_delete, generation_admin_retry,
-                                           generation_flag, generation_hide, generation_refund, generation_review,
-                                           generation_unhide)
+from moderation.generation_actions import (
+    generation_admin_cancel,
+    generation_admin_delete,
+    generation_admin_retry,
+    generation_flag,
+    generation_hide,
+    generation_refund,
+    generation_review,
+    generation_unhide,
+)
 from moderation.models import AuditEntry, VideoReport
 from storage.models import UsageEntry
-from core.admin_readonly import NoWritesMixin
 
 VIEW = "generations.view_generation"
+
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec
 
 
 class ModerationFilter(admin.SimpleListFilter):
     title = "moderation"
     parameter_name = "moderation"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [("review", "Needs review (flagged)"), ("hidden", "Hidden"), ("reported", "Reported"),
                 ("refunded", "Refunded"), ("clean", "Not hidden or flagged")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Generation]) -> QuerySet[Generation]:
         return {
             "review": lambda: queryset.filter(flagged_at__isnull=False),
             "hidden": lambda: queryset.filter(is_hidden=True),
             "reported": lambda: queryset.filter(Exists(VideoReport.objects.filter(generation=OuterRef("pk")))),
             "refunded": lambda: queryset.filter(refunded_at__isnull=False),
             "clean": lambda: queryset.filter(is_hidden=False, flagged_at__isnull=True),
-        }.get(self.value(), lambda: queryset)()
+        }.get(self.value() or "", lambda: queryset)()
 
 
 class ModelFilter(admin.SimpleListFilter):
     title = "model"
     parameter_name = "model"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [(spec.id, spec.short_name) for spec in ltx.MODELS.values()]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Generation]) -> QuerySet[Generation]:
         return queryset.filter(model_id=self.value()) if self.value() else queryset
 
 
@@ -64,20 +80,20 @@ class ReadOnlyInline(NoWritesMixin, admin.TabularInline):
     can_delete = False
     show_change_link = False
 
-    def has_view_permission(self, request, obj=None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.has_perm(VIEW)
 
 
 class GenerationEventInline(ReadOnlyInline):
     model = GenerationEvent
     verbose_name_plural = "status history"
-    fields = readonly_fields = ["at", "status", "error_code"]
+    fields = readonly_fields = ("at", "status", "error_code")
 
 
 class GenerationAttemptInline(ReadOnlyInline):
     model = GenerationAttempt
     verbose_name_plural = "attempts (calls to fal)"
-    fields = readonly_fields = ["kind", "number", "outcome", "http_status", "duration", "error", "started_at"]
+    fields = readonly_fields = ("kind", "number", "outcome", "http_status", "duration", "error", "started_at")
 
     @admin.display(description="duration")
     def duration(self, attempt: GenerationAttempt) -> str:
@@ -89,7 +105,7 @@ class GenerationAttemptInline(ReadOnlyInline):
 class VideoReportInline(ReadOnlyInline):
     model = VideoReport
     verbose_name_plural = "reports"
-    fields = readonly_fields = ["reporter", "reason", "created_at"]
+    fields = readonly_fields = ("reporter", "reason", "created_at")
 
 
 @admin.register(Generation)
@@ -116,30 +132,31 @@ class GenerationAdmin(NoWritesMixin, admin.ModelAdmin):
                                    "reviewed_at", "refunded_at", "audit_trail"]}),
         ("Spend", {"fields": ["ledger"]}),
     ]
-    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"] if isinstance(field, str)]
 
     # --- permissions: read-only (NoWritesMixin; even the plain admin delete, which would bypass
     # generation_delete: see delete_with_files); changes are actions with their own permissions --
-    def has_moderate_permission(self, request) -> bool:
+    def has_moderate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("generations.moderate_generation")
 
-    def has_operate_permission(self, request) -> bool:
+    def has_operate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("generations.operate_generation")
 
-    def has_refund_permission(self, request) -> bool:
+    def has_refund_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("generations.refund_generation")
 
-    def has_remove_permission(self, request) -> bool:
+    def has_remove_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("generations.delete_generation")
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Generation]:
         # A subquery, not a join: filters on other relations must not multiply the count.
         reports = (VideoReport.objects.filter(generation=OuterRef("pk")).order_by().values("generation")
                    .annotate(n=Count("id")).values("n"))
         return super().get_queryset(request).annotate(
             report_count=Coalesce(Subquery(reports, output_field=IntegerField()), 0))
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Generation],
+                           search_term: str) -> tuple[QuerySet[Generation], bool]:
         results, duplicates = super().get_search_results(request, queryset, search_term)
         try:
             pk = uuid.UUID(search_term.strip())
@@ -147,13 +164,14 @@ class GenerationAdmin(NoWritesMixin, admin.ModelAdmin):
             return results, duplicates
         return results | queryset.filter(pk=pk), duplicates
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: Generation | None = None) -> _FieldsetSpec:
         fieldsets = super().get_fieldsets(request, obj)
         if request.user.has_perm(UsageEntry.VIEW_PERMISSION):
             return fieldsets
         return [(name, options) for name, options in fieldsets if "ledger" not in options["fields"]]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
         extra_context = {**(extra_context or {}), "moderation_actions": permitted_actions(self, request)}
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -198,14 +216,14 @@ class GenerationAdmin(NoWritesMixin, admin.ModelAdmin):
     def player(self, g: Generation) -> str:
         if not g.video_id:
             return "no stored video"
-        poster = reverse("generations:poster", args=[g.pk]) if g.video.poster_id else ""
+        poster = reverse("generations:poster", args=[g.pk]) if g.video and g.video.poster_id else ""
         return format_html('<video id="admin-player" controls preload="metadata" playsinline poster="{}" src="{}" '
                            'style="width:640px;max-width:100%;background:#000"></video>',
                            poster, reverse("generations:video", args=[g.pk]))
 
     @admin.display(description="poster")
     def poster(self, g: Generation) -> str:
-        if not g.video_id or not g.video.poster_id:
+        if g.video is None or not g.video.poster_id:
             return "–"
         return format_html('<img id="admin-poster" src="{}" alt="poster" style="max-width:240px">',
                            reverse("generations:poster", args=[g.pk]))
@@ -233,52 +251,56 @@ class GenerationAdmin(NoWritesMixin, admin.ModelAdmin):
         lines = UsageEntry.objects.filter(job=g.pk).order_by("created_at", "id")
         if not lines:
             return "–"
-        return format_html("<table id='ledger'><tr><th>event</th><th>USD</th><th>bytes</th><th>note</th></tr>{}</table>",
+        return format_html("<table id='ledger'><tr><th>event</th><th>USD</th><th>bytes</th><th>note</th></tr>"
+                           "{}</table>",
                            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                                             ((e.event, f"{e.usd:.4f}", e.bytes, e.note) for e in lines)))
 
     # --- actions ------------------------------------------------------------------------------
     @admin.action(description="Hide (staff only can see it)", permissions=["moderate"])
-    def hide(self, request, queryset):
+    def hide(self, request: AuthenticatedHttpRequest, queryset: QuerySet[Generation]) -> TemplateResponse | None:
         return reason_action(self, request, queryset, verb="hide",
                              apply=lambda g, reason: generation_hide(g, actor=request.user, reason=reason))
 
     @admin.action(description="Unhide", permissions=["moderate"])
-    def unhide(self, request, queryset):
+    def unhide(self, request: AuthenticatedHttpRequest, queryset: QuerySet[Generation]) -> TemplateResponse | None:
         return reason_action(self, request, queryset, verb="unhide",
                              apply=lambda g, reason: generation_unhide(g, actor=request.user, reason=reason))
 
     @admin.action(description="Flag for review", permissions=["moderate"])
-    def flag(self, request, queryset):
+    def flag(self, request: AuthenticatedHttpRequest, queryset: QuerySet[Generation]) -> TemplateResponse | None:
         return reason_action(self, request, queryset, verb="flag",
                              apply=lambda g, reason: generation_flag(g, actor=request.user, reason=reason))
 
     @admin.action(description="Mark reviewed (leave the review queue)", permissions=["moderate"])
-    def mark_reviewed(self, request, queryset):
+    def mark_reviewed(self, request: AuthenticatedHttpRequest,
+                            queryset: QuerySet[Generation]) -> TemplateResponse | None:
         return reason_action(self, request, queryset, verb="mark reviewed",
                              apply=lambda g, reason: generation_review(g, actor=request.user, reason=reason))
 
     @admin.action(description="Cancel", permissions=["operate"])
-    def cancel(self, request, queryset):
+    def cancel(self, request: AuthenticatedHttpRequest, queryset: QuerySet[Generation]) -> TemplateResponse | None:
         return reason_action(self, request, queryset, verb="cancel",
                              apply=lambda g, reason: generation_admin_cancel(g, actor=request.user, reason=reason))
 
     @admin.action(description="Retry as a new job (charged to the owner)", permissions=["operate"])
-    def retry(self, request, queryset):
+    def retry(self, request: AuthenticatedHttpRequest, queryset: QuerySet[Generation]) -> TemplateResponse | None:
         return reason_action(self, request, queryset, verb="retry",
                              apply=lambda g, reason: generation_admin_retry(g, actor=request.user, reason=reason))
 
     @admin.action(description="Refund the spend", permissions=["refund"])
-    def refund(self, request, queryset):
+    def refund(self, request: AuthenticatedHttpRequest, queryset: QuerySet[Generation]) -> TemplateResponse | None:
         return reason_action(self, request, queryset, verb="refund",
                              apply=lambda g, reason: generation_refund(g, actor=request.user, reason=reason))
 
     @admin.action(description="Delete with its files", permissions=["remove"])
-    def delete_with_files(self, request, queryset):
-        def apply(g, reason):
+    def delete_with_files(self, request: AuthenticatedHttpRequest,
+                                queryset: QuerySet[Generation]) -> TemplateResponse | None:
+        def apply(g: Generation, reason: str) -> bool:
             generation_admin_delete(g, actor=request.user, reason=reason)
             return True
 
         return reason_action(self, request, queryset, verb="delete", apply=apply,
-                             warning="The video, poster and start image are deleted from storage; this cannot be undone.")
+                             warning="The video, poster and start image are deleted from storage; "
+                                     "this cannot be undone.")
 

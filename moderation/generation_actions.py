@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
@@ -27,20 +27,20 @@ Action = AuditEntry.Action
 REFUND_PERMISSION = "generations.refund_generation"
 
 
-def _audit(actor: AbstractBaseUser | None, action: str, generation: Generation, reason: str, before: dict[str, Any],
+def _audit(actor: User | None, action: str, generation: Generation, reason: str, before: dict[str, Any],
            after: dict[str, Any]) -> AuditEntry:
     return audit_record(actor=actor, action=action, target_type="generation", target_id=generation.pk,
                         reason=reason, before=before, after=after)
 
 
-def _recorded(change: Change | None, actor: AbstractBaseUser | None, action: str, reason: str) -> bool:
+def _recorded(change: Change | None, actor: User | None, action: str, reason: str) -> bool:
     if change is None:
         return False
     _audit(actor, action, change.generation, reason, change.before, change.after)
     return True
 
 
-def generation_hide(generation: Generation, *, actor: AbstractBaseUser | None, reason: str,
+def generation_hide(generation: Generation, *, actor: User | None, reason: str,
                     action: str = Action.HIDE) -> bool:
     """Hide a generation from everyone but staff (`visibility.generation_hide`). False (and nothing
     recorded) when it was already hidden. `actor=None` is the studio itself."""
@@ -48,25 +48,25 @@ def generation_hide(generation: Generation, *, actor: AbstractBaseUser | None, r
         return _recorded(visibility.generation_hide(generation, reason=reason), actor, action, reason)
 
 
-def generation_unhide(generation: Generation, *, actor: AbstractBaseUser, reason: str) -> bool:
+def generation_unhide(generation: Generation, *, actor: User, reason: str) -> bool:
     """Make a hidden generation visible to its owner again. False if it was not hidden."""
     with transaction.atomic():
         return _recorded(visibility.generation_unhide(generation), actor, Action.UNHIDE, reason)
 
 
-def generation_flag(generation: Generation, *, actor: AbstractBaseUser | None, reason: str) -> bool:
+def generation_flag(generation: Generation, *, actor: User | None, reason: str) -> bool:
     """Put a generation in the review queue (the admin's "needs review" filter). False if already there."""
     with transaction.atomic():
         return _recorded(visibility.generation_flag(generation, reason=reason), actor, Action.FLAG, reason)
 
 
-def generation_review(generation: Generation, *, actor: AbstractBaseUser, reason: str) -> bool:
+def generation_review(generation: Generation, *, actor: User, reason: str) -> bool:
     """Take a flagged generation out of the review queue (hidden or not stays as decided). False if not flagged."""
     with transaction.atomic():
         return _recorded(visibility.generation_review(generation), actor, Action.REVIEW, reason)
 
 
-def generation_refund(generation: Generation, *, actor: AbstractBaseUser, reason: str) -> UsageEntry | None:
+def generation_refund(generation: Generation, *, actor: User, reason: str) -> UsageEntry | None:
     """Give the owner back the spend a finished generation still counts, as a `refund` ledger line
     carrying the admin's reason (bytes unchanged). Idempotent: returns None when nothing is left to
     refund (refunded before, or never charged), and records nothing then. Needs the
@@ -82,7 +82,7 @@ def generation_refund(generation: Generation, *, actor: AbstractBaseUser, reason
     return entry
 
 
-def generation_admin_cancel(generation: Generation, *, actor: AbstractBaseUser, reason: str) -> Generation:
+def generation_admin_cancel(generation: Generation, *, actor: User, reason: str) -> Generation:
     """Cancel an active generation for its owner (`generation_cancel`: billed as the outcome table
     says), recording who and why. Raises NotCancelable for a finished one."""
     with transaction.atomic():
@@ -92,7 +92,7 @@ def generation_admin_cancel(generation: Generation, *, actor: AbstractBaseUser, 
     return canceled
 
 
-def generation_admin_retry(generation: Generation, *, actor: AbstractBaseUser, reason: str) -> Generation:
+def generation_admin_retry(generation: Generation, *, actor: User, reason: str) -> Generation:
     """Run a failed or canceled generation again for its owner (`generation_retry`: priced and
     reserved against the owner's quota). Returns the new generation."""
     with transaction.atomic():
@@ -102,7 +102,7 @@ def generation_admin_retry(generation: Generation, *, actor: AbstractBaseUser, r
     return new
 
 
-def generation_admin_delete(generation: Generation, *, actor: AbstractBaseUser, reason: str) -> None:
+def generation_admin_delete(generation: Generation, *, actor: User, reason: str) -> None:
     """Delete a finished generation with its files, freeing the owner's bytes (`generation_delete`).
     Raises StillActive for an active one."""
     with transaction.atomic():

@@ -6,9 +6,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from core.text import text_problem
 from moderation.folding import fold
 from moderation.patterns import PatternError, pattern_compile
-from core.text import text_problem
 
 
 class AuditEntry(models.Model):

@@ -8,24 +8,23 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from core.text import text_problem
 from generations.models import Generation
-from moderation.generation_actions import generation_flag, generation_hide
 from generations.services.provider_switch import PAUSE_PERMISSION
 from generations.services.provider_switch import provider_pause as switch_pause
 from generations.services.provider_switch import provider_resume as switch_resume
 from generations.transitions import transition
 from moderation.audit import audit_record
 from moderation.blocklist import blocklist_invalidate
+from moderation.generation_actions import generation_flag, generation_hide
 from moderation.models import AuditEntry, BlockedTerm, Suspension, VideoReport
 from storage.models import UserQuota
-from core.text import text_problem
 
 Action = AuditEntry.Action
 Status = Generation.Status
@@ -41,14 +40,14 @@ class ReportRefused(Exception):
     """A report without a reason."""
 
 
-def _require(actor: AbstractBaseUser, permission: str) -> None:
+def _require(actor: User, permission: str) -> None:
     if not actor.has_perm(permission):
         raise PermissionDenied(f"needs the {permission} permission")
 
 
 # --- suspension ---------------------------------------------------------------------------------
 
-def user_suspend(user: AbstractBaseUser, *, actor: AbstractBaseUser, reason: str) -> list[str] | None:
+def user_suspend(user: User, *, actor: User, reason: str) -> list[str] | None:
     """Suspend `user`: they cannot sign in (their sessions end), their API keys (and so gateway
     calls) stop working, and their jobs that have not reached fal (pending, held) are canceled
     with error code `suspended` (spend and bytes released). Jobs already at fal run to the end
@@ -62,7 +61,6 @@ def user_suspend(user: AbstractBaseUser, *, actor: AbstractBaseUser, reason: str
         raise SuspendRefused("you cannot suspend yourself")
     if user.is_superuser and not actor.is_superuser:
         raise SuspendRefused("only a superuser can suspend a superuser")
-    User = get_user_model()
     with transaction.atomic():
         # The quota row lock orders this against `generation_create` (which re-checks is_active under it).
         UserQuota.objects.get_or_create(user_id=user.pk)
@@ -82,10 +80,9 @@ def user_suspend(user: AbstractBaseUser, *, actor: AbstractBaseUser, reason: str
     return canceled
 
 
-def user_reinstate(user: AbstractBaseUser, *, actor: AbstractBaseUser, reason: str) -> bool:
+def user_reinstate(user: User, *, actor: User, reason: str) -> bool:
     """Lift a suspension: the user can sign in and use their API keys again. False when not suspended."""
     _require(actor, SUSPEND_PERMISSION)
-    User = get_user_model()
     with transaction.atomic():
         if not User.objects.filter(pk=user.pk, is_active=False).update(is_active=True):
             return False
@@ -99,7 +96,7 @@ def user_reinstate(user: AbstractBaseUser, *, actor: AbstractBaseUser, reason: s
 
 # --- reports ------------------------------------------------------------------------------------
 
-def report_create(*, generation: Generation, reporter: AbstractBaseUser, reason: str) -> tuple[VideoReport, bool]:
+def report_create(*, generation: Generation, reporter: User, reason: str) -> tuple[VideoReport, bool]:
     """Record `reporter`'s report of a generation they can view (the caller checks that).
 
     One report per user and generation: a repeat returns the first report and `created=False`,
@@ -131,7 +128,7 @@ def report_create(*, generation: Generation, reporter: AbstractBaseUser, reason:
 
 # --- pause provider -----------------------------------------------------------------------------
 
-def provider_pause(*, actor: AbstractBaseUser, reason: str) -> int:
+def provider_pause(*, actor: User, reason: str) -> int:
     """A moderator holds every new submission to fal (generations' `provider_pause`: new jobs are
     accepted as HELD, pending ones move to HELD, jobs at fal carry on). Returns how many pending jobs
     were held; 0 and nothing recorded when already paused. Needs `generations.pause_provider`."""
@@ -139,7 +136,7 @@ def provider_pause(*, actor: AbstractBaseUser, reason: str) -> int:
     return switch_pause(actor=actor, reason=reason) or 0
 
 
-def provider_resume(*, actor: AbstractBaseUser, reason: str) -> list[str]:
+def provider_resume(*, actor: User, reason: str) -> list[str]:
     """A moderator lets submissions go again (generations' `provider_resume`: held jobs are
     submitted in fair order); ends an automatic pause too. Returns the released job ids; [] and
     nothing recorded when not paused. Needs `generations.pause_provider`."""
@@ -147,7 +144,7 @@ def provider_resume(*, actor: AbstractBaseUser, reason: str) -> list[str]:
     return switch_resume(actor=actor, reason=reason) or []
 
 
-def provider_change_audit(*, actor: AbstractBaseUser | None, paused: bool, reason: str, before: dict[str, Any],
+def provider_change_audit(*, actor: User | None, paused: bool, reason: str, before: dict[str, Any],
                           after: dict[str, Any]) -> None:
     """The audit entry of a pause or resume, by a moderator or the studio itself (a listener of
     generations.events, registered in ModerationConfig.ready: in the change's own transaction)."""
@@ -160,7 +157,7 @@ def provider_change_audit(*, actor: AbstractBaseUser | None, paused: bool, reaso
 QUOTA_FIELDS = ("storage_bytes", "monthly_spend_usd", "active_jobs")
 
 
-def quota_override_set(*, user: AbstractBaseUser, actor: AbstractBaseUser, reason: str = "",
+def quota_override_set(*, user: User, actor: User, reason: str = "",
                        **limits: int | Decimal | None) -> UserQuota:
     """Set `user`'s limit overrides (`None` = the default from settings). Only the fields given
     change; records nothing when nothing changed. Needs `storage.change_userquota`."""
@@ -186,7 +183,7 @@ def quota_override_set(*, user: AbstractBaseUser, actor: AbstractBaseUser, reaso
 BLOCKED_TERM_FIELDS = ["term", "kind", "is_active", "note"]
 
 
-def blocked_term_save(term: BlockedTerm, *, actor: AbstractBaseUser, reason: str = "") -> BlockedTerm:
+def blocked_term_save(term: BlockedTerm, *, actor: User, reason: str = "") -> BlockedTerm:
     """Create or change a blocked term (validated), effective for the next create in every process."""
     with transaction.atomic():
         before = model_to_dict(BlockedTerm.objects.get(pk=term.pk), BLOCKED_TERM_FIELDS) if term.pk else {}
@@ -200,7 +197,7 @@ def blocked_term_save(term: BlockedTerm, *, actor: AbstractBaseUser, reason: str
     return term
 
 
-def blocked_term_delete(term: BlockedTerm, *, actor: AbstractBaseUser, reason: str = "") -> None:
+def blocked_term_delete(term: BlockedTerm, *, actor: User, reason: str = "") -> None:
     with transaction.atomic():
         pk = term.pk
         before = model_to_dict(term, BLOCKED_TERM_FIELDS)

@@ -1,10 +1,12 @@
-"""Settings for the LTX studio, read from the environment in one place (every name is in the README's configuration table).
+"""Settings for the LTX studio, read from the environment in one place (every name is in the
+README's configuration table).
 
 Development needs nothing set: SQLite, filesystem storage, the local fal simulator. Production
 (DEBUG off) refuses to start without SECRET_KEY and ALLOWED_HOSTS.
 """
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from botocore.config import Config as BotoConfig
@@ -141,7 +143,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
 # --- REST API -------------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -176,7 +178,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- task queue (django-q2) -----------------------------------------------------------------
 # timeout < retry always: a task killed at `timeout` must not be redelivered while still running.
-Q_CLUSTER = {
+Q_CLUSTER: dict[str, Any] = {
     "name": "studio",
     "workers": env_int("Q_WORKERS", 2),
     "timeout": env_int("Q_TIMEOUT", 300),

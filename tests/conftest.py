@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from generations.upstream import reset_fal_client
+from tests.factories import UserFactory
 
 pytest_plugins = ("tests.storage_backends", "tests.webhook_receiver")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -101,13 +102,13 @@ def require(condition: bool, reason: str) -> None:
 
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user(username="alice", password="alice-password")
+def user(db):
+    return UserFactory(username="alice", password="alice-password")
 
 
 @pytest.fixture
-def other_user(django_user_model):
-    return django_user_model.objects.create_user(username="bob", password="bob-password")
+def other_user(db):
+    return UserFactory(username="bob", password="bob-password")
 
 
 @pytest.fixture
@@ -175,7 +176,8 @@ def task_queue(monkeypatch: pytest.MonkeyPatch) -> RecordingQueue:
     return queue
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, step: Callable[[], Any] | None = None) -> Any:
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05,
+               step: Callable[[], Any] | None = None) -> Any:
     """Call `step` then `predicate` until the predicate is truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

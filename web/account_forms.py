@@ -1,6 +1,8 @@
 """Sign-in, sign-up and API key forms."""
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
@@ -15,7 +17,7 @@ class StudioAuthenticationForm(AuthenticationForm):
     suspension is revealed only to someone who knows the password, so usernames don't leak.
     """
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         try:
             return super().clean()
         except forms.ValidationError:
@@ -32,7 +34,7 @@ class StudioAuthenticationForm(AuthenticationForm):
 class SignupForm(UserCreationForm):
     email = forms.EmailField(required=False, help_text="Optional; needed to reset a forgotten password.")
 
-    class Meta(UserCreationForm.Meta):
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]  # django-stubs omits this Meta
         fields = ("username", "email")
 
 

@@ -4,6 +4,8 @@ Password change and reset are Django's own views with the studio's templates (ac
 """
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -13,9 +15,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from web.account_forms import ApiKeyForm, SignupForm, StudioAuthenticationForm
 from accounts.keys import TooManyApiKeys, api_key_create, api_key_revoke
 from accounts.models import ApiKey
+from core.requests import AuthenticatedHttpRequest
+from web.account_forms import ApiKeyForm, SignupForm, StudioAuthenticationForm
 
 NEW_KEY_SESSION = "accounts.new_api_key"
 
@@ -28,7 +31,7 @@ class StudioLoginView(LoginView):
     authentication_form = StudioAuthenticationForm
     redirect_authenticated_user = True
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return {**super().get_context_data(**kwargs), "signup_allowed": signup_allowed()}
 
 
@@ -58,7 +61,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -77,7 +80,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def api_key_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+def api_key_revoke_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=pk, user=request.user)
     api_key_revoke(key)
     messages.success(request, f"Key “{key.name}” revoked.")

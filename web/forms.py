@@ -9,11 +9,12 @@ from __future__ import annotations
 import secrets
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
+from django.http import QueryDict
 
 from generations import ltx
 from generations.images import ACCEPT_ATTRIBUTE, ImageRejected, image_to_data_uri
@@ -34,7 +35,8 @@ def new_idempotency_key() -> str:
 
 
 class GenerationForm(forms.Form):
-    prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Describe the video: subject, action, camera, light, sound"}))
+    prompt = forms.CharField(widget=forms.Textarea(
+        attrs={"rows": 4, "placeholder": "Describe the video: subject, action, camera, light, sound"}))
     mode = forms.ChoiceField(label="Type", choices=MODE_CHOICES, initial="text", widget=forms.RadioSelect)
     image = forms.FileField(label="Start image", required=False,
                             help_text="PNG, JPEG, WebP or AVIF, at most 10 MB.",
@@ -51,15 +53,18 @@ class GenerationForm(forms.Form):
     project = forms.ModelChoiceField(queryset=Project.objects.none(), required=False, empty_label=Project.DEFAULT_NAME)
     idempotency_key = forms.CharField(max_length=128, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, user: AbstractBaseUser, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["project"].queryset = Project.objects.filter(owner=user).exclude(name=Project.DEFAULT_NAME)
+        project = self.fields["project"]
+        assert isinstance(project, forms.ModelChoiceField)
+        project.queryset = Project.objects.filter(owner=user).exclude(name=Project.DEFAULT_NAME)
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", new_idempotency_key())
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data
         data["image_url"] = None
         if data.get("mode") != "image":
             return data
@@ -92,8 +97,9 @@ class GenerationForm(forms.Form):
             self.add_error(target, message if target else f"{field}: {message}")
 
     def renew_idempotency_key(self) -> None:
-        self.data = self.data.copy()
-        self.data["idempotency_key"] = new_idempotency_key()
+        data = cast(QueryDict, self.data).copy()  # bound to request.POST: a QueryDict
+        data["idempotency_key"] = new_idempotency_key()
+        self.data = data
 
     def current_values(self) -> dict[str, Any]:
         """The tier/duration/resolution the page shows now (bound data, else initial)."""

@@ -13,13 +13,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.requests import AuthenticatedHttpRequest
 from generations import ltx
-from web.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
 from generations.images import ImageRejected, ImageTooLarge, image_preview_jpeg, stored_image_thumbnail
 from generations.media_links import media_link_read
 from generations.models import Generation, Project
@@ -32,43 +32,56 @@ from generations.selectors import (
     generation_viewable_for,
 )
 from generations.services.cancel import NotCancelable, generation_cancel
-from generations.services.create import (IdempotencyConflict, NotRetryable, StorageUnavailable, generation_create,
-                                         generation_rerun)
+from generations.services.create import (
+    IdempotencyConflict,
+    NotRetryable,
+    StorageUnavailable,
+    generation_create,
+    generation_rerun,
+)
 from generations.services.delete import StillActive, generation_delete
-from generations.services.projects import (ProjectBusy, ProjectNameRefused, project_create, project_default_for,
-                                            project_delete, project_rename)
+from generations.services.projects import (
+    ProjectBusy,
+    ProjectNameRefused,
+    project_create,
+    project_default_for,
+    project_delete,
+    project_rename,
+)
 from moderation.services import ReportRefused, report_create
+from storage.models import StoredVideo
 from storage.quotas import QuotaExceeded, usage_for
 from storage.serving import serve_object
+from web.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
 
 PAGE_SIZE = 24
 
 
-def _page(request: HttpRequest, queryset: QuerySet) -> Page:
+def _page(request: AuthenticatedHttpRequest, queryset: QuerySet) -> Page:
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _own_generation(request: HttpRequest, pk: uuid.UUID) -> Generation:
+def _own_generation(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> Generation:
     generation = generation_get_for(request.user, pk)
     if generation is None:
         raise Http404("No such generation")
     return generation
 
 
-def _own_project(request: HttpRequest, pk: uuid.UUID) -> Project:
+def _own_project(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> Project:
     return get_object_or_404(Project, pk=pk, owner=request.user)
 
 
 # --- studio and gallery -------------------------------------------------------------------------
 
 @login_required
-def generation_list(request: HttpRequest) -> HttpResponse:
+def generation_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "generations/list.html", {"page": _page(request, generation_list_for(request.user)),
                                                      "usage": usage_for(request.user)})
 
 
 @login_required
-def usage_view(request: HttpRequest) -> HttpResponse:
+def usage_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "generations/usage.html", {"usage": usage_for(request.user)})
 
 
@@ -76,7 +89,7 @@ def usage_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_list(request: HttpRequest) -> HttpResponse:
+def project_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     project_default_for(request.user)
     form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -93,7 +106,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def project_detail(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     project = _own_project(request, pk)
     form = ProjectForm(request.POST or None, initial={"name": project.name})
     if request.method == "POST" and form.is_valid():
@@ -111,7 +124,7 @@ def project_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_delete_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def project_delete_view(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     project = _own_project(request, pk)
     if request.method == "POST":
         try:
@@ -129,7 +142,7 @@ def project_delete_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def generation_new(request: HttpRequest) -> HttpResponse:
+def generation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = GenerationForm(request.POST, request.FILES, user=request.user)
         if form.is_valid():
@@ -140,7 +153,8 @@ def generation_new(request: HttpRequest) -> HttpResponse:
             except (QuotaExceeded, StorageUnavailable) as exc:
                 form.add_error(None, str(exc))
             except IdempotencyConflict:
-                form.add_error(None, "This form was already submitted with other settings. Check them and submit again.")
+                form.add_error(None, "This form was already submitted with other settings. "
+                                     "Check them and submit again.")
                 form.renew_idempotency_key()
             else:
                 return redirect("generations:detail", pk=generation.pk)
@@ -154,7 +168,7 @@ def generation_new(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _new_form_initial(request: HttpRequest) -> dict[str, Any]:
+def _new_form_initial(request: AuthenticatedHttpRequest) -> dict[str, Any]:
     source = generation_get_for(request.user, request.GET["from"]) if request.GET.get("from") else None
     if source is not None:
         return initial_from(source)
@@ -167,7 +181,7 @@ def _new_form_initial(request: HttpRequest) -> dict[str, Any]:
 
 @login_required
 @require_GET
-def generation_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def generation_detail(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     generation = _own_generation(request, pk)
     return render(request, "generations/detail.html", {
         "g": generation, "status": web_status_payload(generation), "rerun_key": new_idempotency_key(),
@@ -176,13 +190,13 @@ def generation_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_GET
-def generation_status(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
+def generation_status(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> JsonResponse:
     return JsonResponse(web_status_payload(_own_generation(request, pk)))
 
 
 @login_required
 @require_POST
-def generation_cancel_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def generation_cancel_view(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     generation = _own_generation(request, pk)
     try:
         generation_cancel(generation)
@@ -194,7 +208,7 @@ def generation_cancel_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def generation_rerun_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def generation_rerun_view(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     """Run the same model, input and project again as a new job (idempotent per rendered button)."""
     generation = _own_generation(request, pk)
     try:
@@ -210,7 +224,7 @@ def generation_rerun_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def generation_delete_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def generation_delete_view(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     generation = _own_generation(request, pk)
     if request.method == "POST":
         try:
@@ -225,7 +239,7 @@ def generation_delete_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def generation_report_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def generation_report_view(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     """Report a generation the user can view to the studio's moderators (once per user)."""
     generation = generation_viewable_for(request.user, pk)
     if generation is None:
@@ -242,30 +256,32 @@ def generation_report_view(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 # --- media --------------------------------------------------------------------------------------
 
-def _visible_video(request: HttpRequest, pk: uuid.UUID):
+def _visible_video(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> StoredVideo:
+    """The stored video of generation `pk` if the caller may play it; 404 otherwise."""
     generation = generation_playable_for(request.user, pk)
     if generation is None:
         raise Http404("No such video")
-    return generation
+    assert generation.video is not None  # playable: it has its video
+    return generation.video
 
 
 @login_required
-def generation_video(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    generation = _visible_video(request, pk)
+def generation_video(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponseBase:
+    video = _visible_video(request, pk)
     download = request.GET.get("download") == "1"
-    return serve_object(request, generation.video.file, file_name=generation.video.file_name, as_attachment=download)
+    return serve_object(request, video.file, file_name=video.file_name, as_attachment=download)
 
 
 @login_required
-def generation_poster(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
-    generation = _visible_video(request, pk)
-    if generation.video.poster is None:
+def generation_poster(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponseBase:
+    video = _visible_video(request, pk)
+    if video.poster is None:
         raise Http404("No poster")
-    return serve_object(request, generation.video.poster, file_name="poster.jpg", as_attachment=False)
+    return serve_object(request, video.poster, file_name="poster.jpg", as_attachment=False)
 
 
 @login_required
-def generation_start_image(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def generation_start_image(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     """A JPEG thumbnail of an image-to-video job's start image (server-made, so HEIF/AVIF show in any browser).
 
     Owner (unless a moderator hid the job) or staff only; others get 404."""
@@ -275,6 +291,7 @@ def generation_start_image(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     generation = generations.first()
     if generation is None:
         raise Http404("No start image")
+    assert generation.start_image is not None  # filtered on start_image__isnull=False
     try:
         jpeg = stored_image_thumbnail(generation.start_image.key)
     except (OSError, ValueError):
@@ -285,14 +302,15 @@ def generation_start_image(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     return response
 
 
-def media_link_view(request: HttpRequest, token: str) -> HttpResponse:
+def media_link_view(request: HttpRequest, token: str) -> HttpResponseBase:
     """A signed media link (see generations/media_links.py): no session needed, access re-checked."""
     link = media_link_read(token)
     generation = generation_linkable(link[0]) if link else None
-    if generation is None:
+    if link is None or generation is None:
         raise Http404("This link is invalid, expired, or the video is no longer available")
     _, kind, download = link
     video = generation.video
+    assert video is not None  # a linkable generation has its video
     if kind == "poster":
         if video.poster is None:
             raise Http404("No poster")
@@ -302,7 +320,7 @@ def media_link_view(request: HttpRequest, token: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def image_preview(request: HttpRequest) -> HttpResponse:
+def image_preview(request: AuthenticatedHttpRequest) -> HttpResponse:
     """A server-made JPEG preview of a chosen start image (browsers cannot show HEIF)."""
     upload = request.FILES.get("image")
     if upload is None:

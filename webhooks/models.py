@@ -128,7 +128,7 @@ class WebhookDelivery(models.Model):
 
     @property
     def target_url(self) -> str:
-        return self.endpoint.url if self.endpoint_id else self.url
+        return self.endpoint.url if self.endpoint is not None else self.url  # no query when endpoint_id is NULL
 
 
 class WebhookAttempt(models.Model):

@@ -145,10 +145,12 @@ def _case(generation: Generation, attempt: GenerationAttempt) -> _Case:
 def _known_ids(request_ids: list[str]) -> set[str]:
     """The ids among `request_ids` that belong to a job of ours: recorded on the job, or in an attempt
     whose answer was read but not yet applied (a worker that died right after fal accepted)."""
-    known = set(Generation.objects.filter(fal_request_id__in=request_ids).values_list("fal_request_id", flat=True))
+    known = {request_id for request_id in Generation.objects.filter(fal_request_id__in=request_ids)
+             .values_list("fal_request_id", flat=True) if request_id is not None}
     answered = GenerationAttempt.objects.filter(kind=GenerationAttempt.Kind.SUBMIT, outcome=Outcome.OK,
                                                 response__request_id__in=request_ids)
-    return known | {str(response["request_id"]) for response in answered.values_list("response", flat=True)}
+    return known | {str(response["request_id"]) for response in answered.values_list("response", flat=True)
+                    if response is not None}
 
 
 def _read_listing(endpoint: str, start: datetime) -> list[FalRequestRecord] | None:

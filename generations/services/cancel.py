@@ -54,7 +54,7 @@ def generation_cancel_upstream(pk: uuid.UUID | str) -> None:
         attempt_finish(attempt, error=exc)
         raise
     attempt_finish(attempt, http_status=200, response={"status": answer})
-    if generation.video_id:
-        video = generation.video
+    video = generation.video  # None, without a query, when video_id is NULL
+    if video is not None:
         Generation.objects.filter(pk=pk).update(video=None)
         video_delete(video)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -21,9 +21,9 @@ from generations.images import ImageRejected, StartImage, load_start_image
 from generations.models import Generation, Project
 from generations.prompt_checks import prompt_checks_run
 from generations.queue import SUBMIT_TASK, enqueue_on_commit
+from generations.selectors import provider_is_paused_for_hold
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
-from generations.selectors import provider_is_paused_for_hold
 from storage.keys import generation_key
 from storage.models import StoredObject
 from storage.quotas import estimate_bytes, quota_reserve
@@ -42,7 +42,7 @@ PENDING_REDRIVE_AFTER = timedelta(seconds=10)
 class IdempotencyConflict(Exception):
     """The idempotency key was already used by this owner for a different request."""
 
-    def __init__(self, generation: Generation):
+    def __init__(self, generation: Generation) -> None:
         self.generation = generation
         super().__init__(f"this Idempotency-Key was already used for a different request (generation {generation.pk})")
 
@@ -70,7 +70,7 @@ def request_fingerprint(*, model_id: str, input: dict, project: Project | None, 
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, project: Project | None = None,
+def generation_create(*, owner: User, model: str, input: Any, project: Project | None = None,
                       idempotency_key: str | None = None, webhook_url: str = "",
                       fal_webhook_url: str = "") -> tuple[Generation, bool]:
     """Create a PENDING generation and enqueue its submit after commit.
@@ -91,7 +91,8 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     Image-to-video: `input["image_url"]` (data URI or http(s) URL, fetched under the public-address
     rule) is checked by decoding (`images.load_start_image`; a refusal is `InputError({"image_url": …})`),
     stored before the transaction as the job's own object `start.<ext>` (removed again if the
-    transaction fails; storage refusing it raises StorageUnavailable, with nothing created), linked as `Generation.start_image` and counted in the byte reservation. The
+    transaction fails; storage refusing it raises StorageUnavailable, with nothing created), linked
+    as `Generation.start_image` and counted in the byte reservation. The
     stored input keeps the original URL, or `START_IMAGE_REF` instead of a data URI; submit builds
     what fal gets.
 

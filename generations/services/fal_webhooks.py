@@ -1,11 +1,11 @@
 """fal's webhooks to the studio, used only as a hint that a job finished (signed as fal_protocol/signature.py checks).
 
 Each job is submitted with its own unguessable URL (`Generation.webhook_token`, see
-`submit.fal_webhook_url`) when STUDIO_FAL_WEBHOOKS is on. A delivery is verified against fal's JWKS (FAL_WEBHOOK_JWKS_URL,
-cached for a day and refetched once when a signature fails, so key rotation works) within a
-five-minute timestamp window. Its payload is never trusted: the studio reads the job's status
-from fal itself and applies that, exactly as the tracker would. Polling stays the backstop, so a
-lost, late or repeated webhook changes nothing.
+`submit.fal_webhook_url`) when STUDIO_FAL_WEBHOOKS is on. A delivery is verified against fal's
+JWKS (FAL_WEBHOOK_JWKS_URL, cached for a day and refetched once when a signature fails, so key
+rotation works) within a five-minute timestamp window. Its payload is never trusted: the studio
+reads the job's status from fal itself and applies that, exactly as the tracker would. Polling
+stays the backstop, so a lost, late or repeated webhook changes nothing.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ JWKS_TIMEOUT_SECONDS = 5.0
 class WebhookRejected(Exception):
     """Not a genuine, fresh webhook of fal's for this job; `status` is the HTTP answer."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str) -> None:
         self.status = status
         super().__init__(message)
 

@@ -6,7 +6,7 @@ one name.
 """
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from core.text import text_problem
@@ -24,13 +24,13 @@ class ProjectBusy(Exception):
     """The project still has active generations."""
 
 
-def project_default_for(user: AbstractBaseUser) -> Project:
+def project_default_for(user: User) -> Project:
     """The user's "Inbox" project, created on first use (safe under concurrent first uses)."""
     project, _ = Project.objects.get_or_create(owner=user, name=Project.DEFAULT_NAME)
     return project
 
 
-def project_get_or_create(user: AbstractBaseUser, name: str) -> Project:
+def project_get_or_create(user: User, name: str) -> Project:
     """The user's project called `name` (created if new; the Inbox for a blank name): for callers that
     name a project rather than create one (the command line)."""
     name = name.strip()
@@ -40,7 +40,7 @@ def project_get_or_create(user: AbstractBaseUser, name: str) -> Project:
     return project
 
 
-def project_create(owner: AbstractBaseUser, name: str) -> Project:
+def project_create(owner: User, name: str) -> Project:
     """A new project of `owner` called `name` (trimmed). Raises ProjectNameRefused when the name is
     blank, too long, not storable, or already one of the owner's projects."""
     name = _clean_name(name)

@@ -21,8 +21,12 @@ from django.db import transaction
 
 from fal_protocol.client import FalAccountBlocked, FalError
 from generations.models import ProviderSwitch
-from generations.services.provider_switch import (provider_pause, provider_probe_claim, provider_probe_record,
-                                                  provider_resume)
+from generations.services.provider_switch import (
+    provider_pause,
+    provider_probe_claim,
+    provider_probe_record,
+    provider_resume,
+)
 from generations.upstream import get_fal_client
 
 log = logging.getLogger(__name__)

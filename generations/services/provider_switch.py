@@ -14,7 +14,7 @@ from collections import OrderedDict, deque
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -35,7 +35,7 @@ def _switch_locked() -> ProviderSwitch:
     return ProviderSwitch.objects.select_for_update().get(pk=ProviderSwitch.SINGLETON)
 
 
-def provider_pause(*, actor: AbstractBaseUser | None, reason: str, cause: str = "") -> int | None:
+def provider_pause(*, actor: User | None, reason: str, cause: str = "") -> int | None:
     """Pause submissions and hold every pending job. `actor=None` is the studio itself, which pauses
     only with a `cause` (one of `ProviderSwitch.Cause`). Returns how many jobs were held, or None (and
     nothing changes or is told) when already paused: a moderator's pause stays a moderator's."""
@@ -55,7 +55,7 @@ def provider_pause(*, actor: AbstractBaseUser | None, reason: str, cause: str = 
     return held
 
 
-def provider_resume(*, actor: AbstractBaseUser | None, reason: str, automatic_only: bool = False) -> list[str] | None:
+def provider_resume(*, actor: User | None, reason: str, automatic_only: bool = False) -> list[str] | None:
     """Resume submissions: held jobs move to PENDING and their submits are enqueued on commit in
     fair order. Returns the released job ids in that order; [] when not paused. With
     `automatic_only` (the studio's own resume) only a pause the studio made is ended: None otherwise."""

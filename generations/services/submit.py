@@ -14,20 +14,26 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from fal_protocol.client import (FalAccountBlocked, FalAmbiguous, FalRejected, FalSubmission, FalUnavailable,
-                                 describe_detail)
+from fal_protocol.client import (
+    FalAccountBlocked,
+    FalAmbiguous,
+    FalRejected,
+    FalSubmission,
+    FalUnavailable,
+    describe_detail,
+)
 from fal_protocol.queue import payload_fingerprint
 from generations import ltx
 from generations.media_links import absolute_url
 from generations.models import Generation, GenerationAttempt
 from generations.queue import CANCEL_UPSTREAM_TASK, enqueue_on_commit
+from generations.selectors import provider_is_paused, provider_is_paused_for_hold
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.services.lease import tracker_ensure
 from generations.services.provider import provider_outage
 from generations.services.row_lease import LEASE, row_lease_held
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
-from generations.selectors import provider_is_paused, provider_is_paused_for_hold
 
 log = logging.getLogger(__name__)
 Status = Generation.Status

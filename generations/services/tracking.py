@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from fal_protocol.client import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
 from generations.models import Generation, GenerationAttempt
-from generations.queue import (AMBIGUOUS_SUBMITS_TASK, STORE_TASK, SUBMIT_TASK, TRACKER_TASK, enqueue,
-                               enqueue_on_commit)
+from generations.queue import AMBIGUOUS_SUBMITS_TASK, STORE_TASK, SUBMIT_TASK, TRACKER_TASK, enqueue, enqueue_on_commit
+from generations.selectors import provider_is_paused_automatically
 from generations.services.attempts import attempt_record_failure
 from generations.services.lease import TRACKED, lease_claim, lease_release, next_token, tracking_has_work
 from generations.services.provider import provider_outage, provider_probe_if_due
@@ -38,7 +38,6 @@ from generations.services.row_lease import row_lease_live
 from generations.services.submit import generation_resolve_submitting, retry_backoff
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
-from generations.selectors import provider_is_paused_automatically
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -139,13 +138,13 @@ def tracker_tick() -> int:
     return len(due)
 
 
-REDRIVE_TASKS = {
+REDRIVE_TASKS: dict[str, str] = {
     Status.PENDING: SUBMIT_TASK,
     Status.STORING: STORE_TASK,
 }
 
 
-def _redrive_all(rows: list[tuple[uuid.UUID, str, object]]) -> None:
+def _redrive_all(rows: list[tuple[uuid.UUID, str, datetime | None]]) -> None:
     # One transaction for the lot; compare-and-set on next_poll_at, so a row is enqueued once per
     # due time however often we look. (Enqueued at once: the tasks are idempotent, so one that runs
     # before this commits, or despite a rollback, does no harm.) A SUBMITTING row whose submit died
@@ -189,7 +188,7 @@ def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
 
 def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus | FalError]) -> None:
     quiet = []
-    for (pk, status, _), outcome in zip(rows, results):
+    for (pk, status, _), outcome in zip(rows, results, strict=True):
         if not isinstance(outcome, FalStatus):
             _poll_failed(pk, outcome)
         elif status == Status.RUNNING and _recorded.get(pk) == _fingerprint(outcome):
@@ -205,7 +204,7 @@ def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatu
 
 # What this process last recorded for each running job, to tell a poll that brings nothing new.
 # A stale or missing entry only costs a full write, never a lost one.
-_recorded: dict[uuid.UUID, tuple] = {}
+_recorded: dict[uuid.UUID | str, tuple] = {}
 MAX_RECORDED = 20_000
 
 

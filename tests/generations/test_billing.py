@@ -65,7 +65,8 @@ def test_rejected_submit_releases_everything(studio, user, task_queue, monkeypat
     from fal_protocol.client import FalRejected
 
     def reject(*args, **kwargs):
-        raise FalRejected("fal answered 422: prompt: bad", status_code=422, detail=[{"loc": ["body", "prompt"], "msg": "bad"}])
+        raise FalRejected("fal answered 422: prompt: bad", status_code=422,
+                          detail=[{"loc": ["body", "prompt"], "msg": "bad"}])
 
     monkeypatch.setattr("fal_protocol.client.FalQueueClient.submit", reject)
     generation = create(user)

@@ -9,30 +9,30 @@ from django.core import mail
 from django.test import Client
 
 from fal_protocol.client import FalAccountBlocked
-from generations.models import Generation, GenerationAttempt
+from generations.models import Generation, GenerationAttempt, ProviderSwitch
 from generations.services.provider import provider_probe_if_due
 from generations.services.store import generation_store
 from generations.services.tracking import tracker_run
 from generations.tasks import sweep_task
 from generations.upstream import reset_fal_client
-from generations.models import ProviderSwitch
 from moderation.models import AuditEntry
 from moderation.services import provider_pause, provider_resume
 from storage.quotas import usage_for
 from studio.health import run_checks
 from studio.metrics import render_metrics
+from tests.factories import SuperuserFactory
+from tests.generations.test_image_to_video import image_bytes
 from tests.generations.test_pipeline import create, track_until
 from tests.generations.test_upstream_faults import finish, ledger
-from tests.generations.test_image_to_video import image_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Generation.Status
 
 
 @pytest.fixture
-def studio(fal_sim, media_root, task_queue, settings, django_user_model):
+def studio(fal_sim, media_root, task_queue, settings, db):
     settings.STUDIO_PROVIDER_PROBE_SECONDS = 0
-    django_user_model.objects.create_superuser(username="ops", email="ops@example.com", password="x")
+    SuperuserFactory(username="ops", email="ops@example.com")
     return fal_sim
 
 
@@ -184,8 +184,8 @@ def test_an_automatic_pause_never_overrides_or_ends_a_moderators_pause(studio, u
 
 
 @pytest.fixture
-def superuser_for_pause(django_user_model):
-    return django_user_model.objects.create_superuser(username="root", password="x")
+def superuser_for_pause(db):
+    return SuperuserFactory(username="root")
 
 
 def test_users_staff_health_and_metrics_see_an_automatic_pause(studio, user, task_queue):

@@ -13,10 +13,10 @@ import pytest
 from django.db import connection
 
 from generations.models import Generation
-from generations.services.create import generation_create
-from generations.services.submit import generation_submit
 from generations.services import provider_switch
+from generations.services.create import generation_create
 from generations.services.provider_switch import provider_pause, provider_resume
+from generations.services.submit import generation_submit
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

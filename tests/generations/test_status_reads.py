@@ -17,15 +17,13 @@ from rest_framework.views import APIView
 
 from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
-from generations.payloads import generation_payload
 from generations import status_reads
-from generations.payloads import result_response, status_body
 from generations.media_links import media_link_read
 from generations.models import Generation
+from generations.payloads import generation_payload, result_response, status_body
 from generations.selectors import generation_get_for
 from generations.status_reads import status_row_for_key
-from generations.services.create import generation_create
-from storage.models import StoredObject, StoredVideo
+from tests.factories import GenerationFactory
 
 pytestmark = pytest.mark.django_db
 LOGS = [{"message": f"step {i}", "level": "INFO", "source": "USER", "timestamp": "2026-11-25T10:00:00Z"}
@@ -33,25 +31,15 @@ LOGS = [{"message": f"step {i}", "level": "INFO", "source": "USER", "timestamp":
 
 
 def running(owner) -> Generation:
-    generation, _ = generation_create(owner=owner, model="t2v", input={"prompt": "status"})
-    Generation.objects.filter(pk=generation.pk).update(status="running", fal_status="IN_PROGRESS", logs=LOGS,
-                                                       started_at=timezone.now(), queue_position=None)
-    return Generation.objects.get(pk=generation.pk)
+    return GenerationFactory(owner=owner, prompt="status", status="running", fal_status="IN_PROGRESS", logs=LOGS,
+                             started_at=timezone.now(), queue_position=None)
 
 
 def finished(owner, *, hidden: bool = False) -> Generation:
-    generation, _ = generation_create(owner=owner, model="t2v", input={"prompt": "finished"})
-    file = StoredObject.objects.create(owner=owner, key=f"test/{generation.pk}.mp4", size=2048,
-                                       content_type="video/mp4")
-    poster = StoredObject.objects.create(owner=owner, key=f"test/{generation.pk}.jpg", size=100,
-                                         content_type="image/jpeg")
-    video = StoredVideo.objects.create(file=file, poster=poster, file_name="ltx-video.mp4", width=1920, height=1080,
-                                       fps=25, duration=6.0, num_frames=150, has_audio=True, video_codec="h264")
     now = timezone.now()
-    Generation.objects.filter(pk=generation.pk).update(
-        status="succeeded", fal_status="COMPLETED", video=video, is_hidden=hidden, started_at=now - timedelta(seconds=9),
-        completed_at=now - timedelta(seconds=1), finished_at=now, inference_seconds=7.5, logs=LOGS)
-    return Generation.objects.get(pk=generation.pk)
+    return GenerationFactory(owner=owner, prompt="finished", with_video=True, status="succeeded",
+                             fal_status="COMPLETED", is_hidden=hidden, started_at=now - timedelta(seconds=9),
+                             completed_at=now - timedelta(seconds=1), finished_at=now, inference_seconds=7.5, logs=LOGS)
 
 
 def orm_loaded(generation: Generation) -> Generation:

@@ -26,12 +26,12 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
-
-import httpx
+from typing import Any
 
 import fal_client
+import httpx
 
 MODEL = "fal-ai/ltx-2/text-to-video"
 ALIAS_MODEL = "fal-ai/ltxv-2/text-to-video"
