@@ -98,6 +98,11 @@ class Endpoint:
         return "/".join(self.id.split("/")[:2])
 
     @property
+    def label(self) -> str:
+        """A short name for people: "LTX-2.3 i2v fast"."""
+        return f"LTX-{self.version} {self.kind}" + (" fast" if self.tier == FAST else "")
+
+    @property
     def media_fields(self) -> tuple[str, ...]:
         """The inputs that carry an image (start image, end image)."""
         return tuple(f.name for f in self.fields if f.type == "image")

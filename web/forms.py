@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import QueryDict
 
+from fal_protocol import catalog
 from generations import ltx
 from generations.images import ACCEPT_ATTRIBUTE, ImageRejected, image_to_data_uri
 from generations.models import Generation, Project
@@ -43,19 +44,21 @@ class GenerationForm(forms.Form):
                             widget=forms.ClearableFileInput(attrs={"accept": ACCEPT_ATTRIBUTE}))
     reuse_image_of = forms.UUIDField(required=False, widget=forms.HiddenInput)
     tier = forms.ChoiceField(label="Quality", choices=TIER_CHOICES, initial="pro", widget=forms.RadioSelect)
-    duration = forms.ChoiceField(label="Duration", choices=[(d, f"{d} s") for d in ltx.FAST_DURATIONS],
-                                 initial=ltx.DEFAULTS["duration"])
-    resolution = forms.ChoiceField(label="Resolution", choices=[(r, r) for r in ltx.RESOLUTIONS],
-                                   initial=ltx.DEFAULTS["resolution"])
-    fps = forms.ChoiceField(label="Frame rate", choices=[(f, f"{f} fps") for f in ltx.FPS_VALUES],
-                            initial=ltx.DEFAULTS["fps"])
-    generate_audio = forms.BooleanField(label="Generate audio", required=False, initial=ltx.DEFAULTS["generate_audio"])
+    duration = forms.ChoiceField(label="Duration", choices=[(str(d), f"{d} s") for d in catalog.FAST_DURATIONS],
+                                 initial="6")
+    resolution = forms.ChoiceField(label="Resolution", choices=[(r, r) for r in catalog.RESOLUTIONS],
+                                   initial="1080p")
+    fps = forms.ChoiceField(label="Frame rate", initial="25")
+    generate_audio = forms.BooleanField(label="Generate audio", required=False, initial=True)
     project = forms.ModelChoiceField(queryset=Project.objects.none(), required=False, empty_label=Project.DEFAULT_NAME)
     idempotency_key = forms.CharField(max_length=128, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        fps = self.fields["fps"]
+        assert isinstance(fps, forms.ChoiceField)
+        fps.choices = [(str(f), f"{f} fps") for f in ltx.resolve_model("t2v").fields_by_name["fps"].enum or ()]
         project = self.fields["project"]
         assert isinstance(project, forms.ModelChoiceField)
         project.queryset = Project.objects.filter(owner=user).exclude(name=Project.DEFAULT_NAME)
@@ -117,23 +120,29 @@ def model_name(mode: str, tier: str) -> str:
 
 def initial_from(generation: Generation) -> dict[str, Any]:
     """Form values that repeat `generation` ("edit and re-run")."""
-    spec = ltx.resolve_model(generation.model_id)
+    endpoint = ltx.resolve_model(generation.model_id)
+    image_to_video = endpoint.kind == catalog.I2V
     data = generation.input
-    return {"prompt": data.get("prompt", ""), "mode": "image" if spec.is_image_to_video else "text", "tier": spec.tier,
+    return {"prompt": data.get("prompt", ""), "mode": "image" if image_to_video else "text",
+            "tier": "fast" if endpoint.tier == catalog.FAST else "pro",
             "duration": data.get("duration"), "resolution": data.get("resolution"), "fps": data.get("fps"),
             "generate_audio": data.get("generate_audio", True),
             "project": generation.project if generation.project.name != Project.DEFAULT_NAME else None,
-            "reuse_image_of": generation.pk if spec.is_image_to_video else None}
+            "reuse_image_of": generation.pk if image_to_video else None}
 
 
 def price_table() -> dict[str, Any]:
     """What the page's script needs to offer valid combinations and show the exact price."""
+    endpoints = {name: ltx.resolve_model(name) for name in catalog.SHORT_NAMES}
     return {
-        "price_per_second": {tier: {res: str(price) for res, price in prices.items()}
-                             for tier, prices in ltx.PRICE_PER_SECOND.items()},
-        "durations": {"pro": list(ltx.PRO_DURATIONS), "fast": list(ltx.FAST_DURATIONS)},
+        "price_per_second": {
+            name: {res: str(rate) for res, rate in ltx.rates(endpoint, ltx.endpoint_override(endpoint)).items()}
+            for name, endpoint in endpoints.items()},
+        "durations": {name: [str(d) for d in endpoint.fields_by_name["duration"].enum or ()]
+                      for name, endpoint in endpoints.items()},
         # Fast videos longer than 10 s exist only at 25 fps and 1080p (mirrors ltx.validate_input).
-        "long": {"above": 10, "fps": "25", "resolution": "1080p"},
+        "long": {"above": catalog.LONG_AFTER_SECONDS, "fps": str(catalog.LONG_FPS),
+                 "resolution": catalog.LONG_RESOLUTION},
     }
 
 
