@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from fal_protocol.queue import COMPLETED
 from falsim.listing import listing_answer
-from falsim.schema import ENDPOINTS, KNOWN_PREFIXES
+from falsim.schema import KNOWN_PREFIXES, ROUTES
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -38,9 +38,9 @@ def submit(http: Handler, model_id: str) -> None:
     sim.engine.count("submits")
     if _queue_faults(http, submit=True) or http.account_locked():
         return
-    endpoint = ENDPOINTS.get(model_id)
-    if endpoint is None:
-        return http.send_json(404, {"detail": f"Application '{model_id}' not found"})
+    route = ROUTES.get(model_id)
+    if route is None:
+        return _app_not_found(http, model_id)
     ok, body = http.read_json()
     if not ok:
         return
@@ -49,7 +49,7 @@ def submit(http: Handler, model_id: str) -> None:
     webhooks = http.query.get("fal_webhook")
     webhook = (webhooks[-1] if webhooks else None) or None
     status, payload, req = sim.engine.submit(
-        endpoint, body, webhook, http.base_url(), _start_timeout(http.headers),
+        route, body, webhook, http.base_url(), _start_timeout(http.headers),
         store_io=http.headers.get("X-Fal-Store-IO", "1").strip() not in ("0", "false"),
         fallbacks_disabled=http.headers.get("x-fal-disable-fallbacks", "").strip().lower() == "true")
     if req is not None and sim.injector.roll("submit_reset_after_accept"):
@@ -84,7 +84,7 @@ def queue_call(http: Handler, method: str, parts: list[str]) -> None:
     if _queue_faults(http):
         return
     if prefix not in KNOWN_PREFIXES:
-        return http.send_json(404, {"detail": f"Application '{prefix}' not found"})
+        return _app_not_found(http, prefix)
     operation(http, rest[0])
 
 
@@ -123,6 +123,11 @@ def _queue_faults(http: Handler, submit: bool = False) -> bool:
             _service_unavailable(http, None)
         return True
     return False
+
+
+def _app_not_found(http: Handler, name: str) -> None:
+    """What fal answers for an app it does not have."""
+    http.send_json(404, {"detail": f"Application '{name}' not found"})
 
 
 def _scheduling_failed(http: Handler) -> None:
