@@ -237,6 +237,7 @@ class Engine:
                 "image_url": self._counts["image_url"],
                 "listing_calls": self._counts["listing_calls"],
                 "locked_refusals": self._counts["locked_refusals"],
+                "retired_refusals": self._counts["retired_refusals"],
                 "faults": faults_fired,
                 "submits_by_input": dict(self._submits_by_input),
                 "duplicate_submits": sum(1 for n in self._submits_by_input.values() if n > 1),

@@ -9,7 +9,9 @@
 
 Each answer reads or changes the engine (``falsim/engine.py``) after the checks fal makes first:
 the Key, then the queue faults every queue call meets (``falsim/faults.py``), then the account
-lock (submits and the listing only), then the route's own faults. The route functions take the
+lock (submits and the listing only), then whether the app exists (an id or app the simulator does
+not serve, or one retired with ``--retired``, answers 404 Application not found), then the route's
+own faults. The route functions take the
 HTTP handler (``falsim/http.py``) they answer on.
 """
 
@@ -39,7 +41,9 @@ def submit(http: Handler, model_id: str) -> None:
     if _queue_faults(http, submit=True) or http.account_locked():
         return
     route = ROUTES.get(model_id)
-    if route is None:
+    if route is None or sim.injector.is_retired(model_id, route.app):
+        if route is not None:
+            sim.engine.count("retired_refusals")
         return _app_not_found(http, model_id)
     ok, body = http.read_json()
     if not ok:
@@ -85,6 +89,9 @@ def queue_call(http: Handler, method: str, parts: list[str]) -> None:
         return
     if prefix not in KNOWN_PREFIXES:
         return _app_not_found(http, prefix)
+    if http.sim.injector.is_retired(prefix, "/".join(prefix.split("/")[:2])):
+        http.sim.engine.count("retired_refusals")
+        return _app_not_found(http, prefix)
     operation(http, rest[0])
 
 
@@ -126,7 +133,7 @@ def _queue_faults(http: Handler, submit: bool = False) -> bool:
 
 
 def _app_not_found(http: Handler, name: str) -> None:
-    """What fal answers for an app it does not have."""
+    """What fal answers for an app it does not have (never had, or removed: ``--retired``)."""
     http.send_json(404, {"detail": f"Application '{name}' not found"})
 
 

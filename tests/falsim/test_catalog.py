@@ -1,22 +1,25 @@
 """falsim serves every endpoint of fal_protocol.catalog: validation as fal answers it, renders as
 `Endpoint.output` says (size by resolution and aspect ratio, `auto` by the start image, fps, frames),
-and the end image as the last frame.
+the end image as the last frame, and endpoints retired like an app fal removed.
 
 Validation runs over real HTTP with prompts carrying `[sim:422]`, so accepted requests fail half-way
 and render nothing; the renders are real MP4s at 1/16 scale, probed with PyAV.
 """
 
+import argparse
 import base64
 import io
 
 import av
+import fal_client
+import fal_client.client
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from fal_protocol import catalog
-from falsim import FalSimulator
+from falsim import FalSimulator, add_cli_arguments, simulator_from_args
 from falsim.schema import ROUTES, validate_input
 from tests.conftest import wait_until
 from tests.images import quadrants
@@ -413,3 +416,83 @@ def test_the_render_cache_keys_on_everything_that_changes_the_video(client):
         end = small(fitted(END_IMAGE, (120, 66)))
         assert np.abs(small(with_end[1][-1]) - end).mean() < 10
         assert np.abs(small(first[1][-1]) - end).mean() > 40
+
+
+# --- retirement ----------------------------------------------------------------------------------------
+
+
+def not_found(model):
+    return {"detail": f"Application '{model}' not found"}
+
+
+def test_the_retired_flag_answers_404_for_that_endpoint_only(client):
+    parser = argparse.ArgumentParser()
+    add_cli_arguments(parser, default_key=KEY, default_port=0)
+    options = parser.parse_args(["--retired", V20_T2V_FAST, "--retired", ALIAS_I2V, "--run-seconds", "0.05",
+                                 "--scale", str(SCALE)])
+    with simulator_from_args(options).start() as sim:
+        assert sim.retired == [V20_T2V_FAST, ALIAS_I2V]
+        for model in (V20_T2V_FAST, ALIAS_I2V):
+            response = post(client, sim, model, body(model, prompt=f"to {model}"))
+            assert (response.status_code, response.json()) == (404, not_found(model))
+            assert response.headers["content-type"] == "application/json"
+        for model in (V20_T2V, V20_I2V, V23_T2V_FAST):  # the rest of the app, and others, still work
+            assert_accepted(client, sim, model, body(model))
+        stats = sim.stats()
+        assert (stats["submits"], stats["retired_refusals"], len(sim.requests())) == (5, 2, 3)
+        assert sim.submits_for(body(V20_T2V_FAST, prompt=f"to {V20_T2V_FAST}")) == 0  # never enqueued
+
+
+def test_retiring_mid_run_over_http_and_back(client):
+    with FalSimulator(key=KEY, runners=1, run_seconds=0.05, scale=SCALE) as sim, \
+            httpx.Client(trust_env=False) as control:
+        in_flight = assert_accepted(client, sim, V23_T2V, body(V23_T2V, prompt="[sim:slow] retire me later"))
+        response = control.put(f"{sim.url}/_sim/faults", json={"retired": [V23_T2V]})
+        assert response.status_code == 200 and response.json()["retired"] == [V23_T2V]
+        assert control.get(f"{sim.url}/_sim/faults").json()["retired"] == [V23_T2V] == sim.retired
+        refused = post(client, sim, V23_T2V, body(V23_T2V))
+        assert (refused.status_code, refused.json()) == (404, not_found(V23_T2V))
+        assert_accepted(client, sim, V23_I2V, body(V23_I2V))  # the same app's other endpoint still works
+        # Requests already sent keep answering under their app (only the endpoint id was retired)...
+        assert client.get(in_flight["status_url"]).status_code in (200, 202)
+        by_id = f"{sim.url}/{V23_T2V}/requests/{in_flight['request_id']}/status"
+        assert (client.get(by_id).status_code, client.get(by_id).json()) == (404, not_found(V23_T2V))
+        # ...until the whole app is gone.
+        sim.set_faults(retired=["fal-ai/ltx-2.3"])
+        gone = client.get(in_flight["status_url"])
+        assert (gone.status_code, gone.json()) == (404, not_found("fal-ai/ltx-2.3"))
+        for model in V23:
+            assert post(client, sim, model, body(model)).json() == not_found(model)
+        assert_accepted(client, sim, V20_T2V, body(V20_T2V))
+        assert control.put(f"{sim.url}/_sim/faults", json={"retired": []}).json()["retired"] == []
+        assert_accepted(client, sim, V23_T2V, body(V23_T2V))
+        wait_until(lambda: sim.completed_at(in_flight["request_id"]))
+        assert client.get(in_flight["status_url"]).json()["status"] == "COMPLETED"
+        assert sim.stats()["retired_refusals"] == 8  # 1 submit, 2 status calls by id, 1 under the app, 4 submits
+
+
+@pytest.mark.parametrize("retired, message", [
+    ("fal-ai/ltx-2", "retired must be a list of endpoint ids or owner/app names to answer as gone"),
+    ([5], "retired must be a list of endpoint ids or owner/app names to answer as gone"),
+    (["fal-ai/flux/dev"], "cannot retire 'fal-ai/flux/dev': the simulator does not serve it; allowed: fal-ai/ltx-2,"),
+])
+def test_retired_is_validated_like_every_setting(retired, message):
+    with FalSimulator(key=KEY, scale=SCALE, retired=[V23_T2V]) as sim, httpx.Client(trust_env=False) as control:
+        with pytest.raises(ValueError) as excinfo:
+            sim.set_faults(retired=retired)
+        assert str(excinfo.value).startswith(message)
+        response = control.put(f"{sim.url}/_sim/faults", json={"retired": retired})
+        assert response.status_code == 400 and response.json()["detail"].startswith(message)
+        assert sim.retired == [V23_T2V]
+    with pytest.raises(ValueError, match="cannot retire 'fal-ai/flux/dev'"):
+        FalSimulator(retired=["fal-ai/flux/dev"])
+
+
+def test_fal_client_sees_a_retired_endpoint_as_404(monkeypatch):
+    with FalSimulator(key=KEY, scale=SCALE, retired=[V23_I2V_FAST]) as sim:
+        monkeypatch.setattr(fal_client.client, "QUEUE_URL_FORMAT", sim.url + "/")
+        fal = fal_client.SyncClient(key=KEY)
+        with pytest.raises(fal_client.client.FalClientHTTPError) as excinfo:
+            fal.submit(V23_I2V_FAST, arguments=body(V23_I2V_FAST))
+        assert excinfo.value.status_code == 404
+        assert "Application 'fal-ai/ltx-2.3/image-to-video/fast' not found" in str(excinfo.value)
