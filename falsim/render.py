@@ -355,7 +355,7 @@ class _FramePainter:
             np.copyto(self.u, self.bg_u)
             np.copyto(self.v, self.bg_v)
         if self.end is not None:
-            self._fade_towards_end(index / (self.num_frames - 1))
+            self._fade_towards_end(index / max(1, self.num_frames - 1))
         self._draw_motion(index)
         if self.start is None and self.w >= 32 and self.h >= 32:
             seconds = index / self.fps
