@@ -63,6 +63,7 @@ def scaled(side: int) -> int:
     (["--no-audio", "--fps", "50", "--duration", "8"], (1920, 1080), 50, 8, False),
     (["--duration", "10", "--resolution", "1440p"], (2560, 1440), 25, 10, True),
     (["--model", "t2v-fast", "--duration", "20"], (1920, 1080), 25, 20, True),
+    (["--aspect-ratio", "9:16", "--fps", "24"], (1080, 1920), 24, 6, True),
 ])
 def test_generate_wait_produces_a_stored_video_matching_the_request(studio_env, cluster, args, size, fps, duration,
                                                                     audio):
