@@ -150,8 +150,8 @@ def test_a_bad_replacement_on_the_add_page_creates_no_row(admin_client):
 
 @pytest.mark.parametrize(("prices", "message"), [
     ('{"720p": "0.05"}', "'720p' is not a resolution of the catalog; allowed: 1080p, 1440p, 2160p"),
-    ('{"1080p": "-0.05"}', 'the price for 1080p must be a positive number of USD per second with at most 4 '
-                           'decimals, e.g. "0.05"'),
+    ('{"1080p": "-0.05"}', ('the price for 1080p must be a positive number of USD per second with at most 4 '
+                            'decimals, e.g. "0.05"')),
     ('{"1080p": "0"}', "the price for 1080p must be a positive number"),
     ('{"1080p": "0.000001"}', "the price for 1080p must be a positive number"),
     ('{"1080p": "cheap"}', "the price for 1080p must be a positive number"),
