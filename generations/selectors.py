@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
-from generations.models import Generation, ProviderSwitch
+from fal_protocol import catalog
+from fal_protocol.catalog import Endpoint
+from generations import ltx
+from generations.models import EndpointOverride, Generation, ProviderSwitch, SchemaMismatch
 
 
 def generation_list_for(user: User, *, project: uuid.UUID | None = None,
@@ -107,3 +112,68 @@ def provider_is_paused_for_hold() -> bool:
     if not provider_is_paused():
         return False
     return ProviderSwitch.objects.select_for_update().filter(pk=ProviderSwitch.SINGLETON, paused=True).exists()
+
+
+# --- the catalog as the operator sees it (generations/services/catalog.py changes it) ---------------
+
+@dataclass(frozen=True)
+class EndpointState:
+    """One catalog endpoint with the operator's override (None: as declared) and what follows from it."""
+
+    endpoint: Endpoint
+    override: EndpointOverride | None
+    # Why new jobs may not use it ("" when they may): `ltx.endpoint_refusal`.
+    refusal: str
+    # The short names (t2v, …) that mean this endpoint under STUDIO_LTX_VERSION.
+    short_names: tuple[str, ...]
+    # USD per second by resolution, the operator's prices applied.
+    rates: dict[str, Decimal]
+
+    @property
+    def usable(self) -> bool:
+        return not self.refusal
+
+    @property
+    def gone(self) -> bool:
+        """fal answered a submit for it as if it no longer existed (until an operator clears it)."""
+        return self.override is not None and self.override.unavailable_since is not None
+
+    @property
+    def state(self) -> str:
+        """One word: "unavailable" (gone at fal), "retired", "disabled" or "usable" (in that order)."""
+        if self.override is None:
+            return "usable"
+        if self.gone:
+            return "unavailable"
+        if self.override.retired:
+            return "retired"
+        return "usable" if self.override.enabled else "disabled"
+
+
+def short_names_meaning(endpoint: Endpoint) -> tuple[str, ...]:
+    """The short names that mean `endpoint` under STUDIO_LTX_VERSION (none for another version's)."""
+    version = ltx.version()
+    return tuple(name for name in catalog.SHORT_NAMES if catalog.endpoint_for(name, version=version) == endpoint)
+
+
+def endpoint_states() -> list[EndpointState]:
+    """Every catalog endpoint in the catalog's order, with its override (one query for all)."""
+    overrides = {override.endpoint_id: override for override in EndpointOverride.objects.all()}
+    states = []
+    for endpoint in catalog.ENDPOINTS:
+        override = overrides.get(endpoint.id)
+        states.append(EndpointState(endpoint=endpoint, override=override,
+                                    refusal=ltx.endpoint_refusal(endpoint, override),
+                                    short_names=short_names_meaning(endpoint), rates=ltx.rates(endpoint, override)))
+    return states
+
+
+def endpoint_overrides_stale() -> list[EndpointOverride]:
+    """Override rows for endpoint ids the catalog no longer declares (they change nothing)."""
+    return list(EndpointOverride.objects.exclude(endpoint_id__in=list(catalog.BY_ID)))
+
+
+def schema_mismatches(limit: int | None = None) -> list[SchemaMismatch]:
+    """fal's refusals of fields the catalog holds valid, most recently seen first."""
+    rows = SchemaMismatch.objects.order_by("-last_seen", "endpoint_id", "field")
+    return list(rows[:limit] if limit is not None else rows)
