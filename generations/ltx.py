@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
@@ -228,10 +228,21 @@ def _shown(value: Any) -> str:
 def rates(endpoint: Endpoint, override: EndpointOverride | None = None) -> dict[str, Decimal]:
     """USD per second of output by resolution: the catalog's, with the operator's overrides."""
     chosen = dict(endpoint.price_per_second)
-    if override is not None:
-        chosen.update({resolution: Decimal(str(rate)) for resolution, rate in override.price_per_second.items()
-                       if resolution in chosen})
+    if override is not None and isinstance(override.price_per_second, dict):
+        for resolution, rate in override.price_per_second.items():
+            if resolution in chosen and (price := _positive_decimal(rate)) is not None:
+                chosen[resolution] = price
     return chosen
+
+
+def _positive_decimal(value: Any) -> Decimal | None:
+    """`value` as a positive Decimal, or None (the admin checks overrides; a row edited by hand
+    with a bad price keeps the catalog's instead of breaking every create)."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() and number > 0 else None
 
 
 def price_usd(endpoint: Endpoint, data: Mapping[str, Any], override: EndpointOverride | None = None) -> Decimal:

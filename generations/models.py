@@ -342,6 +342,7 @@ class SchemaMismatch(models.Model):
 
     class Meta:
         ordering = ["-last_seen"]
+        verbose_name_plural = "schema mismatches"
         constraints = [models.UniqueConstraint(fields=["endpoint_id", "field"], name="schema_mismatch_unique_field")]
 
     def __str__(self) -> str:

@@ -171,7 +171,8 @@ REST_FRAMEWORK: dict[str, Any] = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "LTX Studio API",
     "VERSION": "1.0.0",
-    "DESCRIPTION": "LTX Video 2.0 text-to-video and image-to-video jobs, their videos, usage and webhooks. "
+    "DESCRIPTION": "LTX Video (LTX-2.3 and LTX-2.0) text-to-video and image-to-video jobs, their videos, usage and "
+                   "webhooks. "
                    "Authenticate with `Authorization: Bearer <key>` (or `Key <key>`). Errors are "
                    '`{"code", "message", "details"}`.',
     "COMPONENT_SPLIT_REQUEST": True,

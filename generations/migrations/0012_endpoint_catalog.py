@@ -48,6 +48,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-last_seen'],
+                'verbose_name_plural': 'schema mismatches',
                 'constraints': [models.UniqueConstraint(fields=('endpoint_id', 'field'), name='schema_mismatch_unique_field')],
             },
         ),

@@ -251,3 +251,12 @@ def test_every_short_name_has_an_endpoint_in_every_version():
     for version in catalog.VERSIONS:
         for short in catalog.SHORT_NAMES:
             assert catalog.endpoint_for(short, version=version) is not None
+
+
+@pytest.mark.django_db
+def test_a_price_override_edited_by_hand_into_nonsense_keeps_the_catalog_price():
+    endpoint = BY_ID["fal-ai/ltx-2.3/text-to-video"]
+    override = EndpointOverride.objects.create(endpoint_id=endpoint.id,
+                                               price_per_second={"1080p": "abc", "1440p": "-1", "2160p": "0.5"})
+    assert ltx.rates(endpoint, override) == {"1080p": Decimal("0.08"), "1440p": Decimal("0.16"),
+                                             "2160p": Decimal("0.5")}
