@@ -66,6 +66,7 @@ class StorageUnavailable(Exception):
 
 
 def request_fingerprint(*, model_id: str, input: dict, project: Project | None, webhook_url: str) -> str:
+    """SHA-256 of a create's canonical JSON: what an Idempotency-Key replay must match."""
     canonical = json.dumps({"model": model_id, "input": input, "project": str(project.pk) if project else None,
                             "webhook_url": webhook_url}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -45,6 +45,8 @@ AMBIGUOUS_FIRST_LOOK = timedelta(seconds=2)
 
 
 def retry_backoff(attempt: int, retry_after: float | None = None) -> timedelta:
+    """How long to wait before submit attempt `attempt` + 1: doubling, at most a minute, never
+    sooner than fal's Retry-After."""
     seconds = min(2.0 ** attempt, 60.0)
     return timedelta(seconds=max(seconds, retry_after or 0.0))
 
@@ -146,6 +148,7 @@ def _submit_claimed(generation: Generation) -> None:
 
 
 def data_uri_max_bytes() -> int:
+    """The largest media input handed to fal inline as a data URI (STUDIO_FAL_DATA_URI_MAX_BYTES)."""
     return settings.STUDIO_FAL_DATA_URI_MAX_BYTES
 
 
