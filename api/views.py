@@ -37,10 +37,10 @@ from api.throttling import ApiThrottle, CreateThrottle
 from core.requests import AuthenticatedRequest
 from fal_protocol import catalog
 from generations import status_reads
-from generations.catalog_reads import catalog_model, catalog_models
+from generations.catalog_reads import catalog_model_json, catalog_models
 from generations.models import Generation, Project
 from generations.quotes import quote_for
-from generations.selectors import generation_get_for, generation_list_for, generation_viewable_for
+from generations.selectors import endpoint_state, generation_get_for, generation_list_for, generation_viewable_for
 from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
@@ -227,7 +227,8 @@ class GenerationReportView(APIView):
 
 # One entry: drf-spectacular shows it inside the list.
 MODELS_EXAMPLE = OpenApiExample("One endpoint", response_only=True,
-                                value=catalog_model(catalog.BY_ID["fal-ai/ltx-2.3/text-to-video"], None).as_json())
+                                value=catalog_model_json(
+                                    endpoint_state(catalog.BY_ID["fal-ai/ltx-2.3/text-to-video"], None)))
 PRICE_EXAMPLE = OpenApiExample("A portrait LTX-2.3 video", request_only=True, value={
     "model": "t2v", "input": {"prompt": "A lighthouse keeper climbs the stairs at dusk", "aspect_ratio": "9:16"}})
 PRICE_ANSWER_EXAMPLE = OpenApiExample("Its price", response_only=True, status_codes=["200"], value={
@@ -247,7 +248,7 @@ class ModelListView(APIView):
                                "their endpoint) with the operator's prices. An endpoint with a `refusal` takes no "
                                "new generations (disabled, retired — see `replacement` — or gone at fal).")
     def get(self, request: AuthenticatedRequest) -> Response:
-        return Response([model.as_json() for model in catalog_models()])
+        return Response([catalog_model_json(state) for state in catalog_models()])
 
 
 class PriceView(APIView):

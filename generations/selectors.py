@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -134,6 +134,35 @@ class EndpointState:
         return not self.refusal
 
     @property
+    def enabled(self) -> bool:
+        """The operator offers it: neither disabled nor retired."""
+        return self.override is None or (self.override.enabled and not self.override.retired)
+
+    @property
+    def retired(self) -> bool:
+        return self.override is not None and self.override.retired
+
+    @property
+    def available(self) -> bool:
+        """fal has not answered a submit to it as gone (404/410)."""
+        return not self.gone
+
+    @property
+    def replacement(self) -> str | None:
+        return (self.override.replacement or None) if self.override is not None else None
+
+    @property
+    def short_name(self) -> str | None:
+        """The short name that means it under STUDIO_LTX_VERSION (t2v, …), if any."""
+        return self.short_names[0] if self.short_names else None
+
+    @property
+    def overridden_resolutions(self) -> list[str]:
+        """The resolutions whose price the operator set (replacing the catalog's)."""
+        chosen = self.override.price_per_second if self.override is not None else {}
+        return [resolution for resolution in self.rates if resolution in chosen]
+
+    @property
     def gone(self) -> bool:
         """fal answered a submit for it as if it no longer existed (until an operator clears it)."""
         return self.override is not None and self.override.unavailable_since is not None
@@ -156,16 +185,18 @@ def short_names_meaning(endpoint: Endpoint) -> tuple[str, ...]:
     return tuple(name for name in catalog.SHORT_NAMES if catalog.endpoint_for(name, version=version) == endpoint)
 
 
-def endpoint_states() -> list[EndpointState]:
-    """Every catalog endpoint in the catalog's order, with its override (one query for all)."""
-    overrides = {override.endpoint_id: override for override in EndpointOverride.objects.all()}
-    states = []
-    for endpoint in catalog.ENDPOINTS:
-        override = overrides.get(endpoint.id)
-        states.append(EndpointState(endpoint=endpoint, override=override,
-                                    refusal=ltx.endpoint_refusal(endpoint, override),
-                                    short_names=short_names_meaning(endpoint), rates=ltx.rates(endpoint, override)))
-    return states
+def endpoint_states(endpoints: Iterable[Endpoint] = catalog.ENDPOINTS) -> list[EndpointState]:
+    """`endpoints` (default: the whole catalog, in its order), each with its override (one query for all)."""
+    endpoints = list(endpoints)
+    overrides = {override.endpoint_id: override for override in
+                 EndpointOverride.objects.filter(endpoint_id__in=[endpoint.id for endpoint in endpoints])}
+    return [endpoint_state(endpoint, overrides.get(endpoint.id)) for endpoint in endpoints]
+
+
+def endpoint_state(endpoint: Endpoint, override: EndpointOverride | None) -> EndpointState:
+    """`endpoint` with `override` applied (no query)."""
+    return EndpointState(endpoint=endpoint, override=override, refusal=ltx.endpoint_refusal(endpoint, override),
+                         short_names=short_names_meaning(endpoint), rates=ltx.rates(endpoint, override))
 
 
 def endpoint_overrides_stale() -> list[EndpointOverride]:

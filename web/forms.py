@@ -23,8 +23,8 @@ from fal_protocol.catalog import Endpoint
 from generations import ltx
 from generations.images import ACCEPT_ATTRIBUTE, ImageRejected, image_to_data_uri
 from generations.media_inputs import END_IMAGE, START_IMAGE, MediaInput
-from generations.models import EndpointOverride, Generation, Project
-from generations.selectors import generation_get_for
+from generations.models import Generation, Project
+from generations.selectors import endpoint_states, generation_get_for
 from generations.services.create import generation_media_value
 from generations.services.projects import NAME_MAX_CHARS
 
@@ -222,18 +222,17 @@ def price_table(endpoints: Mapping[str, Endpoint] | None = None) -> dict[str, An
     the catalog: per short name its endpoint, the values of each offered field, whether it takes an
     end image, its rates with the operator's overrides and why it is refused (if it is). One query."""
     endpoints = endpoints or offered_endpoints()
-    overrides = {override.endpoint_id: override for override in
-                 EndpointOverride.objects.filter(endpoint_id__in=[e.id for e in endpoints.values()])}
+    states = dict(zip(endpoints, endpoint_states(endpoints.values()), strict=True))
     models = {}
     for name, endpoint in endpoints.items():
-        override = overrides.get(endpoint.id)
+        state = states[name]
         models[name] = {
             "id": endpoint.id, "label": endpoint.label,
             "fields": {field: offered_values([endpoint], field) for field in OFFERED_FIELDS},
             "defaults": {field: str(value) for field, value in endpoint.defaults().items() if field in OFFERED_FIELDS},
             "end_image": END_IMAGE.field in endpoint.fields_by_name,
-            "price_per_second": {res: str(rate) for res, rate in ltx.rates(endpoint, override).items()},
-            "refusal": ltx.endpoint_refusal(endpoint, override),
+            "price_per_second": {res: str(rate) for res, rate in state.rates.items()},
+            "refusal": state.refusal,
         }
     return {
         "models": models,

@@ -8,9 +8,10 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from fal_protocol import catalog
 from generations import ltx
-from generations.catalog_reads import CatalogModel, catalog_models
+from generations.catalog_reads import catalog_model_json, catalog_models
 from generations.management.command_help import ExamplesHelpFormatter
 from generations.quotes import usd_text
+from generations.selectors import EndpointState
 
 EPILOG = """\
 examples:
@@ -39,7 +40,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         models = catalog_models()
         if options["json"]:
-            self.stdout.write(json.dumps([model.as_json() for model in models], indent=2, ensure_ascii=False))
+            self.stdout.write(json.dumps([catalog_model_json(model) for model in models], indent=2, ensure_ascii=False))
             return
         rows = [HEADER, *(_row(model) for model in models)]
         widths = [max(len(row[column]) for row in rows) for column in range(len(HEADER))]
@@ -58,7 +59,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {model.endpoint.id}: {model.refusal}")
 
 
-def _row(model: CatalogModel) -> tuple[str, ...]:
+def _row(model: EndpointState) -> tuple[str, ...]:
     endpoint = model.endpoint
     prices = []
     for resolution in catalog.RESOLUTIONS:
