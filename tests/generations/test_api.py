@@ -23,14 +23,6 @@ BODY = {"model": "t2v", "input": {"prompt": "A cowboy at high noon", "duration":
 
 
 @pytest.fixture
-def api(user):
-    _, raw = api_key_create(user=user, name="tests")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-@pytest.fixture
 def other_api(other_user):
     _, raw = api_key_create(user=other_user, name="other")
     client = APIClient()

@@ -3,14 +3,12 @@ endpoint that retires mid-run."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 
 import av
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from django.db.models import Sum
-from django.utils import timezone
 from PIL import Image
 
 from fal_protocol.catalog import BY_ID, ENDPOINTS
@@ -18,10 +16,9 @@ from generations import ltx
 from generations.models import EndpointOverride, Generation
 from generations.services.create import generation_create
 from generations.services.submit import generation_submit
-from generations.services.tracking import tracker_tick
 from storage.models import UsageEntry
 from storage.quotas import usage_for
-from tests.conftest import wait_until
+from tests.conftest import run_to_the_end
 from tests.images import quadrants
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,20 +37,6 @@ def png_data_uri(image: Image.Image) -> str:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
-
-
-def run_to_the_end(generation: Generation, task_queue) -> Generation:
-    task_queue.run_all()
-
-    def step():
-        Generation.objects.filter(pk=generation.pk).update(next_poll_at=timezone.now() - timedelta(seconds=1))
-        tracker_tick()
-        task_queue.run_all()
-
-    wait_until(lambda: Generation.objects.get(pk=generation.pk).status in Generation.TERMINAL, step=step,
-               timeout=60, interval=0.1)
-    generation.refresh_from_db()
-    return generation
 
 
 def frames_of(key: str) -> tuple[list[np.ndarray], float]:

@@ -15,7 +15,6 @@ from django.utils import timezone
 from PIL import Image
 from rest_framework.test import APIClient
 
-from accounts.keys import api_key_create
 from generations.models import EndpointOverride, Generation, Project
 from generations.services.create import generation_create
 from storage.models import StoredObject, UsageEntry
@@ -45,14 +44,6 @@ EXPECTED = {
 }
 SHORT_NAMES_23 = {"fal-ai/ltx-2.3/text-to-video": "t2v", "fal-ai/ltx-2.3/text-to-video/fast": "t2v-fast",
                   "fal-ai/ltx-2.3/image-to-video": "i2v", "fal-ai/ltx-2.3/image-to-video/fast": "i2v-fast"}
-
-
-@pytest.fixture
-def api(user):
-    _, raw = api_key_create(user=user, name="tests")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
 
 
 @pytest.fixture
