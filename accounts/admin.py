@@ -4,9 +4,12 @@ Keys exist only as digests: the admin shows the visible prefix, and a key create
 """
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from accounts.keys import TooManyApiKeys, api_key_create, api_key_revoke, api_key_room_check
 from accounts.models import ApiKey
@@ -19,8 +22,9 @@ class ApiKeyAddForm(forms.ModelForm):
         model = ApiKey
         fields = ["user", "name"]
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean returns cleaned_data
         if cleaned.get("user") is not None:
             try:
                 api_key_room_check(cleaned["user"])
@@ -41,29 +45,30 @@ class ApiKeyAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
     actions = ["revoke"]
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False
 
-    def has_revoke_permission(self, request) -> bool:
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.delete_apikey")
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except TooManyApiKeys as exc:  # another create took the last place after the form's check
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.Form, change: bool) -> None:
         key, raw = api_key_create(user=obj.user, name=obj.name)
         obj.pk, obj.prefix, obj.digest, obj.created_at = key.pk, key.prefix, key.digest, key.created_at
         self.message_user(request, f"The new key (shown only now): {raw}", messages.WARNING)
 
     @admin.action(description="Revoke", permissions=["revoke"])
-    def revoke(self, request, queryset):
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             api_key_revoke(key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)

@@ -1,4 +1,4 @@
-"""Creating, checking and revoking API keys (shared design.md §2: shown once, SHA-256 at rest)."""
+"""Creating, checking and revoking API keys (shown once, SHA-256 at rest)."""
 from __future__ import annotations
 
 import functools
@@ -9,13 +9,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, connections, transaction
+from django.db.models import Model
+from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.locking import user_row_lock
 from accounts.models import ApiKey
-from studio import rows
+from core import rows
 
 KEY_PREFIX = "ltx_"
 PREFIX_LENGTH = 12
@@ -41,7 +43,7 @@ class TooManyApiKeys(Exception):
         return {"limit": self.limit, "live": self.live, "hint": self.hint}
 
 
-def api_key_room_check(user: AbstractBaseUser) -> None:
+def api_key_room_check(user: User) -> None:
     """Raise TooManyApiKeys if `user` cannot have another key now (a form's early answer; only
     `api_key_create` decides, under the lock)."""
     live = ApiKey.objects.filter(user=user, revoked_at__isnull=True).count()
@@ -49,7 +51,7 @@ def api_key_room_check(user: AbstractBaseUser) -> None:
         raise TooManyApiKeys(limit=settings.STUDIO_MAX_API_KEYS, live=live)
 
 
-def api_key_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
+def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
     """Create a key for `user`; returns the row and the raw key, which is never stored or shown again.
 
     Raises TooManyApiKeys (nothing written) when `user` already has STUDIO_MAX_API_KEYS live keys.
@@ -99,6 +101,7 @@ def api_key_authenticate_joined(raw_key: str, join: KeyJoin | None) -> tuple[Api
         return None, ()
     user_model, user_fields = _user_fields()
     user = rows.instance(user_model, user_fields, row[:len(user_fields)])
+    assert user is not None  # a live key's user (an inner join)
     key_id, stale = row[len(user_fields):len(user_fields) + 2]
     key = ApiKey.from_db(connection.alias, ["id", "user_id"], [key_id, user.pk])
     ApiKey.user.field.set_cached_value(key, user)
@@ -109,7 +112,7 @@ def api_key_authenticate_joined(raw_key: str, join: KeyJoin | None) -> tuple[Api
 
 
 @functools.cache
-def _user_fields() -> tuple[type[AbstractBaseUser], tuple[str, ...]]:
+def _user_fields() -> tuple[type[User], tuple[str, ...]]:
     return get_user_model(), rows.field_names(get_user_model())
 
 
@@ -122,8 +125,8 @@ def _live_key_sql(alias: str, join_columns: str, joins: str) -> str:
     user_model = get_user_model()
     quote = connections[alias].ops.quote_name
 
-    def column(model, name: str) -> str:
-        return quote(model._meta.get_field(name).column)
+    def column(model: type[Model], name: str) -> str:
+        return rows.column(model, name, using=alias)
 
     last_used = column(ApiKey, "last_used_at")
     return (f"SELECT {rows.columns(user_model, 'u', rows.field_names(user_model), using=alias)}, "
@@ -140,3 +143,13 @@ def _live_key_sql(alias: str, join_columns: str, joins: str) -> str:
 def api_key_revoke(key: ApiKey) -> None:
     """Revoke `key` (idempotent; the first revocation time is kept)."""
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+SCHEMES = ("bearer", "key")
+
+
+def api_key_in(request: HttpRequest) -> str | None:
+    """The key of an `Authorization: Bearer <key>` (or `Key <key>`) header; "" when the scheme has no
+    key after it; None without such a header."""
+    scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return raw.strip() if scheme.lower() in SCHEMES else None

@@ -1,1 +1,1 @@
-"""`make bench`: performance figures for design.md §6, written to bench-report.json."""
+"""`make bench`: performance figures, each beside a baseline, written to bench-report.json."""

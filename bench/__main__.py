@@ -45,7 +45,8 @@ def main() -> None:
 
     rows = []
     if args.only in (None, "tracking"):
-        rows += tracking.run(args.jobs, args.run_seconds, args.run_seconds_max, args.workers, webhooks=not args.no_webhooks)
+        rows += tracking.run(args.jobs, args.run_seconds, args.run_seconds_max, args.workers,
+                             webhooks=not args.no_webhooks)
     if args.only in (None, "copy"):
         rows += copy.run(args.copy_mb)
     if args.only in (None, "status"):

@@ -30,7 +30,8 @@ def run(size_mb: int) -> list[Row]:
             handle.write(CHUNK)
     http_port, s3_port = _free_port(), _free_port()
     venv_bin = Path(sys.executable).parent
-    http = subprocess.Popen([sys.executable, "-m", "http.server", str(http_port), "--bind", "127.0.0.1", "--directory", str(scratch)],
+    http = subprocess.Popen([sys.executable, "-m", "http.server", str(http_port), "--bind", "127.0.0.1",
+                             "--directory", str(scratch)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     moto = subprocess.Popen([str(venv_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -41,7 +42,8 @@ def run(size_mb: int) -> list[Row]:
                "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_S3_REGION_NAME": "us-east-1"}
         import boto3
 
-        boto3.client("s3", endpoint_url=env["AWS_S3_ENDPOINT_URL"], aws_access_key_id="bench", aws_secret_access_key="bench",
+        boto3.client("s3", endpoint_url=env["AWS_S3_ENDPOINT_URL"], aws_access_key_id="bench",
+                     aws_secret_access_key="bench",
                      region_name="us-east-1").create_bucket(Bucket="bench")
         url = f"http://127.0.0.1:{http_port}/big.mp4"
         baseline = _measure("baseline", url, "baseline.mp4", env)
@@ -74,7 +76,8 @@ def _reset(env: dict) -> None:
     """Drop the baseline's object so moto holds one large object at a time."""
     import boto3
 
-    boto3.client("s3", endpoint_url=env["AWS_S3_ENDPOINT_URL"], aws_access_key_id="bench", aws_secret_access_key="bench",
+    boto3.client("s3", endpoint_url=env["AWS_S3_ENDPOINT_URL"], aws_access_key_id="bench",
+                 aws_secret_access_key="bench",
                  region_name="us-east-1").delete_object(Bucket="bench", Key="baseline.mp4")
 
 

@@ -40,7 +40,8 @@ def main() -> None:
             for chunk in response.iter_bytes(1024 * 1024):
                 handle.write(chunk)
         client = boto3.client("s3", endpoint_url=settings.AWS_S3_ENDPOINT_URL, region_name=settings.AWS_S3_REGION_NAME,
-                              aws_access_key_id=settings.AWS_ACCESS_KEY_ID, aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY)
+                              aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
+                              aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY)
         client.upload_file(handle.name, settings.AWS_STORAGE_BUCKET_NAME, key)
         os.unlink(handle.name)
     else:

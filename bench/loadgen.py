@@ -55,7 +55,7 @@ class Tally:
     errors: int = 0
 
 
-async def _worker(host: str, port: int, requests: list[bytes], schedule: Schedule, tallies: list[Tally]):
+async def _worker(host: str, port: int, requests: list[bytes], schedule: Schedule, tallies: list[Tally]) -> None:
     reader = writer = None
     while (slot := schedule.slot(time.monotonic())) is not None:
         target, measured = slot
@@ -63,6 +63,7 @@ async def _worker(host: str, port: int, requests: list[bytes], schedule: Schedul
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection(host, port)
+            assert reader is not None  # opened with the writer
             started = time.monotonic()
             writer.write(requests[target])
             await writer.drain()
@@ -104,14 +105,18 @@ async def _run(urls: list[str], seconds: float, concurrency: int, headers: list[
     schedule = Schedule(start=time.monotonic(), targets=len(urls), turn_seconds=turn_seconds,
                         warmup_seconds=warmup_seconds, turns=max(1, round(seconds / turn_seconds)))
     tallies = [Tally() for _ in urls]
-    await asyncio.gather(*(_worker(parts[0].hostname, parts[0].port or 80, requests, schedule, tallies)
+    host = parts[0].hostname
+    if not host:
+        raise SystemExit("loadgen: the URLs need a host")
+    await asyncio.gather(*(_worker(host, parts[0].port or 80, requests, schedule, tallies)
                            for _ in range(concurrency)))
-    return {url: _summary(tally, schedule.turns * turn_seconds) for url, tally in zip(urls, tallies)}
+    return {url: _summary(tally, schedule.turns * turn_seconds) for url, tally in zip(urls, tallies, strict=True)}
 
 
 def _summary(tally: Tally, seconds: float) -> dict:
     ordered = sorted(latency * 1000 for latency in tally.latencies) or [float("nan")]
-    return {"requests": len(tally.latencies), "seconds": round(seconds, 3), "rps": round(len(tally.latencies) / seconds, 1),
+    return {"requests": len(tally.latencies), "seconds": round(seconds, 3),
+            "rps": round(len(tally.latencies) / seconds, 1),
             "p50_ms": round(ordered[len(ordered) // 2], 2),
             "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
             "errors": tally.errors}

@@ -20,7 +20,7 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if self.baseline in (None, 0):
+        if not self.baseline:  # None or 0
             return None
         return round(self.value / self.baseline, 3)
 

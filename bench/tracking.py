@@ -27,14 +27,17 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from typing import Any
 
 from bench.report import ROOT, Row, percentile
 from bench.server import free_port, start_web, stop
 
 KEY = "bench-key"
 PHASE_TIMEOUT = 300.0
-MIN_STATUS_INTERVAL = 1.0  # design.md §3: no job polled more often than once a second
+MIN_STATUS_INTERVAL = 1.0  # no job is polled more often than once a second
 
 
 def run(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: int, *,
@@ -66,8 +69,10 @@ def run(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: i
                 Row("inflight_jobs_upstream", measured["peak_upstream"], "jobs", None,
                     "peak QUEUED+RUNNING at fal at once (submits and completions overlap)"),
                 Row("worker_processes", workers, "procs", None, f"the whole cluster, for {jobs} jobs in flight"),
-                Row("submit_overhead_p50_s", measured["submit_p50"], "s", baseline["submit_p50"], "create → fal accepted"),
-                Row("submit_overhead_p95_s", measured["submit_p95"], "s", baseline["submit_p95"], "create → fal accepted"),
+                Row("submit_overhead_p50_s", measured["submit_p50"], "s", baseline["submit_p50"],
+                    "create → fal accepted"),
+                Row("submit_overhead_p95_s", measured["submit_p95"], "s", baseline["submit_p95"],
+                    "create → fal accepted"),
                 Row("store_p95_s", measured["store_p95"], "s", baseline["store_p95"], "seen completed → video stored"),
             ]
     return rows
@@ -86,7 +91,8 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
             hooks = {"STUDIO_BASE_URL": f"http://127.0.0.1:{port}", "STUDIO_FAL_WEBHOOKS": "true",
                      "FAL_WEBHOOK_JWKS_URL": f"{sim_url}/.well-known/jwks.json"}
             env.update(hooks)
-            web = start_web(port, **{key: value for key, value in env.items() if key.startswith("FAL_") or key in hooks})
+            web = start_web(port, **{key: value for key, value in env.items()
+                                     if key.startswith("FAL_") or key in hooks})
             stack.callback(stop, web)
             pids.append(web.pid)
         cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
@@ -102,10 +108,10 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
 
 
 @contextmanager
-def _simulator(count: int, run_seconds: float, run_seconds_max: float | None):
+def _simulator(count: int, run_seconds: float, run_seconds_max: float | None) -> Iterator[str]:
     """The simulator in its own process (so its CPU is not the studio's), in bench mode."""
     port = free_port()
-    args = [sys.executable, "-m", "falsim.server", "--port", str(port), "--key", KEY, "--runners", str(count + 1),
+    args = [sys.executable, "-m", "falsim", "--port", str(port), "--key", KEY, "--runners", str(count + 1),
             "--run-seconds", str(run_seconds), "--scale", "16", "--cache-renders"]
     if run_seconds_max:
         args += ["--run-seconds-max", str(run_seconds_max)]
@@ -119,16 +125,16 @@ def _simulator(count: int, run_seconds: float, run_seconds_max: float | None):
             try:
                 _get_json(f"{url}/_sim/stats")
                 break
-            except OSError:
+            except OSError as exc:
                 if sim.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the simulator did not start: {args}")
+                    raise SystemExit(f"the simulator did not start: {args}") from exc
                 time.sleep(0.1)
         yield url
     finally:
         stop(sim)
 
 
-def _get_json(url: str):
+def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as answer:
         return json.load(answer)
 
@@ -208,11 +214,21 @@ def _measure(username: str, count: int) -> dict:
     if failed:
         raise SystemExit(f"{len(failed)} of {count} bench jobs did not succeed, e.g. {failed[0].status}: "
                          f"{failed[0].error_message}")
-    submits = [(row.submitted_at - row.created_at).total_seconds() for row in rows]
-    stores = [(row.finished_at - row.completed_at).total_seconds() for row in rows]
-    return {"peak_inflight": peak, "peak_upstream": peak_upstream, "seconds": seconds, "submit_p50": percentile(submits, 0.5),
+    submits = [_seconds(row.created_at, row.submitted_at) for row in rows]
+    stores = [_seconds(row.completed_at, row.finished_at) for row in rows]
+    return {"peak_inflight": peak, "peak_upstream": peak_upstream, "seconds": seconds,
+            "submit_p50": percentile(submits, 0.5),
             "submit_p95": percentile(submits, 0.95), "store_p95": percentile(stores, 0.95),
-            "request_ids": {row.fal_request_id: row.completed_at.timestamp() for row in rows}}
+            "request_ids": {row.fal_request_id: _stamped(row.completed_at).timestamp() for row in rows}}
+
+
+def _stamped(moment: datetime | None) -> datetime:
+    assert moment is not None, "a succeeded job has every timestamp"
+    return moment
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float:
+    return (_stamped(end) - _stamped(start)).total_seconds()
 
 
 def _upstream_figures(sim_url: str, seen_at: dict[str, float], mode: str) -> dict:
@@ -222,7 +238,8 @@ def _upstream_figures(sim_url: str, seen_at: dict[str, float], mode: str) -> dic
     lags = [seen - upstream[request_id]["completed_at"] for request_id, seen in seen_at.items()]
     calls = stats["submits"] + stats["status_calls"] + stats["result_calls"] + stats["cancel_calls"]
     if mode == "polling":
-        minimum = sum(2 + math.ceil((upstream[rid]["completed_at"] - upstream[rid]["submitted_at"]) / MIN_STATUS_INTERVAL)
+        minimum = sum(2 + math.ceil((upstream[rid]["completed_at"] - upstream[rid]["submitted_at"])
+                                    / MIN_STATUS_INTERVAL)
                       for rid in seen_at)
     else:
         minimum = 3 * len(seen_at)

@@ -6,7 +6,7 @@ Exit 1 on any problem.
 It runs on a scratch SQLite database and media folder unless DATABASE_URL / AWS_STORAGE_BUCKET_NAME
 say otherwise (the database must hold no jobs yet). The simulator runs in this process, the
 production web server (gunicorn: the gateway and fal's webhooks) beside it; neither is ever killed.
-The worker cluster runs as the studio runs it, under `manage.py workers` (studio/supervisor.py), in
+The worker cluster runs as the studio runs it, under `manage.py workers` (core/supervisor.py), in
 its own session. Leases and timeouts are shortened (Q_TIMEOUT 30 s, the ambiguous-submit grace
 20 s, a provider probe every 2 s) so recoveries happen within the run instead of minutes later.
 
@@ -30,6 +30,8 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bench.server import free_port, start_web
@@ -38,14 +40,18 @@ from chaos.jobs import GATEWAY, Creator, GatewayClients, plan_jobs, start_images
 from chaos.outages import FilesystemOutage, Outage, PostgresRestart, ProviderLock, S3Outage, Schedule
 from chaos.workers import ROOT, Cluster
 
-# Each fault kind fires on this share of the calls it applies to (see falsim/server.py).
+if TYPE_CHECKING:
+    from falsim.simulator import FalSimulator
+    from tests.outage_proxy import OutageProxy
+
+# Each fault kind fires on this share of the calls it applies to (see falsim/faults.py).
 FAULT_KINDS = ("5xx", "429", "reset", "latency", "submit_timeout", "submit_reset_after_accept", "result_422", "lost",
                "download_truncated", "download_slow", "listing_5xx")
 READ_TIMEOUT = 3.0  # the studio's fal read timeout here; a stalled submit answers after it (the ambiguous case)
 USERS = 4
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make chaos")
     parser.add_argument("--jobs", type=int, default=200, help="jobs to run (default 200)")
     parser.add_argument("--create-seconds", type=float, default=90.0,
@@ -66,7 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="keep killing for this long, or until every job is terminal (default 120)")
     parser.add_argument("--whole-cluster-share", type=float, default=0.3,
                         help="share of kills that take the whole cluster down at once (default 0.3)")
-    parser.add_argument("--lock-at", type=float, default=20.0, help="lock fal's account this many seconds in (default 20)")
+    parser.add_argument("--lock-at", type=float, default=20.0,
+                        help="lock fal's account this many seconds in (default 20)")
     parser.add_argument("--lock-seconds", type=float, default=12.0, help="for this long (default 12)")
     parser.add_argument("--no-lock", action="store_true", help="no provider lock")
     parser.add_argument("--storage-outage-at", type=float, default=45.0,
@@ -95,18 +102,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _interrupted(signum, frame) -> None:
+def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # SIGTERM, and SIGINT even when a shell started the run in the background with it ignored, end the
     # run through the `finally` below: outages ended (the media root writable again), processes stopped.
     signal.signal(signal.SIGTERM, _interrupted)
     signal.signal(signal.SIGINT, _interrupted)
     scratch = Path(tempfile.mkdtemp(prefix="studio-chaos-"))
-    from falsim.server import FalSimulator
+    from falsim import FalSimulator
 
     sim = FalSimulator(host="127.0.0.1", port=0, key="chaos-key", runners=args.jobs, run_seconds=args.run_seconds,
                        scale=16, cache_renders=True, seed=args.seed, fault_delay=READ_TIMEOUT + 2,
@@ -117,7 +124,8 @@ def main(argv=None) -> None:
         os.environ["MEDIA_ROOT"] = str(scratch / "media")
     web_port = free_port()
     os.environ.update(
-        FAL_QUEUE_URL=sim.url, FAL_REST_URL=sim.url, FAL_API_URL=sim.url, FAL_KEY="chaos-key", Q_WORKERS=str(args.workers),
+        FAL_QUEUE_URL=sim.url, FAL_REST_URL=sim.url, FAL_API_URL=sim.url, FAL_KEY="chaos-key",
+        Q_WORKERS=str(args.workers),
         Q_TIMEOUT="30", Q_RETRY="40", FAL_READ_TIMEOUT=str(READ_TIMEOUT), STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS="20",
         STUDIO_FAL_STORE_IO="true" if args.fal_store_io == "on" else "false", STUDIO_PROVIDER_PROBE_SECONDS="2",
         STUDIO_FAL_DATA_URI_MAX_BYTES=str(args.data_uri_max_bytes),
@@ -162,7 +170,7 @@ def main(argv=None) -> None:
     sys.exit(1 if problems else 0)
 
 
-def _s3_proxy(args):
+def _s3_proxy(args: argparse.Namespace) -> OutageProxy | None:
     """On S3 with a storage outage planned: an OutageProxy in front of the endpoint, which the studio
     (cluster, web server and this process) then uses instead of the endpoint itself."""
     endpoint = os.environ.get("AWS_S3_ENDPOINT_URL", "")
@@ -171,16 +179,18 @@ def _s3_proxy(args):
     from tests.outage_proxy import OutageProxy
 
     parts = urlsplit(endpoint)
+    if not parts.hostname:
+        raise SystemExit(f"AWS_S3_ENDPOINT_URL has no host: {endpoint!r}")
     proxy = OutageProxy(parts.hostname, parts.port or 80).__enter__()
     os.environ["AWS_S3_ENDPOINT_URL"] = proxy.url
     return proxy
 
 
-def _schedule(args, sim, s3_proxy) -> Schedule:
+def _schedule(args: argparse.Namespace, sim: FalSimulator, s3_proxy: OutageProxy | None) -> Schedule:
     from django.conf import settings
     from django.db import connection
 
-    outages = []
+    outages: list[Outage] = []
     if not args.no_lock:
         outages.append(ProviderLock(sim, args.lock_at, args.lock_seconds))
     if not args.no_storage_outage:
@@ -202,7 +212,8 @@ def _schedule(args, sim, s3_proxy) -> Schedule:
     return Schedule(outages)
 
 
-def _run(args, sim, cluster: Cluster, schedule: Schedule, web_port: int, scratch: Path) -> tuple[dict, list[str]]:
+def _run(args: argparse.Namespace, sim: FalSimulator, cluster: Cluster, schedule: Schedule, web_port: int,
+         scratch: Path) -> tuple[dict[str, Any], list[str]]:
     from django.conf import settings
     from django.db import DatabaseError, connection
     from django.utils import timezone
@@ -249,6 +260,7 @@ def _run(args, sim, cluster: Cluster, schedule: Schedule, web_port: int, scratch
                 kills["one_process"] += 1
             next_kill = now + rng.uniform(0.5, 1.5) * args.kill_every
         if now >= next_report:
+            states: dict[str, int] | str
             try:
                 states = dict(Counter(mine.values_list("status", flat=True)))
             except DatabaseError:
@@ -284,7 +296,8 @@ def _run(args, sim, cluster: Cluster, schedule: Schedule, web_port: int, scratch
                   "create_seconds": args.create_seconds, "data_uri_max_bytes": settings.STUDIO_FAL_DATA_URI_MAX_BYTES},
     )
     if creator.abandoned:
-        problems.append(f"{len(creator.abandoned)} create(s) still refused after retrying, e.g. {creator.abandoned[0]!r}")
+        problems.append(f"{len(creator.abandoned)} create(s) still refused after retrying, "
+                        f"e.g. {creator.abandoned[0]!r}")
     if pending != 0:
         problems.append(f"gave up after the {args.deadline:g} s deadline")
     return figures, problems

@@ -29,7 +29,9 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.core.files.storage import default_storage
@@ -37,10 +39,20 @@ from django.db.models import Sum
 
 from generations.billing import fal_billed, stored_bytes
 from generations.models import Generation, GenerationAttempt, GenerationEvent
+from generations.selectors import provider_switch
 from moderation.models import AuditEntry
-from moderation.switch import provider_switch
 from storage.models import StoredObject, StoredVideo, UsageEntry
 from storage.reconcile import storage_reconcile
+
+if TYPE_CHECKING:
+    import uuid
+    from datetime import datetime
+
+    from falsim.simulator import FalSimulator
+
+Figures = dict[str, Any]  # what the report prints, by name
+Requests = dict[str, list[dict[str, Any]]]  # prompt -> the simulator's records of its requests
+Events = dict["uuid.UUID", list[tuple[str, float]]]  # job -> (status, epoch s) in order
 
 Status = Generation.Status
 TERMINAL = {Status.SUCCEEDED, Status.FAILED, Status.CANCELED}
@@ -67,10 +79,11 @@ class RunFacts:
     overhead_goal: float = OVERHEAD_GOAL_SECONDS  # 0: report the overheads without judging them
 
 
-def audit(sim, ids: list, facts: RunFacts) -> tuple[dict, list[str]]:
+def audit(sim: FalSimulator, ids: list[uuid.UUID], facts: RunFacts) -> tuple[Figures, list[str]]:
     jobs = list(Generation.objects.filter(pk__in=ids).select_related("video__file", "video__poster", "start_image"))
     problems: list[str] = []
-    figures: dict = {"jobs": len(jobs), "jobs_by_kind": dict(Counter(facts.kinds.get(job.prompt, "?") for job in jobs))}
+    figures: Figures = {"jobs": len(jobs),
+                        "jobs_by_kind": dict(Counter(facts.kinds.get(job.prompt, "?") for job in jobs))}
     requests = _requests_by_prompt(sim)
     events = _events_by_job(jobs)
     _check_states(jobs, facts, figures, problems)
@@ -79,7 +92,7 @@ def audit(sim, ids: list, facts: RunFacts) -> tuple[dict, list[str]]:
     _check_ledger(jobs, figures, problems)
     _check_images(sim, jobs, facts, figures)
     _check_gateway(jobs, facts, figures, problems)
-    recovery: dict = {}
+    recovery: dict[str, Any] = {}
     _check_lock(jobs, events, requests, facts, recovery, problems, refusals=sim.stats()["locked_refusals"])
     _check_storage_outage(jobs, events, facts, recovery, problems)
     _check_pg_restart(jobs, requests, facts, recovery, problems)
@@ -88,22 +101,22 @@ def audit(sim, ids: list, facts: RunFacts) -> tuple[dict, list[str]]:
     return figures, problems
 
 
-def _requests_by_prompt(sim) -> dict[str, list[dict]]:
-    found: dict[str, list[dict]] = defaultdict(list)
+def _requests_by_prompt(sim: FalSimulator) -> Requests:
+    found: Requests = defaultdict(list)
     for request in sim.requests():
         found[str((request["input"] or {}).get("prompt", ""))].append(request)
     return found
 
 
-def _events_by_job(jobs) -> dict:
-    found: dict = defaultdict(list)
+def _events_by_job(jobs: list[Generation]) -> Events:
+    found: Events = defaultdict(list)
     for pk, status, at in (GenerationEvent.objects.filter(generation__in=[job.pk for job in jobs])
                            .order_by("at", "id").values_list("generation", "status", "at")):
         found[pk].append((status, at.timestamp()))
     return found
 
 
-def _check_states(jobs, facts: RunFacts, figures, problems) -> None:
+def _check_states(jobs: list[Generation], facts: RunFacts, figures: Figures, problems: list[str]) -> None:
     figures["by_state"] = dict(Counter(job.status for job in jobs))
     figures["failures_by_reason"] = dict(Counter(job.error_code for job in jobs if job.status == Status.FAILED))
     stuck = [job for job in jobs if job.status not in TERMINAL]
@@ -123,7 +136,8 @@ def _check_states(jobs, facts: RunFacts, figures, problems) -> None:
         problems.append(f"{len(missing)} planned job(s) were never created, e.g. {missing[0]!r}")
 
 
-def _check_submits(sim, jobs, requests, facts: RunFacts, figures, problems) -> None:
+def _check_submits(sim: FalSimulator, jobs: list[Generation], requests: Requests, facts: RunFacts, figures: Figures,
+                   problems: list[str]) -> None:
     submits = {job.pk: len(requests.get(job.prompt, [])) for job in jobs}
     figures["upstream_submits_per_job"] = dict(sorted(Counter(submits.values()).items()))
     figures["upstream_requests"] = len(sim.requests())
@@ -155,7 +169,7 @@ def _check_submits(sim, jobs, requests, facts: RunFacts, figures, problems) -> N
                         f"(and kept its payload for the listing to match), e.g. {received[0].pk}")
 
 
-def _check_objects(jobs, figures, problems) -> None:
+def _check_objects(jobs: list[Generation], figures: Figures, problems: list[str]) -> None:
     succeeded = [job for job in jobs if job.status == Status.SUCCEEDED]
     start_images = sum(1 for job in jobs if job.start_image_id)
     figures["stored_videos"] = StoredVideo.objects.count()
@@ -175,6 +189,7 @@ def _check_objects(jobs, figures, problems) -> None:
                 continue
             for stored in (job.video.file, job.video.poster):
                 mismatched += not _stored_matches(stored)
+            assert job.result is not None  # a succeeded job keeps fal's result
             upstream = client.get(job.result["video"]["url"])
             if upstream.status_code != 200 or hashlib.sha256(upstream.content).hexdigest() != job.video.file.sha256:
                 mismatched += 1
@@ -193,24 +208,28 @@ def _check_objects(jobs, figures, problems) -> None:
         problems.append(f"ledger bytes differ from stored bytes: {drift.bytes_by_user}")
 
 
-def _stored_matches(stored: StoredObject) -> bool:
+def _stored_matches(stored: StoredObject | None) -> bool:
+    """Whether the object's bytes in storage are what its row says (False for a missing object)."""
+    if stored is None:
+        return False
     with default_storage.open(stored.key, "rb") as handle:
         data = handle.read()
     return len(data) == stored.size and hashlib.sha256(data).hexdigest() == stored.sha256
 
 
-def _cents(value) -> Decimal:
+def _cents(value: Decimal | None) -> Decimal:
     """A ledger sum at the ledger's precision (SQLite sums decimals as floats: 1e-16 is zero)."""
     return Decimal(str(value or 0)).quantize(Decimal("0.0001"))
 
 
-def _check_ledger(jobs, figures, problems) -> None:
+def _check_ledger(jobs: list[Generation], figures: Figures, problems: list[str]) -> None:
     by_user: dict[int, list] = {}
     for job in jobs:
         by_user.setdefault(job.owner_id, []).append(job)
     drifted = 0
     for user_id, owned in by_user.items():
-        ledger = UsageEntry.objects.filter(user_id=user_id).aggregate(usd=Sum("usd"), bytes=Sum("bytes"), jobs=Sum("jobs"))
+        ledger = UsageEntry.objects.filter(user_id=user_id).aggregate(usd=Sum("usd"), bytes=Sum("bytes"),
+                                                                      jobs=Sum("jobs"))
         spend = sum((job.cost_usd for job in owned if fal_billed(job)), Decimal(0))
         stored = StoredObject.objects.filter(owner_id=user_id).aggregate(total=Sum("size"))["total"] or 0
         if _cents(ledger["usd"]) != spend or (ledger["bytes"] or 0) != stored or (ledger["jobs"] or 0) != 0:
@@ -224,29 +243,31 @@ def _check_ledger(jobs, figures, problems) -> None:
         if lines[(job.pk, Event.RESERVE)] != 1 or lines[(job.pk, ending)] != 1 or \
                 lines[(job.pk, Event.SETTLE)] + lines[(job.pk, Event.RELEASE)] != 1:
             drifted += 1
-            problems.append(f"job {job.pk} ({job.status}): ledger lines {[e for (j, e) in lines.elements() if j == job.pk]}")
+            own_lines = [e for (j, e) in lines.elements() if j == job.pk]
+            problems.append(f"job {job.pk} ({job.status}): ledger lines {own_lines}")
     figures["ledger_spend_usd"] = str(_cents(UsageEntry.objects.filter(job__in=[job.pk for job in jobs]).aggregate(
         usd=Sum("usd"))["usd"]))
     figures["ledger_drift"] = drifted
 
 
-def _check_images(sim, jobs, facts: RunFacts, figures) -> None:
+def _check_images(sim: FalSimulator, jobs: list[Generation], facts: RunFacts, figures: Figures) -> None:
     """How start images reached fal: the studio's record of each upload step, and what fal saw."""
     uploads = GenerationAttempt.objects.filter(generation__in=[job.pk for job in jobs], kind=Kind.UPLOAD,
                                                outcome=Outcome.OK)
     stats = sim.stats()
     figures["start_images_to_fal"] = {
-        "studio": dict(Counter(response.get("method") for response in uploads.values_list("response", flat=True))),
+        "studio": dict(Counter((response or {}).get("method")
+                               for response in uploads.values_list("response", flat=True))),
         "fal_saw": {"data_uri": stats["image_data_uri"], "fal_storage": stats["image_uploaded"]},
     }
 
 
-def _check_gateway(jobs, facts: RunFacts, figures, problems) -> None:
+def _check_gateway(jobs: list[Generation], facts: RunFacts, figures: Figures, problems: list[str]) -> None:
     gateway_jobs = [job for job in jobs if facts.kinds.get(job.prompt) == "gateway"]
     planned = [prompt for prompt, kind in facts.kinds.items() if kind == "gateway"]
     if not planned:
         return
-    outcomes = Counter()
+    outcomes: Counter[str] = Counter()
     disagreements = []
     for job in gateway_jobs:
         event = facts.gateway.get(job.prompt)
@@ -260,7 +281,7 @@ def _check_gateway(jobs, facts: RunFacts, figures, problems) -> None:
             outcomes["completed_ok"] += 1
             if job.status != Status.SUCCEEDED:
                 disagreements.append(f"{job.pk}: the client saw success, the studio {job.status}")
-            elif event.get("video_sha256") != job.video.file.sha256:
+            elif job.video is None or event.get("video_sha256") != job.video.file.sha256:
                 disagreements.append(f"{job.pk}: the client's download differs from the stored video")
         else:
             outcomes["completed_with_error"] += 1
@@ -282,7 +303,8 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _check_lock(jobs, events, requests, facts: RunFacts, recovery, problems, *, refusals: int) -> None:
+def _check_lock(jobs: list[Generation], events: Events, requests: Requests, facts: RunFacts, recovery: dict[str, Any],
+                problems: list[str], *, refusals: int) -> None:
     window = _window(facts, "provider_lock")
     switch = provider_switch()
     if switch.paused:
@@ -333,10 +355,10 @@ def _released(history: list[tuple[str, float]]) -> bool:
     return _release_time(history) is not None
 
 
-def _dt(epoch: float):
-    from datetime import datetime, timezone
+def _dt(epoch: float) -> datetime:
+    from datetime import datetime
 
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 def _storing_spans(history: list[tuple[str, float]]) -> list[tuple[float, float | None]]:
@@ -347,7 +369,8 @@ def _storing_spans(history: list[tuple[str, float]]) -> list[tuple[float, float 
     return spans
 
 
-def _check_storage_outage(jobs, events, facts: RunFacts, recovery, problems) -> None:
+def _check_storage_outage(jobs: list[Generation], events: Events, facts: RunFacts, recovery: dict[str, Any],
+                          problems: list[str]) -> None:
     window = _window(facts, "storage_outage")
     if window is None:
         return
@@ -383,12 +406,14 @@ def _mentions(job: Generation, markers: tuple[str, ...]) -> bool:
     return any(marker in text for text in (job.error_message, last) for marker in markers)
 
 
-def _check_pg_restart(jobs, requests, facts: RunFacts, recovery, problems) -> None:
+def _check_pg_restart(jobs: list[Generation], requests: Requests, facts: RunFacts, recovery: dict[str, Any],
+                      problems: list[str]) -> None:
     window = _window(facts, "pg_restart")
     if window is None:
         return
     _, end = window
-    finished_after = [job.finished_at.timestamp() for job in jobs if job.finished_at and job.finished_at.timestamp() >= end]
+    finished_after = [job.finished_at.timestamp() for job in jobs
+                      if job.finished_at and job.finished_at.timestamp() >= end]
     submitted_after = [request["submitted_at"] for found in requests.values() for request in found
                        if request["submitted_at"] >= end]
     failed_for_it = [job for job in jobs if job.status == Status.FAILED
@@ -424,13 +449,14 @@ def _percentiles(values: list[float]) -> dict:
     return {"jobs": len(ordered), "p50": at(0.5), "p95": at(0.95), "max": round(ordered[-1], 1)}
 
 
-def _check_overhead(jobs, requests, facts: RunFacts, figures, problems) -> None:
+def _check_overhead(jobs: list[Generation], requests: Requests, facts: RunFacts, figures: Figures,
+                    problems: list[str]) -> None:
     windows = list(facts.windows.values())
     unaffected, affected = [], []
     too_slow = []
     for job in jobs:
         overhead = studio_overhead(job, requests.get(job.prompt, []))
-        if overhead is None:
+        if overhead is None or job.finished_at is None:  # (overhead is None for a job that has not ended)
             continue
         born, ended = job.created_at.timestamp(), job.finished_at.timestamp()
         if any(born <= end and ended >= start for start, end in windows):

@@ -23,10 +23,9 @@ import threading
 import time
 from typing import Any
 
-import httpx
-
 import fal_client
 import fal_client.client
+import httpx
 
 MODEL = "fal-ai/ltx-2/text-to-video"
 SUBMIT_TRIES = 10
@@ -82,7 +81,8 @@ def run_job(prompt: str, key: str, poll_seconds: float, give_up_after: float) ->
             video = handle.get()["video"]
             with httpx.Client(timeout=60, follow_redirects=True) as download:
                 response = download.get(video["url"])
-            outcome["video_sha256"] = hashlib.sha256(response.content).hexdigest() if response.status_code == 200 else None
+            outcome["video_sha256"] = (hashlib.sha256(response.content).hexdigest()
+                                       if response.status_code == 200 else None)
             outcome["download_status"] = response.status_code
         except (fal_client.FalClientHTTPError, httpx.HTTPError, KeyError, TypeError) as exc:
             outcome["result_error"] = describe(exc)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import subprocess
 import sys
@@ -25,10 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.contrib.auth.models import User
 from PIL import Image
 
 from chaos.workers import ROOT
-from studio.supervisor import die_with_parent
+from core.supervisor import die_with_parent
 
 T2V, I2V_DATA_URI, I2V_UPLOAD, GATEWAY = "t2v", "i2v_data_uri", "i2v_upload", "gateway"
 KINDS = (T2V, I2V_DATA_URI, I2V_UPLOAD, GATEWAY)
@@ -88,7 +90,7 @@ def _data_uri(data: bytes) -> str:
 class GatewayClients:
     """fal's Python client in a process of its own (chaos/gateway_client.py), fed one job per line."""
 
-    def __init__(self, web_url: str, log_path):
+    def __init__(self, web_url: str, log_path: str | os.PathLike[str]) -> None:
         self._log = open(log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "chaos.gateway_client", "--queue-url", f"{web_url}/fal/"], cwd=ROOT,
@@ -102,6 +104,7 @@ class GatewayClients:
         self._reader.start()
 
     def submit(self, prompt: str, key: str) -> None:
+        assert self.process.stdin is not None  # opened with stdin=PIPE
         self.process.stdin.write(json.dumps({"prompt": prompt, "key": key}) + "\n")
         self.process.stdin.flush()
         self.sent += 1
@@ -124,6 +127,7 @@ class GatewayClients:
         self._log.close()
 
     def _read(self) -> None:
+        assert self.process.stdout is not None  # opened with stdout=PIPE
         for line in self.process.stdout:
             try:
                 event = json.loads(line)
@@ -185,13 +189,14 @@ class Creator:
                     time.sleep(delay)
                 owner = self.users[job.number % len(self.users)]
                 if job.kind == GATEWAY:
+                    assert self.gateway is not None  # gateway jobs are planned only with the clients running
                     self.gateway.submit(job.prompt, self.keys[owner.pk])
                     self.created_at[job.prompt] = time.time()
                     self.created += 1
                 else:
                     pool.submit(self._create, job, owner)
 
-    def _create(self, job: PlannedJob, owner) -> None:
+    def _create(self, job: PlannedJob, owner: User) -> None:
         from django.db import connection
 
         try:
@@ -201,7 +206,7 @@ class Creator:
         finally:
             connection.close()  # this thread's connection
 
-    def _create_retrying(self, job: PlannedJob, owner) -> bool:
+    def _create_retrying(self, job: PlannedJob, owner: User) -> bool:
         from django.db import connection
 
         from generations.services.create import generation_create

@@ -22,6 +22,11 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from falsim.simulator import FalSimulator
+    from tests.outage_proxy import OutageProxy
 
 
 @dataclass
@@ -67,7 +72,7 @@ class Outage:
 class ProviderLock(Outage):
     REASON = "Exhausted balance"
 
-    def __init__(self, sim, at: float, seconds: float):
+    def __init__(self, sim: FalSimulator, at: float, seconds: float) -> None:
         super().__init__("provider_lock", at, seconds)
         self.sim = sim
 
@@ -79,7 +84,7 @@ class ProviderLock(Outage):
 
 
 class FilesystemOutage(Outage):
-    def __init__(self, root: str, at: float, seconds: float):
+    def __init__(self, root: str, at: float, seconds: float) -> None:
         super().__init__("storage_outage", at, seconds)
         self.root = root
         self.skipped = immutable_unsupported(root)
@@ -123,7 +128,7 @@ def immutable_unsupported(root: str) -> str:
 
 
 class S3Outage(Outage):
-    def __init__(self, proxy, at: float, seconds: float):
+    def __init__(self, proxy: OutageProxy, at: float, seconds: float) -> None:
         super().__init__("storage_outage", at, seconds)
         self.proxy = proxy
 
@@ -140,7 +145,7 @@ class S3Outage(Outage):
 class PostgresRestart(Outage):
     """Takes as long as pg_ctl does; `seconds` is ignored."""
 
-    def __init__(self, pg_ctl: str, at: float, *, skipped: str = ""):
+    def __init__(self, pg_ctl: str, at: float, *, skipped: str = "") -> None:
         super().__init__("pg_restart", at, 0.0, skipped=skipped)
         self.command = shlex.split(pg_ctl)
         self._thread: threading.Thread | None = None
@@ -161,6 +166,7 @@ class PostgresRestart(Outage):
 
     def end(self) -> None:
         if self.active:
+            assert self._thread is not None  # begun, so its thread exists
             self._thread.join()
             self.ended = self._finished_at or time.time()
 
@@ -176,7 +182,7 @@ class PostgresRestart(Outage):
 class Schedule:
     """Begins and ends the outages at their times (`tick` from the run's loop)."""
 
-    def __init__(self, outages: list[Outage]):
+    def __init__(self, outages: list[Outage]) -> None:
         self.outages = outages
 
     def tick(self, offset: float) -> None:

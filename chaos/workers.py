@@ -9,20 +9,20 @@ import sys
 import time
 from pathlib import Path
 
-from studio.supervisor import children_of, descendants, die_with_parent  # noqa: F401 (descendants: for tests)
+from core.supervisor import children_of, descendants, die_with_parent  # noqa: F401 (descendants: for tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class Cluster:
-    """The studio's supervised worker cluster (`manage.py workers`, studio/supervisor.py) in its own session.
+    """The studio's supervised worker cluster (`manage.py workers`, core/supervisor.py) in its own session.
 
     Below the supervisor: qcluster's main process → sentinel → pusher, monitor and workers. django-q2's
     guard reincarnates a pusher, monitor or worker that dies; the supervisor restarts the whole cluster
     when it dies or wedges. Chaos kills at both levels and never restarts anything itself.
     """
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -45,6 +45,7 @@ class Cluster:
         raise SystemExit(f"the worker cluster did not start within {timeout:g} s: see {self.log_path}")
 
     def _qcluster(self) -> int | None:
+        assert self.process is not None, "start() first"
         children = children_of(self.process.pid)
         return children[0] if children else None
 

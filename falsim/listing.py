@@ -1,5 +1,5 @@
 """fal's request listing, `GET /v1/models/requests/by-endpoint` on fal's platform API, over the
-simulator's own requests (no Django; used by falsim/server.py).
+simulator's own requests (no Django; answered by falsim/queue_api.py).
 
 What fal documents (its platform API reference): `endpoint_id` (required), `limit` 1–100 (default
 50), `cursor` (base64 of the page number, e.g. `Mg==` for page 2), `start` / `end` (ISO 8601 date or
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 STATUSES = ("success", "error", "user_error")
 SORTS = ("ended_at", "duration")
@@ -29,7 +31,7 @@ DEFAULT_LOOK_BACK = timedelta(hours=24)
 class QueryError(ValueError):
     """A bad query parameter: `field` and `message` become fal's 422 detail item."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
 
@@ -73,15 +75,16 @@ def _parse(query: dict[str, list[str]], now: float) -> dict:
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"Input should be between 1 and {MAX_LIMIT}")
     page = 1
-    if one("cursor"):
+    if cursor := one("cursor"):
         try:
-            page = int(base64.b64decode(one("cursor"), validate=True).decode())
+            page = int(base64.b64decode(cursor, validate=True).decode())
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise QueryError("cursor", "Invalid cursor") from None
         if page < 1:
             raise QueryError("cursor", "Invalid cursor")
-    end = _moment(one("end"), "end") if one("end") else now + 1.0
-    start = _moment(one("start"), "start") if one("start") else now - DEFAULT_LOOK_BACK.total_seconds()
+    end = _moment(end_text, "end") if (end_text := one("end")) else now + 1.0
+    start = (_moment(start_text, "start") if (start_text := one("start"))
+             else now - DEFAULT_LOOK_BACK.total_seconds())
     status = one("status")
     if status is not None and status not in STATUSES:
         raise QueryError("status", f"Input should be {', '.join(repr(s) for s in STATUSES)}")
@@ -108,7 +111,7 @@ def _moment(value: str, field: str) -> float:
     except ValueError:
         raise QueryError(field, "Input should be an ISO 8601 date or date-time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -120,7 +123,7 @@ def _status_class(code: int | None) -> str | None:
     return "user_error" if code < 500 else "error"
 
 
-def _sort_key(sort_by: str):
+def _sort_key(sort_by: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     if sort_by == "duration":
         return lambda record: ((record["ended_at"] or float("inf")) - record["sent_at"], record["sent_at"])
     # Newest first; requests still in flight (no ended_at yet) before every finished one.
@@ -130,7 +133,7 @@ def _sort_key(sort_by: str):
 def _iso(moment: float | None) -> str | None:
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _item(record: dict, payloads: bool) -> dict:

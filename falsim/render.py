@@ -29,7 +29,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from fractions import Fraction
+from typing import Any, TypeAlias
 
 import av
 import numpy as np
@@ -58,7 +60,7 @@ def output_size(width: int, height: int, scale: int) -> tuple[int, int]:
 
 
 def render_video(
-    path,
+    path: str | os.PathLike[str],
     *,
     width: int,
     height: int,
@@ -66,10 +68,10 @@ def render_video(
     duration: int,
     audio: bool,
     text: str,
-    progress=None,
-    should_stop=None,
+    progress: Callable[[float], object] | None = None,
+    should_stop: Callable[[], bool] | None = None,
     image: bytes | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Render a test-pattern MP4; with `image` (encoded bytes), image-to-video: the image scaled to the
     frame is frame 0, then it slowly zooms in under a moving progress bar and box."""
     width, height, fps, duration = int(width), int(height), int(fps), int(duration)
@@ -102,7 +104,9 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def _encode(path, width, height, fps, num_frames, audio, text, progress, should_stop, image=None):
+def _encode(path: str, width: int, height: int, fps: int, num_frames: int, audio: bool, text: str,
+            progress: Callable[[float], object] | None, should_stop: Callable[[], bool] | None,
+            image: bytes | None = None) -> None:
     painter = _FramePainter(width, height, fps, num_frames, audio, text, image=_start_frame(image, width, height))
     container = av.open(path, "w", options={"movflags": "+faststart"})
     try:
@@ -139,7 +143,7 @@ def _encode(path, width, height, fps, num_frames, audio, text, progress, should_
 class _ToneWriter:
     """Writes a sine tone in AAC-sized chunks, exactly ``seconds`` long."""
 
-    def __init__(self, container, seconds: float):
+    def __init__(self, container: av.container.OutputContainer, seconds: float) -> None:
         self.stream = container.add_stream("aac", rate=SAMPLE_RATE)
         self.stream.layout = "stereo"
         self.container = container
@@ -174,7 +178,7 @@ class _ToneWriter:
 # --- frame painting ------------------------------------------------------------------------
 
 
-def _rgb_to_yuv(rgb) -> tuple[int, int, int]:
+def _rgb_to_yuv(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
     """BT.601 limited range, the same conversion swscale applies by default."""
     r, g, b = rgb
     y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
@@ -214,7 +218,8 @@ class _FramePainter:
     ZOOM = 0.3  # image-to-video: how far the start image zooms in over the clip...
     PAN = 0.1  # ...while the view drifts right by this fraction of the width
 
-    def __init__(self, width, height, fps, num_frames, audio, text, image: Image.Image | None = None):
+    def __init__(self, width: int, height: int, fps: int, num_frames: int, audio: bool, text: str,
+                 image: Image.Image | None = None) -> None:
         self.start = image
         self.w, self.h = width, height
         self.fps, self.num_frames = fps, num_frames
@@ -237,7 +242,7 @@ class _FramePainter:
         self.bg_y, self.bg_u, self.bg_v = self._to_planes(background)
         self.digits = _DigitSprites(self.clock_font_px, self.bg_y_at(self.clock_origin))
 
-    def bg_y_at(self, xy) -> int:
+    def bg_y_at(self, xy: tuple[int, int]) -> int:
         x, y = xy
         return int(self.bg_y[min(y, self.h - 1), min(x, self.w - 1)])
 
@@ -265,7 +270,8 @@ class _FramePainter:
         )
         draw.text((x0, int(h * 0.14)), header, font=small, fill=(200, 205, 215))
         y = int(h * 0.22)
-        line_h = int(body.size * 1.3)
+        # Pillow's bitmap fallback font (no FreeType) has no size: it is about 11 px high.
+        line_h = int((body.size if isinstance(body, ImageFont.FreeTypeFont) else 11) * 1.3)
         max_lines = max(1, int((h * 0.74 - y) / line_h))
         for line in _wrap(text or "(no prompt)", body, int(w * 0.9), max_lines):
             draw.text((x0, y), line, font=body, fill=(245, 245, 245))
@@ -274,7 +280,7 @@ class _FramePainter:
         draw.rectangle([bx0, by0, bx1 - 1, by1 - 1], fill=self.TRACK_RGB)
         return image
 
-    def _to_planes(self, image: Image.Image):
+    def _to_planes(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
         flat = frame.reformat(format="yuv420p").to_ndarray().reshape(-1)
         w, h = self.w, self.h
@@ -284,7 +290,7 @@ class _FramePainter:
         v = flat[w * h + cw * ch :].reshape(ch, cw).copy()
         return y, u, v
 
-    def _fill(self, x0, y0, x1, y1, rgb) -> None:
+    def _fill(self, x0: int, y0: int, x1: int, y1: int, rgb: tuple[int, int, int]) -> None:
         x0, x1 = max(0, x0), min(self.w, x1)
         y0, y1 = max(0, y0), min(self.h, y1)
         if x1 <= x0 or y1 <= y0:
@@ -320,6 +326,7 @@ class _FramePainter:
         cw, ch = self.w / zoom, self.h / zoom
         left = min(self.w - cw, (self.w - cw) / 2 + self.PAN * self.w * t)
         top = (self.h - ch) / 2
+        assert self.start is not None  # frame() comes here only with a start image
         zoomed = self.start.resize((self.w, self.h), Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
         y, u, v = self._to_planes(zoomed)
         np.copyto(self.y, y)
@@ -344,7 +351,7 @@ class _DigitSprites:
 
     CHARS = "0123456789:. "
 
-    def __init__(self, size: int, background_y: int):
+    def __init__(self, size: int, background_y: int) -> None:
         font = _font(size)
         digit_w = max(int(font.getlength(c)) for c in "0123456789") + 1
         cell_h = int(size * 1.25)
@@ -371,10 +378,11 @@ class _DigitSprites:
             x += sw
 
 
-_FONTS: dict[int, ImageFont.ImageFont] = {}
+Font: TypeAlias = ImageFont.FreeTypeFont | ImageFont.ImageFont
+_FONTS: dict[int, Font] = {}
 
 
-def _font(size: int):
+def _font(size: int) -> Font:
     font = _FONTS.get(size)
     if font is None:
         # Pillow >= 10.1 ships a scalable default font (Aileron) when FreeType is present.
@@ -386,7 +394,7 @@ def _font(size: int):
     return font
 
 
-def _palette(text: str):
+def _palette(text: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """Two background colours derived from the prompt, so different prompts look different."""
     digest = hashlib.sha256((text or "").encode("utf-8")).digest()
     top = (20 + digest[0] % 40, 24 + digest[1] % 40, 40 + digest[2] % 60)
@@ -394,7 +402,7 @@ def _palette(text: str):
     return top, bottom
 
 
-def _wrap(text: str, font, max_width: int, max_lines: int) -> list[str]:
+def _wrap(text: str, font: Font, max_width: int, max_lines: int) -> list[str]:
     """Greedy word wrap by pixel width; stops once max_lines are full (prompts may be 2500 chars)."""
     lines: list[str] = []
     truncated = False
@@ -431,7 +439,7 @@ def _wrap(text: str, font, max_width: int, max_lines: int) -> list[str]:
     return lines
 
 
-def _fitting_prefix(word: str, font, max_width: int) -> int:
+def _fitting_prefix(word: str, font: Font, max_width: int) -> int:
     """Length of the longest prefix of ``word`` that fits (at least 1), by binary search."""
     low, high = 1, len(word)
     while low < high:

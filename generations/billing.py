@@ -1,4 +1,4 @@
-"""What a finished generation costs its owner (shared design.md §4, the table of outcomes)."""
+"""What a finished generation costs its owner (README, "How a job travels": quotas)."""
 from __future__ import annotations
 
 from generations.models import Generation
@@ -22,11 +22,12 @@ def fal_billed(generation: Generation) -> bool:
 
 def stored_bytes(generation: Generation) -> int:
     """Bytes the generation keeps in storage: video + poster, and the start image of an image-to-video job."""
-    total = generation.start_image.size if generation.start_image_id else 0
+    # A NULL foreign key reads as None without a query.
+    total = generation.start_image.size if generation.start_image is not None else 0
     video = generation.video
     if video is None:
         return total
-    return total + video.file.size + (video.poster.size if video.poster_id else 0)
+    return total + video.file.size + (video.poster.size if video.poster is not None else 0)
 
 
 def generation_settle(generation: Generation) -> None:

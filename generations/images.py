@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError, features
 
-from studio.netguard import HostNotFound, MalformedURL, UnsafeURL, read_at_most, safe_stream
+from core.netguard import HostNotFound, MalformedURL, UnsafeURL, read_at_most, safe_stream
 
 pillow_heif.register_heif_opener()  # HEIF/HEIC photos (phones) open like any other image
 
@@ -135,7 +135,8 @@ def _fetch(url: str, max_bytes: int) -> bytes:
                 raise ImageURLUnreachable(f"The image URL answered HTTP {response.status_code}, not 200.")
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise ImageTooLarge(f"The image at the URL is {_mb(int(declared))}; at most {_mb(max_bytes)} is allowed.")
+                raise ImageTooLarge(f"The image at the URL is {_mb(int(declared))}; "
+                                    f"at most {_mb(max_bytes)} is allowed.")
             remaining = max(0.1, timeout - (time.monotonic() - started))
             data = read_at_most(response, max_bytes + 1, deadline_seconds=remaining)
             if time.monotonic() - started > timeout:
@@ -153,7 +154,8 @@ def _fetch(url: str, max_bytes: int) -> bytes:
     except (httpx.HTTPError, OSError) as exc:
         raise ImageURLUnreachable(f"The image URL is not reachable ({type(exc).__name__}).") from None
     if len(data) > max_bytes:
-        raise ImageTooLarge(f"The image at the URL is larger than {_mb(max_bytes)}; at most {_mb(max_bytes)} is allowed.")
+        raise ImageTooLarge(f"The image at the URL is larger than {_mb(max_bytes)}; "
+                            f"at most {_mb(max_bytes)} is allowed.")
     return data
 
 
@@ -177,8 +179,8 @@ def image_preview_jpeg(uploaded_file: UploadedFile, *, max_bytes: int) -> bytes:
     Applies the same checks as `image_to_data_uri` (raises ImageRejected / ImageTooLarge)."""
     data_uri = image_to_data_uri(uploaded_file, max_bytes=max_bytes)
     raw = base64.b64decode(data_uri.split(",", 1)[1])
-    with Image.open(io.BytesIO(raw)) as image:
-        image = image.convert("RGB")
+    with Image.open(io.BytesIO(raw)) as opened:
+        image = opened.convert("RGB")
         image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
         output = io.BytesIO()
         image.save(output, format="JPEG", quality=80)
@@ -192,8 +194,8 @@ def stored_image_thumbnail(key: str) -> bytes:
     with default_storage.open(key, "rb") as handle:
         raw = handle.read()
     try:
-        with Image.open(io.BytesIO(raw)) as image:
-            image = image.convert("RGB")
+        with Image.open(io.BytesIO(raw)) as opened:
+            image = opened.convert("RGB")
             image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
             output = io.BytesIO()
             image.save(output, format="JPEG", quality=80)

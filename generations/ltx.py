@@ -1,6 +1,6 @@
 """LTX Video 2.0 on fal: the four endpoints, their aliases, input validation and prices.
 
-This is the one place that knows the LTX-2 schema (shared fal-protocol.md §4, design.md §2).
+This is the one place that knows the LTX-2 schema.
 `validate_input` turns what a user sent (numbers as ints or strings) into the exact body fal
 expects (enum strings), or raises `InputError` naming every bad field and what is allowed.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from studio.text import json_text_problem, text_problem
+from core.text import json_text_problem, text_problem
 
 RESOLUTIONS = ("1080p", "1440p", "2160p")
 FPS_VALUES = ("25", "50")
@@ -77,7 +77,7 @@ ALIASES: dict[str, str] = {
 class InputError(Exception):
     """Invalid generation input. `errors` maps each bad field to a sentence saying what is allowed."""
 
-    def __init__(self, errors: dict[str, str]):
+    def __init__(self, errors: dict[str, str]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
 
@@ -96,7 +96,7 @@ def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
     """Return the normalised fal input for `spec`, with defaults applied, or raise InputError.
 
     As in fal's schema, a field set to null is an error (leave it out to get the default), and so
-    is text anywhere in the input that cannot be stored or sent (`studio.text`: NUL, lone surrogates)."""
+    is text anywhere in the input that cannot be stored or sent (`core.text`: NUL, lone surrogates)."""
     if not isinstance(raw, dict):
         raise InputError({"input": "must be a JSON object with the LTX-2 fields"})
     errors: dict[str, str] = {}
@@ -118,19 +118,10 @@ def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
     if "prompt" not in errors:  # not already refused as null or as text that cannot be stored
         _check_prompt(data, errors)
 
-    _check_choice(data, errors, "duration", spec.durations, unit=" seconds")
-    _check_choice(data, errors, "resolution", RESOLUTIONS)
-    _check_choice(data, errors, "fps", FPS_VALUES)
+    _check_video_settings(spec, data, errors)
     _check_choice(data, errors, "aspect_ratio", ASPECT_RATIOS)
     if not isinstance(data["generate_audio"], bool):
         errors["generate_audio"] = "must be true or false"
-
-    if spec.is_fast and "duration" not in errors and int(data["duration"]) > 10:
-        if data.get("fps") != "25" or data.get("resolution") != "1080p":
-            errors["duration"] = (
-                f"{data['duration']} seconds is only available at 25 fps and 1080p; "
-                "use 6, 8 or 10 seconds for other settings"
-            )
 
     if spec.is_image_to_video and "image_url" not in errors:
         image_url = data.get("image_url")
@@ -142,6 +133,34 @@ def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
     if errors:
         raise InputError(errors)
     return data
+
+
+def _check_video_settings(spec: ModelSpec, data: dict[str, Any], errors: dict[str, str]) -> None:
+    """Duration, resolution and fps (what the price depends on), normalised in `data` when allowed."""
+    _check_choice(data, errors, "duration", spec.durations, unit=" seconds")
+    _check_choice(data, errors, "resolution", RESOLUTIONS)
+    _check_choice(data, errors, "fps", FPS_VALUES)
+    if spec.is_fast and "duration" not in errors and int(data["duration"]) > 10:
+        if data.get("fps") != "25" or data.get("resolution") != "1080p":
+            errors["duration"] = (
+                f"{data['duration']} seconds is only available at 25 fps and 1080p; "
+                "use 6, 8 or 10 seconds for other settings"
+            )
+
+
+def quote_usd(model: str, settings_chosen: dict[str, Any]) -> Decimal | None:
+    """The price of `model` (an id or short name) with the video settings in `settings_chosen`
+    (duration, resolution, fps; the defaults for those left out), before anything else of a request
+    is known; None when they are not an allowed combination for that model."""
+    try:
+        spec = resolve_model(model)
+    except InputError:
+        return None
+    data = {**DEFAULTS, **{name: settings_chosen[name] for name in ("duration", "resolution", "fps")
+                           if settings_chosen.get(name) is not None}}
+    errors: dict[str, str] = {}
+    _check_video_settings(spec, data, errors)
+    return None if errors else price_usd(spec, data)
 
 
 def _check_prompt(data: dict[str, Any], errors: dict[str, str]) -> None:
@@ -163,7 +182,8 @@ def _null_message(field: str) -> str:
     return f"must not be null; leave it out to use the default {shown}"
 
 
-def _check_choice(data: dict[str, Any], errors: dict[str, str], field: str, allowed: tuple[str, ...], unit: str = "") -> None:
+def _check_choice(data: dict[str, Any], errors: dict[str, str], field: str, allowed: tuple[str, ...],
+                  unit: str = "") -> None:
     value = data.get(field)
     # Integers are accepted for numeric enums; booleans are ints in Python, so exclude them explicitly.
     if isinstance(value, int) and not isinstance(value, bool):

@@ -7,6 +7,8 @@ effect at once.
 """
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
@@ -32,7 +34,8 @@ def absolute_url(path: str, request: HttpRequest | None = None) -> str:
     return url_base(request) + iri_to_uri(path)
 
 
-def media_link(generation_id, kind: str, *, download: bool = False, request: HttpRequest | None = None) -> str:
+def media_link(generation_id: uuid.UUID | str, kind: str, *, download: bool = False,
+               request: HttpRequest | None = None) -> str:
     token = signing.dumps({"g": str(generation_id), "k": kind, "d": int(download)}, salt=SALT, compress=True)
     return absolute_url(reverse("generations:media-link", args=[token]), request)
 

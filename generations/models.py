@@ -1,4 +1,4 @@
-"""Projects and generations: the database row is the truth about every job (shared style.md §3.3)."""
+"""Projects and generations: the database row is the truth about every job."""
 from __future__ import annotations
 
 import secrets
@@ -46,7 +46,7 @@ class Generation(models.Model):
     ACTIVE = frozenset({Status.PENDING, Status.HELD, Status.SUBMITTING, Status.QUEUED, Status.RUNNING, Status.STORING})
     TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
     # Which moves are legal; `transitions.transition` refuses anything else.
-    TRANSITIONS = {
+    TRANSITIONS: dict[str, set[str]] = {
         Status.PENDING: {Status.SUBMITTING, Status.HELD, Status.FAILED, Status.CANCELED},
         Status.HELD: {Status.PENDING, Status.FAILED, Status.CANCELED},
         # HELD: fal refused the account mid-submit (generations/services/provider.py).
@@ -86,7 +86,8 @@ class Generation(models.Model):
     # (generations/services/row_lease.py): a dead task's claim lapses within seconds.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
-    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    # NULL, not "", when none was given: the unique constraint below skips NULLs.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 (see above)
     # SHA-256 of the create request's canonical body: a replayed key with another body is a conflict.
     idempotency_fingerprint = models.CharField(max_length=64, blank=True)
     webhook_url = models.URLField(max_length=1000, blank=True, help_text="per-job webhook given at create")
@@ -96,8 +97,8 @@ class Generation(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     is_hidden = models.BooleanField(default=False)
-    # Moderation (moderation/ and generations/services/moderate.py): why and when it was hidden, and
-    # whether it waits for a moderator's review (flagged by staff or by enough user reports).
+    # Moderation (generations/services/visibility.py, changed by the staff's actions): why and when
+    # it was hidden, and whether it waits for a moderator's review (flagged by staff or by reports).
     hidden_reason = models.TextField(blank=True)
     hidden_at = models.DateTimeField(null=True, blank=True)
     flagged_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -215,6 +216,9 @@ class TrackerLease(models.Model):
     token = models.CharField(max_length=64, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.name} lease until {self.expires_at:%H:%M:%S}" if self.expires_at else f"{self.name} lease (free)"
+
 
 class Upload(models.Model):
     """A file sent through the gateway's copy of fal's storage upload flow (initiate, then PUT).
@@ -256,3 +260,41 @@ class StreamSlot(models.Model):
 
     def __str__(self) -> str:
         return f"stream of user {self.user_id} until {self.expires_at:%H:%M:%S}"
+
+
+class ProviderSwitch(models.Model):
+    """The single row (pk 1) saying whether new submissions to fal are paused, by whom and why
+    (generations/services/provider_switch.py).
+
+    A moderator's pause has no `cause`. The studio pauses itself when fal refuses its account
+    (`cause` says how) and resumes by itself once a probe finds that fal accepts it again.
+    """
+
+    class Cause(models.TextChoices):
+        ACCOUNT_LOCKED = "account_locked", "fal locked the account"
+        BALANCE_EXHAUSTED = "balance_exhausted", "the fal account's balance is exhausted"
+        BAD_KEY = "bad_key", "fal does not know the key (FAL_KEY)"
+
+    SINGLETON = 1
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON)
+    paused = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    cause = models.CharField(max_length=32, choices=Cause.choices, blank=True,
+                             help_text="set when the studio paused itself; empty for a moderator's pause")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    changed_at = models.DateTimeField(null=True, blank=True)
+    # The last time the studio asked fal whether the account works again, and what it learnt.
+    probed_at = models.DateTimeField(null=True, blank=True)
+    probe_result = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "provider switch"
+        permissions = [("pause_provider", "Can pause and resume submissions to fal")]
+
+    def __str__(self) -> str:
+        return "provider paused" if self.paused else "provider running"
+
+    @property
+    def is_automatic(self) -> bool:
+        return self.paused and bool(self.cause)

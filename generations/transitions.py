@@ -1,4 +1,4 @@
-"""The one way a generation changes status: a compare-and-set UPDATE (shared style.md §3.3)."""
+"""The one way a generation changes status: a compare-and-set UPDATE."""
 from __future__ import annotations
 
 import uuid

@@ -6,7 +6,7 @@ import threading
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from generations.fal import FalQueueClient
+from fal_protocol.client import FalQueueClient
 
 _lock = threading.Lock()
 _client: FalQueueClient | None = None

@@ -2,23 +2,34 @@
 reports, suspensions, the user admin with suspend/reinstate and quota overrides, the ledger."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Count
+from django.contrib.auth.models import User
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from core.admin_readonly import ReadOnlyAdmin
+from core.requests import AuthenticatedHttpRequest, signed_in_user
 from generations.models import Generation
+from moderation import admin_generations  # noqa: F401  (registers the generations admin)
 from moderation.admin_actions import reason_action
 from moderation.models import AuditEntry, BlockedTerm, Suspension, VideoReport
-from moderation.services import (QUOTA_FIELDS, blocked_term_delete, blocked_term_save, quota_override_set,
-                                 user_reinstate, user_suspend)
+from moderation.services import (
+    QUOTA_FIELDS,
+    blocked_term_delete,
+    blocked_term_save,
+    quota_override_set,
+    user_reinstate,
+    user_suspend,
+)
 from storage.models import UsageEntry, UserQuota
 from storage.quotas import usage_for
-from studio.admin_readonly import ReadOnlyAdmin
-
-User = get_user_model()
 
 
 @admin.register(AuditEntry)
@@ -28,11 +39,12 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "actor_name", "action", "target_type", "target_link", "reason_short", "change"]
     list_filter = ["action", "target_type", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["actor_name", "target_id", "reason"]
-    fields = ["created_at", "actor", "actor_name", "action", "target_type", "target_id", "reason", "before", "after"]
-    readonly_fields = fields
+    readonly_fields = ("created_at", "actor", "actor_name", "action", "target_type", "target_id", "reason", "before",
+                       "after")
+    fields = readonly_fields
     list_select_related = ["actor"]
 
-    def get_actions(self, request):
+    def get_actions(self, request: HttpRequest) -> dict[str, tuple[Callable[..., str], str, str] | None]:
         return {}
 
     @admin.display(description="target")
@@ -67,15 +79,15 @@ class BlockedTermAdmin(admin.ModelAdmin):
     search_fields = ["term", "note"]
     list_select_related = ["created_by"]
 
-    def save_model(self, request, obj, form, change):
-        blocked_term_save(obj, actor=request.user, reason="edited in the admin")
+    def save_model(self, request: HttpRequest, obj: BlockedTerm, form: Any, change: bool) -> None:
+        blocked_term_save(obj, actor=signed_in_user(request), reason="edited in the admin")
 
-    def delete_model(self, request, obj):
-        blocked_term_delete(obj, actor=request.user, reason="deleted in the admin")
+    def delete_model(self, request: HttpRequest, obj: BlockedTerm) -> None:
+        blocked_term_delete(obj, actor=signed_in_user(request), reason="deleted in the admin")
 
-    def delete_queryset(self, request, queryset):
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[BlockedTerm]) -> None:
         for term in queryset:
-            blocked_term_delete(term, actor=request.user, reason="deleted in the admin")
+            blocked_term_delete(term, actor=signed_in_user(request), reason="deleted in the admin")
 
 
 @admin.register(VideoReport)
@@ -83,7 +95,7 @@ class VideoReportAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "generation_link", "reporter", "reason"]
     search_fields = ["reason", "reporter__username", "generation__id"]
     list_select_related = ["reporter", "generation"]
-    fields = readonly_fields = ["generation_link", "reporter", "reason", "created_at"]
+    fields = readonly_fields = ("generation_link", "reporter", "reason", "created_at")
 
     @admin.display(description="generation")
     def generation_link(self, report: VideoReport) -> str:
@@ -129,42 +141,43 @@ class StudioUserAdmin(UserAdmin):
     list_filter = ["is_active", "is_staff", "is_superuser", "groups"]
     inlines = [UserQuotaInline]
     actions = ["suspend", "reinstate"]
-    fieldsets = UserAdmin.fieldsets + (
+    fieldsets = (*(UserAdmin.fieldsets or ()),
         ("Studio", {"fields": ["suspension_status", "usage_at_glance", "recent_generations"]}),
     )
     readonly_fields = ["is_active", "suspension_status", "usage_at_glance", "recent_generations", "last_login",
                        "date_joined"]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).annotate(generation_count=Count("generations"))
 
-    def has_suspend_permission(self, request) -> bool:
+    def has_suspend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("moderation.suspend_user")
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
         # `is_active` changes only through Suspend/Reinstate (which cancel queued jobs and audit); a new
         # user is created active.
-        return [] if obj is None else self.readonly_fields
+        return [] if obj is None else list(self.readonly_fields)
 
-    def save_formset(self, request, form, formset, change):
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not UserQuota:
             return super().save_formset(request, form, formset, change)
         for quota_form in formset.forms:
             if quota_form.has_changed() and quota_form.is_valid():
-                quota_override_set(user=form.instance, actor=request.user, reason="changed in the user admin",
+                quota_override_set(user=form.instance, actor=signed_in_user(request),
+                                   reason="changed in the user admin",
                                    **{field: quota_form.cleaned_data.get(field) for field in QUOTA_FIELDS})
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     @admin.display(description="account", ordering="is_active", boolean=False)
-    def account(self, user) -> str:
+    def account(self, user: User) -> str:
         return "active" if user.is_active else "suspended"
 
     @admin.display(description="generations", ordering="generation_count")
-    def generation_count(self, user) -> int:
+    def generation_count(self, user: User) -> int:
         return getattr(user, "generation_count", 0)
 
     @admin.display(description="suspension")
-    def suspension_status(self, user) -> str:
+    def suspension_status(self, user: User) -> str:
         if user.is_active:
             return "not suspended"
         open_ = Suspension.objects.filter(user=user, lifted_at__isnull=True).select_related("suspended_by").first()
@@ -174,7 +187,7 @@ class StudioUserAdmin(UserAdmin):
                            open_.suspended_by or "—", open_.reason)
 
     @admin.display(description="usage at a glance")
-    def usage_at_glance(self, user) -> str:
+    def usage_at_glance(self, user: User) -> str:
         if user.pk is None:
             return "–"
         usage = usage_for(user)
@@ -186,7 +199,7 @@ class StudioUserAdmin(UserAdmin):
             usage.active_jobs, limits.active_jobs)
 
     @admin.display(description="recent generations")
-    def recent_generations(self, user) -> str:
+    def recent_generations(self, user: User) -> str:
         if user.pk is None:
             return "–"
         recent = Generation.objects.filter(owner=user).order_by("-created_at")[:10]
@@ -200,11 +213,12 @@ class StudioUserAdmin(UserAdmin):
         return format_html("<ul id='recent-generations'>{}</ul><a href='{}'>all of them</a>", rows, link)
 
     @admin.action(description="Suspend (sign-in, API keys and queued jobs stop)", permissions=["suspend"])
-    def suspend(self, request, queryset):
+    def suspend(self, request: AuthenticatedHttpRequest, queryset: QuerySet[User]) -> TemplateResponse | None:
         return reason_action(self, request, queryset, verb="suspend",
-                             apply=lambda user, reason: user_suspend(user, actor=request.user, reason=reason) is not None)
+                             apply=lambda user, reason: user_suspend(user, actor=request.user,
+                                                                     reason=reason) is not None)
 
     @admin.action(description="Reinstate", permissions=["suspend"])
-    def reinstate(self, request, queryset):
+    def reinstate(self, request: AuthenticatedHttpRequest, queryset: QuerySet[User]) -> TemplateResponse | None:
         return reason_action(self, request, queryset, verb="reinstate",
                              apply=lambda user, reason: user_reinstate(user, actor=request.user, reason=reason))

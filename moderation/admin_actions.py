@@ -17,7 +17,7 @@ from generations.ltx import InputError
 from generations.services.cancel import NotCancelable
 from generations.services.create import NotRetryable, OwnerSuspended
 from generations.services.delete import StillActive
-from generations.services.moderate import NotRefundable
+from generations.services.visibility import NotRefundable
 from moderation.services import SuspendRefused
 from storage.quotas import QuotaExceeded
 
@@ -68,4 +68,4 @@ def reason_action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: 
 
 def permitted_actions(modeladmin: admin.ModelAdmin, request: HttpRequest) -> Iterable[tuple[str, str]]:
     """(name, description) of the actions this user may run, for buttons on a change page."""
-    return [(name, description) for name, (_, _, description) in modeladmin.get_actions(request).items()]
+    return [(name, action[2]) for name, action in modeladmin.get_actions(request).items() if action is not None]

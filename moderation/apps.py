@@ -5,3 +5,14 @@ class ModerationConfig(AppConfig):
     name = "moderation"
     default_auto_field = "django.db.models.BigAutoField"
     verbose_name = "Moderation and operations"
+
+    def ready(self) -> None:
+        from generations.events import provider_listener_add
+        from generations.prompt_checks import prompt_check_add
+        from moderation.blocklist import prompt_check
+        from moderation.services import provider_change_audit
+
+        # Every new generation's prompt is checked against the blocklist; every pause and resume of
+        # submissions to fal, by hand or by the studio, is audited.
+        prompt_check_add(prompt_check)
+        provider_listener_add(provider_change_audit)

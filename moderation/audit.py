@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 
 from moderation.models import AuditEntry
@@ -17,7 +17,7 @@ def _plain(data: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
 
 
-def audit_record(*, actor: AbstractBaseUser | None, action: str, target_type: str, target_id: Any, reason: str = "",
+def audit_record(*, actor: User | None, action: str, target_type: str, target_id: Any, reason: str = "",
                  before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditEntry:
     """Append one audit entry. `actor=None` means the studio itself ("system").
 

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, Max
 
 from generations.ltx import InputError
@@ -33,7 +33,7 @@ REJECTION = "This prompt contains a blocked term ({match!r}) and was not accepte
 class PromptBlocked(InputError):
     """A prompt matched the blocklist. An InputError on `prompt`, so every caller reports it as one."""
 
-    def __init__(self, *, term: BlockedTerm, match: str):
+    def __init__(self, *, term: BlockedTerm, match: str) -> None:
         self.term, self.match = term, match
         super().__init__({"prompt": REJECTION.format(match=match)})
 
@@ -47,7 +47,7 @@ class _Words:
     invisible character between two of them ("two", a zero width space, "words" is the phrase;
     "twowords" is not)."""
 
-    def __init__(self, words: list[str]):
+    def __init__(self, words: list[str]) -> None:
         self.regex = re.compile(r"(?<!\w)" + r"\s*".join(f"({re.escape(word)})" for word in words) + r"(?!\w)")
         self.joints = range(1, len(words))
 
@@ -63,7 +63,7 @@ class _Words:
 class _Pattern:
     """A regular expression (RE2, any case) searched in the folded prompt."""
 
-    def __init__(self, regex: CompiledPattern):
+    def __init__(self, regex: CompiledPattern) -> None:
         self.regex = regex
 
     def find(self, prompt: Folded) -> tuple[int, int] | None:
@@ -126,7 +126,7 @@ def blocklist_match(prompt: str) -> tuple[int, str] | None:
     return None
 
 
-def prompt_check(prompt: str, *, owner: AbstractBaseUser) -> None:
+def prompt_check(prompt: str, *, owner: User) -> None:
     """Raise PromptBlocked when `prompt` matches an active blocked term, and audit the refusal.
 
     The audit entry (actor: the owner) is written at once, outside any job transaction: nothing

@@ -2,24 +2,27 @@
 the review queue and the "pause provider" switch."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Sum
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django_q.models import Failure
 
+from core.requests import AuthenticatedHttpRequest
 from generations.models import Generation
+from generations.selectors import provider_switch
+from generations.services.provider_switch import PAUSE_PERMISSION
 from moderation.models import VideoReport
-from moderation.services import PAUSE_PERMISSION, provider_pause, provider_resume
-from moderation.switch import provider_switch
+from moderation.services import provider_pause, provider_resume
 from storage.models import StoredObject, UsageEntry
 from storage.quotas import month_of
 
@@ -28,7 +31,7 @@ class SwitchForm(forms.Form):
     reason = forms.CharField(max_length=2000, widget=forms.TextInput(attrs={"size": 60}))
 
 
-def dashboard_figures(now=None) -> dict:
+def dashboard_figures(now: datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard shows, as plain values (also handy in tests)."""
     now = now or timezone.now()
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -51,7 +54,7 @@ def dashboard_figures(now=None) -> dict:
     }
 
 
-def dashboard_view(request: HttpRequest) -> HttpResponse:
+def dashboard_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     """GET: the figures. POST (pause_provider permission): pause or resume with a reason."""
     can_switch = request.user.has_perm(PAUSE_PERMISSION)
     switch = provider_switch()

@@ -6,9 +6,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from core.text import text_problem
 from moderation.folding import fold
 from moderation.patterns import PatternError, pattern_compile
-from studio.text import text_problem
 
 
 class AuditEntry(models.Model):
@@ -134,40 +134,3 @@ class Suspension(models.Model):
 
     def __str__(self) -> str:
         return f"suspension of {self.user_id} at {self.suspended_at:%Y-%m-%d %H:%M}"
-
-
-class ProviderSwitch(models.Model):
-    """The single row (pk 1) saying whether new submissions to fal are paused, by whom and why.
-
-    A moderator's pause has no `cause`. The studio pauses itself when fal refuses its account
-    (`cause` says how) and resumes by itself once a probe finds that fal accepts it again.
-    """
-
-    class Cause(models.TextChoices):
-        ACCOUNT_LOCKED = "account_locked", "fal locked the account"
-        BALANCE_EXHAUSTED = "balance_exhausted", "the fal account's balance is exhausted"
-        BAD_KEY = "bad_key", "fal does not know the key (FAL_KEY)"
-
-    SINGLETON = 1
-    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON)
-    paused = models.BooleanField(default=False)
-    reason = models.TextField(blank=True)
-    cause = models.CharField(max_length=32, choices=Cause.choices, blank=True,
-                             help_text="set when the studio paused itself; empty for a moderator's pause")
-    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                   related_name="+")
-    changed_at = models.DateTimeField(null=True, blank=True)
-    # The last time the studio asked fal whether the account works again, and what it learnt.
-    probed_at = models.DateTimeField(null=True, blank=True)
-    probe_result = models.TextField(blank=True)
-
-    @property
-    def is_automatic(self) -> bool:
-        return self.paused and bool(self.cause)
-
-    class Meta:
-        verbose_name = "provider switch"
-        permissions = [("pause_provider", "Can pause and resume submissions to fal")]
-
-    def __str__(self) -> str:
-        return "provider paused" if self.paused else "provider running"

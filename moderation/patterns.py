@@ -3,10 +3,11 @@ pattern a moderator saves can make a create hang (Python's `re` backtracks, and 
 doubling with each character). RE2 has no backreferences or lookarounds; such patterns are refused."""
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import re2
 
-
-CompiledPattern = re2._Regexp
+CompiledPattern: TypeAlias = re2._Regexp
 
 
 class PatternError(ValueError):

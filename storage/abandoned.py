@@ -12,13 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.utils import timezone
 
 from storage.backend import is_filesystem, is_s3
+
+if TYPE_CHECKING:
+    from storages.backends.s3 import S3Storage
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +46,22 @@ def abandoned_writes_clear(older_than: timedelta = ABANDONED_AFTER) -> list[str]
     return removed
 
 
-def _abort_multipart_uploads(cutoff) -> list[str]:
-    storage = default_storage
+def _abort_multipart_uploads(cutoff: datetime) -> list[str]:
+    storage = cast("S3Storage", default_storage)
     client = storage.connection.meta.client
     prefix = f"{storage.location}/" if storage.location else ""
     aborted = []
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=storage.bucket_name, Prefix=prefix):
         for upload in page.get("Uploads", []):
             if upload["Initiated"] <= cutoff:
-                client.abort_multipart_upload(Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"])
+                client.abort_multipart_upload(Bucket=storage.bucket_name, Key=upload["Key"],
+                                              UploadId=upload["UploadId"])
                 aborted.append(upload["Key"])
     return aborted
 
 
-def _delete_partial_files(cutoff) -> list[str]:
-    root = Path(default_storage.location)
+def _delete_partial_files(cutoff: datetime) -> list[str]:
+    root = Path(cast(FileSystemStorage, default_storage).location)
     if not root.is_dir():
         return []
     deleted = []

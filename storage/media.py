@@ -71,12 +71,15 @@ def make_poster(path: str | os.PathLike, *, max_width: int = 1280) -> bytes:
     with _open(path) as container:
         video = _video_stream(container, path)
         video.thread_type = "AUTO"
-        start = float(video.start_time * video.time_base) if video.start_time is not None else 0.0
+        time_base = video.time_base
+        if time_base is None:
+            raise MediaError(f"{os.fspath(path)}: the video stream has no time base")
+        start = float(video.start_time * time_base) if video.start_time is not None else 0.0
         target = start + min(POSTER_AT_SECONDS, _duration(container, video) / 2)
         frame = None
         try:
             # Seeking lands on the keyframe at or before the target; decode forward from there.
-            container.seek(int(target / video.time_base), stream=video, backward=True, any_frame=False)
+            container.seek(int(target / time_base), stream=video, backward=True, any_frame=False)
             for decoded in container.decode(video):
                 frame = decoded
                 if decoded.time is not None and decoded.time >= target - 1e-6:
@@ -88,7 +91,8 @@ def make_poster(path: str | os.PathLike, *, max_width: int = 1280) -> bytes:
             raise MediaError(f"{os.fspath(path)}: the video stream has no decodable frame")
         image = frame.to_image()
     if image.width > max_width:
-        image = image.resize((max_width, max(1, round(image.height * max_width / image.width))), Image.LANCZOS)
+        height = max(1, round(image.height * max_width / image.width))
+        image = image.resize((max_width, height), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=POSTER_JPEG_QUALITY, optimize=True)
     return buffer.getvalue()
@@ -108,7 +112,7 @@ def _video_stream(container: av.container.InputContainer, path: str | os.PathLik
 
 
 def _duration(container: av.container.InputContainer, video: av.VideoStream) -> float:
-    if video.duration:
+    if video.duration and video.time_base is not None:
         return float(video.duration * video.time_base)
     if container.duration:
         return container.duration / av.time_base

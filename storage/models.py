@@ -25,7 +25,8 @@ class StoredVideo(models.Model):
     """A stored MP4 described like fal's VideoFile, every number read from the file itself."""
 
     file = models.OneToOneField(StoredObject, on_delete=models.PROTECT, related_name="video")
-    poster = models.OneToOneField(StoredObject, on_delete=models.PROTECT, null=True, blank=True, related_name="poster_of")
+    poster = models.OneToOneField(StoredObject, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="poster_of")
     file_name = models.CharField(max_length=200)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
@@ -36,6 +37,9 @@ class StoredVideo(models.Model):
     video_codec = models.CharField(max_length=32)
     audio_codec = models.CharField(max_length=32, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.file_name} {self.width}x{self.height}@{self.fps:g}"
+
     @property
     def content_type(self) -> str:
         return self.file.content_type
@@ -43,9 +47,6 @@ class StoredVideo(models.Model):
     @property
     def file_size(self) -> int:
         return self.file.size
-
-    def __str__(self) -> str:
-        return f"{self.file_name} {self.width}x{self.height}@{self.fps:g}"
 
 
 class UserQuota(models.Model):

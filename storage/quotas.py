@@ -1,4 +1,4 @@
-"""Per-user quotas kept as an append-only ledger (shared design.md §4).
+"""Per-user quotas kept as an append-only ledger.
 
 `quota_reserve` is the only way a job is admitted: inside one transaction it locks the user's
 quota row, sums the ledger and appends the reservation, so simultaneous submits can never
@@ -7,13 +7,14 @@ per job, so repeated settlement is a no-op.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -55,7 +56,8 @@ class Usage:
 class QuotaExceeded(Exception):
     """A job would exceed `limit`. The message names the limit, the usage, and what frees room."""
 
-    def __init__(self, *, limit: str, used: int | Decimal, allowed: int | Decimal, requested: int | Decimal, hint: str):
+    def __init__(self, *, limit: str, used: int | Decimal, allowed: int | Decimal, requested: int | Decimal,
+                 hint: str) -> None:
         self.limit, self.used, self.allowed, self.requested, self.hint = limit, used, allowed, requested, hint
         super().__init__(f"{LIMIT_LABELS[limit]} limit reached: using {_show(limit, used)} of {_show(limit, allowed)}, "
                          f"this job needs {_show(limit, requested)} more. {hint}")
@@ -70,19 +72,20 @@ LIMIT_LABELS = {"storage_bytes": "Storage", "monthly_spend_usd": "Monthly spend"
 
 def month_of(moment: datetime | None = None) -> date:
     moment = moment or timezone.now()
-    return moment.astimezone(dt_timezone.utc).date().replace(day=1)
+    return moment.astimezone(UTC).date().replace(day=1)
 
 
-def limits_for(user: AbstractBaseUser) -> Limits:
+def limits_for(user: User) -> Limits:
     quota = UserQuota.objects.filter(user=user).first()
     return Limits(
-        storage_bytes=_pick(quota and quota.storage_bytes, settings.STUDIO_DEFAULT_STORAGE_BYTES),
-        monthly_spend_usd=Decimal(str(_pick(quota and quota.monthly_spend_usd, settings.STUDIO_DEFAULT_MONTHLY_SPEND_USD))),
-        active_jobs=_pick(quota and quota.active_jobs, settings.STUDIO_DEFAULT_ACTIVE_JOBS),
+        storage_bytes=_pick(quota.storage_bytes if quota else None, settings.STUDIO_DEFAULT_STORAGE_BYTES),
+        monthly_spend_usd=Decimal(str(_pick(quota.monthly_spend_usd if quota else None,
+                                            settings.STUDIO_DEFAULT_MONTHLY_SPEND_USD))),
+        active_jobs=_pick(quota.active_jobs if quota else None, settings.STUDIO_DEFAULT_ACTIVE_JOBS),
     )
 
 
-def usage_for(user: AbstractBaseUser, *, month: date | None = None) -> Usage:
+def usage_for(user: User, *, month: date | None = None) -> Usage:
     """Usage recomputed from the ledger: bytes and active jobs over all time, spend in `month`."""
     month = month or month_of()
     totals = UsageEntry.objects.filter(user=user).aggregate(bytes=Sum("bytes"), jobs=Sum("jobs"))
@@ -91,7 +94,7 @@ def usage_for(user: AbstractBaseUser, *, month: date | None = None) -> Usage:
                  active_jobs=totals["jobs"] or 0, limits=limits_for(user), month=month)
 
 
-def quota_reserve(*, user: AbstractBaseUser, job, usd: Decimal, bytes: int, note: str = "") -> UsageEntry:
+def quota_reserve(*, user: User, job: uuid.UUID, usd: Decimal, bytes: int, note: str = "") -> UsageEntry:
     """Admit one job: check every limit and append its reservation, atomically per user.
 
     Must run inside the caller's `transaction.atomic()` together with creating the job, so the
@@ -104,13 +107,14 @@ def quota_reserve(*, user: AbstractBaseUser, job, usd: Decimal, bytes: int, note
                             hint="Wait for a running job to finish or cancel one.")
     if usage.spend_usd + usd > limits.monthly_spend_usd:
         raise QuotaExceeded(limit="monthly_spend_usd", used=usage.spend_usd, allowed=limits.monthly_spend_usd,
-                            requested=usd, hint="Choose a shorter, faster or lower-resolution video, or wait for next month.")
+                            requested=usd,
+                            hint="Choose a shorter, faster or lower-resolution video, or wait for next month.")
     _check_storage(usage, bytes)
     return UsageEntry.objects.create(user=user, event=Event.RESERVE, job=job, usd=usd, bytes=bytes, jobs=1,
                                      month=month_of(), note=note)
 
 
-def quota_store(*, user: AbstractBaseUser, ref, bytes: int, note: str = "") -> UsageEntry:
+def quota_store(*, user: User, ref: uuid.UUID, bytes: int, note: str = "") -> UsageEntry:
     """Book `bytes` of a file kept outside any job (a gateway upload; `ref` is its id) against the
     storage limit, atomically per user like `quota_reserve`. Must run inside the caller's
     `transaction.atomic()` with creating the file's row. Raises QuotaExceeded (nothing written)."""
@@ -118,7 +122,7 @@ def quota_store(*, user: AbstractBaseUser, ref, bytes: int, note: str = "") -> U
     return UsageEntry.objects.create(user=user, event=Event.STORE, job=ref, bytes=bytes, month=month_of(), note=note)
 
 
-def _locked_usage(user: AbstractBaseUser, caller: str) -> Usage:
+def _locked_usage(user: User, caller: str) -> Usage:
     """`user`'s usage, read under their quota row's lock: one user's admissions queue up here."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError(f"{caller} must run inside transaction.atomic()")
@@ -133,7 +137,7 @@ def _check_storage(usage: Usage, bytes: int) -> None:
                             requested=bytes, hint="Delete videos you no longer need.")
 
 
-def quota_settle(*, job, stored_bytes: int, charge: bool, note: str = "") -> UsageEntry | None:
+def quota_settle(*, job: uuid.UUID, stored_bytes: int, charge: bool, note: str = "") -> UsageEntry | None:
     """End a job's reservation: bytes become `stored_bytes`, the active job ends, the reserved
     spend is kept when `charge` else given back. Idempotent (one settle or release per job);
     returns None when the job was already settled or never reserved."""
@@ -148,7 +152,7 @@ def quota_settle(*, job, stored_bytes: int, charge: bool, note: str = "") -> Usa
                         usd=Decimal(0) if charge else -reservation.usd)
 
 
-def quota_free_bytes(*, job, user_id: int, freed_bytes: int, note: str = "") -> UsageEntry | None:
+def quota_free_bytes(*, job: uuid.UUID, user_id: int, freed_bytes: int, note: str = "") -> UsageEntry | None:
     """Record that a job's stored files were deleted. Idempotent per job."""
     if not freed_bytes:
         return None
@@ -156,7 +160,7 @@ def quota_free_bytes(*, job, user_id: int, freed_bytes: int, note: str = "") -> 
                         bytes=-freed_bytes, jobs=0, usd=Decimal(0))
 
 
-def quota_refund(*, job, note: str) -> UsageEntry | None:
+def quota_refund(*, job: uuid.UUID, note: str) -> UsageEntry | None:
     """Give back the spend a finished job still holds (an admin's refund; bytes unchanged).
 
     The refund line is booked to the job's month and cancels exactly the job's net spend, so a
@@ -173,7 +177,7 @@ def quota_refund(*, job, note: str) -> UsageEntry | None:
                                      usd=-net, bytes=0, jobs=0, note=note[:300])
 
 
-def _append_once(**fields) -> UsageEntry | None:
+def _append_once(**fields: Any) -> UsageEntry | None:
     try:
         with transaction.atomic():
             return UsageEntry.objects.create(**fields)
@@ -181,7 +185,10 @@ def _append_once(**fields) -> UsageEntry | None:
         return None  # this lifecycle event is already in the ledger
 
 
-def _pick(value, default):
+T = TypeVar("T")
+
+
+def _pick(value: T | None, default: T) -> T:
     return default if value is None else value
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.core.files.storage import default_storage
@@ -59,7 +60,7 @@ def _job_of(key: str) -> str:
     return parts[3] if len(parts) == 5 and parts[2] == "generations" else ""
 
 
-def _list_objects(prefix: str):
+def _list_objects(prefix: str) -> Iterator[str]:
     """Every key under `prefix` (recursive; works for the filesystem and S3 backends)."""
     if is_filesystem() and not default_storage.exists(prefix):
         return

@@ -5,7 +5,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from storage.media import make_poster, probe_video
@@ -21,7 +21,7 @@ class VideoKeys:
     poster: str
 
 
-def video_store_from_url(*, owner: AbstractBaseUser, url: str, keys: VideoKeys, file_name: str,
+def video_store_from_url(*, owner: User, url: str, keys: VideoKeys, file_name: str,
                          max_bytes: int) -> StoredVideo:
     """Copy the MP4 at `url` into storage under `keys`, probe it, cut a poster, and record both.
 
@@ -45,7 +45,8 @@ def video_store_from_url(*, owner: AbstractBaseUser, url: str, keys: VideoKeys, 
         )
         poster_object, _ = StoredObject.objects.update_or_create(
             key=keys.poster,
-            defaults=dict(owner=owner, size=poster_size, content_type="image/jpeg", sha256=hashlib.sha256(poster).hexdigest()),
+            defaults=dict(owner=owner, size=poster_size, content_type="image/jpeg",
+                          sha256=hashlib.sha256(poster).hexdigest()),
         )
         video, _ = StoredVideo.objects.update_or_create(
             file=video_object,
@@ -61,7 +62,7 @@ def video_store_from_url(*, owner: AbstractBaseUser, url: str, keys: VideoKeys, 
 def video_delete(video: StoredVideo) -> None:
     """Delete a stored video, its poster and their objects. Idempotent; the rows go after the bytes,
     so an interrupted delete is finished by running it again."""
-    objects = [video.file] + ([video.poster] if video.poster_id else [])
+    objects = [video.file] + ([video.poster] if video.poster is not None else [])
     for stored in objects:
         delete_key(stored.key)
     with transaction.atomic():

@@ -7,25 +7,40 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal, cast
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.utils.http import content_disposition_header
 
 from storage.backend import is_filesystem
 from storage.models import StoredObject
 
+if TYPE_CHECKING:
+    from storages.backends.s3 import S3Storage
+
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 256 * 1024
 
 
-def serve_object(request: HttpRequest, stored: StoredObject, *, file_name: str, as_attachment: bool) -> HttpResponse:
+def serve_object(request: HttpRequest, stored: StoredObject, *, file_name: str,
+                 as_attachment: bool) -> HttpResponseBase:
     disposition = content_disposition_header(as_attachment, file_name)
+    assert disposition is not None  # None only without a file name
     if not is_filesystem():
         params = {"ResponseContentType": stored.content_type, "ResponseContentDisposition": disposition}
-        return HttpResponseRedirect(default_storage.url(stored.key, parameters=params))
+        return HttpResponseRedirect(cast("S3Storage", default_storage).url(stored.key, parameters=params))
     path = default_storage.path(stored.key)
     size = os.path.getsize(path)
+    response: HttpResponseBase
     byte_range = _parse_range(request.headers.get("Range", ""), size)
     if byte_range == "unsatisfiable":
         response = HttpResponse(status=416)
@@ -44,7 +59,7 @@ def serve_object(request: HttpRequest, stored: StoredObject, *, file_name: str, 
     return response
 
 
-def _parse_range(header: str, size: int):
+def _parse_range(header: str, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
     match = _RANGE.match(header.strip())
     if not match or (not match.group(1) and not match.group(2)):
         return None  # absent or multi-range: send the whole file (allowed by RFC 9110)
@@ -58,7 +73,7 @@ def _parse_range(header: str, size: int):
     return start, end
 
 
-def _read(path: str, start: int, end: int):
+def _read(path: str, start: int, end: int) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         handle.seek(start)
         remaining = end - start + 1

@@ -146,7 +146,7 @@ def check_storage() -> str:
 def check_provider() -> str:
     """fal's queue host answers HTTP (any status, even 401/404; sends no key), and submissions are
     not paused because fal refuses the studio's account."""
-    from moderation.switch import provider_switch
+    from generations.selectors import provider_switch
 
     switch = provider_switch()
     if switch.paused and switch.cause:

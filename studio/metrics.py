@@ -31,9 +31,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from generations.models import Generation
-from moderation.models import ProviderSwitch
-from moderation.switch import provider_switch
+from generations.models import Generation, ProviderSwitch
+from generations.selectors import provider_switch
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FAILED_WINDOW = timedelta(hours=1)
@@ -84,8 +83,10 @@ def render_metrics() -> str:
                   .filter(status=Generation.Status.SUCCEEDED, finished_at__gte=now - DURATION_WINDOW,
                           completed_at__isnull=False)
                   .values_list("submitted_at", "completed_at", "finished_at")[:DURATION_SAMPLE_LIMIT])
-    store = [(finished - completed).total_seconds() for _, completed, finished in recent]
-    upstream = [(completed - submitted).total_seconds() for submitted, completed, _ in recent if submitted]
+    # Both set, as filtered: finished_at by its range, completed_at by isnull=False.
+    store = [(finished - completed).total_seconds() for _, completed, finished in recent if finished and completed]
+    upstream = [(completed - submitted).total_seconds() for submitted, completed, _ in recent
+                if submitted and completed]
     _summary(lines, "studio_generation_store_seconds",
              "Seconds from seeing fal's COMPLETED to the job succeeding (fetch, store, probe, poster); "
              "jobs that succeeded in the last 15 minutes.", store)
@@ -108,7 +109,8 @@ def render_metrics() -> str:
             ((f'cause="{cause}"', int(cause == current)) for cause in ("manual", *ProviderSwitch.Cause.values)))
 
     queued = task_queue_length()
-    _family(lines, "studio_task_queue_length", "gauge", "django-q2 tasks waiting for a worker (-1: broker unreachable).",
+    _family(lines, "studio_task_queue_length", "gauge",
+            "django-q2 tasks waiting for a worker (-1: broker unreachable).",
             [("", queued)])
     return "\n".join(lines) + "\n"
 

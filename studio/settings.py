@@ -1,16 +1,18 @@
-"""Settings for the LTX studio, read from the environment in one place (names: shared design.md §2).
+"""Settings for the LTX studio, read from the environment in one place (every name is in the
+README's configuration table).
 
 Development needs nothing set: SQLite, filesystem storage, the local fal simulator. Production
 (DEBUG off) refuses to start without SECRET_KEY and ALLOWED_HOSTS.
 """
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from botocore.config import Config as BotoConfig
 from django.core.exceptions import ImproperlyConfigured
 
-from studio.env import env_bool, env_float, env_int, env_list, env_str
+from core.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -95,7 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "generations.context_processors.studio",
+                "web.context_processors.studio",
             ],
         },
     },
@@ -125,7 +127,7 @@ if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME < timedelta(minutes=1):  # to axe
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "accounts.client_address.client_address"
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "accounts.views.sign_in_locked_out"
+AXES_LOCKOUT_CALLABLE = "web.account_views.sign_in_locked_out"
 AXES_DISABLE_ACCESS_LOG = True  # failures are kept (AccessAttempt, in the admin); successes are not
 
 # --- database -------------------------------------------------------------------------------
@@ -141,28 +143,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
 # --- REST API -------------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.authentication.ApiKeyAuthentication",
+        "api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "generations.api.schema.StudioAutoSchema",
-    "EXCEPTION_HANDLER": "generations.api.errors.api_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["generations.api.throttling.ApiThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "api.schema.StudioAutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "api": env_str("STUDIO_API_RATE", "600/min"),
         "create": env_str("STUDIO_API_CREATE_RATE", "60/min"),
         # the gateway's storage upload: initiate and PUT each count (two calls per uploaded file)
         "upload": env_str("STUDIO_UPLOAD_RATE", "120/min"),
     },
-    # Request JSON nested deeper than studio.jsonbody.MAX_JSON_DEPTH is a 400, never a RecursionError.
+    # Request JSON nested deeper than core.jsonbody.MAX_JSON_DEPTH is a 400, never a RecursionError.
     "DEFAULT_PARSER_CLASSES": [
-        "generations.api.parsers.BoundedJSONParser",
+        "api.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "generations.api.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.CursorPagination",
     "PAGE_SIZE": 20,
 }
 SPECTACULAR_SETTINGS = {
@@ -176,7 +178,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- task queue (django-q2) -----------------------------------------------------------------
 # timeout < retry always: a task killed at `timeout` must not be redelivered while still running.
-Q_CLUSTER = {
+Q_CLUSTER: dict[str, Any] = {
     "name": "studio",
     "workers": env_int("Q_WORKERS", 2),
     "timeout": env_int("Q_TIMEOUT", 300),

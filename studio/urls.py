@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from generations.fal_webhook_view import fal_webhook
+from api.fal_webhooks import fal_webhook
 from moderation.dashboard import dashboard_view
 from studio import health, metrics
 
@@ -12,14 +12,14 @@ urlpatterns = [
     path("livez", health.livez, name="livez"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("accounts/", include("accounts.urls")),
+    path("accounts/", include("web.account_urls")),
     path("api/v1/fal-webhooks/<str:token>", fal_webhook, name="fal-webhook"),
-    path("api/v1/", include("generations.api.urls")),
-    path("api/v1/", include("webhooks.urls")),
+    path("api/v1/", include("api.urls")),
+    path("api/v1/", include("api.webhook_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("fal/", include("generations.gateway.urls")),
+    path("fal/", include("gateway.urls")),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("", include("generations.urls")),
+    path("", include("web.urls")),
 ]
 
 handler400 = "studio.views.bad_request"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from generations.upstream import reset_fal_client
+from tests.factories import UserFactory
 
 pytest_plugins = ("tests.storage_backends", "tests.webhook_receiver")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -71,7 +72,7 @@ def clear_throttle_counts() -> None:
     from django.conf import settings
     from django.core.cache import cache
 
-    from generations.api.throttle_store import REDIS_KEY_PREFIX
+    from core.throttle_store import REDIS_KEY_PREFIX
 
     cache.clear()
     if settings.REDIS_URL:
@@ -101,13 +102,13 @@ def require(condition: bool, reason: str) -> None:
 
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user(username="alice", password="alice-password")
+def user(db):
+    return UserFactory(username="alice", password="alice-password")
 
 
 @pytest.fixture
-def other_user(django_user_model):
-    return django_user_model.objects.create_user(username="bob", password="bob-password")
+def other_user(db):
+    return UserFactory(username="bob", password="bob-password")
 
 
 @pytest.fixture
@@ -121,7 +122,7 @@ def media_root(settings, tmp_path):
 def studio_simulator(settings, **options: Any) -> Iterator[Any]:
     """A fal simulator on a free loopback port (FalSimulator `options`), with the studio's fal
     client pointed at it."""
-    from falsim.server import FalSimulator
+    from falsim import FalSimulator
 
     sim = FalSimulator(host="127.0.0.1", port=0, key="test-fal-key", **{"scale": 16, **options}).start()
     settings.FAL_QUEUE_URL = settings.FAL_REST_URL = settings.FAL_API_URL = sim.url
@@ -175,7 +176,8 @@ def task_queue(monkeypatch: pytest.MonkeyPatch) -> RecordingQueue:
     return queue
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, step: Callable[[], Any] | None = None) -> Any:
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05,
+               step: Callable[[], Any] | None = None) -> Any:
     """Call `step` then `predicate` until the predicate is truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -43,7 +43,7 @@ class OutageProxy:
         for sock in doomed:
             _reset(sock)
 
-    def __enter__(self) -> "OutageProxy":
+    def __enter__(self) -> OutageProxy:
         threading.Thread(target=self._accept_loop, daemon=True).start()
         return self
 

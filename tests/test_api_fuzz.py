@@ -11,14 +11,13 @@ import json
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
-from schemathesis.specs.openapi import checks as openapi_checks
-
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from schemathesis.specs.openapi import checks as openapi_checks
 
 from accounts.keys import TooManyApiKeys, api_key_create
 from accounts.models import ApiKey
@@ -26,6 +25,7 @@ from generations.models import Generation, Upload
 from generations.services.create import generation_create
 from storage.models import StoredObject, UsageEntry
 from studio.wsgi import application
+from tests.factories import SuperuserFactory
 from tests.images import quadrants
 from webhooks.models import WebhookEndpoint
 
@@ -78,24 +78,29 @@ def test_api_conforms_to_its_schema_and_never_fails(api_schema, auth_header, set
     assert len(operations) >= 12
     statuses: dict[str, set[int]] = {}
     for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                             suppress_health_check=list(HealthCheck))
-        def fuzz(case):
-            # Our key must win over any Authorization header generated from the security scheme.
-            case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
-            response = case.call(headers=auth_header())
-            statuses.setdefault(operation.label, set()).add(response.status_code)
-            case.validate_response(response, checks=CHECKS)
-
-        fuzz()
+        _fuzz(operation, auth_header, statuses)
     # The fuzzer got past authentication and validation into the real handlers.
     for label in ("GET /api/v1/generations/", "GET /api/v1/projects/", "POST /api/v1/projects/", "GET /api/v1/usage/",
                   "POST /api/v1/keys/"):
         assert statuses[label] & {200, 201}, (label, statuses[label])
     assert statuses["POST /api/v1/generations/"] & {422}, statuses["POST /api/v1/generations/"]
 
+
+
+def _fuzz(operation, auth_header, statuses: dict[str, set[int]]) -> None:
+    """Runs the fuzzer's cases for one operation, recording each status code under its label."""
+
+    @given(case=operation.as_strategy())
+    @hypothesis_settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+                         suppress_health_check=list(HealthCheck))
+    def fuzz(case):
+        # Our key must win over any Authorization header generated from the security scheme.
+        case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+        response = case.call(headers=auth_header())
+        statuses.setdefault(operation.label, set()).add(response.status_code)
+        case.validate_response(response, checks=CHECKS)
+
+    fuzz()
 
 # --- explicit hostile inputs, on the REST API and the gateway ------------------------------------
 #
@@ -210,5 +215,5 @@ def test_hostile_input_is_a_clean_4xx_that_leaves_nothing_behind(django_user_mod
     web.force_login(user)
     for page in ("/api/v1/generations/", f"/api/v1/generations/{existing.pk}/", "/", f"/generations/{existing.pk}/"):
         assert web.get(page).status_code == 200, page
-    web.force_login(django_user_model.objects.create_superuser("root", "root@example.com", None))
+    web.force_login(SuperuserFactory(username="root", email="root@example.com", password=None))
     assert web.get(f"/admin/generations/generation/{existing.pk}/change/").status_code == 200

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from studio.jsonbody import MAX_JSON_DEPTH, JSONTooDeep, json_loads_bounded, nesting_exceeds
+from core.jsonbody import MAX_JSON_DEPTH, JSONTooDeep, json_loads_bounded, nesting_exceeds
 
 
 def nested(depth: int, kind: str = "list") -> str:

@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from studio import netguard
-from studio.netguard import HostNotFound, MalformedURL, UnsafeURL, check_public_url, safe_request
+from core import netguard
+from core.netguard import HostNotFound, MalformedURL, UnsafeURL, check_public_url, safe_request
 
 REAL_GETADDRINFO = socket.getaddrinfo
 

@@ -30,6 +30,7 @@ from django_q.models import OrmQ, Schedule
 from accounts.keys import api_key_create
 from generations.models import Generation, Project
 from studio import health
+from tests.factories import StaffFactory
 from tests.processes import ROOT, child_env, free_port, require_redis, running_gunicorn, running_redis
 from tests.s3server import create_bucket, delete_bucket, storages_setting
 from webhooks.signing_keys import new_signing_key
@@ -138,7 +139,8 @@ def test_https_mode_redirects_plain_http_and_keeps_cookies_on_tls(collected_stat
                                                            "Cookie": f"csrftoken={csrf}"},
                               data={"username": "alice", "password": "alice-password", "csrfmiddlewaretoken": csrf})
         assert signed_in.status_code == 302, signed_in.text
-        session_cookie = [cookie for cookie in signed_in.headers.get_list("set-cookie") if cookie.startswith("sessionid=")]
+        session_cookie = [cookie for cookie in signed_in.headers.get_list("set-cookie")
+                          if cookie.startswith("sessionid=")]
         assert len(session_cookie) == 1 and "; Secure" in session_cookie[0]
 
 
@@ -369,7 +371,8 @@ def test_healthz_database_down_is_503_and_skips_what_needs_it(client, monkeypatc
     assert status == 503
     assert body["checks"]["database"]["detail"] == "connection refused"
     if not body["checks"]["broker"]["detail"].startswith("redis"):
-        assert body["checks"]["broker"] == {"ok": False, "ms": 0.0, "detail": "not checked: the database is unavailable"}
+        assert body["checks"]["broker"] == {"ok": False, "ms": 0.0,
+                                            "detail": "not checked: the database is unavailable"}
     assert body["checks"]["workers"]["ok"] is False
 
 
@@ -425,7 +428,7 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 
 @pytest.mark.django_db
-def test_metrics_need_staff_or_the_token(client, settings, user, django_user_model) -> None:
+def test_metrics_need_staff_or_the_token(client, settings, user, db) -> None:
     settings.STUDIO_METRICS_TOKEN = ""
     assert client.get("/metrics").status_code == 403
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 403  # no token configured
@@ -433,7 +436,7 @@ def test_metrics_need_staff_or_the_token(client, settings, user, django_user_mod
     client.force_login(user)
     assert client.get("/metrics").status_code == 403
 
-    client.force_login(django_user_model.objects.create_user(username="ops", password="x", is_staff=True))
+    client.force_login(StaffFactory(username="ops"))
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"

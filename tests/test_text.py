@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.text import json_text_problem, text_problem, text_shown
+from core.text import json_text_problem, text_problem, text_shown
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -21,8 +21,8 @@ def test_text_problem_names_nul_and_lone_surrogates(value, expected):
     ({"a": ["fine", {"b": 1, "c": None}]}, None),
     ("a\x00", "must not contain NUL characters (U+0000)"),
     ({"a": ["ok", {"b": "x\x00"}]}, "must not contain NUL characters (U+0000) (at a.1.b)"),
-    ({"a": {"\ud800": 1}}, "has a field name at a that must be valid Unicode text: it holds a lone surrogate "
-                           "(U+D800), which cannot be encoded as UTF-8"),
+    ({"a": {"\ud800": 1}}, ("has a field name at a that must be valid Unicode text: it holds a lone surrogate "
+                            "(U+D800), which cannot be encoded as UTF-8")),
     ({"\x00": 1}, "has a field name that must not contain NUL characters (U+0000)"),
 ])
 def test_json_text_problem_finds_bad_keys_and_values_and_says_where(value, expected):

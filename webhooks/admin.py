@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 
-from studio.admin_readonly import ReadOnlyAdmin
+from core.admin_readonly import ReadOnlyAdmin
 from webhooks.models import JobWebhookSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 
@@ -27,10 +29,11 @@ class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
     extra = 0
     can_delete = False
-    fields = ["number", "url", "outcome", "http_status", "error", "response_excerpt", "duration_ms", "started_at"]
-    readonly_fields = fields
+    readonly_fields = ("number", "url", "outcome", "http_status", "error", "response_excerpt", "duration_ms",
+                       "started_at")
+    fields = readonly_fields
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 

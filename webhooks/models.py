@@ -128,7 +128,7 @@ class WebhookDelivery(models.Model):
 
     @property
     def target_url(self) -> str:
-        return self.endpoint.url if self.endpoint_id else self.url
+        return self.endpoint.url if self.endpoint is not None else self.url  # no query when endpoint_id is NULL
 
 
 class WebhookAttempt(models.Model):
@@ -140,7 +140,7 @@ class WebhookAttempt(models.Model):
         HTTP_ERROR = "http_error"  # any other status code (redirects are not followed)
         TIMEOUT = "timeout"
         NETWORK_ERROR = "network_error"  # connection refused or reset, DNS failure, TLS error, …
-        BLOCKED = "blocked"  # the URL is not public (design.md §5): no connection was made
+        BLOCKED = "blocked"  # the URL is not public: no connection was made
         INTERRUPTED = "interrupted"  # found still "sending" by a later attempt
         SKIPPED = "skipped"  # the endpoint had been deactivated: nothing was sent, the delivery failed
 

@@ -27,18 +27,27 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
+from core.netguard import HostNotFound, UnsafeURL, check_webhook_url, read_at_most, safe_stream
+from fal_protocol import signature as fal_signature
 from generations.models import Generation
+from generations.payloads import generation_payload, webhook_body
 from generations.queue import enqueue_on_commit
-from studio.netguard import HostNotFound, UnsafeURL, check_public_url, read_at_most, safe_stream
-from webhooks import fal_signature
-from webhooks.models import (EVENT_STATUSES, FAL_EVENT, PING, JobWebhookSecret, WebhookAttempt, WebhookDelivery,
-                             WebhookEndpoint, WebhookEvent)
+from webhooks.models import (
+    EVENT_STATUSES,
+    FAL_EVENT,
+    PING,
+    JobWebhookSecret,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from webhooks.signing import new_secret, signature_headers
 from webhooks.signing_keys import studio_signing_key
 
@@ -65,7 +74,7 @@ JOB_SECRET_PREFIX = "whjob"
 class WebhookFieldError(Exception):
     """A field of an endpoint is not acceptable; `field` names it."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(message)
 
@@ -81,11 +90,11 @@ def retry_delay(attempt: int) -> timedelta:
 
 # --- reads (every user-facing read is scoped to its owner) -------------------------------------------
 
-def webhook_endpoints_for(user: AbstractBaseUser) -> QuerySet[WebhookEndpoint]:
+def webhook_endpoints_for(user: User) -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.filter(owner=user)
 
 
-def webhook_deliveries_for(user: AbstractBaseUser) -> QuerySet[WebhookDelivery]:
+def webhook_deliveries_for(user: User) -> QuerySet[WebhookDelivery]:
     return _with_details(WebhookDelivery.objects.filter(event__owner=user))
 
 
@@ -97,10 +106,9 @@ def _with_details(deliveries: QuerySet[WebhookDelivery]) -> QuerySet[WebhookDeli
 
 def _clean_url(url: str) -> str:
     try:
-        check_public_url(url)
+        return check_webhook_url(url)
     except UnsafeURL as exc:
-        raise WebhookFieldError("url", f"{exc}; webhooks are sent only to public http(s) addresses") from exc
-    return url
+        raise WebhookFieldError("url", str(exc)) from exc
 
 
 def _clean_events(events: Sequence[str]) -> list[str]:
@@ -111,7 +119,7 @@ def _clean_events(events: Sequence[str]) -> list[str]:
     return [status for status in EVENT_STATUSES if status in events]
 
 
-def webhook_endpoint_create(*, owner: AbstractBaseUser, url: str, events: Sequence[str] = (),
+def webhook_endpoint_create(*, owner: User, url: str, events: Sequence[str] = (),
                             is_active: bool = True) -> WebhookEndpoint:
     """Create an endpoint with a new random secret (the caller shows `endpoint.secret` once).
 
@@ -172,9 +180,6 @@ def job_webhook_secret_rotate(*, owner_id: int) -> JobWebhookSecret:
 
 def _generation_data(generation: Generation) -> dict[str, Any]:
     """What the REST API returns for `generation` (absolute media links from STUDIO_BASE_URL)."""
-    # Kept local: this is the one place where services reach into the API layer.
-    from generations.api.serializers import generation_payload
-
     return generation_payload(generation)
 
 
@@ -222,16 +227,14 @@ def _studio_deliveries(generation: Generation) -> list[WebhookDelivery]:
     deliveries = [WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, enqueued_at=now)
                   for endpoint in endpoints]
     if generation.webhook_url:
-        deliveries.append(WebhookDelivery(event=event, url=generation.webhook_url, next_attempt_at=now, enqueued_at=now))
+        deliveries.append(WebhookDelivery(event=event, url=generation.webhook_url, next_attempt_at=now,
+                                          enqueued_at=now))
     return deliveries
 
 
 def _fal_deliveries(generation: Generation) -> list[WebhookDelivery]:
     if not generation.fal_webhook_url or generation.status not in Generation.TERMINAL:
         return []
-    # Kept local like _generation_data: the gateway words the body.
-    from generations.gateway.payloads import webhook_body
-
     body = json.dumps(webhook_body(generation), cls=DjangoJSONEncoder, separators=(",", ":"))
     event = WebhookEvent.objects.create(owner_id=generation.owner_id, type=FAL_EVENT, generation=generation, body=body)
     now = event.created_at
@@ -286,7 +289,7 @@ def webhook_delivery_send(pk: uuid.UUID | str) -> None:
         outcome=Outcome.INTERRUPTED, finished_at=now)
     attempt = WebhookAttempt.objects.create(delivery=delivery, number=number, url=delivery.target_url)
     started = time.monotonic()
-    if delivery.endpoint_id and not delivery.endpoint.is_active:
+    if delivery.endpoint is not None and not delivery.endpoint.is_active:
         result = AttemptResult(Outcome.SKIPPED, error="the endpoint is inactive")
     else:
         result = _post(delivery.target_url, _signature_headers(delivery), delivery.event)
@@ -302,7 +305,7 @@ def _signature_headers(delivery: WebhookDelivery) -> dict[str, str]:
     if event.type == FAL_EVENT:
         return fal_signature.signature_headers(studio_signing_key(), request_id=str(event.generation_id),
                                                user_id=str(event.owner_id), body=body)
-    if delivery.endpoint_id:
+    if delivery.endpoint is not None:
         secret = delivery.endpoint.secret
     else:
         secret = job_webhook_secret_for(owner_id=event.owner_id).secret
@@ -379,7 +382,7 @@ def webhook_delivery_redeliver(delivery: WebhookDelivery) -> WebhookDelivery:
     A delivered or failed delivery gets exactly one attempt (no retries after it); a pending one
     keeps its remaining retries. Raises EndpointInactive for a deactivated endpoint.
     """
-    if delivery.endpoint_id and not delivery.endpoint.is_active:
+    if delivery.endpoint is not None and not delivery.endpoint.is_active:
         raise EndpointInactive("the endpoint is inactive; activate it before redelivering to it")
     now = timezone.now()
     with transaction.atomic():

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
-from webhooks.fal_signature import public_jwk
+from fal_protocol.signature import public_jwk
 from webhooks.models import SigningKey
 
 DEVELOPMENT_KEY_NAME = "development"

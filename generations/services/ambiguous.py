@@ -5,7 +5,7 @@ worker killed mid-POST — may or may not have reached fal. Sending it again ris
 failing it risks paying for a video nobody keeps. fal lists an account's requests per endpoint
 (`GET {FAL_API_URL}/v1/models/requests/by-endpoint`), and each submit's attempt row carries what
 to look for: the endpoint, when it was sent (`started_at`, written just before the POST) and a
-SHA-256 of the exact payload (`fal.payload_fingerprint`).
+SHA-256 of the exact payload (`fal_protocol.queue.payload_fingerprint`).
 
 `ambiguous_submits_resolve(pks)` reads the listing once per endpoint for all the given SUBMITTING
 jobs and judges each whose current attempt is ambiguous (or was left `sent` by a dead worker):
@@ -40,9 +40,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from generations.fal import FalAccountBlocked, FalError, FalRequestRecord, payload_fingerprint
+from fal_protocol.client import FalAccountBlocked, FalError, FalRequestRecord
+from fal_protocol.queue import payload_fingerprint
 from generations.models import Generation, GenerationAttempt
-from generations.queue import enqueue_on_commit
+from generations.queue import SUBMIT_TASK, enqueue_on_commit
 from generations.services.provider import provider_outage
 from generations.services.submit import generation_attach_request
 from generations.transitions import transition, update_while
@@ -144,10 +145,12 @@ def _case(generation: Generation, attempt: GenerationAttempt) -> _Case:
 def _known_ids(request_ids: list[str]) -> set[str]:
     """The ids among `request_ids` that belong to a job of ours: recorded on the job, or in an attempt
     whose answer was read but not yet applied (a worker that died right after fal accepted)."""
-    known = set(Generation.objects.filter(fal_request_id__in=request_ids).values_list("fal_request_id", flat=True))
+    known = {request_id for request_id in Generation.objects.filter(fal_request_id__in=request_ids)
+             .values_list("fal_request_id", flat=True) if request_id is not None}
     answered = GenerationAttempt.objects.filter(kind=GenerationAttempt.Kind.SUBMIT, outcome=Outcome.OK,
                                                 response__request_id__in=request_ids)
-    return known | {str(response["request_id"]) for response in answered.values_list("response", flat=True)}
+    return known | {str(response["request_id"]) for response in answered.values_list("response", flat=True)
+                    if response is not None}
 
 
 def _read_listing(endpoint: str, start: datetime) -> list[FalRequestRecord] | None:
@@ -213,7 +216,7 @@ def _resubmit_once(case: _Case) -> str:
     if transition(case.generation.pk, from_=[Status.SUBMITTING], to=Status.PENDING, next_poll_at=timezone.now()):
         log.warning("ambiguous submit of %s is not in fal's current request listing: submitted again",
                     case.generation.pk)
-        enqueue_on_commit("generations.tasks.generation_submit_task", str(case.generation.pk))
+        enqueue_on_commit(SUBMIT_TASK, str(case.generation.pk))
     return "absent"
 
 

@@ -1,9 +1,9 @@
-"""Attempt rows: written before an outbound call, completed after it (shared style.md §3.3)."""
+"""Attempt rows: written before an outbound call, completed after it."""
 from __future__ import annotations
 
 from django.utils import timezone
 
-from generations.fal import FalAmbiguous, FalError, FalRejected, FalUnavailable
+from fal_protocol.client import FalAmbiguous, FalError, FalRejected, FalUnavailable
 from generations.models import Generation, GenerationAttempt
 
 Outcome = GenerationAttempt.Outcome

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import uuid
 
-from generations.fal import FalError
+from fal_protocol.client import FalError
 from generations.models import Generation, GenerationAttempt
-from generations.queue import enqueue_on_commit
+from generations.queue import CANCEL_UPSTREAM_TASK, enqueue_on_commit
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.transitions import transition
 from generations.upstream import get_fal_client
@@ -34,7 +34,7 @@ def generation_cancel(generation: Generation, *, message: str = "canceled by the
                       error_code="canceled", error_message=message):
             break
     if current.fal_request_id and current.status in (Status.QUEUED, Status.RUNNING):
-        enqueue_on_commit("generations.tasks.generation_cancel_upstream_task", str(current.pk))
+        enqueue_on_commit(CANCEL_UPSTREAM_TASK, str(current.pk))
     return Generation.objects.get(pk=current.pk)
 
 
@@ -54,7 +54,7 @@ def generation_cancel_upstream(pk: uuid.UUID | str) -> None:
         attempt_finish(attempt, error=exc)
         raise
     attempt_finish(attempt, http_status=200, response={"status": answer})
-    if generation.video_id:
-        video = generation.video
+    video = generation.video  # None, without a query, when video_id is NULL
+    if video is not None:
         Generation.objects.filter(pk=pk).update(video=None)
         video_delete(video)

@@ -9,20 +9,21 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.text import text_problem
 from generations import ltx
 from generations.events import generation_event_record
 from generations.images import ImageRejected, StartImage, load_start_image
 from generations.models import Generation, Project
-from generations.queue import enqueue_on_commit
+from generations.prompt_checks import prompt_checks_run
+from generations.queue import SUBMIT_TASK, enqueue_on_commit
+from generations.selectors import provider_is_paused_for_hold
 from generations.services.lease import tracker_ensure
 from generations.services.projects import project_default_for
-from moderation.blocklist import prompt_check
-from moderation.switch import provider_is_paused_for_hold
 from storage.keys import generation_key
 from storage.models import StoredObject
 from storage.quotas import estimate_bytes, quota_reserve
@@ -41,7 +42,7 @@ PENDING_REDRIVE_AFTER = timedelta(seconds=10)
 class IdempotencyConflict(Exception):
     """The idempotency key was already used by this owner for a different request."""
 
-    def __init__(self, generation: Generation):
+    def __init__(self, generation: Generation) -> None:
         self.generation = generation
         super().__init__(f"this Idempotency-Key was already used for a different request (generation {generation.pk})")
 
@@ -69,7 +70,7 @@ def request_fingerprint(*, model_id: str, input: dict, project: Project | None, 
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, project: Project | None = None,
+def generation_create(*, owner: User, model: str, input: Any, project: Project | None = None,
                       idempotency_key: str | None = None, webhook_url: str = "",
                       fal_webhook_url: str = "") -> tuple[Generation, bool]:
     """Create a PENDING generation and enqueue its submit after commit.
@@ -81,26 +82,31 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
     the same request, returns that generation and `created=False`; for a different request, raises
     IdempotencyConflict. Runs its own transaction.
 
-    Moderation comes first: a prompt on the blocklist raises `moderation.blocklist.PromptBlocked`
-    (an InputError on `prompt`) and a suspended owner raises OwnerSuspended, before any reservation,
-    row or upstream call. While the provider is paused (`moderation.switch`) the job is created HELD
-    and nothing is enqueued; resuming the provider submits held jobs in fair order.
+    Moderation comes first: the registered prompt checks run (`prompt_checks`; a prompt on the
+    moderation app's blocklist raises its PromptBlocked, an InputError on `prompt`) and a suspended
+    owner raises OwnerSuspended, before any reservation, row or upstream call. While the provider is
+    paused (`services.provider_switch`) the job is created HELD and nothing is enqueued; resuming the
+    provider submits held jobs in fair order.
 
     Image-to-video: `input["image_url"]` (data URI or http(s) URL, fetched under the public-address
     rule) is checked by decoding (`images.load_start_image`; a refusal is `InputError({"image_url": …})`),
     stored before the transaction as the job's own object `start.<ext>` (removed again if the
-    transaction fails; storage refusing it raises StorageUnavailable, with nothing created), linked as `Generation.start_image` and counted in the byte reservation. The
+    transaction fails; storage refusing it raises StorageUnavailable, with nothing created), linked
+    as `Generation.start_image` and counted in the byte reservation. The
     stored input keeps the original URL, or `START_IMAGE_REF` instead of a data URI; submit builds
     what fal gets.
 
     `webhook_url` gets the studio's integrator webhooks; `fal_webhook_url` (the gateway's
     `?fal_webhook=`) gets fal's webhook body when the job ends. Both must already be checked.
+    An `idempotency_key` over IDEMPOTENCY_KEY_MAX_CHARS, or not storable text, is an InputError
+    naming `Idempotency-Key`.
     """
     spec = ltx.resolve_model(model)
     data = ltx.validate_input(spec, input)
+    _check_idempotency_key(idempotency_key)
     if not owner.is_active:
         raise OwnerSuspended()
-    prompt_check(str(data["prompt"]), owner=owner)
+    prompt_checks_run(str(data["prompt"]), owner=owner)
     if project is not None and project.owner_id != owner.pk:
         raise ltx.InputError({"project": "no such project"})
     fingerprint = request_fingerprint(model_id=spec.id, input=data, project=project, webhook_url=webhook_url)
@@ -158,7 +164,7 @@ def generation_create(*, owner: AbstractBaseUser, model: str, input: Any, projec
             if not get_user_model().objects.filter(pk=owner.pk, is_active=True).exists():
                 raise OwnerSuspended()
             if not held:
-                enqueue_on_commit("generations.tasks.generation_submit_task", str(generation.pk))
+                enqueue_on_commit(SUBMIT_TASK, str(generation.pk))
                 transaction.on_commit(tracker_ensure)
     except IntegrityError:
         _forget_start_image(start_key)
@@ -199,21 +205,43 @@ def _replay(existing: Generation, fingerprint: str) -> Generation:
     return existing
 
 
-def generation_retry(generation: Generation) -> Generation:
-    """Run a failed or canceled generation again as a new job with the same model, input and project.
+class NotRetryable(Exception):
+    """The generation cannot be run again now; the message says why."""
 
-    The new job is priced and reserved like any other (may raise QuotaExceeded or InputError if
-    the rules changed since). Raises NotRetryable for a job that is active or succeeded.
+
+def generation_rerun(generation: Generation, *, idempotency_key: str | None = None) -> tuple[Generation, bool]:
+    """Run a finished generation again as a new job with the same model, input (its start image
+    too, however it was given), project and webhook.
+
+    Priced and reserved like any other job (may raise QuotaExceeded, or InputError if the rules
+    changed since); `idempotency_key` as for `generation_create`, whose (generation, created) it
+    returns. Raises NotRetryable while the generation is still active.
     """
-    if generation.status not in (Generation.Status.FAILED, Generation.Status.CANCELED):
-        raise NotRetryable(f"only failed or canceled generations can be retried; this one is {generation.status}")
+    if generation.status not in Generation.TERMINAL:
+        raise NotRetryable("this generation is still running; wait for it or cancel it first")
     data = dict(generation.input)
     if "image_url" in data:
         data["image_url"] = generation_start_image_value(generation)
-    new, _ = generation_create(owner=generation.owner, model=generation.model_id, input=data,
-                               project=generation.project, webhook_url=generation.webhook_url)
-    return new
+    return generation_create(owner=generation.owner, model=generation.model_id, input=data,
+                             project=generation.project, webhook_url=generation.webhook_url,
+                             idempotency_key=idempotency_key)
 
 
-class NotRetryable(Exception):
-    pass
+def generation_retry(generation: Generation) -> Generation:
+    """`generation_rerun` of a failed or canceled generation (what "retry" means in the REST API and
+    the admin). Raises NotRetryable for a job that is active or succeeded."""
+    if generation.status not in (Generation.Status.FAILED, Generation.Status.CANCELED):
+        raise NotRetryable(f"only failed or canceled generations can be retried; this one is {generation.status}")
+    return generation_rerun(generation)[0]
+
+
+IDEMPOTENCY_KEY_MAX_CHARS = 128
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if not key:
+        return
+    if len(key) > IDEMPOTENCY_KEY_MAX_CHARS:
+        raise ltx.InputError({"Idempotency-Key": f"at most {IDEMPOTENCY_KEY_MAX_CHARS} characters"})
+    if problem := text_problem(key):
+        raise ltx.InputError({"Idempotency-Key": problem})

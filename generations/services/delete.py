@@ -22,17 +22,19 @@ def generation_delete(generation: Generation) -> None:
     gone, and running this again finishes the job (deleting a missing object is fine). Idempotent.
     Raises StillActive for an active generation.
     """
-    generation = Generation.objects.select_related("video__file", "video__poster", "start_image").filter(pk=generation.pk).first()
-    if generation is None:
+    fresh = (Generation.objects.select_related("video__file", "video__poster", "start_image")
+             .filter(pk=generation.pk).first())
+    if fresh is None:
         return
+    generation = fresh
     if generation.status not in Generation.TERMINAL:
         raise StillActive("cancel the generation before deleting it")
     freed = stored_bytes(generation)
     with transaction.atomic():
-        if generation.video_id:
+        if generation.video is not None:  # loaded by select_related, like the start image
             Generation.objects.filter(pk=generation.pk).update(video=None)
             video_delete(generation.video)
-        if generation.start_image_id:
+        if generation.start_image is not None:
             start_image = generation.start_image
             delete_key(start_image.key)
             Generation.objects.filter(pk=generation.pk).update(start_image=None)

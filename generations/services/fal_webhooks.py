@@ -1,11 +1,11 @@
-"""fal's webhooks to the studio, used only as a hint that a job finished (fal-protocol.md §2).
+"""fal's webhooks to the studio, used only as a hint that a job finished (signed as fal_protocol/signature.py checks).
 
 Each job is submitted with its own unguessable URL (`Generation.webhook_token`, see
-`submit.fal_webhook_url`) when STUDIO_FAL_WEBHOOKS is on. A delivery is verified against fal's JWKS (FAL_WEBHOOK_JWKS_URL,
-cached for a day and refetched once when a signature fails, so key rotation works) within a
-five-minute timestamp window. Its payload is never trusted: the studio reads the job's status
-from fal itself and applies that, exactly as the tracker would. Polling stays the backstop, so a
-lost, late or repeated webhook changes nothing.
+`submit.fal_webhook_url`) when STUDIO_FAL_WEBHOOKS is on. A delivery is verified against fal's
+JWKS (FAL_WEBHOOK_JWKS_URL, cached for a day and refetched once when a signature fails, so key
+rotation works) within a five-minute timestamp window. Its payload is never trusted: the studio
+reads the job's status from fal itself and applies that, exactly as the tracker would. Polling
+stays the backstop, so a lost, late or repeated webhook changes nothing.
 """
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from generations.fal import FalError
+from fal_protocol.client import FalError
+from fal_protocol.signature import FalSignatureError, verify
 from generations.models import Generation
 from generations.services.submit import generation_attach_request
 from generations.services.tracking import generation_apply_status
 from generations.transitions import update_while
 from generations.upstream import get_fal_client
-from webhooks.fal_signature import FalSignatureError, verify
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -37,7 +37,7 @@ JWKS_TIMEOUT_SECONDS = 5.0
 class WebhookRejected(Exception):
     """Not a genuine, fresh webhook of fal's for this job; `status` is the HTTP answer."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str) -> None:
         self.status = status
         super().__init__(message)
 

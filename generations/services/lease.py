@@ -15,8 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generations.models import Generation, TrackerLease
-from generations.queue import enqueue
-from moderation.switch import provider_is_paused_automatically
+from generations.queue import TRACKER_TASK, enqueue
+from generations.selectors import provider_is_paused_automatically
 
 LEASE_NAME = "tracker"
 # A chain renews the lease at every tick; a dead chain's lease lapses this long after its last one.
@@ -42,7 +42,7 @@ def tracker_ensure() -> bool:
     lease = TrackerLease.objects.filter(name=LEASE_NAME).first()
     if lease and lease.expires_at and lease.expires_at > timezone.now():
         return False
-    enqueue("generations.tasks.tracker_run_task", f"{uuid.uuid4().hex}:0")
+    enqueue(TRACKER_TASK, f"{uuid.uuid4().hex}:0")
     return True
 
 

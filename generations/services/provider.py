@@ -4,8 +4,8 @@ fail jobs").
 fal answers 403 `User is locked…` to every billable call of a locked account (an admin lock, or an
 exhausted balance) and 401 to an unknown key; status reads usually keep working meanwhile. Neither
 says anything about the job that happened to meet it, so no job fails for it:
-- `provider_outage(error)` pauses the studio automatically (the moderators' pause switch, with the
-  cause recorded, held jobs keep their reservation and are not charged, the staff are emailed);
+- `provider_outage(error)` pauses the studio automatically (provider_switch.py, with the cause
+  recorded; held jobs keep their reservation and are not charged) and emails the superusers;
 - `provider_probe_if_due()`, called by the tracking chain and the sweeper, asks fal at most every
   STUDIO_PROVIDER_PROBE_SECONDS with a call that costs nothing and that a lock refuses — a storage
   upload initiate (nothing is uploaded) — and resumes the studio when fal accepts it again.
@@ -15,11 +15,19 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
 
-from generations.fal import FalAccountBlocked, FalError
+from fal_protocol.client import FalAccountBlocked, FalError
+from generations.models import ProviderSwitch
+from generations.services.provider_switch import (
+    provider_pause,
+    provider_probe_claim,
+    provider_probe_record,
+    provider_resume,
+)
 from generations.upstream import get_fal_client
-from moderation.services import (provider_pause_automatic, provider_probe_claim, provider_probe_record,
-                                 provider_resume_automatic)
 
 log = logging.getLogger(__name__)
 PROBE_FILE_NAME = "studio-probe.txt"
@@ -27,9 +35,17 @@ PROBE_FILE_NAME = "studio-probe.txt"
 
 def provider_outage(error: FalAccountBlocked) -> None:
     """fal refused the account: pause automatically (idempotent; an existing pause is kept as it is)."""
-    if provider_pause_automatic(cause=error.reason, detail=str(error)):
-        log.critical("fal refuses the studio's account (%s): submissions paused until it works again: %s",
-                     error.reason, error)
+    cause = ProviderSwitch.Cause(error.reason)
+    reason = f"paused automatically: {cause.label} ({str(error)[:500]})"
+    if provider_pause(actor=None, reason=reason, cause=cause) is None:
+        return
+    log.critical("fal refuses the studio's account (%s): submissions paused until it works again: %s", cause, error)
+    transaction.on_commit(lambda: provider_alert_staff(
+        subject=f"Video generation paused: {cause.label}",
+        body=f"The studio paused submissions to fal by itself: {reason}.\n\nNew and pending jobs are held, "
+             f"not failed and not charged. The studio asks fal every {settings.STUDIO_PROVIDER_PROBE_SECONDS:g} s "
+             "whether the account works again and then resumes by itself; a superuser can also resume on the "
+             "operations dashboard (/admin/dashboard/)."))
 
 
 def provider_probe_if_due() -> str | None:
@@ -46,6 +62,27 @@ def provider_probe_if_due() -> str | None:
     except FalError as exc:
         provider_probe_record(result=f"fal did not answer the probe: {exc}")
         return "unavailable"
-    provider_resume_automatic(detail="fal accepted a storage upload initiate")
-    log.warning("fal accepts the studio's account again: submissions resumed")
+    detail = "fal accepted a storage upload initiate"
+    released = provider_resume(actor=None, reason=f"resumed automatically: {detail}", automatic_only=True)
+    if released is not None:
+        log.warning("fal accepts the studio's account again: submissions resumed")
+        transaction.on_commit(lambda: provider_alert_staff(
+            subject="Video generation resumed",
+            body=f"fal accepts the studio's account again ({detail}); {len(released)} held job(s) were submitted "
+                 "in fair order."))
     return "resumed"
+
+
+def provider_alert_staff(*, subject: str, body: str) -> int:
+    """Email every active superuser that has an address (the people who can resume by hand); returns
+    how many were written to. Never raises: an alert that cannot be sent is logged."""
+    recipients = list(get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(email="")
+                      .values_list("email", flat=True))
+    if not recipients:
+        return 0
+    try:
+        send_mail(f"[LTX Studio] {subject}", body, None, recipients)
+    except Exception:  # the mail server is not our outage to report: log and carry on
+        log.exception("could not email the staff: %s", subject)
+        return 0
+    return len(recipients)

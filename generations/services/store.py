@@ -9,7 +9,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from generations.fal import FalAccountBlocked, FalAmbiguous, FalNotFound, FalRejected, FalUnavailable, describe_detail
+from fal_protocol.client import (
+    FalAccountBlocked,
+    FalAmbiguous,
+    FalNotFound,
+    FalRejected,
+    FalUnavailable,
+    describe_detail,
+)
 from generations.models import Generation, GenerationAttempt
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.services.provider import provider_outage
@@ -64,7 +71,8 @@ def _store_claimed(pk: uuid.UUID | str) -> None:
     attempt = attempt_start(generation, Kind.DOWNLOAD)
     try:
         video = video_store_from_url(
-            owner=generation.owner, url=url, file_name=_file_name(generation), max_bytes=settings.STUDIO_MAX_VIDEO_BYTES,
+            owner=generation.owner, url=url, file_name=_file_name(generation),
+            max_bytes=settings.STUDIO_MAX_VIDEO_BYTES,
             keys=VideoKeys(video=generation_key(generation.owner_id, pk, "video.mp4"),
                            poster=generation_key(generation.owner_id, pk, "poster.jpg")),
         )
@@ -110,12 +118,14 @@ def _fetch_result(generation: Generation) -> dict | None:
         return None
     except FalRejected as exc:
         attempt_finish(attempt, error=exc)
-        _fail(generation.pk, exc.error_type or "upstream_error", f"fal could not make this video: {describe_detail(exc.detail)}")
+        _fail(generation.pk, exc.error_type or "upstream_error",
+              f"fal could not make this video: {describe_detail(exc.detail)}")
         return None
     except (FalUnavailable, FalAmbiguous) as exc:
         attempt_finish(attempt, error=exc)
         results = generation.attempts.filter(kind=Kind.RESULT).count()
-        update_while(generation.pk, [Status.STORING], next_poll_at=timezone.now() + retry_backoff(min(results, 5), exc.retry_after))
+        update_while(generation.pk, [Status.STORING],
+                     next_poll_at=timezone.now() + retry_backoff(min(results, 5), exc.retry_after))
         return None
     attempt_finish(attempt, http_status=200)
     update_while(generation.pk, [Status.STORING], result=result)

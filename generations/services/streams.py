@@ -11,7 +11,7 @@ import math
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,7 +30,7 @@ class TooManyStreams(Exception):
                          f"(STUDIO_MAX_STREAMS_PER_USER); close one, or poll the status URL instead")
 
 
-def stream_slot_take(user: AbstractBaseUser) -> StreamSlot:
+def stream_slot_take(user: User) -> StreamSlot:
     """A slot for one more open stream of `user`, or TooManyStreams (nothing written).
 
     Runs its own transaction under the user's row lock, so two opens at once are counted one after
@@ -51,7 +51,8 @@ def stream_slot_take(user: AbstractBaseUser) -> StreamSlot:
 def stream_slot_renew(slot: StreamSlot) -> bool:
     """Extend `slot` by SLOT_SECONDS. False when it is gone (it expired while its stream stalled and
     was removed): the stream is no longer counted and should end."""
-    return StreamSlot.objects.filter(pk=slot.pk).update(expires_at=timezone.now() + timedelta(seconds=SLOT_SECONDS)) == 1
+    renewed = StreamSlot.objects.filter(pk=slot.pk).update(expires_at=timezone.now() + timedelta(seconds=SLOT_SECONDS))
+    return renewed == 1
 
 
 def stream_slot_release(slot: StreamSlot) -> None:
@@ -59,5 +60,5 @@ def stream_slot_release(slot: StreamSlot) -> None:
     StreamSlot.objects.filter(pk=slot.pk).delete()
 
 
-def _held_expiries(user: AbstractBaseUser) -> list:
+def _held_expiries(user: User) -> list:
     return list(StreamSlot.objects.filter(user=user).values_list("expires_at", flat=True))

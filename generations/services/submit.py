@@ -1,4 +1,4 @@
-"""Submitting a generation to fal: the one step that cannot be undone (shared style.md §3.4)."""
+"""Submitting a generation to fal: the one step that cannot be undone."""
 from __future__ import annotations
 
 import base64
@@ -14,19 +14,26 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from fal_protocol.client import (
+    FalAccountBlocked,
+    FalAmbiguous,
+    FalRejected,
+    FalSubmission,
+    FalUnavailable,
+    describe_detail,
+)
+from fal_protocol.queue import payload_fingerprint
 from generations import ltx
-from generations.fal import (FalAccountBlocked, FalAmbiguous, FalRejected, FalSubmission, FalUnavailable, describe_detail,
-                             payload_fingerprint)
 from generations.media_links import absolute_url
 from generations.models import Generation, GenerationAttempt
-from generations.queue import enqueue_on_commit
+from generations.queue import CANCEL_UPSTREAM_TASK, enqueue_on_commit
+from generations.selectors import provider_is_paused, provider_is_paused_for_hold
 from generations.services.attempts import attempt_finish, attempt_start
 from generations.services.lease import tracker_ensure
 from generations.services.provider import provider_outage
 from generations.services.row_lease import LEASE, row_lease_held
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
-from moderation.switch import provider_is_paused, provider_is_paused_for_hold
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -58,7 +65,7 @@ def generation_submit(pk: uuid.UUID | str) -> None:
     and is looked up in fal's request listing shortly (ambiguous.py). fal refusing the account
     (locked, out of balance, unknown key) pauses the studio and HOLDS the job: the attempt does not
     count. Runs without an open transaction (network I/O); call outside `atomic`. While the provider
-    is paused (moderation.switch) the job is moved to HELD instead, to be submitted on resume.
+    is paused (provider_switch.py) the job is moved to HELD instead, to be submitted on resume.
     """
     now = timezone.now()
     if provider_is_paused():
@@ -189,7 +196,7 @@ def _accept(generation: Generation, submission: FalSubmission) -> None:
         return
     # Canceled while the POST was in flight: keep the request id so the upstream job is canceled too.
     Generation.objects.filter(pk=generation.pk, fal_request_id__isnull=True).update(**upstream)
-    enqueue_on_commit("generations.tasks.generation_cancel_upstream_task", str(generation.pk))
+    enqueue_on_commit(CANCEL_UPSTREAM_TASK, str(generation.pk))
 
 
 def generation_attach_request(generation: Generation, request_id: str) -> None:

@@ -9,7 +9,7 @@ the studio is paused because fal refuses its account, the chain also probes fal 
 (provider.py). After HANDOFF_AFTER it enqueues its successor link and keeps going until that link
 takes over, well inside django-q2's task timeout.
 
-Polling is adaptive and polite (design.md §3): a running job is polled once a second (never more
+Polling is adaptive and polite: a running job is polled once a second (never more
 often), a queued one less often the deeper it waits, a job whose completion fal will also announce
 by webhook only as a slow backstop, and a refusal waits at least fal's `Retry-After`. Polls that
 bring nothing new (still running, same logs) are recorded with one batched UPDATE per tick.
@@ -20,16 +20,17 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from generations.fal import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
+from fal_protocol.client import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
 from generations.models import Generation, GenerationAttempt
-from generations.queue import enqueue, enqueue_on_commit
+from generations.queue import AMBIGUOUS_SUBMITS_TASK, STORE_TASK, SUBMIT_TASK, TRACKER_TASK, enqueue, enqueue_on_commit
+from generations.selectors import provider_is_paused_automatically
 from generations.services.attempts import attempt_record_failure
 from generations.services.lease import TRACKED, lease_claim, lease_release, next_token, tracking_has_work
 from generations.services.provider import provider_outage, provider_probe_if_due
@@ -37,7 +38,6 @@ from generations.services.row_lease import row_lease_live
 from generations.services.submit import generation_resolve_submitting, retry_backoff
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
-from moderation.switch import provider_is_paused_automatically
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -92,7 +92,7 @@ def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
             return "renewed" if handed_off else "not-owner"
         elapsed = time.monotonic() - started
         if not handed_off and elapsed >= handoff_after:
-            enqueue("generations.tasks.tracker_run_task", next_token(token))
+            enqueue(TRACKER_TASK, next_token(token))
             handed_off = True
         if elapsed >= run_seconds:
             return "renewed"  # the successor takes the lease over from this link's token
@@ -138,13 +138,13 @@ def tracker_tick() -> int:
     return len(due)
 
 
-REDRIVE_TASKS = {
-    Status.PENDING: "generations.tasks.generation_submit_task",
-    Status.STORING: "generations.tasks.generation_store_task",
+REDRIVE_TASKS: dict[str, str] = {
+    Status.PENDING: SUBMIT_TASK,
+    Status.STORING: STORE_TASK,
 }
 
 
-def _redrive_all(rows: list[tuple[uuid.UUID, str, object]]) -> None:
+def _redrive_all(rows: list[tuple[uuid.UUID, str, datetime | None]]) -> None:
     # One transaction for the lot; compare-and-set on next_poll_at, so a row is enqueued once per
     # due time however often we look. (Enqueued at once: the tasks are idempotent, so one that runs
     # before this commits, or despite a rollback, does no harm.) A SUBMITTING row whose submit died
@@ -163,7 +163,7 @@ def _redrive_all(rows: list[tuple[uuid.UUID, str, object]]) -> None:
                 enqueue(REDRIVE_TASKS[status], str(pk))
     unknown = [str(pk) for pk in submitting if generation_resolve_submitting(pk)]
     if unknown:
-        enqueue("generations.tasks.ambiguous_submits_resolve_task", *unknown)
+        enqueue(AMBIGUOUS_SUBMITS_TASK, *unknown)
 
 
 def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
@@ -188,7 +188,7 @@ def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
 
 def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus | FalError]) -> None:
     quiet = []
-    for (pk, status, _), outcome in zip(rows, results):
+    for (pk, status, _), outcome in zip(rows, results, strict=True):
         if not isinstance(outcome, FalStatus):
             _poll_failed(pk, outcome)
         elif status == Status.RUNNING and _recorded.get(pk) == _fingerprint(outcome):
@@ -204,7 +204,7 @@ def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatu
 
 # What this process last recorded for each running job, to tell a poll that brings nothing new.
 # A stale or missing entry only costs a full write, never a lost one.
-_recorded: dict[uuid.UUID, tuple] = {}
+_recorded: dict[uuid.UUID | str, tuple] = {}
 MAX_RECORDED = 20_000
 
 
@@ -237,7 +237,7 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str
                            queue_position=None, next_poll_at=now + REDRIVE_AFTER,
                            inference_seconds=fal.inference_time, **common)
         if moved:
-            enqueue_on_commit("generations.tasks.generation_store_task", str(pk))
+            enqueue_on_commit(STORE_TASK, str(pk))
         return moved
     if fal.status == "IN_PROGRESS":
         running = dict(was_running=True, queue_position=None, next_poll_at=now + running_interval(), **common)

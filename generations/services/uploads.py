@@ -1,4 +1,4 @@
-"""Files sent through the gateway's copy of fal's storage upload flow (fal-protocol.md §3.1–3.2).
+"""Files sent through the gateway's copy of fal's storage upload flow.
 
 A client asks for an upload (`upload_initiate`), PUTs the bytes to the signed upload URL it got
 (`upload_receive`), then passes the returned file URL as `image_url`; `upload_image_for` turns
@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core import signing
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -50,7 +50,7 @@ class UploadNotStored(Exception):
     """Storage failed while taking the file; nothing was kept and the same URL may be used again."""
 
 
-def upload_initiate(*, owner: AbstractBaseUser, file_name: str, content_type: str) -> Upload:
+def upload_initiate(*, owner: User, file_name: str, content_type: str) -> Upload:
     """Record an upload `owner` is about to send. Raises UploadRejected for a type that cannot be an image.
 
     The bytes decide the real type when they arrive (a browser may call a HEIC file
@@ -126,14 +126,16 @@ def upload_receive(upload: Upload, data: bytes) -> Upload:
     return upload
 
 
-def upload_image_for(owner: AbstractBaseUser, upload_id: uuid.UUID | str) -> StartImage | None:
+def upload_image_for(owner: User, upload_id: uuid.UUID | str) -> StartImage | None:
     """The stored image of `owner`'s unexpired upload `upload_id`, or None (also for other users' uploads)."""
     upload = (Upload.objects.select_related("object")
               .filter(pk=upload_id, owner=owner, object__isnull=False, expires_at__gt=timezone.now()).first())
     if upload is None:
         return None
-    with default_storage.open(upload.object.key, "rb") as handle:
-        return StartImage(data=handle.read(), content_type=upload.object.content_type)
+    stored = upload.object
+    assert stored is not None  # filtered on object__isnull=False
+    with default_storage.open(stored.key, "rb") as handle:
+        return StartImage(data=handle.read(), content_type=stored.content_type)
 
 
 def uploads_purge_expired(*, limit: int = PURGE_BATCH) -> int:

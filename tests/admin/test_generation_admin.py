@@ -9,14 +9,15 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from generations.api.serializers import generation_payload
 from generations.media_links import media_link
 from generations.models import Generation
+from generations.payloads import generation_payload
 from moderation.models import AuditEntry
 from storage.models import UsageEntry
 from storage.quotas import usage_for
+from tests.factories import FailedGenerationFactory, GenerationFactory, SucceededGenerationFactory
 from tests.media_fetch import fetch
-from tests.moderation_fixtures import failed, pending, run_action, succeeded
+from tests.moderation_fixtures import run_action
 
 pytestmark = pytest.mark.django_db
 LIST = "/admin/generations/generation/"
@@ -25,7 +26,7 @@ Status = Generation.Status
 
 @pytest.fixture
 def video(user, media_root, task_queue, tmp_path):
-    return succeeded(user, "A cowboy at high noon", tmp_path=tmp_path)
+    return SucceededGenerationFactory(owner=user, prompt="A cowboy at high noon", tmp_path=tmp_path)
 
 
 def rows(response) -> list[str]:
@@ -58,26 +59,28 @@ def test_list_shows_status_user_project_model_spec_cost_and_flags(admin_client, 
 
 
 def test_filters_and_prompt_search(admin_client, user, other_user, video, task_queue):
-    queued = pending(other_user, "A lighthouse in a storm", resolution="1440p")
-    fast = Generation.objects.get(pk=pending(user, "Fast fox").pk)
-    Generation.objects.filter(pk=fast.pk).update(model_id="fal-ai/ltx-2/text-to-video/fast", flagged_at=video.created_at)
+    queued = GenerationFactory(owner=other_user, prompt="A lighthouse in a storm", input={"resolution": "1440p"})
+    fast = Generation.objects.get(pk=GenerationFactory(owner=user, prompt="Fast fox").pk)
+    Generation.objects.filter(pk=fast.pk).update(model_id="fal-ai/ltx-2/text-to-video/fast",
+                                                 flagged_at=video.created_at)
     assert rows(admin_client.get(LIST, {"status__exact": "succeeded"})) == [str(video.pk)]
     assert rows(admin_client.get(LIST, {"model": "fal-ai/ltx-2/text-to-video/fast"})) == [str(fast.pk)]
     assert rows(admin_client.get(LIST, {"moderation": "review"})) == [str(fast.pk)]
     assert rows(admin_client.get(LIST, {"owner__id__exact": other_user.pk})) == [str(queued.pk)]
     assert rows(admin_client.get(LIST, {"q": "lighthouse"})) == [str(queued.pk)]
     assert rows(admin_client.get(LIST, {"q": str(video.pk)})) == [str(video.pk)]
-    assert set(rows(admin_client.get(LIST, {"created_at__gte": str(video.created_at.replace(hour=0, minute=0, second=0, microsecond=0))}))) == {
+    midnight = video.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert set(rows(admin_client.get(LIST, {"created_at__gte": str(midnight)}))) == {
         str(video.pk), str(queued.pk), str(fast.pk)}
 
 
 def test_the_list_does_not_query_per_row(admin_client, user, task_queue):
     for i in range(2):
-        pending(user, f"job {i}")
+        GenerationFactory(owner=user, prompt=f"job {i}")
     with CaptureQueriesContext(connection) as few:
         assert admin_client.get(LIST).status_code == 200
     for i in range(3):
-        pending(user, f"more {i}")
+        GenerationFactory(owner=user, prompt=f"more {i}")
     with CaptureQueriesContext(connection) as more:
         assert admin_client.get(LIST).status_code == 200
     assert len(more) == len(few)
@@ -140,7 +143,8 @@ def test_hide_asks_for_a_reason_then_hides_at_once_for_the_owner_everywhere(admi
 
 
 def test_bulk_hide_counts_what_changed(admin_client, user, task_queue):
-    first, second, already = pending(user, "one"), pending(user, "two"), pending(user, "three")
+    first, second, already = (GenerationFactory(owner=user, prompt="one"), GenerationFactory(owner=user, prompt="two"),
+                              GenerationFactory(owner=user, prompt="three"))
     Generation.objects.filter(pk=already.pk).update(is_hidden=True)
     done = run_action(admin_client, "generations/generation", "hide", [first.pk, second.pk, already.pk], reason="spam")
     html = done.content.decode()
@@ -152,7 +156,7 @@ def test_bulk_hide_counts_what_changed(admin_client, user, task_queue):
 # --- flag and review ----------------------------------------------------------------------------
 
 def test_flag_then_mark_reviewed(admin_client, user, task_queue):
-    generation = pending(user)
+    generation = GenerationFactory(owner=user)
     run_action(admin_client, "generations/generation", "flag", [generation.pk], reason="check the prompt")
     flagged = Generation.objects.get(pk=generation.pk)
     assert flagged.flagged_at is not None and flagged.flag_reason == "check the prompt"
@@ -184,7 +188,8 @@ def test_refund_releases_the_spend_once_with_the_reason_and_keeps_bytes(admin_cl
 
 
 def test_refunding_an_active_or_never_charged_job_changes_nothing(admin_client, user, task_queue):
-    active, released = pending(user, "active"), failed(user, "failed")
+    active = GenerationFactory(owner=user, prompt="active")
+    released = FailedGenerationFactory(owner=user, prompt="failed")
     response = run_action(admin_client, "generations/generation", "refund", [active.pk, released.pk], reason="x")
     html = response.content.decode()
     assert "Not refund:" in html and "still pending" in html and "Refund: 1 needed no change." in html
@@ -194,7 +199,7 @@ def test_refunding_an_active_or_never_charged_job_changes_nothing(admin_client, 
 # --- cancel, retry, delete ----------------------------------------------------------------------
 
 def test_cancel_a_pending_job_releases_its_reservation(admin_client, user, task_queue):
-    generation = pending(user)
+    generation = GenerationFactory(owner=user)
     run_action(admin_client, "generations/generation", "cancel", [generation.pk], reason="abusive")
     canceled = Generation.objects.get(pk=generation.pk)
     assert canceled.status == Status.CANCELED
@@ -211,7 +216,7 @@ def test_cancel_of_a_finished_job_is_refused(admin_client, video):
 
 def test_retry_runs_a_failed_job_again_for_its_owner(admin_client, user, task_queue,
                                                      django_capture_on_commit_callbacks):
-    old = failed(user)
+    old = FailedGenerationFactory(owner=user)
     with django_capture_on_commit_callbacks(execute=True):
         run_action(admin_client, "generations/generation", "retry", [old.pk], reason="fal outage")
     new = Generation.objects.exclude(pk=old.pk).get()

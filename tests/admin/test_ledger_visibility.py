@@ -6,14 +6,14 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from storage.models import UsageEntry
-from tests.moderation_fixtures import succeeded
+from tests.factories import SucceededGenerationFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def video(user, media_root, task_queue, tmp_path):
-    return succeeded(user, "A cowboy at high noon", tmp_path=tmp_path)
+    return SucceededGenerationFactory(owner=user, prompt="A cowboy at high noon", tmp_path=tmp_path)
 
 
 def generation_page(client, who, video) -> str:

@@ -11,14 +11,15 @@ from django.core.exceptions import PermissionDenied
 from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.forms import SUSPENDED_MESSAGE
 from accounts.keys import api_key_create
 from generations.models import Generation
-from generations.services.moderate import generation_refund
+from moderation.generation_actions import generation_refund
 from moderation.models import AuditEntry, Suspension
 from moderation.services import SuspendRefused, quota_override_set, user_suspend
 from storage.models import UsageEntry, UserQuota
-from tests.moderation_fixtures import pending, run_action, running, succeeded
+from tests.factories import GenerationFactory, RunningGenerationFactory, SucceededGenerationFactory
+from tests.moderation_fixtures import run_action
+from web.account_forms import SUSPENDED_MESSAGE
 
 pytestmark = pytest.mark.django_db
 USERS = "auth/user"
@@ -41,8 +42,8 @@ def test_the_moderator_group_has_exactly_the_review_hide_flag_suspend_permission
 
 def test_suspend_blocks_sign_in_sessions_and_keys_and_cancels_only_jobs_not_at_fal(
         admin_client, superuser, user, task_queue, media_root, tmp_path):
-    waiting, held, at_fal, done = pending(user, "waiting"), pending(user, "held"), running(user), succeeded(
-        user, tmp_path=tmp_path)
+    waiting, held = GenerationFactory(owner=user, prompt="waiting"), GenerationFactory(owner=user, prompt="held")
+    at_fal, done = RunningGenerationFactory(owner=user), SucceededGenerationFactory(owner=user, tmp_path=tmp_path)
     Generation.objects.filter(pk=held.pk).update(status=Status.HELD)
     _, raw = api_key_create(user=user, name="script")
     api = APIClient()
@@ -132,7 +133,7 @@ def test_a_superuser_sets_quota_overrides_and_they_are_audited(admin_client, sup
 
 def test_a_moderator_sees_usage_and_quota_but_cannot_change_them(moderator_client, moderator, user, task_queue):
     UserQuota.objects.create(user=user, active_jobs=3)
-    job = pending(user, "A lighthouse in a storm")
+    job = GenerationFactory(owner=user, prompt="A lighthouse in a storm")
     page = moderator_client.get(f"/admin/auth/user/{user.pk}/change/")
     html = page.content.decode()
     assert page.status_code == 200
@@ -151,7 +152,7 @@ def test_a_moderator_sees_usage_and_quota_but_cannot_change_them(moderator_clien
 
 def test_a_moderator_cannot_refund_in_the_admin_or_the_service(moderator_client, moderator, user, media_root,
                                                                 task_queue, tmp_path):
-    video = succeeded(user, tmp_path=tmp_path)
+    video = SucceededGenerationFactory(owner=user, tmp_path=tmp_path)
     changelist = moderator_client.get("/admin/generations/generation/")
     actions = [value for value, _ in changelist.context["action_form"].fields["action"].choices if value]
     assert actions == ["hide", "unhide", "flag", "mark_reviewed"]
@@ -191,7 +192,8 @@ def test_the_audit_log_cannot_be_added_changed_or_deleted(admin_client, superuse
     entry = AuditEntry.objects.get()
     assert "why" in admin_client.get("/admin/moderation/auditentry/").content.decode()
     assert admin_client.get("/admin/moderation/auditentry/add/").status_code == 403
-    assert admin_client.post(f"/admin/moderation/auditentry/{entry.pk}/change/", {"reason": "edited"}).status_code == 403
+    assert admin_client.post(f"/admin/moderation/auditentry/{entry.pk}/change/",
+                             {"reason": "edited"}).status_code == 403
     assert admin_client.post(f"/admin/moderation/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEntry.objects.get().reason == "why"
 

@@ -57,7 +57,8 @@ def simulator_env(tmp_path):
 def create_jobs(client: httpx.Client, first: int, count: int) -> list[str]:
     ids = []
     for number in range(first, first + count):
-        response = client.post("/api/v1/generations/", json={"model": "t2v", "input": {"prompt": f"restart job {number}"}})
+        response = client.post("/api/v1/generations/",
+                               json={"model": "t2v", "input": {"prompt": f"restart job {number}"}})
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     return ids
@@ -84,9 +85,10 @@ def test_web_and_workers_survive_a_postgres_restart_mid_run(pg_ctl, user, web, s
             # Within a minute of the restart (each job runs 3 s at the simulator), not Q_TIMEOUT + 30 s.
             done = wait_until(lambda: not Generation.objects.exclude(status__in=[Status.SUCCEEDED, Status.FAILED])
                               .exists() and list(Generation.objects.all()), timeout=75, interval=0.5)
-        except AssertionError:
+        except AssertionError as exc:
             states = list(Generation.objects.values_list("status", "next_poll_at"))
-            raise AssertionError(f"not all terminal: {states}\n{(tmp_path / 'workers.log').read_text()[-3000:]}")
+            log_tail = (tmp_path / "workers.log").read_text()[-3000:]
+            raise AssertionError(f"not all terminal: {states}\n{log_tail}") from exc
 
         assert {str(job.pk) for job in done} == set(before + after)
         assert {job.status for job in done} == {Status.SUCCEEDED}, [(job.status, job.error_message) for job in done]

@@ -64,7 +64,8 @@ def scaled(side: int) -> int:
     (["--duration", "10", "--resolution", "1440p"], (2560, 1440), 25, 10, True),
     (["--model", "t2v-fast", "--duration", "20"], (1920, 1080), 25, 20, True),
 ])
-def test_generate_wait_produces_a_stored_video_matching_the_request(studio_env, cluster, args, size, fps, duration, audio):
+def test_generate_wait_produces_a_stored_video_matching_the_request(studio_env, cluster, args, size, fps, duration,
+                                                                    audio):
     run = generate(studio_env, "A cowboy walking through a dusty town at high noon", "--wait", *args)
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
@@ -74,7 +75,8 @@ def test_generate_wait_produces_a_stored_video_matching_the_request(studio_env, 
     width, height = scaled(size[0]), scaled(size[1])
     assert lines[-1].startswith(f"video: {width}x{height}, {fps} fps, {duration:.3f} s, {duration * fps} frames, "
                                 f"audio: {'yes' if audio else 'no'}")
-    assert probe_stored(lines[-2].removeprefix("stored: ")) == (width, height, float(fps), duration * fps, float(duration), audio)
+    assert probe_stored(lines[-2].removeprefix("stored: ")) == (width, height, float(fps), duration * fps,
+                                                                float(duration), audio)
     generation = Generation.objects.get(pk=lines[0].split()[1])
     assert generation.status == Generation.Status.SUCCEEDED
     if settings.STORAGES["default"]["BACKEND"].endswith("S3Storage"):

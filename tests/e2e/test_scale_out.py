@@ -29,8 +29,7 @@ from generations.models import Generation, GenerationAttempt, TrackerLease
 from storage.models import StoredObject, StoredVideo, UserQuota
 from storage.reconcile import storage_reconcile
 from tests.conftest import wait_until
-from tests.processes import (child_env, kill_group, require_redis, running, running_redis, running_simulator,
-                             running_web)
+from tests.processes import child_env, kill_group, require_redis, running, running_redis, running_simulator, running_web
 from tests.s3server import create_bucket, delete_bucket, storages_setting
 from tests.storage_backends import FILESYSTEM_STORAGES
 

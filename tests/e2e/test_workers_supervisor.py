@@ -13,7 +13,7 @@ from django_q.models import Success
 from django_q.tasks import async_task
 
 from chaos.workers import children_of, descendants
-from studio.supervisor import reading_a_pipe
+from core.supervisor import reading_a_pipe
 from tests.conftest import wait_until
 from tests.processes import child_env, running
 
@@ -120,7 +120,8 @@ def test_an_idle_worker_killed_while_holding_the_queue_lock_gets_the_cluster_res
 def test_a_killed_process_that_held_no_queue_lock_is_left_to_django_q2(tmp_path):
     log = tmp_path / "workers.log"
     with open(log, "w") as out, running("workers", "--stall-seconds", "600", "--check-every", "0.5",
-                                        env=child_env(Q_WORKERS="2"), stdout=out, stderr=subprocess.STDOUT) as supervisor:
+                                        env=child_env(Q_WORKERS="2"), stdout=out,
+                                        stderr=subprocess.STDOUT) as supervisor:
         warm_up = async_task("math.sqrt", 9)
         wait_until(lambda: finished(warm_up), timeout=30)
         first = cluster_pid(supervisor)

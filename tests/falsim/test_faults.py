@@ -1,4 +1,4 @@
-"""falsim.server fault injection: each fault at probability 1 and 0, runtime switching, submit counters.
+"""falsim fault injection: each fault at probability 1 and 0, runtime switching, submit counters.
 
 Every test talks real HTTP (httpx, or a raw socket where the TCP detail matters) to its own
 started FalSimulator, so the counters asserted are exact.
@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from falsim.server import FAULT_NAMES, FAULT_SETTINGS, FalSimulator, add_cli_arguments, simulator_from_args
+from falsim import FAULT_NAMES, FAULT_SETTINGS, FalSimulator, add_cli_arguments, simulator_from_args
 from tests.conftest import wait_until
 
 KEY = "falsim-id:falsim-secret"
@@ -283,7 +283,8 @@ def test_direct_edits_of_sim_faults_still_work(client, sim):
     (None, {"latency_seconds": -1}, "latency_seconds must be a number of seconds >= 0, got -1"),
     (None, {"fault_delay": "soon"}, "fault_delay must be a number of seconds >= 0, got 'soon'"),
     (None, {"download_rate_bytes": 0}, "download_rate_bytes must be a whole number of bytes per second >= 1, got 0"),
-    (None, {"download_rate_bytes": 1.5}, "download_rate_bytes must be a whole number of bytes per second >= 1, got 1.5"),
+    (None, {"download_rate_bytes": 1.5},
+     "download_rate_bytes must be a whole number of bytes per second >= 1, got 1.5"),
     (None, {"speed": 1}, "unknown setting 'speed'; allowed: latency_seconds, download_rate_bytes, fault_delay"),
     (None, {"locked": 1}, 'locked must be "" (not locked) or the lock\'s reason'),
     (None, {"listing_lag_seconds": -1}, "listing_lag_seconds must be a number of seconds >= 0, got -1"),
@@ -333,7 +334,8 @@ def test_faults_over_http_get_and_put(client, sim):
     (json.dumps({"faults": ["reset"]}), "faults must be an object of fault name -> probability"),
     (json.dumps({"latency_seconds": -2}), "latency_seconds must be a number of seconds >= 0, got -2"),
     (json.dumps({"download_rate_bytes": "fast"}), "download_rate_bytes must be a whole number"),
-    (json.dumps({"fault": {}}), "unknown field 'fault'; allowed: faults, latency_seconds, download_rate_bytes, fault_delay"),
+    (json.dumps({"fault": {}}),
+     "unknown field 'fault'; allowed: faults, latency_seconds, download_rate_bytes, fault_delay"),
     (json.dumps(["reset"]), "body must be a JSON object with 'faults' and/or 'latency_seconds',"),
     ("{not json", "body must be a JSON object: "),
     ("", "body must be a JSON object with 'faults'"),

@@ -3,12 +3,12 @@ HTTP: what the studio's ambiguous-submit recovery and its provider probe rely on
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from falsim.server import FalSimulator
+from falsim import FalSimulator
 from tests.conftest import wait_until
 
 KEY = "listing-key"
@@ -70,7 +70,7 @@ def test_paging_filters_and_lag(sim, client):
         cursor = page["next_cursor"]
     assert sorted(seen) == sorted(ids)
     assert [item["request_id"] for item in listing(client, sim, request_id=ids[2]).json()["items"]] == [ids[2]]
-    later = (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()
+    later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
     assert listing(client, sim, start=later).json()["items"] == []
     assert listing(client, sim, endpoint_id="fal-ai/ltx-2/image-to-video").json()["items"] == []
     sim.set_faults(listing_lag_seconds=600)
@@ -100,7 +100,8 @@ def test_a_locked_account_refuses_billable_calls_and_keeps_answering_reads(sim, 
     sim.set_faults(locked="Exhausted balance")
     refused = client.post(f"{sim.url}/{T2V}", json={"prompt": "during the lock"})
     assert (refused.status_code, refused.json()) == (403, {"detail": "User is locked. Reason: Exhausted balance."})
-    initiate = client.post(f"{sim.url}/storage/upload/initiate", json={"file_name": "a.png", "content_type": "image/png"})
+    initiate = client.post(f"{sim.url}/storage/upload/initiate",
+                           json={"file_name": "a.png", "content_type": "image/png"})
     assert initiate.status_code == 403
     assert client.post(f"{sim.url}/storage/auth/token?storage_type=fal-cdn-v3", json={}).status_code == 403
     assert listing(client, sim).status_code == 403

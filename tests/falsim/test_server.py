@@ -1,4 +1,4 @@
-"""falsim.server: fal's queue protocol, storage upload, CDN serving, webhooks and faults.
+"""falsim: fal's queue protocol, storage upload, CDN serving, webhooks and faults.
 
 Every test talks real HTTP to a started FalSimulator (httpx, and fal's official
 fal_client for the end-to-end flows). No database, no Django.
@@ -22,8 +22,8 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from falsim import FalSimulator
 from falsim.render import output_size
-from falsim.server import FalSimulator
 from tests.conftest import wait_until
 
 KEY = "falsim-id:falsim-secret"  # the "Key id:secret" form, compared as a whole
@@ -172,7 +172,8 @@ def test_auth_is_required_on_queue_and_storage_calls(sim, client):
         ("GET", job["status_url"], None),
         ("GET", job["response_url"], None),
         ("PUT", job["cancel_url"], None),
-        ("POST", f"{sim.url}/storage/upload/initiate?storage_type=fal-cdn-v3", {"file_name": "a.png", "content_type": "image/png"}),
+        ("POST", f"{sim.url}/storage/upload/initiate?storage_type=fal-cdn-v3",
+         {"file_name": "a.png", "content_type": "image/png"}),
         ("POST", f"{sim.url}/storage/auth/token?storage_type=fal-cdn-v3", {}),
     ]
     with httpx.Client(trust_env=False) as anonymous:

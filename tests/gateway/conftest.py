@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.test_production import collected_static  # noqa: F401 (a fixture, shared with test_stream_limits.py)
+
 
 @pytest.fixture(scope="module")
 def simulator_env(django_db_setup, tmp_path_factory) -> Iterator[dict[str, str]]:

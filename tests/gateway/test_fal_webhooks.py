@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
+from fal_protocol import signature as fal_signature
 from generations.models import Generation
 from tests.gateway.test_queue_routes import run_until_finished, submitted
 from tests.processes import ROOT
 from tests.webhooks.test_delivery import make_due
-from webhooks import fal_signature
 from webhooks.models import SigningKey, WebhookDelivery
 from webhooks.services import FAL_MAX_ATTEMPTS, webhook_delivery_send
 from webhooks.signing_keys import new_signing_key, studio_jwks

@@ -1,7 +1,7 @@
 """fal's official JS client (`@fal-ai/client`, pinned in js/package.json) against the gateway.
 
 Each test runs one Node script from `js/` against a live studio (web server, django-q2 cluster, fal
-simulator as processes), by the recipes of fal-protocol.md §3.4: `requestMiddleware` rewriting
+simulator as processes), by the recipes of the README's gateway section: `requestMiddleware` rewriting
 fal's hosts to `<studio>/fal/`, or `proxyUrl: {url: "<studio>/fal/proxy", when: "always"}`. A script
 prints one JSON line: what the client got back, every status it was shown, and every HTTP call it
 made (recorded by the script's `fetch`, which also refuses any address off this machine). The test

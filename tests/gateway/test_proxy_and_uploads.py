@@ -152,10 +152,10 @@ def test_only_image_types_can_be_initiated(gw):
 
 @pytest.mark.parametrize("field, value, message", [
     ("file_name", "start\x00.png", "must not contain NUL characters (U+0000)"),
-    ("file_name", "start\ud800.png", "must be valid Unicode text: it holds a lone surrogate (U+D800), which cannot "
-                                      "be encoded as UTF-8"),
-    ("content_type", "image/\ud800", "must be valid Unicode text: it holds a lone surrogate (U+D800), which cannot "
-                                      "be encoded as UTF-8"),
+    ("file_name", "start\ud800.png", ("must be valid Unicode text: it holds a lone surrogate (U+D800), which "
+                                       "cannot be encoded as UTF-8")),
+    ("content_type", "image/\ud800", ("must be valid Unicode text: it holds a lone surrogate (U+D800), which "
+                                       "cannot be encoded as UTF-8")),
     ("content_type", "image/png\x00", "must not contain NUL characters (U+0000)"),
 ])
 @pytest.mark.parametrize("via_proxy", [True, False])

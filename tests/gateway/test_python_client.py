@@ -1,7 +1,7 @@
 """fal's official Python client (`fal-client`, requirements-dev.txt) against the studio's gateway.
 
 An unchanged integrator program (tests/gateway/py/integrator.py) runs in a subprocess, as a real
-integrator's would, in the two set-ups of design.md §2 / fal-protocol.md §3.4:
+integrator's would, in the two set-ups the README's gateway section names:
 
 - plain HTTP against the live test server, with the queue-URL override (recipe B);
 - TLS against the studio served by gunicorn with a certificate from a local CA, pointed at with
@@ -284,7 +284,7 @@ def make_tls_files(folder: Path) -> TlsFiles:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LTX Studio test CA")])
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())

@@ -19,10 +19,11 @@ from django.utils import timezone
 
 from accounts.keys import api_key_create, api_key_revoke
 from generations.models import Generation
+from generations.services.tracking import tracker_tick
 from generations.transitions import transition
 from storage.models import UsageEntry, UserQuota
-from generations.services.tracking import tracker_tick
 from tests.conftest import wait_until
+from tests.factories import SuperuserFactory
 from tests.generations.test_pipeline import make_due, probe
 from tests.media_fetch import fetch
 from tests.processes import ROOT
@@ -78,7 +79,8 @@ def test_submit_answers_like_fal_and_the_request_is_a_studio_generation(gw, user
                     "response_url": base, "status_url": f"{base}/status", "cancel_url": f"{base}/cancel",
                     "queue_position": 0}
     assert response["x-fal-request-id"] == str(generation.pk)
-    assert (generation.owner, generation.project.name, generation.model_id) == (user, "Inbox", "fal-ai/ltx-2/text-to-video")
+    assert (generation.owner, generation.project.name, generation.model_id) == (
+        user, "Inbox", "fal-ai/ltx-2/text-to-video")
     assert generation.input["duration"] == "8" and generation.cost_usd == Decimal("0.96")
     assert task_queue.names() == ["generation_submit_task", "tracker_run_task"]
     assert UsageEntry.objects.get(job=generation.pk).event == "reserve"
@@ -173,8 +175,8 @@ I2V = "/fal/fal-ai/ltx-2/image-to-video"
      "The image URL is not a valid URL: Invalid IDNA hostname: '\uff11\uff12\uff17.0.0.1'."),
     (I2V, '{"prompt": "x", "image_url": "http://xn--/x.png"}', "image_url",
      "The image URL is not a valid URL: Malformed A-label, no Punycode eligible content found."),
-    (I2V, '{"prompt": "x", "image_url": "http://[::1/x.png"}', "image_url", "The image URL is not a valid URL: "
-                                                                         "Invalid port: ':1'."),
+    (I2V, '{"prompt": "x", "image_url": "http://[::1/x.png"}', "image_url",
+     "The image URL is not a valid URL: Invalid port: ':1'."),
 ])
 def test_input_that_cannot_be_stored_or_sent_is_fals_422_before_anything_is_created(gw, user, task_queue, settings,
                                                                                      path, text, field, message):
@@ -247,7 +249,8 @@ def test_revoked_keys_are_401_and_suspended_accounts_403(user, task_queue):
 
 
 def test_submitting_too_fast_is_429_with_retry_after_and_creates_nothing(gw, settings, task_queue):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "100/min", "create": "2/min"}}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+                               "DEFAULT_THROTTLE_RATES": {"api": "100/min", "create": "2/min"}}
     assert [submit(gw).status_code for _ in range(2)] == [200, 200]
     response = submit(gw)
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
@@ -311,7 +314,8 @@ def test_completed_is_200_with_metrics_and_failures_carry_the_error(gw, task_que
     assert gw.get(requests_url(measured_by_fal, "/status")).json()["metrics"] == {"inference_time": 3.25}
     failed = move(submitted(gw), Status.FAILED, error_code="content_policy_violation", error_message="not allowed")
     body = gw.get(requests_url(failed, "/status")).json()
-    assert (body["status"], body["error"], body["error_type"]) == ("COMPLETED", "not allowed", "content_policy_violation")
+    assert (body["status"], body["error"], body["error_type"]) == (
+        "COMPLETED", "not allowed", "content_policy_violation")
     assert body["metrics"] == {"inference_time": None} and body["logs"] is None
 
 
@@ -461,11 +465,11 @@ def test_unrouted_gateway_paths_answer_in_fals_shape(gw):
 
 # --- moderation and operations reach the gateway --------------------------------------------------
 
-def test_a_blocklisted_prompt_is_fals_422_on_prompt_and_nothing_is_charged(gw, django_user_model, task_queue):
+def test_a_blocklisted_prompt_is_fals_422_on_prompt_and_nothing_is_charged(gw, db, task_queue):
     from moderation.models import BlockedTerm
     from moderation.services import blocked_term_save
 
-    admin = django_user_model.objects.create_superuser(username="root", password="root-password")
+    admin = SuperuserFactory(username="root", password="root-password")
     blocked_term_save(BlockedTerm(term="forbidden thing"), actor=admin, reason="test")
     response = submit(gw, {"prompt": "A Forbidden Thing at dawn"})
     assert response.status_code == 422
@@ -473,11 +477,11 @@ def test_a_blocklisted_prompt_is_fals_422_on_prompt_and_nothing_is_charged(gw, d
     assert not Generation.objects.exists() and not UsageEntry.objects.exists() and task_queue.calls == []
 
 
-def test_while_the_provider_is_paused_submits_are_held_and_in_queue(gw, django_user_model, task_queue,
+def test_while_the_provider_is_paused_submits_are_held_and_in_queue(gw, db, task_queue,
                                                                     django_capture_on_commit_callbacks):
     from moderation.services import provider_pause
 
-    admin = django_user_model.objects.create_superuser(username="root", password="root-password")
+    admin = SuperuserFactory(username="root", password="root-password")
     provider_pause(actor=admin, reason="fal incident")
     with django_capture_on_commit_callbacks(execute=True):
         body = submit(gw).json()

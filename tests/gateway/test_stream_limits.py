@@ -22,7 +22,7 @@ from generations.services.create import generation_create
 from generations.services.streams import TooManyStreams, stream_slot_take
 from tests.conftest import wait_until
 from tests.processes import running_gunicorn
-from tests.test_production import collected_static, production_env  # noqa: F401 (a fixture)
+from tests.test_production import production_env
 
 Status = Generation.Status
 

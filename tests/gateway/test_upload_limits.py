@@ -10,7 +10,6 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
@@ -20,7 +19,7 @@ from generations.services.uploads import uploads_purge_expired
 from storage.models import StoredObject, UsageEntry
 from storage.quotas import usage_for
 from storage.reconcile import storage_reconcile
-from tests.gateway.test_proxy_and_uploads import initiate, local, png, put
+from tests.gateway.test_proxy_and_uploads import initiate, png, put
 
 
 def jpeg() -> bytes:

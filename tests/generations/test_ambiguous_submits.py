@@ -74,7 +74,7 @@ def test_an_ambiguous_submit_that_reached_fal_is_adopted_and_never_resent(studio
 
 def test_a_worker_killed_mid_post_is_found_in_the_listing_once_its_claim_lapses(studio, user, task_queue,
                                                                                  monkeypatch):
-    from generations.fal import FalQueueClient
+    from fal_protocol.client import FalQueueClient
 
     real_submit = FalQueueClient.submit
 
@@ -188,7 +188,8 @@ def test_a_request_another_unresolved_submit_may_own_is_never_adopted(studio, us
     row = step(lost, task_queue)  # only `lost` is due
     assert (row.status, row.fal_request_id) == (Status.SUBMITTING, None)
     step_together([lost, arrived], task_queue)
-    assert set(Generation.objects.filter(pk__in=[lost.pk, arrived.pk]).values_list("fal_request_id", flat=True)) == {None}
+    assert set(Generation.objects.filter(pk__in=[lost.pk, arrived.pk])
+               .values_list("fal_request_id", flat=True)) == {None}
 
 
 def test_with_payloads_kept_the_same_pair_is_told_apart(studio, user, task_queue, settings):

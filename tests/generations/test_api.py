@@ -114,7 +114,8 @@ def test_create_api_key_command_prints_the_key_alone_on_its_last_line(user, caps
 
 # --- generations --------------------------------------------------------------------------------
 
-def test_create_returns_201_with_the_generation_and_reserves_quota(api, user, task_queue, django_capture_on_commit_callbacks):
+def test_create_returns_201_with_the_generation_and_reserves_quota(api, user, task_queue,
+                                                                   django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post("/api/v1/generations/", BODY, format="json")
     assert response.status_code == 201
@@ -195,7 +196,8 @@ def test_list_filters_and_pages_newest_first(api, user, task_queue):
     assert [g["id"] for g in page["results"]] == ids[::-1][:2]
     second = api.get(page["next"]).json()
     assert [g["id"] for g in second["results"]] == ids[::-1][2:4]
-    assert [g["id"] for g in api.get(f"/api/v1/generations/?project={project.pk}").json()["results"]] == [ids[3], ids[1]]
+    assert [g["id"] for g in api.get(f"/api/v1/generations/?project={project.pk}").json()["results"]] == [
+        ids[3], ids[1]]
     assert [g["id"] for g in api.get("/api/v1/generations/?status=failed").json()["results"]] == [ids[0]]
     assert len(api.get("/api/v1/generations/?status=pending,failed").json()["results"]) == 5
     assert len(api.get("/api/v1/generations/?model=fal-ai/ltxv-2/text-to-video").json()["results"]) == 5
@@ -220,7 +222,8 @@ def test_other_users_generations_are_404_for_every_verb(api, other_api, task_que
 def test_cancel_then_cancel_again_is_409_and_retry_makes_a_new_job(api, task_queue):
     generation_id = api.post("/api/v1/generations/", BODY, format="json").json()["id"]
     canceled = api.post(f"/api/v1/generations/{generation_id}/cancel/")
-    assert (canceled.status_code, canceled.json()["status"], canceled.json()["error"]["code"]) == (200, "canceled", "canceled")
+    assert (canceled.status_code, canceled.json()["status"], canceled.json()["error"]["code"]) == (
+        200, "canceled", "canceled")
     assert_error(api.post(f"/api/v1/generations/{generation_id}/cancel/"), 409, "not_cancelable")
     retried = api.post(f"/api/v1/generations/{generation_id}/retry/")
     assert retried.status_code == 201
@@ -245,7 +248,8 @@ def test_a_finished_generation_has_a_videofile_with_working_signed_links(api, fa
     body = api.get(f"/api/v1/generations/{generation_id}/").json()
     assert body["status"] == "succeeded" and body["finished_at"] and body["completed_at"]
     video = body["video"]
-    assert (video["width"], video["height"], video["fps"], video["num_frames"], video["has_audio"]) == (120, 66, 25.0, 200, True)
+    assert (video["width"], video["height"], video["fps"], video["num_frames"], video["has_audio"]) == (
+        120, 66, 25.0, 200, True)
     assert video["content_type"] == "video/mp4" and video["file_name"].endswith(".mp4")
     anonymous = APIClient()
     status, headers, body = fetch(anonymous, video["url"].removeprefix("http://testserver"), Range="bytes=0-9")
@@ -292,7 +296,8 @@ def test_another_users_project_cannot_receive_my_generation(api, other_user, tas
 # --- throttling and schema ----------------------------------------------------------------------
 
 def test_creating_too_fast_is_429_with_retry_after(api, settings, task_queue):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "100/min", "create": "2/min"}}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+                               "DEFAULT_THROTTLE_RATES": {"api": "100/min", "create": "2/min"}}
     statuses = [api.post("/api/v1/generations/", BODY, format="json").status_code for _ in range(2)]
     assert statuses == [201, 201]
     response = api.post("/api/v1/generations/", BODY, format="json")

@@ -1,4 +1,4 @@
-"""Quotas across a job's life, through the simulator: reserve, settle, release, delete (design.md §4)."""
+"""Quotas across a job's life, through the simulator: reserve, settle, release, delete."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -62,12 +62,13 @@ def test_fal_error_behind_completed_releases_everything(studio, user, task_queue
 
 
 def test_rejected_submit_releases_everything(studio, user, task_queue, monkeypatch):
-    from generations.fal import FalRejected
+    from fal_protocol.client import FalRejected
 
     def reject(*args, **kwargs):
-        raise FalRejected("fal answered 422: prompt: bad", status_code=422, detail=[{"loc": ["body", "prompt"], "msg": "bad"}])
+        raise FalRejected("fal answered 422: prompt: bad", status_code=422,
+                          detail=[{"loc": ["body", "prompt"], "msg": "bad"}])
 
-    monkeypatch.setattr("generations.fal.FalQueueClient.submit", reject)
+    monkeypatch.setattr("fal_protocol.client.FalQueueClient.submit", reject)
     generation = create(user)
     task_queue.run_all()
     generation.refresh_from_db()

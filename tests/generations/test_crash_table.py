@@ -1,4 +1,4 @@
-"""The crash table (shared/style.md §3.4), rows not covered in test_pipeline.py: the enqueue lost after
+"""The crash table (README, "When things fail"), rows not covered in test_pipeline.py: the enqueue lost after
 create's commit, and the tracking chain dying while it polls. Each ends with exactly one upstream
 submit and one stored video. (The other rows: test_pipeline.py `test_crash_*` and
 `test_ambiguous_submit_*`; real SIGKILLs of workers: `make chaos`, tests/e2e/test_chaos_smoke.py.)"""

@@ -1,14 +1,21 @@
 """The fal queue client against recorded protocol fixtures (httpx.MockTransport; no network)."""
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from datetime import datetime, timezone
-
-from generations.fal import (FalAccountBlocked, FalAmbiguous, FalNotFound, FalQueueClient, FalRejected, FalStatus,
-                             FalUnavailable, payload_fingerprint)
+from fal_protocol.client import (
+    FalAccountBlocked,
+    FalAmbiguous,
+    FalNotFound,
+    FalQueueClient,
+    FalRejected,
+    FalStatus,
+    FalUnavailable,
+)
+from fal_protocol.queue import payload_fingerprint
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "fal"
 REQUEST_ID = "764cabcf-b745-4b3e-ae38-1200304cf45b"
@@ -63,7 +70,8 @@ def test_submit_with_webhook_url_encodes_it_as_fal_webhook():
     ("status_in_queue", 202, FalStatus("IN_QUEUE", queue_position=2)),
     ("status_in_progress", 202, FalStatus("IN_PROGRESS", logs=fixture("status_in_progress")["logs"])),
     ("status_completed", 200, FalStatus("COMPLETED", inference_time=41.7)),
-    ("status_completed_error", 200, FalStatus("COMPLETED", error="Invalid status code: 422", error_type="validation_error")),
+    ("status_completed_error", 200,
+     FalStatus("COMPLETED", error="Invalid status code: 422", error_type="validation_error")),
 ])
 def test_status_parses_every_fal_status(name, code, expected):
     upstream = Upstream((code, fixture(name)))
@@ -142,7 +150,8 @@ def test_read_calls_treat_transient_failures_as_retryable(answer):
 
 
 def test_error_type_comes_from_the_header_or_the_body():
-    upstream = Upstream((503, fixture("error_503")), (503, {"detail": "x"}, {"x-fal-error-type": "runner_disconnected"}))
+    upstream = Upstream((503, fixture("error_503")),
+                        (503, {"detail": "x"}, {"x-fal-error-type": "runner_disconnected"}))
     client = upstream.client()
     with pytest.raises(FalUnavailable) as first:
         client.status(f"{BASE}/status")
@@ -201,14 +210,14 @@ def test_the_request_listing_is_read_with_payloads_and_parsed():
     upstream = Upstream((200, fixture("requests_by_endpoint")))
     client = FalQueueClient(base_url="https://queue.fal.run", key="k", api_url="https://api.fal.ai",
                             transport=httpx.MockTransport(upstream))
-    page = client.list_requests("fal-ai/ltx-2/text-to-video", start=datetime(2026, 12, 6, 9, 58, tzinfo=timezone.utc))
+    page = client.list_requests("fal-ai/ltx-2/text-to-video", start=datetime(2026, 12, 6, 9, 58, tzinfo=UTC))
     (request,) = upstream.requests
     assert str(request.url).startswith("https://api.fal.ai/v1/models/requests/by-endpoint?")
     assert dict(request.url.params) == {"endpoint_id": "fal-ai/ltx-2/text-to-video", "limit": "100",
                                         "expand": "payloads", "start": "2026-12-06T09:58:00Z"}
     done, running = page.items
     assert (done.request_id, done.status_code, done.json_input) == (REQUEST_ID, 200, {"prompt": "a cowboy"})
-    assert done.sent_at == datetime(2026, 12, 6, 10, 0, 0, 123000, tzinfo=timezone.utc)
+    assert done.sent_at == datetime(2026, 12, 6, 10, 0, 0, 123000, tzinfo=UTC)
     assert (running.ended_at, running.status_code, running.json_input) == (None, None, None)
     assert page.next_cursor == "Mg=="
     assert payload_fingerprint(done.json_input) == payload_fingerprint({"prompt": "a cowboy"})
@@ -216,4 +225,4 @@ def test_the_request_listing_is_read_with_payloads_and_parsed():
 
 def test_a_listing_without_items_is_unavailable_not_empty():
     with pytest.raises(FalUnavailable):
-        Upstream((200, {"detail": "maintenance"})).client().list_requests("x/y", start=datetime.now(timezone.utc))
+        Upstream((200, {"detail": "maintenance"})).client().list_requests("x/y", start=datetime.now(UTC))

@@ -9,12 +9,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.cache import cache
 from django.test import Client
 
+from fal_protocol.signature import public_jwk, signature_headers
 from generations.models import Generation
 from generations.services import fal_webhooks
 from generations.services.create import generation_create
 from generations.services.submit import generation_submit
 from tests.conftest import wait_until
-from webhooks.fal_signature import public_jwk, signature_headers
 
 pytestmark = pytest.mark.django_db
 Status = Generation.Status

@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
+from fal_protocol.client import FalUnavailable
 from generations import ltx
-from generations.fal import FalUnavailable
 from generations.models import Generation, GenerationAttempt
 from generations.services.create import START_IMAGE_REF, generation_create
 from generations.services.delete import generation_delete
@@ -53,7 +53,8 @@ def data_uri(data: bytes, content_type="image/png") -> str:
 
 def create(user, image_url, model="i2v", **input):
     generation, created = generation_create(owner=user, model=model,
-                                            input={"prompt": "the start image comes alive", "image_url": image_url, **input})
+                                            input={"prompt": "the start image comes alive", "image_url": image_url,
+                                                   **input})
     assert created
     return generation
 
@@ -75,7 +76,8 @@ def assert_nothing_written(media_root):
     ("PNG", "image/png", "png"), ("JPEG", "image/jpeg", "jpg"), ("WEBP", "image/webp", "webp"),
     ("AVIF", "image/avif", "avif"), ("HEIF", "image/heif", "heif"),
 ])
-def test_each_format_is_accepted_and_kept_as_its_own_counted_object(user, media_root, task_queue, fmt, content_type, ext):
+def test_each_format_is_accepted_and_kept_as_its_own_counted_object(user, media_root, task_queue, fmt, content_type,
+                                                                    ext):
     data = image_bytes(fmt)
     # the declared type is not trusted: every format is sent labelled as PNG
     generation = create(user, data_uri(data, "image/png"))
@@ -328,7 +330,7 @@ def test_a_failed_upload_is_retried_like_an_unavailable_submit(studio, user, tas
 
     generation = create(user, data_uri(image_bytes()), model="i2v-fast")
     with monkeypatch.context() as patch:
-        patch.setattr("generations.fal.FalQueueClient.upload", unavailable)
+        patch.setattr("fal_protocol.client.FalQueueClient.upload", unavailable)
         generation_submit(generation.pk)
     generation.refresh_from_db()
     assert generation.status == Status.PENDING and generation.submit_attempts == 1
@@ -402,7 +404,8 @@ def test_retry_of_an_image_job_reuses_the_stored_image(studio, user, task_queue)
     Generation.objects.filter(pk=generation.pk).update(status=Status.FAILED)
     generation.refresh_from_db()
     again = generation_retry(generation)
-    assert again.start_image.sha256 == generation.start_image.sha256 and again.start_image.pk != generation.start_image.pk
+    assert again.start_image.sha256 == generation.start_image.sha256
+    assert again.start_image.pk != generation.start_image.pk
     assert again.input["image_url"] == START_IMAGE_REF
 
 

@@ -139,3 +139,17 @@ def test_upstream_id_follows_the_configured_prefix(settings):
     assert T2V_FAST.upstream_id == "fal-ai/ltx-2/text-to-video/fast"
     settings.STUDIO_UPSTREAM_MODEL_PREFIX = "fal-ai/ltx-2-next"
     assert T2V_FAST.upstream_id == "fal-ai/ltx-2-next/text-to-video/fast"
+
+
+@pytest.mark.parametrize("model, chosen, expected", [
+    ("t2v", {}, "0.36"),  # the defaults: 6 s at 1080p
+    ("t2v-fast", {"duration": "20", "resolution": "1080p", "fps": "25"}, "0.80"),
+    ("i2v", {"duration": 10, "resolution": "2160p"}, "2.40"),
+    ("t2v", {"duration": None, "resolution": "1440p"}, "0.72"),  # a field not chosen yet: its default
+    ("t2v-fast", {"duration": "20", "fps": "50"}, None),  # > 10 s only at 25 fps
+    ("t2v", {"duration": "7"}, None),
+    ("no-such-model", {}, None),
+])
+def test_a_quote_prices_the_video_settings_alone(model, chosen, expected):
+    quote = ltx.quote_usd(model, chosen)
+    assert (None if quote is None else f"{quote:.2f}") == expected

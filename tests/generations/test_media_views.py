@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from generations.models import Generation
+from tests.factories import StaffFactory
 from tests.generations.test_pipeline import create, track_until
 from tests.media_fetch import fetch
 
@@ -31,7 +32,8 @@ def test_owner_gets_the_whole_video_with_type_and_inline_disposition(client, use
     assert headers["Content-Disposition"].startswith("inline")
 
 
-@pytest.mark.parametrize("header, start, end", [("bytes=0-99", 0, 99), ("bytes=100-", 100, None), ("bytes=-10", -10, None)])
+@pytest.mark.parametrize("header, start, end",
+                         [("bytes=0-99", 0, 99), ("bytes=100-", 100, None), ("bytes=-10", -10, None)])
 def test_range_requests_return_exactly_those_bytes(client, user, video, header, start, end):
     generation, backend = video
     client.force_login(user)
@@ -48,7 +50,8 @@ def test_download_names_the_file_after_the_prompt(client, user, video):
     client.force_login(user)
     status, headers, _ = fetch(client, f"/generations/{generation.pk}/video?download=1")
     assert status == 200
-    assert headers["Content-Disposition"] == f'attachment; filename="ltx-a-cowboy-at-high-noon-{str(generation.pk)[:8]}.mp4"'
+    assert headers["Content-Disposition"] == (
+        f'attachment; filename="ltx-a-cowboy-at-high-noon-{str(generation.pk)[:8]}.mp4"')
 
 
 def test_poster_is_a_jpeg(client, user, video):
@@ -67,14 +70,15 @@ def test_other_users_and_anonymous_visitors_get_nothing(client, other_user, vide
         assert client.get(f"/generations/{generation.pk}/{path}").status_code == 404
 
 
-def test_hidden_video_is_served_to_staff_only(client, user, django_user_model, video):
+def test_hidden_video_is_served_to_staff_only(client, user, db, video):
     generation, backend = video
     Generation.objects.filter(pk=generation.pk).update(is_hidden=True)
     client.force_login(user)
     assert client.get(f"/generations/{generation.pk}/video").status_code == 404
     page = client.get("/")
-    assert "Hidden by a moderator." in page.content.decode() and f"/generations/{generation.pk}/video" not in page.content.decode()
-    staff = django_user_model.objects.create_user(username="mod", password="x", is_staff=True)
+    assert "Hidden by a moderator." in page.content.decode()
+    assert f"/generations/{generation.pk}/video" not in page.content.decode()
+    staff = StaffFactory(username="mod")
     client.force_login(staff)
     status, _, body = fetch(client, f"/generations/{generation.pk}/video")
     assert (status, body) == (200, backend.read(generation.video.file.key))

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from generations import ltx
 from generations.models import Generation, GenerationAttempt
+from generations.services import store as store_module
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import generation_create
-from generations.services import store as store_module
 from generations.services.store import generation_store
 from generations.services.submit import generation_submit
 from generations.services.tracking import tracker_tick
@@ -29,7 +29,8 @@ def studio(fal_sim, media_root, task_queue):
 
 
 def create(user, **input):
-    generation, created = generation_create(owner=user, model=input.pop("model", "t2v"), input={"prompt": "a cowboy", **input})
+    generation, created = generation_create(owner=user, model=input.pop("model", "t2v"),
+                                            input={"prompt": "a cowboy", **input})
     assert created
     return generation
 
@@ -44,7 +45,8 @@ def track_until(generation, *statuses, timeout=30):
         make_due(generation)
         tracker_tick()
 
-    return wait_until(lambda: Generation.objects.get(pk=generation.pk).status in statuses and Generation.objects.get(pk=generation.pk),
+    return wait_until(lambda: Generation.objects.get(pk=generation.pk).status in statuses
+                      and Generation.objects.get(pk=generation.pk),
                       step=step, timeout=timeout, interval=0.1)
 
 
@@ -88,7 +90,8 @@ def test_job_runs_from_submit_to_a_stored_probed_video(studio, user, task_queue,
     assert generation.status == Status.SUCCEEDED, generation.error_message
     video = generation.video
     width, height, fps, frames, audio_streams = expected
-    assert (video.width, video.height, video.fps, video.num_frames, video.has_audio) == (width, height, fps, frames, audio_streams == 1)
+    assert (video.width, video.height, video.fps, video.num_frames, video.has_audio) == (
+        width, height, fps, frames, audio_streams == 1)
     assert video.duration == pytest.approx(frames / fps, abs=0.05)
     assert probe(video.file.key) == expected
     assert video.file.size == default_storage.size(video.file.key)
@@ -111,7 +114,8 @@ def test_each_task_run_twice_means_one_submit_and_one_stored_object(studio, user
     assert generation.status == Status.SUCCEEDED
     assert StoredVideo.objects.count() == 1
     assert StoredObject.objects.count() == 2  # video + poster
-    assert sorted(default_storage.listdir(f"users/{user.pk}/generations/{generation.pk}")[1]) == ["poster.jpg", "video.mp4"]
+    assert sorted(default_storage.listdir(f"users/{user.pk}/generations/{generation.pk}")[1]) == [
+        "poster.jpg", "video.mp4"]
     assert GenerationAttempt.objects.filter(generation=generation, kind="submit").count() == 1
     assert GenerationAttempt.objects.filter(generation=generation, kind="result").count() == 1
 
@@ -141,7 +145,8 @@ def test_crash_after_claim_before_sending_resubmits_exactly_once(studio, user, t
     assert studio.stats()["submits"] == 1
 
 
-def test_crash_after_fal_accepted_before_the_request_id_was_saved_recovers_without_resubmitting(studio, user, task_queue, monkeypatch):
+def test_crash_after_fal_accepted_before_the_request_id_was_saved_recovers_without_resubmitting(
+        studio, user, task_queue, monkeypatch):
     generation = create(user)
     with monkeypatch.context() as patch, pytest.raises(Crash):
         patch.setattr("generations.services.submit._accept", crash)
@@ -157,16 +162,17 @@ def test_crash_after_fal_accepted_before_the_request_id_was_saved_recovers_witho
     assert row.fal_request_id == studio.requests()[0]["request_id"]
 
 
-def test_ambiguous_submit_is_never_resent_and_fails_as_unknown_after_the_grace_period(studio, user, task_queue, monkeypatch, settings):
+def test_ambiguous_submit_is_never_resent_and_fails_as_unknown_after_the_grace_period(studio, user, task_queue,
+                                                                                       monkeypatch, settings):
     """fal's listing shows no request and nothing proves it current (no later request of ours in
     flight): wait, then fail as `submit_unknown` — never resend."""
     generation = create(user)
-    from generations.fal import FalAmbiguous
+    from fal_protocol.client import FalAmbiguous
 
     def timeout(*args, **kwargs):
         raise FalAmbiguous("read timeout after sending")
 
-    monkeypatch.setattr("generations.fal.FalQueueClient.submit", timeout)
+    monkeypatch.setattr("fal_protocol.client.FalQueueClient.submit", timeout)
     generation_submit(generation.pk)
     row = Generation.objects.get(pk=generation.pk)
     assert row.status == Status.SUBMITTING
@@ -198,7 +204,8 @@ def test_unavailable_submit_goes_back_to_pending_with_backoff_then_succeeds(stud
     task_queue.run_all()
     row.refresh_from_db()
     assert (row.status, row.submit_attempts) == (Status.QUEUED, 2)
-    assert list(GenerationAttempt.objects.filter(generation=row, kind="submit").values_list("outcome", flat=True)) == ["unavailable", "ok"]
+    assert list(GenerationAttempt.objects.filter(generation=row, kind="submit")
+                .values_list("outcome", flat=True)) == ["unavailable", "ok"]
 
 
 def test_submit_gives_up_after_the_attempt_cap(studio, user, task_queue, settings):
@@ -232,7 +239,8 @@ def test_crash_after_result_fetched_before_storing_recovers_to_one_success(studi
     assert StoredObject.objects.count() == 2
 
 
-def test_crash_after_objects_stored_before_the_row_settled_recovers_to_one_success(studio, user, task_queue, monkeypatch):
+def test_crash_after_objects_stored_before_the_row_settled_recovers_to_one_success(studio, user, task_queue,
+                                                                                     monkeypatch):
     generation = create(user)
     task_queue.run_all()
     track_until(generation, Status.STORING)
@@ -304,7 +312,7 @@ def test_cancel_pending_never_reaches_fal(studio, user, task_queue):
 
 def test_cancel_while_submitting_cancels_upstream_when_the_submit_returns(studio, user, task_queue, monkeypatch):
     generation = create(user)
-    from generations.fal import FalQueueClient
+    from fal_protocol.client import FalQueueClient
 
     real_submit = FalQueueClient.submit
 

@@ -8,30 +8,31 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from generations.fal import FalAccountBlocked
-from generations.models import Generation, GenerationAttempt
+from fal_protocol.client import FalAccountBlocked
+from generations.models import Generation, GenerationAttempt, ProviderSwitch
 from generations.services.provider import provider_probe_if_due
 from generations.services.store import generation_store
 from generations.services.tracking import tracker_run
 from generations.tasks import sweep_task
 from generations.upstream import reset_fal_client
-from moderation.models import AuditEntry, ProviderSwitch
+from moderation.models import AuditEntry
 from moderation.services import provider_pause, provider_resume
 from storage.quotas import usage_for
 from studio.health import run_checks
 from studio.metrics import render_metrics
+from tests.factories import SuperuserFactory
+from tests.generations.test_image_to_video import image_bytes
 from tests.generations.test_pipeline import create, track_until
 from tests.generations.test_upstream_faults import finish, ledger
-from tests.generations.test_image_to_video import image_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Generation.Status
 
 
 @pytest.fixture
-def studio(fal_sim, media_root, task_queue, settings, django_user_model):
+def studio(fal_sim, media_root, task_queue, settings, db):
     settings.STUDIO_PROVIDER_PROBE_SECONDS = 0
-    django_user_model.objects.create_superuser(username="ops", email="ops@example.com", password="x")
+    SuperuserFactory(username="ops", email="ops@example.com")
     return fal_sim
 
 
@@ -146,7 +147,7 @@ def test_a_result_fetch_refused_for_the_account_keeps_the_job_storing(studio, us
                                 status_code=403)
 
     with monkeypatch.context() as patch:
-        patch.setattr("generations.fal.FalQueueClient.result", locked)
+        patch.setattr("fal_protocol.client.FalQueueClient.result", locked)
         generation_store(generation.pk)
     row = Generation.objects.get(pk=generation.pk)
     assert (row.status, row.error_code) == (Status.STORING, "")
@@ -170,10 +171,12 @@ def test_a_start_image_upload_refused_for_the_account_holds_the_job(studio, user
 
 def test_an_automatic_pause_never_overrides_or_ends_a_moderators_pause(studio, user, superuser_for_pause):
     provider_pause(actor=superuser_for_pause, reason="planned maintenance")
-    from moderation.services import provider_pause_automatic, provider_resume_automatic
+    from fal_protocol.client import FalAccountBlocked
+    from generations.services.provider import provider_outage
+    from generations.services.provider_switch import provider_resume as switch_resume
 
-    assert provider_pause_automatic(cause="account_locked", detail="locked") is False
-    assert provider_resume_automatic(detail="probe worked") is None
+    provider_outage(FalAccountBlocked("fal answered 403: User is locked", reason="account_locked"))
+    assert switch_resume(actor=None, reason="probe worked", automatic_only=True) is None
     assert (switch().paused, switch().cause, switch().reason) == (True, "", "planned maintenance")
     assert provider_probe_if_due() is None  # nothing to probe: a person paused it
     provider_resume(actor=superuser_for_pause, reason="done")
@@ -181,8 +184,8 @@ def test_an_automatic_pause_never_overrides_or_ends_a_moderators_pause(studio, u
 
 
 @pytest.fixture
-def superuser_for_pause(django_user_model):
-    return django_user_model.objects.create_superuser(username="root", password="x")
+def superuser_for_pause(db):
+    return SuperuserFactory(username="root")
 
 
 def test_users_staff_health_and_metrics_see_an_automatic_pause(studio, user, task_queue):

@@ -13,14 +13,24 @@ import pytest
 from django.db import connection
 
 from generations.models import Generation
+from generations.services import provider_switch
 from generations.services.create import generation_create
+from generations.services.provider_switch import provider_pause, provider_resume
 from generations.services.submit import generation_submit
-from moderation import services as moderation_services
-from moderation.services import provider_pause_automatic, provider_resume_automatic
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Generation.Status
+
+
+def pause_automatically() -> None:
+    provider_pause(actor=None, reason="paused automatically: fal answered 403: User is locked",
+                   cause="balance_exhausted")
+
+
+def resume_automatically() -> list | None:
+    return provider_resume(actor=None, reason="resumed automatically: fal accepted a storage upload initiate",
+                           automatic_only=True)
 
 
 @pytest.fixture
@@ -29,21 +39,21 @@ def resume_stopped_after_listing(monkeypatch):
     (it holds the switch's row lock meanwhile) until `go` is set."""
     if connection.vendor != "postgresql":
         pytest.skip("needs two interleaved writing transactions: PostgreSQL only")
-    provider_pause_automatic(cause="balance_exhausted", detail="fal answered 403: User is locked")
+    pause_automatically()
     listed, go = threading.Event(), threading.Event()
-    fair_order = moderation_services.fair_order
+    fair_order = provider_switch.fair_order
 
     def stopped(rows):
         listed.set()
         go.wait(30)
         return fair_order(rows)
 
-    monkeypatch.setattr(moderation_services, "fair_order", stopped)
+    monkeypatch.setattr(provider_switch, "fair_order", stopped)
     released: list = []
 
     def resume():
         try:
-            released.extend(provider_resume_automatic(detail="fal accepted a storage upload initiate") or [])
+            released.extend(resume_automatically() or [])
         finally:
             connection.close()
 
@@ -95,20 +105,20 @@ def test_a_job_submitted_while_a_resume_releases_held_jobs_is_not_left_held(user
     generation, _ = generation_create(owner=user, model="t2v", input={"prompt": "pending before the pause"})
     if connection.vendor != "postgresql":
         pytest.skip("needs two interleaved writing transactions: PostgreSQL only")
-    provider_pause_automatic(cause="balance_exhausted", detail="fal answered 403: User is locked")
+    pause_automatically()
     # Pending while paused, as a job is whose submit was in flight when the pause came and that fal
     # then answered 503: its next submit is what holds it.
     Generation.objects.filter(pk=generation.pk).update(status=Status.PENDING)
     listed, go = threading.Event(), threading.Event()
-    fair_order = moderation_services.fair_order
+    fair_order = provider_switch.fair_order
 
     def stopped(rows):
         listed.set()
         go.wait(30)
         return fair_order(rows)
 
-    monkeypatch.setattr(moderation_services, "fair_order", stopped)
-    resumer, _ = in_thread(lambda: provider_resume_automatic(detail="fal accepted a storage upload initiate"))
+    monkeypatch.setattr(provider_switch, "fair_order", stopped)
+    resumer, _ = in_thread(resume_automatically)
     wait_until(listed.is_set, timeout=10)
     # The submit task of the pending job runs now: it must not hold the job behind the resume's back.
     monkeypatch.setattr("generations.services.submit.get_fal_client", lambda: pytest.fail("nothing is sent here"))

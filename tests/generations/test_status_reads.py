@@ -1,4 +1,4 @@
-"""The status endpoints' fast read (design.md §6): REST retrieve and the gateway's status and result
+"""The status endpoints' fast read: REST retrieve and the gateway's status and result
 check the API key and read the job in one query, answer exactly what the ORM-loaded job answers,
 and keep every contract: isolation, revocation and suspension at once, last use stamped rarely."""
 from __future__ import annotations
@@ -17,14 +17,13 @@ from rest_framework.views import APIView
 
 from accounts.keys import api_key_create, api_key_revoke
 from accounts.models import ApiKey
-from generations.api.serializers import generation_payload
-from generations import status_answers
-from generations.gateway.payloads import result_response, status_body
+from generations import status_reads
 from generations.media_links import media_link_read
 from generations.models import Generation
-from generations.selectors import generation_get_for, status_row_for_key
-from generations.services.create import generation_create
-from storage.models import StoredObject, StoredVideo
+from generations.payloads import generation_payload, result_response, status_body
+from generations.selectors import generation_get_for
+from generations.status_reads import status_row_for_key
+from tests.factories import GenerationFactory
 
 pytestmark = pytest.mark.django_db
 LOGS = [{"message": f"step {i}", "level": "INFO", "source": "USER", "timestamp": "2026-11-25T10:00:00Z"}
@@ -32,25 +31,15 @@ LOGS = [{"message": f"step {i}", "level": "INFO", "source": "USER", "timestamp":
 
 
 def running(owner) -> Generation:
-    generation, _ = generation_create(owner=owner, model="t2v", input={"prompt": "status"})
-    Generation.objects.filter(pk=generation.pk).update(status="running", fal_status="IN_PROGRESS", logs=LOGS,
-                                                       started_at=timezone.now(), queue_position=None)
-    return Generation.objects.get(pk=generation.pk)
+    return GenerationFactory(owner=owner, prompt="status", status="running", fal_status="IN_PROGRESS", logs=LOGS,
+                             started_at=timezone.now(), queue_position=None)
 
 
 def finished(owner, *, hidden: bool = False) -> Generation:
-    generation, _ = generation_create(owner=owner, model="t2v", input={"prompt": "finished"})
-    file = StoredObject.objects.create(owner=owner, key=f"test/{generation.pk}.mp4", size=2048,
-                                       content_type="video/mp4")
-    poster = StoredObject.objects.create(owner=owner, key=f"test/{generation.pk}.jpg", size=100,
-                                         content_type="image/jpeg")
-    video = StoredVideo.objects.create(file=file, poster=poster, file_name="ltx-video.mp4", width=1920, height=1080,
-                                       fps=25, duration=6.0, num_frames=150, has_audio=True, video_codec="h264")
     now = timezone.now()
-    Generation.objects.filter(pk=generation.pk).update(
-        status="succeeded", fal_status="COMPLETED", video=video, is_hidden=hidden, started_at=now - timedelta(seconds=9),
-        completed_at=now - timedelta(seconds=1), finished_at=now, inference_seconds=7.5, logs=LOGS)
-    return Generation.objects.get(pk=generation.pk)
+    return GenerationFactory(owner=owner, prompt="finished", with_video=True, status="succeeded",
+                             fal_status="COMPLETED", is_hidden=hidden, started_at=now - timedelta(seconds=9),
+                             completed_at=now - timedelta(seconds=1), finished_at=now, inference_seconds=7.5, logs=LOGS)
 
 
 def orm_loaded(generation: Generation) -> Generation:
@@ -167,13 +156,13 @@ def test_the_browsable_api_and_other_methods_still_go_through_drf(user, raw_key)
 
 def test_an_unchanged_job_is_answered_from_memory_and_a_changed_one_afresh(user, raw_key):
     generation = running(user)
-    status_answers._rest_body.cache_clear()
-    status_answers.gateway_status.cache_clear()
+    status_reads._rest_body.cache_clear()
+    status_reads.gateway_status.cache_clear()
     rest_url, gateway_url = f"/api/v1/generations/{generation.pk}/", status_url(generation.pk) + "?logs=1"
     first = (rest(raw_key).get(rest_url).json(), gateway(raw_key).get(gateway_url).json())
     again = (rest(raw_key).get(rest_url).json(), gateway(raw_key).get(gateway_url).json())
     assert again == first
-    for remembered in (status_answers._rest_body, status_answers.gateway_status):
+    for remembered in (status_reads._rest_body, status_reads.gateway_status):
         assert (remembered.cache_info().misses, remembered.cache_info().hits) == (1, 1)
 
     step = {"message": "step 3", "level": "INFO", "source": "USER", "timestamp": "2026-11-25T10:00:03Z"}
@@ -190,11 +179,11 @@ def test_an_unchanged_job_is_answered_from_memory_and_a_changed_one_afresh(user,
 
 def test_answers_with_media_links_are_never_remembered(user, raw_key):
     generation = finished(user)
-    status_answers._rest_body.cache_clear()
+    status_reads._rest_body.cache_clear()
     url = f"/api/v1/generations/{generation.pk}/"
     links = [rest(raw_key).get(url).json()["video"]["url"] for _ in range(2)]
     assert all(media_link_read(link.rsplit("/", 1)[-1]) == (str(generation.pk), "video", False) for link in links)
-    assert status_answers._rest_body.cache_info().currsize == 0
+    assert status_reads._rest_body.cache_info().currsize == 0
 
 
 # --- isolation, revocation, suspension ------------------------------------------------------------
@@ -272,3 +261,15 @@ def test_polls_are_throttled_per_user_as_a_burst_then_a_steady_pace(user, other_
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(user=other_user, name='theirs')[1]}")
     assert other.get(f"/api/v1/generations/{running(other_user).pk}/").status_code == 200
+
+
+def test_one_declaration_shapes_the_json_the_schema_and_the_status_read():
+    """A key added to payloads.GENERATION_JSON is in every answer, selected by the polled read, and
+    must be documented by the API's serializer (this test says so when it is not)."""
+    from api.serializers import GenerationSerializer
+    from generations.payloads import GENERATION_JSON
+    from generations.status_reads import STATUS_FIELDS
+
+    keys = [out.key for out in GENERATION_JSON]
+    assert list(GenerationSerializer().fields) == keys
+    assert {name for out in GENERATION_JSON for name in out.reads} <= set(STATUS_FIELDS)

@@ -79,7 +79,8 @@ def test_storage_outage_keeps_the_job_storing_until_storage_returns(fal_sim, use
     assert storage_reconcile().clean
 
 
-def test_a_bad_download_still_counts_against_its_own_cap_after_an_outage(fal_sim, user, task_queue, s3_link, monkeypatch):
+def test_a_bad_download_still_counts_against_its_own_cap_after_an_outage(fal_sim, user, task_queue, s3_link,
+                                                                          monkeypatch):
     """Outage attempts are not download attempts: after two outages, five broken downloads fail the job."""
     from storage.transfer import TransferError
 
@@ -101,4 +102,5 @@ def test_a_bad_download_still_counts_against_its_own_cap_after_an_outage(fal_sim
     assert (row.status, row.error_code) == (Status.FAILED, "download_failed")
     assert row.attempts.filter(kind="download", outcome=Outcome.UNAVAILABLE).count() == 2
     assert row.attempts.filter(kind="download", outcome=Outcome.ERROR).count() == 5
-    assert sorted(UsageEntry.objects.filter(job=generation.pk).values_list("event", flat=True)) == ["release", "reserve"]
+    assert sorted(UsageEntry.objects.filter(job=generation.pk).values_list("event", flat=True)) == [
+        "release", "reserve"]

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from generations.api.throttle_store import REDIS_KEY_PREFIX, throttle_take
+from core.throttle_store import REDIS_KEY_PREFIX, throttle_take
 from tests.outage_proxy import OutageProxy
 from tests.processes import require_redis, running_redis
 

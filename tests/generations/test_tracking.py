@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from generations.fal import FalStatus, FalUnavailable
+from fal_protocol.client import FalStatus, FalUnavailable
 from generations.models import Generation, GenerationAttempt, TrackerLease
 from generations.services import tracking
 from generations.services.lease import LEASE_NAME, lease_claim, next_token, tracker_ensure
@@ -107,7 +107,8 @@ def test_polls_that_bring_nothing_new_are_one_update_for_all_running_jobs(long_s
     updates = [query["sql"] for query in queries.captured_queries if query["sql"].startswith("UPDATE")]
     assert len(updates) == 1 and '"generations_generation"' in updates[0]
     for row in Generation.objects.filter(pk__in=[job.pk for job in jobs]):
-        assert (row.status, row.logs, row.updated_at) == (Status.RUNNING, before[row.pk].logs, before[row.pk].updated_at)
+        assert (row.status, row.logs, row.updated_at) == (
+            Status.RUNNING, before[row.pk].logs, before[row.pk].updated_at)
         assert 0.8 < seconds_until_next_poll(row) <= 1.0
 
 

@@ -58,7 +58,8 @@ def test_submit_refused_by_fal_backs_off_and_is_sent_once_when_fal_recovers(stud
     studio.set_faults({})
     row = finish(step(generation, task_queue), task_queue)
     assert row.status == Status.SUCCEEDED
-    assert list(row.attempts.filter(kind="submit").values_list("outcome", flat=True)) == [Outcome.UNAVAILABLE, Outcome.OK]
+    assert list(row.attempts.filter(kind="submit").values_list("outcome", flat=True)) == [
+        Outcome.UNAVAILABLE, Outcome.OK]
     assert studio.submits_for(row.input) == 1
     assert ledger(generation) == ["reserve", "settle"]
 

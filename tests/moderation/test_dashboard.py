@@ -7,15 +7,15 @@ import pytest
 
 from generations.models import Generation
 from moderation.dashboard import dashboard_figures
-from tests.moderation_fixtures import failed, pending, succeeded
+from tests.factories import FailedGenerationFactory, GenerationFactory, SucceededGenerationFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_figures_count_jobs_spend_bytes_and_recent_failures(admin_client, user, media_root, task_queue, tmp_path):
-    done = succeeded(user, tmp_path=tmp_path)
-    pending(user, "waiting")
-    broken = failed(user)
+    done = SucceededGenerationFactory(owner=user, tmp_path=tmp_path)
+    GenerationFactory(owner=user, prompt="waiting")
+    broken = FailedGenerationFactory(owner=user)
     figures = dashboard_figures()
     counts = {value: count for _, value, count in figures["jobs_by_status"]}
     assert counts == {**dict.fromkeys(Generation.Status.values, 0), "succeeded": 1, "pending": 1, "failed": 1}

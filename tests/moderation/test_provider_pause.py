@@ -6,13 +6,14 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.keys import api_key_create
-from generations.models import Generation
+from generations.models import Generation, ProviderSwitch
+from generations.services.provider_switch import fair_order
 from generations.services.submit import generation_submit
 from generations.services.tracking import tracker_tick
-from moderation.models import AuditEntry, ProviderSwitch
-from moderation.services import fair_order, provider_pause, provider_resume
+from moderation.models import AuditEntry
+from moderation.services import provider_pause, provider_resume
 from storage.quotas import usage_for
-from tests.moderation_fixtures import pending
+from tests.factories import GenerationFactory
 
 pytestmark = pytest.mark.django_db
 Status = Generation.Status
@@ -25,13 +26,13 @@ def test_fair_order_interleaves_users_oldest_first():
 
 def test_paused_jobs_are_accepted_as_held_and_never_submitted(superuser, user, task_queue,
                                                             django_capture_on_commit_callbacks):
-    waiting = pending(user, "created before the pause")
+    waiting = GenerationFactory(owner=user, prompt="created before the pause")
     with django_capture_on_commit_callbacks(execute=True):
         assert provider_pause(actor=superuser, reason="fal incident") == 1
     assert Generation.objects.get(pk=waiting.pk).status == Status.HELD
     task_queue.calls.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        held = pending(user, "created during the pause")
+        held = GenerationFactory(owner=user, prompt="created during the pause")
     assert held.status == Status.HELD and held.next_poll_at is None
     assert task_queue.calls == []
     usage = usage_for(user)
@@ -47,7 +48,7 @@ def test_paused_jobs_are_accepted_as_held_and_never_submitted(superuser, user, t
 
 
 def test_a_submit_that_races_the_pause_holds_its_job(superuser, user, task_queue):
-    generation = pending(user)
+    generation = GenerationFactory(owner=user)
     ProviderSwitch.objects.create(paused=True)
     generation_submit(generation.pk)
     assert Generation.objects.get(pk=generation.pk).status == Status.HELD and not generation.attempts.exists()
@@ -56,8 +57,8 @@ def test_a_submit_that_races_the_pause_holds_its_job(superuser, user, task_queue
 def test_resume_submits_held_jobs_in_fair_order(superuser, user, other_user, task_queue,
                                                django_capture_on_commit_callbacks):
     provider_pause(actor=superuser, reason="maintenance")
-    a1, a2, a3 = (pending(user, f"alice {i}") for i in range(3))
-    b1 = pending(other_user, "bob 1")
+    a1, a2, a3 = (GenerationFactory(owner=user, prompt=f"alice {i}") for i in range(3))
+    b1 = GenerationFactory(owner=other_user, prompt="bob 1")
     task_queue.calls.clear()
     with django_capture_on_commit_callbacks(execute=True):
         released = provider_resume(actor=superuser, reason="fal is back")

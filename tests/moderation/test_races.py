@@ -10,11 +10,11 @@ from django.db import connections
 
 from generations.models import Generation
 from generations.services.create import OwnerSuspended, generation_create
-from generations.services.moderate import generation_refund
+from moderation.generation_actions import generation_refund
 from moderation.models import AuditEntry, VideoReport
 from moderation.services import report_create, user_suspend
 from storage.models import UsageEntry
-from tests.moderation_fixtures import succeeded
+from tests.factories import StaffFactory, SucceededGenerationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,18 +42,17 @@ def race(workers: list[Callable[[], object]]) -> list[object]:
 
 
 def test_ten_simultaneous_refunds_release_once(superuser, user, media_root, task_queue, tmp_path):
-    video = succeeded(user, tmp_path=tmp_path)
+    video = SucceededGenerationFactory(owner=user, tmp_path=tmp_path)
     results = race([lambda: generation_refund(video, actor=superuser, reason="race")] * 10)
     assert sum(result is not None for result in results) == 1, results
     assert UsageEntry.objects.filter(event="refund").count() == 1
     assert AuditEntry.objects.filter(action="refund").count() == 1
 
 
-def test_simultaneous_reports_hide_once(settings, user, django_user_model, media_root, task_queue, tmp_path):
+def test_simultaneous_reports_hide_once(settings, user, db, media_root, task_queue, tmp_path):
     settings.STUDIO_REPORTS_TO_HIDE = 3
-    video = succeeded(user, tmp_path=tmp_path)
-    reporters = [django_user_model.objects.create_user(username=f"staff{i}", password="x", is_staff=True)
-                 for i in range(6)]
+    video = SucceededGenerationFactory(owner=user, tmp_path=tmp_path)
+    reporters = [StaffFactory(username=f"staff{i}") for i in range(6)]
     results = race([lambda r=r: report_create(generation=video, reporter=r, reason="bad") for r in reporters])
     assert all(isinstance(result, tuple) and result[1] for result in results), results
     assert VideoReport.objects.count() == 6 and Generation.objects.get(pk=video.pk).is_hidden

@@ -13,15 +13,15 @@ from generations.media_links import media_link
 from generations.models import Generation
 from moderation.models import AuditEntry, VideoReport
 from moderation.services import ReportRefused, report_create
+from tests.factories import StaffFactory, SucceededGenerationFactory
 from tests.media_fetch import fetch
-from tests.moderation_fixtures import succeeded
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def video(user, media_root, task_queue, tmp_path):
-    return succeeded(user, "A cowboy at high noon", tmp_path=tmp_path)
+    return SucceededGenerationFactory(owner=user, prompt="A cowboy at high noon", tmp_path=tmp_path)
 
 
 def api_for(user) -> APIClient:
@@ -44,7 +44,8 @@ def test_report_from_the_api_once_per_user(user, video):
 
 def test_report_errors_use_the_error_shape(user, other_user, video):
     blank = api_for(user).post(f"/api/v1/generations/{video.pk}/report/", {"reason": ""}, format="json")
-    assert blank.status_code == 422 and blank.json()["code"] == "validation_error" and "reason" in blank.json()["details"]
+    assert blank.status_code == 422 and blank.json()["code"] == "validation_error"
+    assert "reason" in blank.json()["details"]
     stranger = api_for(other_user).post(f"/api/v1/generations/{video.pk}/report/", {"reason": "x"}, format="json")
     assert stranger.status_code == 404 and stranger.json()["code"] == "not_found"
     assert not VideoReport.objects.exists() and not AuditEntry.objects.exists()
@@ -88,11 +89,10 @@ def test_report_create_refuses_a_reason_that_cannot_be_stored(user, video, reaso
     assert not VideoReport.objects.exists() and not AuditEntry.objects.exists()
 
 
-def test_three_distinct_reporters_hide_it_automatically_and_queue_it_for_review(user, django_user_model, video,
+def test_three_distinct_reporters_hide_it_automatically_and_queue_it_for_review(user, db, video,
                                                                                admin_client):
     # In this studio only the owner and staff can view a video; anyone who can view it can report it.
-    staff = [django_user_model.objects.create_user(username=f"staff{i}", password="x", is_staff=True)
-             for i in range(2)]
+    staff = [StaffFactory(username=f"staff{i}") for i in range(2)]
     link = media_link(video.pk, "video").removeprefix("http://127.0.0.1:8000")
     owner = Client()
     owner.force_login(user)

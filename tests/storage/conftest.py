@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-
 # --- a scriptable HTTP origin ---------------------------------------------------------------
 
 AUTO = object()  # Content-Length = the real body length

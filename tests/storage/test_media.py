@@ -104,7 +104,8 @@ def test_probe_rejects_a_truncated_mp4(videos: Path, tmp_path: Path, keep: float
     path.write_bytes(data[: int(len(data) * keep)])
 
     # when / then
-    with pytest.raises(MediaError, match=rf"truncated MP4 \(file has {path.stat().st_size} bytes, its boxes declare {len(data)}\)"):
+    size = path.stat().st_size
+    with pytest.raises(MediaError, match=rf"truncated MP4 \(file has {size} bytes, its boxes declare {len(data)}\)"):
         probe_video(path)
 
 

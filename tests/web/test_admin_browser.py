@@ -9,14 +9,15 @@ from generations.models import Generation
 from generations.services.create import generation_create
 from moderation.models import AuditEntry
 from tests.conftest import wait_until
+from tests.factories import SuperuserFactory
 from tests.web.test_browser import WAIT_MS, shoot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def test_staff_filter_play_inline_and_hide(studio, page: Page, browser, user, django_user_model):
+def test_staff_filter_play_inline_and_hide(studio, page: Page, browser, user, db):
     page.set_default_timeout(WAIT_MS)
-    django_user_model.objects.create_superuser(username="root", password="root-password")
+    SuperuserFactory(username="root", password="root-password")
     video, _ = generation_create(owner=user, model="t2v", input={"prompt": "A red fox in fresh snow"})
     broken, _ = generation_create(owner=user, model="t2v", input={"prompt": "[sim:422] a broken job"})
     wait_until(lambda: set(Generation.objects.values_list("status", flat=True)) == {"succeeded", "failed"},
@@ -38,7 +39,8 @@ def test_staff_filter_play_inline_and_hide(studio, page: Page, browser, user, dj
     player = page.locator("video#admin-player")
     expect(player).to_be_visible()
     expect(page.locator("img#admin-poster")).to_be_visible()
-    page.evaluate("() => { const v = document.querySelector('#admin-player'); v.preload = 'auto'; v.muted = true; v.play(); }")
+    page.evaluate("() => { const v = document.querySelector('#admin-player'); "
+                  "v.preload = 'auto'; v.muted = true; v.play(); }")
     page.wait_for_function("document.querySelector('#admin-player').readyState >= 2", timeout=WAIT_MS)
     assert abs(page.evaluate("document.querySelector('#admin-player').duration") - 6) < 0.1
     assert page.evaluate("document.querySelector('#admin-poster').naturalWidth") > 0
@@ -66,9 +68,9 @@ def test_staff_filter_play_inline_and_hide(studio, page: Page, browser, user, dj
 
 
 def test_pause_provider_holds_new_jobs_with_a_banner_and_resume_runs_them(studio, page: Page, browser, user,
-                                                                           django_user_model):
+                                                                           db):
     page.set_default_timeout(WAIT_MS)
-    django_user_model.objects.create_superuser(username="root", password="root-password")
+    SuperuserFactory(username="root", password="root-password")
     page.goto(f"{studio}/admin/login/")
     page.get_by_label("Username").fill("root")
     page.get_by_label("Password").fill("root-password")

@@ -89,7 +89,8 @@ def test_generate_watch_play_seek_download_delete(studio, page: Page, user):
     video = page.locator("video#player")
     expect(video).to_be_visible(timeout=60_000)
     assert page.url == url
-    page.evaluate("() => { const v = document.querySelector('#player'); v.preload = 'auto'; v.muted = true; v.play(); }")
+    page.evaluate("() => { const v = document.querySelector('#player'); "
+                  "v.preload = 'auto'; v.muted = true; v.play(); }")
     page.wait_for_function("document.querySelector('#player').readyState === 4", timeout=WAIT_MS)
     assert abs(page.evaluate("document.querySelector('#player').duration") - 6) < 0.1
     landed = page.evaluate("""() => new Promise((resolve) => {
@@ -161,7 +162,8 @@ def test_server_side_errors_are_shown_inline(studio, page: Page, user):
     # Bypass the page's script: a 12 s video is not offered for the pro tier.
     page.get_by_label("Prompt").fill("Too long for pro")
     page.evaluate("""() => { const s = document.querySelector('#id_duration');
-        for (const o of s.options) { o.disabled = false; } s.value = '12'; document.querySelector('#generation-form').submit(); }""")
+        for (const o of s.options) { o.disabled = false; } s.value = '12';
+        document.querySelector('#generation-form').submit(); }""")
     expect(page.locator("#id_duration_error")).to_contain_text("allowed values: 6, 8, 10")
     shoot(page, "new-errors")
     assert Generation.objects.count() == 0

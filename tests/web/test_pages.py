@@ -6,8 +6,6 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -20,8 +18,9 @@ from generations.images import ImageRejected, image_to_data_uri
 from generations.models import Generation, Project
 from generations.services.create import generation_create
 from generations.services.projects import project_get_or_create
-from storage.models import StoredObject, StoredVideo, UserQuota
+from storage.models import UserQuota
 from storage.quotas import usage_for
+from tests.factories import GenerationFactory
 from tests.media_fetch import fetch
 
 pytestmark = pytest.mark.django_db
@@ -47,24 +46,15 @@ def png_bytes(size=(64, 36), fmt="PNG") -> bytes:
 
 
 def succeeded(owner, project=None, prompt="A finished video") -> Generation:
-    generation, _ = generation_create(owner=owner, model="t2v", input={"prompt": prompt}, project=project)
-    key = f"test/{generation.pk}.mp4"
-    default_storage.save(key, ContentFile(b"\x00" * 2048))
-    default_storage.save(key + ".jpg", ContentFile(png_bytes(fmt="JPEG")))
-    file = StoredObject.objects.create(owner=owner, key=key, size=2048, content_type="video/mp4")
-    poster = StoredObject.objects.create(owner=owner, key=key + ".jpg", size=100, content_type="image/jpeg")
-    video = StoredVideo.objects.create(file=file, poster=poster, file_name="ltx-video.mp4", width=1920, height=1080,
-                                       fps=25, duration=6.0, num_frames=150, has_audio=True, video_codec="h264",
-                                       audio_codec="aac")
-    Generation.objects.filter(pk=generation.pk).update(status="succeeded", video=video, finished_at=timezone.now())
-    generation.refresh_from_db()
-    return generation
+    return GenerationFactory(owner=owner, project=project, prompt=prompt, with_video=True, stored_files=True,
+                             video_fields={"audio_codec": "aac"}, status="succeeded", finished_at=timezone.now())
 
 
 # --- accounts -----------------------------------------------------------------------------------
 
 def test_pages_require_sign_in(client, db):
-    for name in ("generations:list", "generations:new", "generations:projects", "generations:usage", "accounts:api-keys"):
+    for name in ("generations:list", "generations:new", "generations:projects", "generations:usage",
+                 "accounts:api-keys"):
         response = client.get(reverse(name))
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
@@ -112,7 +102,8 @@ def test_signup_can_be_switched_off(client, db, settings):
 
 def test_password_change_and_reset(alice, user, mailoutbox):
     response = alice.post("/accounts/password_change/", {"old_password": "alice-password",
-                                                         "new_password1": "n3w-Secret-pass", "new_password2": "n3w-Secret-pass"})
+                                                         "new_password1": "n3w-Secret-pass",
+                                                         "new_password2": "n3w-Secret-pass"})
     assert response.status_code == 302
     user.refresh_from_db()
     assert user.check_password("n3w-Secret-pass")
@@ -165,7 +156,8 @@ def test_fast_tier_and_project(alice, user):
     project = project_get_or_create(user, "Trailers")
     alice.post("/new/", form_data(tier="fast", duration="20", project=str(project.pk)))
     generation = Generation.objects.get()
-    assert generation.model_id.endswith("/fast") and generation.project == project and generation.cost_usd == Decimal("0.80")
+    assert generation.model_id.endswith("/fast") and generation.project == project
+    assert generation.cost_usd == Decimal("0.80")
 
 
 @pytest.mark.parametrize("overrides, field, text", [
@@ -180,7 +172,8 @@ def test_errors_are_shown_next_to_their_field(alice, overrides, field, text):
     response = alice.post("/new/", form_data(**overrides))
     assert response.status_code == 200 and Generation.objects.count() == 0
     html = response.content.decode()
-    assert re.search(rf'id="id_{field}_error"[^>]*><li>[^<]*{re.escape(text)}', html), html[html.find("errorlist"):][:500]
+    assert re.search(rf'id="id_{field}_error"[^>]*><li>[^<]*{re.escape(text)}', html), (
+        html[html.find("errorlist"):][:500])
 
 
 def test_quota_error_is_a_form_error(alice, user):
@@ -226,7 +219,8 @@ def test_edit_and_rerun_prefills_the_form(alice, user):
     html = alice.get(f"/new/?from={generation.pk}").content.decode()
     assert "Old prompt" in html
     assert re.search(r'value="fast"[^>]*checked', html) and re.search(r'<option value="8" selected', html)
-    assert re.search(r'<option value="50" selected', html) and 'name="generate_audio" id="id_generate_audio" checked' not in html
+    assert re.search(r'<option value="50" selected', html)
+    assert 'name="generate_audio" id="id_generate_audio" checked' not in html
 
 
 def test_edit_and_rerun_of_an_image_job_reuses_its_image(alice, user, media_root):
@@ -310,6 +304,26 @@ def test_rerun_creates_one_new_job_with_the_same_input(alice, user, media_root):
     Generation.objects.filter(pk=new.pk).update(status="failed")
     alice.post(f"/generations/{new.pk}/rerun", {"idempotency_key": "rerun-2"})
     assert Generation.objects.count() == 3
+
+
+def test_rerun_of_an_image_job_with_an_uploaded_start_image_reruns_it(alice, user, media_root):
+    """The job stores its uploaded image as its own object (`image_url` = studio:start-image); a re-run
+    hands the same bytes to the new job instead of failing to validate that reference."""
+    data_uri = image_to_data_uri(SimpleUploadedFile("x", png_bytes()), max_bytes=10_000_000)
+    source, _ = generation_create(owner=user, model="i2v", input={"prompt": "The fox looks up", "image_url": data_uri})
+    Generation.objects.filter(pk=source.pk).update(status="failed")
+    response = alice.post(f"/generations/{source.pk}/rerun", {"idempotency_key": "rerun-image"})
+    rerun = Generation.objects.exclude(pk=source.pk).get()
+    assert response["Location"] == f"/generations/{rerun.pk}/"
+    assert (rerun.model_id, rerun.input) == (source.model_id, source.input)
+    assert rerun.start_image.sha256 == source.start_image.sha256 and rerun.start_image.key != source.start_image.key
+
+
+def test_an_active_job_is_not_rerun(alice, user):
+    generation, _ = generation_create(owner=user, model="t2v", input={"prompt": "Waves"})
+    response = alice.post(f"/generations/{generation.pk}/rerun", {"idempotency_key": "too-soon"}, follow=True)
+    assert "still running" in response.content.decode()
+    assert Generation.objects.count() == 1
 
 
 # --- projects, usage, keys ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from axes.models import AccessAttempt
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.test import Client
 
-from accounts.forms import SUSPENDED_MESSAGE
+from web.account_forms import SUSPENDED_MESSAGE
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]

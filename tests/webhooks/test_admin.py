@@ -5,6 +5,7 @@ import pytest
 
 from generations.services.create import generation_create
 from generations.transitions import transition
+from tests.factories import SuperuserFactory
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.services import webhook_endpoint_create
 
@@ -12,8 +13,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser(username="root", password="x"))
+def admin_client(client, db):
+    client.force_login(SuperuserFactory(username="root"))
     return client
 
 
@@ -34,5 +35,6 @@ def test_staff_can_read_endpoints_and_deliveries_but_never_the_secret(admin_clie
     assert {path: page.status_code for path, page in pages.items()} == dict.fromkeys(pages, 200)
     assert all(endpoint.secret not in page.content.decode() for page in pages.values())
     assert admin_client.get("/admin/webhooks/webhookendpoint/add/").status_code == 403
-    assert admin_client.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/delete/",
+                             {"post": "yes"}).status_code == 403
     assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()

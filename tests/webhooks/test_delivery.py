@@ -20,8 +20,13 @@ from tests.conftest import wait_until
 from tests.webhook_receiver import STALL_SECONDS, Received
 from webhooks import services
 from webhooks.models import MAX_ATTEMPTS, JobWebhookSecret, WebhookAttempt, WebhookDelivery, WebhookEvent
-from webhooks.services import (job_webhook_secret_rotate, retry_delay, webhook_deliveries_enqueue_due,
-                               webhook_delivery_send, webhook_endpoint_create)
+from webhooks.services import (
+    job_webhook_secret_rotate,
+    retry_delay,
+    webhook_deliveries_enqueue_due,
+    webhook_delivery_send,
+    webhook_endpoint_create,
+)
 from webhooks.signing import WebhookVerificationError, webhook_verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -112,7 +117,7 @@ def test_a_job_sends_queued_running_succeeded_in_order_to_every_target_it_concer
     # the same event (id and body) went to every target; the body shows the job at that moment
     for path in ("/job", "/succeeded"):
         assert receiver.at(path)[-1].body == receiver.at("/all")[-1].body
-    for request, status in zip(receiver.at("/all"), ["queued", "running", "succeeded"]):
+    for request, status in zip(receiver.at("/all"), ["queued", "running", "succeeded"], strict=True):
         payload = request.payload
         assert payload["id"] == request.event_id
         assert (payload["data"]["id"], payload["data"]["status"]) == (str(generation.pk), status)

@@ -9,30 +9,31 @@
         [--fault-latency P] [--fault-download-truncated P] [--fault-download-slow P]
         [--workdir DIR] [--verbose]
 
-Each --fault-* is a probability 0..1 (see the Faults section of falsim/server.py); they can
+Each --fault-* is a probability 0..1 (see falsim/faults.py); they can
 also be switched while it runs with `PUT /_sim/faults`.
 
 --key and --port default to the FALSIM_KEY and FALSIM_PORT settings. The simulator
-itself lives in `falsim.server` (no Django there); this wrapper only wires settings in.
+itself lives in `falsim` (no Django there); this wrapper only wires settings in.
 """
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from falsim.server import add_cli_arguments, describe, simulator_from_args
+from falsim import add_cli_arguments, describe, simulator_from_args
 
 
 class Command(BaseCommand):
     help = "Run a local fal.ai-compatible simulator (queue, storage upload, CDN, webhooks)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         add_cli_arguments(
             parser,
             default_key=settings.FALSIM_KEY,
             default_port=settings.FALSIM_PORT,
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             sim = simulator_from_args(options).start()
         except (ValueError, OSError) as exc:  # bad flag values, port already in use

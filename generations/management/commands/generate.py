@@ -5,25 +5,25 @@ import base64
 import mimetypes
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.text import text_problem
 from generations import ltx
 from generations.models import Generation
 from generations.services.create import OwnerSuspended, generation_create
 from generations.services.projects import project_get_or_create
 from storage.backend import object_location
 from storage.quotas import QuotaExceeded
-from studio.text import text_problem
-
 
 
 class Command(BaseCommand):
     help = "Create an LTX-2 video generation; with --wait, follow it to the stored file."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("prompt")
         parser.add_argument("--model", default=None,
                             help="t2v, t2v-fast, i2v, i2v-fast or a fal model id (default: t2v, or i2v with --image)")
@@ -37,7 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", default=settings.STUDIO_DEMO_USERNAME)
         parser.add_argument("--wait", action="store_true", help="follow the job until it finishes")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         # Arguments that are not valid UTF-8 reach Python as lone surrogates (surrogateescape). The
         # prompt and the image's URL form are checked with the rest of the input; a path is only read.
         for name, value in options.items():
@@ -96,6 +96,7 @@ class Command(BaseCommand):
 
     def _print_video(self, generation: Generation) -> None:
         video = generation.video
+        assert video is not None, "a succeeded generation has its video"
         self.stdout.write(f"stored: {object_location(video.file.key)}")
         self.stdout.write(
             f"video: {video.width}x{video.height}, {video.fps:g} fps, {video.duration:.3f} s, "

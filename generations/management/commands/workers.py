@@ -1,27 +1,28 @@
 """`manage.py workers`: the django-q2 cluster (`manage.py qcluster`) under a supervisor that restarts
-it when it dies or stops taking tasks (see studio/supervisor.py). What `make run` and
+it when it dies or stops taking tasks (see core/supervisor.py). What `make run` and
 `make run-prod` start; `qcluster` alone still works where something else supervises it. At every
 check it also makes sure a tracking chain runs (`tracker_ensure`), so a chain that died with its
 worker is replaced within seconds."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
+from core.supervisor import Supervisor, default_stall_after
 from generations.services.lease import tracker_ensure
-from studio.supervisor import Supervisor, default_stall_after
 
 
 class Command(BaseCommand):
     help = "Run the worker cluster and restart it when it dies or stops taking tasks."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--stall-seconds", type=float, default=None,
                             help="restart when tasks wait and none finished for this long "
                                  "(default: Q_CLUSTER timeout + 30 s)")
         parser.add_argument("--check-every", type=float, default=5.0, help="seconds between checks (default 5)")
 
-    def handle(self, *args, stall_seconds=None, check_every=5.0, **options):
+    def handle(self, *args: Any, stall_seconds: float | None = None, check_every: float = 5.0, **options: Any) -> None:
         stall_after = timedelta(seconds=stall_seconds) if stall_seconds else default_stall_after()
         Supervisor(stall_after=stall_after, check_every=check_every, on_check=tracker_ensure).run()

@@ -2,7 +2,7 @@
 
 It knows nothing about the studio: the host comes from the environment the way fal's client reads
 it (`FAL_QUEUE_RUN_HOST`, at import time) and the key from `FAL_KEY`. The tests run it as is over
-TLS, and through `patched_client.py --queue-url` (fal-protocol.md §3.4 recipe B) over plain HTTP.
+TLS, and through `patched_client.py --queue-url` (the queue-URL override) over plain HTTP.
 The prompt may be set with `LTX_PROMPT`.
 
     python integrator.py SCENARIO [SCENARIO …]
@@ -26,12 +26,12 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
-
-import httpx
+from typing import Any
 
 import fal_client
+import httpx
 
 MODEL = "fal-ai/ltx-2/text-to-video"
 ALIAS_MODEL = "fal-ai/ltxv-2/text-to-video"

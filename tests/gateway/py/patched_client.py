@@ -2,7 +2,7 @@
 
     python patched_client.py [--queue-url URL] [--max-attempts N] SCENARIO [SCENARIO …]
 
---queue-url     fal-protocol.md §3.4 recipe B (plain HTTP, tests only): assign
+--queue-url     the queue-URL override (plain HTTP, tests only): assign
                 `fal_client.client.QUEUE_URL_FORMAT`, e.g. http://localhost:8000/fal/
 --max-attempts  how often the client tries one HTTP call (fal's default is 10 with exponential
                 backoff, ~50 s before a connection error surfaces); 1 shows the first error at once

@@ -1,9 +1,0 @@
-from django.conf import settings
-from django.utils.functional import SimpleLazyObject
-
-from moderation.switch import provider_switch
-
-
-def studio(request):
-    # The switch is read only by templates that show it (a lazy object is loaded on first use).
-    return {"fal_uses_simulator": settings.FAL_USES_SIMULATOR, "provider_switch": SimpleLazyObject(provider_switch)}
