@@ -24,13 +24,16 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from django.contrib.auth.models import User
 from PIL import Image
 
 from chaos.workers import ROOT
 from core.supervisor import die_with_parent
+
+if TYPE_CHECKING:  # imported before django.setup() (chaos/__main__.py): the model only names types here
+    from django.contrib.auth.models import User
 
 T2V, I2V_DATA_URI, I2V_UPLOAD, GATEWAY = "t2v", "i2v_data_uri", "i2v_upload", "gateway"
 KINDS = (T2V, I2V_DATA_URI, I2V_UPLOAD, GATEWAY)

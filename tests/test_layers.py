@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.processes import ROOT
 
 CLEAN_PACKAGES = ("fal_protocol", "falsim")
@@ -55,3 +57,15 @@ print(json.dumps({{"imported": names, "loaded": sorted(sys.modules)}}))
     assert forbidden == []
     expected = {"fal_protocol.client", "fal_protocol.signature", "falsim.simulator", "falsim.cli"}
     assert expected <= set(result["imported"])
+
+
+@pytest.mark.parametrize("program", ["chaos", "bench"])
+def test_the_make_targets_programs_start_before_django_is_set_up(program):
+    """`make chaos` and `make bench` import their modules first and call django.setup() after
+    parsing arguments: a module-level model import in them (AppRegistryNotReady) breaks the target."""
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run([sys.executable, "-m", program, "--help"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: make {program}")
