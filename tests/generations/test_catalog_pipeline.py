@@ -160,3 +160,18 @@ def test_an_endpoint_fal_answers_as_gone_fails_its_job_uncharged_and_refuses_new
     assert info.value.errors == {"model": "fal-ai/ltx-2/text-to-video is no longer available at fal; "
                                           "use fal-ai/ltx-2.3/text-to-video instead"}
     assert Generation.objects.count() == before
+
+
+def test_moving_users_to_another_version_leaves_jobs_already_made_on_their_endpoint(studio, user, task_queue,
+                                                                                    settings):
+    settings.STUDIO_LTX_VERSION = "2.0"
+    before, _ = generation_create(owner=user, model="t2v", input={"prompt": "made under 2.0"})
+    settings.STUDIO_LTX_VERSION = "2.3"  # the operator moves everyone: one setting
+    after, _ = generation_create(owner=user, model="t2v", input={"prompt": "made under 2.3"})
+
+    assert (before.model_id, after.model_id) == ("fal-ai/ltx-2/text-to-video", "fal-ai/ltx-2.3/text-to-video")
+    assert (before.input["duration"], after.input["duration"]) == ("6", 6)  # each endpoint's wire type
+    for job in (before, after):
+        assert run_to_the_end(job, task_queue).status == Status.SUCCEEDED
+    sent = {request["input"]["prompt"]: request["model_id"] for request in studio.requests()}
+    assert sent == {"made under 2.0": "fal-ai/ltx-2/text-to-video", "made under 2.3": "fal-ai/ltx-2.3/text-to-video"}
