@@ -24,7 +24,16 @@ from generations.services.projects import ProjectBusy, ProjectNameRefused
 from moderation.services import ReportRefused
 from storage.quotas import QuotaExceeded
 
-INPUT_FIELDS_OUTSIDE_INPUT = {"model", "project", "input", "webhook_url", "Idempotency-Key"}
+INPUT_FIELDS_OUTSIDE_INPUT = {"model", "project", "input", "webhook_url", "Idempotency-Key", "source"}
+
+
+class UploadRejected(Exception):
+    """A multipart image upload (`field`: `image`, `end_image`) that `generations.images` refused."""
+
+    def __init__(self, field: str, error: ImageRejected) -> None:
+        self.field = field
+        self.error = error
+        super().__init__(str(error))
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -56,6 +65,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, InputError):
         details = {(f if f in INPUT_FIELDS_OUTSIDE_INPUT else f"input.{f}"): m for f, m in exc.errors.items()}
         return error(422, "validation_error", "The request has invalid fields: " + ", ".join(details) + ".", details)
+    if isinstance(exc, UploadRejected):
+        status_code, code = (413, "payload_too_large") if isinstance(exc.error, ImageTooLarge) else (
+            415, "unsupported_media_type")
+        return error(status_code, code, str(exc), {exc.field: str(exc)})
     if isinstance(exc, ImageTooLarge):
         return error(413, "payload_too_large", str(exc), {"image": str(exc)})
     if isinstance(exc, ImageRejected):

@@ -5,15 +5,23 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import ApiKey
+from api.errors import UploadRejected
+from api.schema import ltx_input_schema, model_name_schema
 from core.jsonbody import json_loads_bounded
 from core.netguard import UnsafeURL, check_webhook_url
+from fal_protocol.catalog import RESOLUTIONS
 from generations import ltx
-from generations.images import image_to_data_uri
+from generations.images import ImageRejected, image_to_data_uri
+from generations.media_inputs import END_IMAGE, START_IMAGE
 from generations.models import Generation, Project
 from generations.payloads import generation_payload
+
+# Multipart uploads a create accepts, and the input field each one becomes (a data URI of its checked bytes).
+IMAGE_UPLOADS = {"image": START_IMAGE.field, "end_image": END_IMAGE.field}
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -38,17 +46,28 @@ class BoundedJSONField(serializers.JSONField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(model_name_schema())
+class ModelNameField(serializers.CharField):
+    """A model name; checked (with a message listing every allowed name) by `ltx.resolve_model`."""
+
+
+@extend_schema_field(ltx_input_schema(), component_name="LtxInput")
+class LtxInputField(BoundedJSONField):
+    """A generation's input; checked against the chosen endpoint by `ltx.validate_input`."""
+
+
 class GenerationCreateSerializer(serializers.Serializer):
-    model = serializers.CharField(
-        help_text="a model id (e.g. fal-ai/ltx-2/text-to-video) or t2v, t2v-fast, i2v, i2v-fast")
-    input = BoundedJSONField(help_text="LTX-2 fields: prompt, duration, resolution, aspect_ratio, fps, "
-                                       "generate_audio, image_url (image-to-video)")
+    model = ModelNameField()
+    input = LtxInputField()
     project = serializers.UUIDField(required=False, allow_null=True, help_text="default: your Inbox project")
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=1000,
                                        help_text="also receives this generation's events (signed)")
     image = serializers.FileField(required=False, write_only=True,
                                   help_text="image-to-video start image as a multipart upload (PNG, JPEG, WebP, "
-                                            "AVIF); the alternative to input.image_url")
+                                            "AVIF, HEIF); the alternative to input.image_url")
+    end_image = serializers.FileField(required=False, write_only=True,
+                                      help_text="LTX-2.3 image-to-video end image (the clip's last frame) as a "
+                                                "multipart upload; the alternative to input.end_image_url")
 
     def validate_project(self, value: uuid.UUID | None) -> Project | None:
         if value is None:
@@ -65,13 +84,91 @@ class GenerationCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(str(exc)) from None
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        """A multipart `image` becomes the input's `image_url` (a data URI of its checked bytes)."""
-        if "image" in data:
-            if not isinstance(data["input"], dict):
-                raise serializers.ValidationError({"input": "must be a JSON object with the LTX-2 fields"})
-            image_url = image_to_data_uri(data.pop("image"), max_bytes=settings.STUDIO_MAX_IMAGE_BYTES)
-            data["input"] = {**data["input"], "image_url": image_url}
+        """Each multipart upload (`image`, `end_image`) becomes its input field (`image_url`,
+        `end_image_url`): a data URI of its checked bytes. A refused upload is an UploadRejected naming it."""
+        uploads = {name: data.pop(name) for name in IMAGE_UPLOADS if name in data}
+        if uploads and not isinstance(data["input"], dict):
+            raise serializers.ValidationError({"input": "must be a JSON object with the LTX fields"})
+        for name, uploaded in uploads.items():
+            try:
+                data_uri = image_to_data_uri(uploaded, max_bytes=settings.STUDIO_MAX_IMAGE_BYTES)
+            except ImageRejected as exc:
+                raise UploadRejected(name, exc) from None
+            data["input"] = {**data["input"], IMAGE_UPLOADS[name]: data_uri}
         return data
+
+
+class PriceRequestSerializer(serializers.Serializer):
+    model = ModelNameField()
+    input = LtxInputField()
+    # `source`, `required`, `label`, `fields`: fields named like DRF attributes, which the metaclass keeps apart.
+    source = serializers.UUIDField(  # type: ignore[assignment]
+        required=False, allow_null=True,
+        help_text="one of your generations this one would take further (accepted for what comes next; it does not "
+                  "change the price now)")
+
+
+class PriceSerializer(serializers.Serializer):
+    """What a generation would cost (`POST /api/v1/price/`)."""
+
+    model = serializers.CharField(help_text="the exact endpoint id the generation would run on")
+    cost_usd = serializers.CharField(help_text="USD: seconds × per_second")
+    currency = serializers.ChoiceField(choices=["USD"])
+    input = serializers.DictField(help_text="the input as the generation would record it: defaults applied, "
+                                            "numbers in the endpoint's type, data URIs as their studio reference")
+    per_second = serializers.CharField(help_text="USD per second of video at the chosen resolution")
+    seconds = serializers.IntegerField()
+
+
+class CatalogFieldSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["text", "integer", "choice", "boolean", "image"])
+    required = serializers.BooleanField()  # type: ignore[assignment]  # see PriceRequestSerializer.source
+    enum = serializers.ListField(child=serializers.JSONField(), required=False,
+                                 help_text="the allowed values (integers for integer fields)")
+    min = serializers.FloatField(required=False)
+    max = serializers.FloatField(required=False, help_text="text: the most characters")
+    default = serializers.JSONField(required=False, help_text="used when the field is left out")
+    description = serializers.CharField(required=False)
+
+
+class CatalogExampleSerializer(serializers.Serializer):
+    input = serializers.DictField(help_text="a valid minimal input (everything else at its default)")
+    cost_usd = serializers.CharField(help_text="its price, USD")
+
+
+@extend_schema_field({"type": "object", "properties": {r: {"type": "string"} for r in RESOLUTIONS},
+                      "required": list(RESOLUTIONS), "description": "USD per second of video by resolution"})
+class RatesField(serializers.DictField):
+    pass
+
+
+class CatalogPriceSerializer(serializers.Serializer):
+    unit = serializers.ChoiceField(choices=["second"])
+    per_second = RatesField()
+    confirmed = serializers.BooleanField(help_text="false: fal's pages did not confirm the catalog's price")
+    overridden = serializers.BooleanField(help_text="the operator set this endpoint's price (for some resolution)")
+    example = CatalogExampleSerializer()
+
+
+class CatalogModelSerializer(serializers.Serializer):
+    """One endpoint of the catalog as offered now (`GET /api/v1/models/`)."""
+
+    id = serializers.CharField(help_text="the endpoint id: what generations record as their model")
+    version = serializers.CharField(help_text="the LTX version: 2.0 or 2.3")
+    kind = serializers.ChoiceField(choices=["t2v", "i2v"])
+    tier = serializers.ChoiceField(choices=["standard", "fast"])
+    label = serializers.CharField()  # type: ignore[assignment]  # see PriceRequestSerializer.source
+    aliases = serializers.ListField(child=serializers.CharField(), help_text="other ids meaning this endpoint")
+    enabled = serializers.BooleanField(help_text="the operator offers it (not disabled, not retired)")
+    retired = serializers.BooleanField()
+    available = serializers.BooleanField(help_text="fal has not answered it as gone")
+    refusal = serializers.CharField(allow_null=True, help_text="why new generations are refused (null: accepted)")
+    replacement = serializers.CharField(allow_null=True, help_text="the endpoint the operator says to use instead")
+    short_name = serializers.CharField(allow_null=True,
+                                       help_text="the short name meaning this endpoint under STUDIO_LTX_VERSION")
+    fields = serializers.DictField(  # type: ignore[assignment]  # see PriceRequestSerializer.source
+        child=CatalogFieldSerializer(), help_text="the input fields by name")
+    price = CatalogPriceSerializer()
 
 
 class VideoFileSerializer(serializers.Serializer):

@@ -13,4 +13,6 @@ urlpatterns = [
     path("keys/", views.ApiKeyListView.as_view(), name="api-keys"),
     path("keys/<int:pk>/", views.ApiKeyDetailView.as_view(), name="api-key"),
     path("usage/", views.UsageView.as_view(), name="api-usage"),
+    path("models/", views.ModelListView.as_view(), name="api-models"),
+    path("price/", views.PriceView.as_view(), name="api-price"),
 ]

@@ -22,9 +22,12 @@ from api.pagination import NewestFirst
 from api.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeySerializer,
+    CatalogModelSerializer,
     GenerationCreateSerializer,
     GenerationFilterSerializer,
     GenerationSerializer,
+    PriceRequestSerializer,
+    PriceSerializer,
     ProjectSerializer,
     ReportCreateSerializer,
     ReportSerializer,
@@ -32,9 +35,12 @@ from api.serializers import (
 )
 from api.throttling import ApiThrottle, CreateThrottle
 from core.requests import AuthenticatedRequest
+from fal_protocol import catalog
 from generations import status_reads
+from generations.catalog_reads import catalog_model_json, catalog_models
 from generations.models import Generation, Project
-from generations.selectors import generation_get_for, generation_list_for, generation_viewable_for
+from generations.quotes import quote_for
+from generations.selectors import endpoint_state, generation_get_for, generation_list_for, generation_viewable_for
 from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
@@ -85,6 +91,11 @@ CREATE_EXAMPLE = OpenApiExample("Text to video", request_only=True, value={
     "input": {"prompt": "A cowboy walking through a dusty town at high noon", "duration": 8, "resolution": "1080p",
               "fps": 25, "generate_audio": True},
 })
+PORTRAIT_EXAMPLE = OpenApiExample("Portrait text to video (LTX-2.3)", request_only=True, value={
+    "model": "fal-ai/ltx-2.3/text-to-video",
+    "input": {"prompt": "A lighthouse keeper climbs the stairs at dusk", "duration": 6, "aspect_ratio": "9:16",
+              "fps": 24},
+})
 ERROR_EXAMPLE = OpenApiExample("Invalid field", response_only=True, status_codes=["422"], value={
     "code": "validation_error", "message": "The request has invalid fields: input.duration.",
     "details": {"input.duration": "7 is not allowed; allowed values: 6, 8, 10 seconds"}})
@@ -110,7 +121,7 @@ class GenerationListView(generics.ListAPIView):
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=GenerationCreateSerializer, examples=[CREATE_EXAMPLE, ERROR_EXAMPLE],
+    @extend_schema(request=GenerationCreateSerializer, examples=[CREATE_EXAMPLE, PORTRAIT_EXAMPLE, ERROR_EXAMPLE],
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
                                                 description="replays return the original job; another body is 409")],
                    responses={201: GenerationSerializer, 200: GenerationSerializer, **ERROR_RESPONSES},
@@ -210,6 +221,50 @@ class GenerationReportView(APIView):
                                         reason=body.validated_data["reason"])
         return Response(ReportSerializer(report).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+# --- the catalog and prices ---------------------------------------------------------------------
+
+# One entry: drf-spectacular shows it inside the list.
+MODELS_EXAMPLE = OpenApiExample("One endpoint", response_only=True,
+                                value=catalog_model_json(
+                                    endpoint_state(catalog.BY_ID["fal-ai/ltx-2.3/text-to-video"], None)))
+PRICE_EXAMPLE = OpenApiExample("A portrait LTX-2.3 video", request_only=True, value={
+    "model": "t2v", "input": {"prompt": "A lighthouse keeper climbs the stairs at dusk", "aspect_ratio": "9:16"}})
+PRICE_ANSWER_EXAMPLE = OpenApiExample("Its price", response_only=True, status_codes=["200"], value={
+    "model": "fal-ai/ltx-2.3/text-to-video", "cost_usd": "0.48", "currency": "USD",
+    "input": {"prompt": "A lighthouse keeper climbs the stairs at dusk", "duration": 6, "resolution": "1080p",
+              "fps": 25, "generate_audio": True, "aspect_ratio": "9:16"},
+    "per_second": "0.08", "seconds": 6})
+PRICE_REFUSED_EXAMPLE = OpenApiExample("A retired model", response_only=True, status_codes=["422"], value={
+    "code": "validation_error", "message": "The request has invalid fields: model.",
+    "details": {"model": "fal-ai/ltx-2/text-to-video has been retired; use fal-ai/ltx-2.3/text-to-video instead"}})
+
+
+class ModelListView(APIView):
+    @extend_schema(responses={200: CatalogModelSerializer(many=True), **ERROR_RESPONSES}, examples=[MODELS_EXAMPLE],
+                   summary="The models you can use: every endpoint, its input fields, prices and state",
+                   description="Every endpoint of the studio's catalog (LTX-2.0 and LTX-2.3; aliases listed on "
+                               "their endpoint) with the operator's prices. An endpoint with a `refusal` takes no "
+                               "new generations (disabled, retired — see `replacement` — or gone at fal).")
+    def get(self, request: AuthenticatedRequest) -> Response:
+        return Response([catalog_model_json(state) for state in catalog_models()])
+
+
+class PriceView(APIView):
+    @extend_schema(request=PriceRequestSerializer, responses={200: PriceSerializer, **ERROR_RESPONSES},
+                   examples=[PRICE_EXAMPLE, PRICE_ANSWER_EXAMPLE, PRICE_REFUSED_EXAMPLE],
+                   summary="What a generation would cost (nothing is created or reserved)",
+                   description="Validated exactly like a create (422 naming every bad field; a model that takes "
+                               "no new generations is a 422 naming `model` and its replacement), priced with the "
+                               "operator's prices. Nothing is written, reserved or sent to fal, and image URLs are "
+                               "not fetched (only their form is checked).")
+    def post(self, request: AuthenticatedRequest) -> Response:
+        body = PriceRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        quote = quote_for(body.validated_data["model"], body.validated_data["input"], owner=request.user,
+                          source=body.validated_data.get("source"))
+        return Response(quote.as_json())
 
 
 # --- API keys -----------------------------------------------------------------------------------

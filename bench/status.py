@@ -68,7 +68,8 @@ def _data() -> tuple[str, str]:
     from generations.services.create import generation_create
 
     user, _ = get_user_model().objects.get_or_create(username="bench-status")
-    generation, _ = generation_create(owner=user, model="t2v", input={"prompt": "status bench"})
+    # An explicit id, so the gateway status URL below (under its app, fal-ai/ltx-2) is the job's own.
+    generation, _ = generation_create(owner=user, model="fal-ai/ltx-2/text-to-video", input={"prompt": "status bench"})
     logs = [{"message": f"step {i}", "level": "INFO", "source": "USER", "timestamp": "2026-11-25T10:00:00Z"}
             for i in range(20)]
     # A job fal is running: what status pollers ask about. Nothing tracks it (no tracker runs here).

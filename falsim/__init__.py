@@ -12,15 +12,17 @@ Python API::
                        scale=8, cache_renders=False, faults=None, seed=0, workdir=None)
     sim.start(); sim.url; sim.stats(); sim.requests(); sim.completed_at(rid); sim.stop()
     sim.set_faults({"reset": 0.1}, latency_seconds=1.0); sim.faults; sim.fault_settings()
+    sim.set_faults(retired=["fal-ai/ltx-2/text-to-video/fast"]); sim.retired
     sim.submits_for(input_dict)
     with FalSimulator(...) as sim: ...
 
 Command line: ``python -m falsim [flags]`` or ``python manage.py falsim [flags]`` (``cli.py``).
 
-Routes (``{app}`` is ``owner/app``, e.g. ``fal-ai/ltx-2``; the full model id is also
-accepted in its place):
+Routes (``{model_id}`` is any endpoint id or alias of ``fal_protocol.catalog``; ``{app}`` is its
+``owner/app``, e.g. ``fal-ai/ltx-2`` or ``fal-ai/ltx-2.3``; the full model id is also accepted in its
+place):
 
-    POST /{model_id}[?fal_webhook=URL]             submit (Key auth)
+    POST /{model_id}[?fal_webhook=URL]             submit (Key auth); 404 when unknown or retired
     GET  /{app}/requests/{id}/status[?logs=1]      202 IN_QUEUE/IN_PROGRESS, 200 COMPLETED
     GET  /{app}/requests/{id}/status/stream        server-sent events until COMPLETED
     GET  /{app}/requests/{id}                      result (400 while not completed)
@@ -33,15 +35,15 @@ accepted in its place):
     GET  /.well-known/jwks.json                    the webhook signing key (Ed25519 JWKS)
     GET  /v1/models/requests/by-endpoint?endpoint_id=…   fal's request listing (Key auth)
     GET  /_sim/stats, /_sim/requests               introspection (no auth)
-    GET|PUT /_sim/faults                           read / switch faults at runtime (no auth)
+    GET|PUT /_sim/faults                           read / switch faults, the lock and retired ids (no auth)
 
 Where each part lives (each module's docstring says more):
-    schema.py        the endpoints served and their input validation, as a data table
+    schema.py        the endpoints served (fal_protocol.catalog's) and fal's 422s for their fields
     engine.py        requests and their queue: status, result, cancel, completion, failures,
                      timing, prompt magic words ([sim:422], [sim:lost], [sim:slow]), submit counters
     runner.py        the runner threads: a request's run, its logs and progress, its render
     render.py        the real H.264/AAC MP4s it serves; render_cache.py: bench mode's shared renders
-    faults.py        fault names, settings, validation and the seeded roll; PUT /_sim/faults
+    faults.py        fault names, settings (lock, retired ids), validation, the seeded roll; PUT /_sim/faults
     files.py         storage upload, CDN upload, file serving with Range
     webhooks.py      the signed webhook sender
     listing.py       fal's request listing over the simulator's requests

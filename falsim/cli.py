@@ -2,7 +2,8 @@
 
 ``add_cli_arguments`` declares them, ``simulator_from_args`` builds a ``FalSimulator`` from the
 parsed values, ``describe`` is the line printed once it listens. Each ``--fault-NAME P`` is a
-probability (``falsim/faults.py``).
+probability (``falsim/faults.py``); ``--locked REASON`` and ``--retired ENDPOINT_ID`` (repeatable) are
+states, switchable while running with ``PUT /_sim/faults``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser, *, default_key: str, defa
     parser.add_argument("--locked", default="", metavar="REASON",
                         help='start with the account locked for REASON (e.g. "Exhausted balance"); '
                              "PUT /_sim/faults {\"locked\": \"\"} unlocks it")
+    parser.add_argument("--retired", action="append", default=[], metavar="ENDPOINT_ID",
+                        help="answer this endpoint id, alias or owner/app as gone (404 Application not found), "
+                             "like an app fal has removed; repeatable. PUT /_sim/faults {\"retired\": [...]} "
+                             "changes the list while running")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a new temporary folder)")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request to stderr")
     for name in FAULT_NAMES:
@@ -65,6 +70,7 @@ def simulator_from_args(options: argparse.Namespace) -> FalSimulator:
         download_rate_bytes=values["download_rate_bytes"],
         listing_lag_seconds=values.get("listing_lag_seconds") or 0.0,
         locked=values.get("locked") or "",
+        retired=values.get("retired") or (),
         verbose=values["verbose"],
     )
 
@@ -77,6 +83,8 @@ def describe(sim: FalSimulator) -> str:
         faults += f" (download {sim.download_rate_bytes} B/s)"
     if sim.locked:
         faults += f"; account locked ({sim.locked})"
+    if sim.retired:
+        faults += f"; retired: {', '.join(sim.retired)}"
     return (f"falsim listening on {sim.url} (runners={sim.runners}, run_seconds={sim.run_seconds:g}, "
             f"scale={sim.scale}, cache_renders={sim.cache_renders}, faults: {faults}, workdir={sim.workdir})")
 

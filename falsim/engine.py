@@ -48,7 +48,7 @@ from urllib.parse import quote
 from fal_protocol.queue import COMPLETED, IN_PROGRESS, IN_QUEUE, payload_fingerprint
 from falsim.faults import FaultInjector
 from falsim.files import FileStore, start_image
-from falsim.schema import Endpoint, validate_input
+from falsim.schema import Route, validate_input
 from falsim.webhooks import WebhookSender, completion_body
 
 CONTENT_POLICY_DETAIL = [
@@ -97,7 +97,7 @@ def internal_failure(exc: BaseException) -> Failure:
 @dataclass(eq=False)
 class SimRequest:
     id: str
-    endpoint: Endpoint
+    route: Route  # the model id it was sent to, and that id's catalog endpoint
     input: object
     params: dict
     webhook_url: str | None
@@ -122,12 +122,14 @@ class SimRequest:
     webhook_error: str | None = None
     image_source: str = ""  # image-to-video: "data_uri", "uploaded" (this simulator's /files/) or "url"
     image: bytes | None = None  # the start image, once loaded
+    end_image_source: str = ""  # the same for the end image (LTX-2.3 image-to-video's end_image_url)
+    end_image: bytes | None = None
     store_io: bool = True  # False when sent with X-Fal-Store-IO: 0 (the listing shows no payloads)
     fallbacks_disabled: bool = False  # sent with x-fal-disable-fallbacks: true
 
 
 def request_urls(req: SimRequest, base_url: str) -> dict:
-    root = f"{base_url}/{req.endpoint.app}/requests/{req.id}"
+    root = f"{base_url}/{req.route.app}/requests/{req.id}"
     return {"response_url": root, "status_url": root + "/status", "cancel_url": root + "/cancel"}
 
 
@@ -154,7 +156,7 @@ def describe(req: SimRequest) -> dict:
     """A request as ``FalSimulator.requests()`` and ``GET /_sim/requests`` show it."""
     return {
         "request_id": req.id,
-        "model_id": req.endpoint.model_id,
+        "model_id": req.route.model_id,
         "input": req.input,
         "status": req.status,
         "submitted_at": req.submitted_at,
@@ -174,7 +176,7 @@ def describe(req: SimRequest) -> dict:
 def listing_record(req: SimRequest) -> dict:
     """A request as fal's request listing knows it (the fields falsim/listing.py reads)."""
     return {
-        "request_id": req.id, "endpoint_id": req.endpoint.model_id, "sent_at": req.submitted_at,
+        "request_id": req.id, "endpoint_id": req.route.model_id, "sent_at": req.submitted_at,
         "started_at": req.started_at, "ended_at": req.completed_at,
         "status_code": None if req.status != COMPLETED else (req.failure.status_code if req.failure else 200),
         "json_input": req.input, "json_output": request_output(req, req.base_url)
@@ -235,6 +237,7 @@ class Engine:
                 "image_url": self._counts["image_url"],
                 "listing_calls": self._counts["listing_calls"],
                 "locked_refusals": self._counts["locked_refusals"],
+                "retired_refusals": self._counts["retired_refusals"],
                 "faults": faults_fired,
                 "submits_by_input": dict(self._submits_by_input),
                 "duplicate_submits": sum(1 for n in self._submits_by_input.values() if n > 1),
@@ -260,11 +263,11 @@ class Engine:
 
     # -- queue operations (called by the HTTP handler) --
 
-    def submit(self, endpoint: Endpoint, body: Any, webhook_url: str | None, base_url: str, start_timeout: float | None,
+    def submit(self, route: Route, body: Any, webhook_url: str | None, base_url: str, start_timeout: float | None,
                *, store_io: bool = True,
                fallbacks_disabled: bool = False) -> tuple[int, dict[str, Any], SimRequest | None]:
         """Validate and enqueue. Returns (http_status, payload, request or None)."""
-        params, errors = validate_input(endpoint, body)
+        params, errors = validate_input(route.endpoint, body)
         if errors:
             return 422, {"detail": errors}, None
         assert params is not None  # valid input, so normalised params
@@ -272,7 +275,7 @@ class Engine:
         now = time.time()
         req = SimRequest(
             id=str(uuid.uuid4()),
-            endpoint=endpoint,
+            route=route,
             input=body,
             params=params,
             webhook_url=webhook_url,
@@ -288,7 +291,10 @@ class Engine:
         image_url = params.get("image_url")
         if isinstance(image_url, str):
             req.image_source, req.image = start_image(image_url, self._files)
-            self.count(f"image_{req.image_source}")
+            self.count(f"image_{req.image_source}")  # the counters are the start image's form
+        end_image_url = params.get("end_image_url")
+        if isinstance(end_image_url, str):
+            req.end_image_source, req.end_image = start_image(end_image_url, self._files)
         with self._lock:
             position = len(self._queue)
             self._requests[req.id] = req

@@ -28,19 +28,30 @@ queue call meets ``latency``, ``reset``, ``429``, ``5xx`` in that order, then it
                     second (default 256 KiB/s): N bytes take at least N/rate seconds
     listing_5xx     a request listing call answers 503 (after ``latency``; the queue faults do not
                     apply to fal's platform API)
-Two settings are states rather than probabilities:
+Some settings are states rather than probabilities:
     locked          "" (default) or the reason of an account lock, e.g. "Exhausted balance",
                     "TOP_UP" or "Admin lock": while set, submits, storage upload initiates, upload
                     tokens and the request listing answer 403 ``{"detail": "User is locked. Reason:
                     <reason>."}`` as fal does; status, result, cancel and files keep answering
     listing_lag_seconds  a request appears in the listing this long after it was sent (default 0)
+    retired         [] (default) or the endpoint ids, aliases or ``owner/app`` names to answer as gone,
+                    like an app fal has removed: a submit to a retired id, or to any id of a retired
+                    app, answers 404 ``{"detail": "Application '<model id>' not found"}``, the answer
+                    it gives an id it never served (the shape this simulator uses for unknown apps:
+                    fal's exact wording for a removed app was not found in its docs); status, result
+                    and cancel calls made under a retired prefix (the app, or the full id used in
+                    its place) answer the same 404. Counted in ``stats()["retired_refusals"]``.
+                    ``--retired ID`` (repeatable) at start, ``PUT /_sim/faults {"retired": [...]}``
+                    or ``set_faults(retired=[...])`` while running (the list replaces the previous one).
 Every firing is counted in ``stats()["faults"]`` (name -> count). ``set_faults(faults, **settings)``
 and ``PUT /_sim/faults`` (body ``{"faults": {...}, "latency_seconds": S, "download_rate_bytes": N,
-"fault_delay": S}``, every key optional; 400 naming the field on bad input) switch them for
-the next call: a given ``faults`` replaces every probability (names left out become 0).
+"fault_delay": S, "locked": R, "retired": [ID, ...]}``, every key optional; 400 naming the field on bad
+input) switch them for the next call: a given ``faults`` replaces every probability (names left out
+become 0).
 
 Where each fires: the queue calls' and the listing's in ``falsim/queue_api.py``, the downloads'
-in ``falsim/files.py``, ``result_422`` and ``lost`` at submit in ``falsim/engine.py``.
+in ``falsim/files.py``, ``result_422`` and ``lost`` at submit in ``falsim/engine.py``; ``locked`` and
+``retired`` in ``falsim/queue_api.py``.
 """
 
 from __future__ import annotations
@@ -51,12 +62,14 @@ import random
 import threading
 from typing import Any
 
+from falsim.schema import KNOWN_PREFIXES
+
 FAULT_NAMES = (
     "submit_5xx", "submit_timeout", "status_5xx", "result_5xx", "result_422", "lost", "429",
     "5xx", "reset", "submit_reset_after_accept", "latency", "download_truncated", "download_slow", "listing_5xx",
 )
 # Settings of the faults (not probabilities), changeable at runtime with the probabilities.
-FAULT_SETTINGS = ("latency_seconds", "download_rate_bytes", "fault_delay", "listing_lag_seconds", "locked")
+FAULT_SETTINGS = ("latency_seconds", "download_rate_bytes", "fault_delay", "listing_lag_seconds", "locked", "retired")
 LOCK_REASON_MAX_CHARS = 200
 
 
@@ -75,10 +88,24 @@ def checked_faults(faults: Any) -> dict[str, float]:
     return checked
 
 
-def checked_setting(name: str, value: Any) -> float | int | str:
+def checked_retired(value: Any) -> list[str]:
+    """Validate ``retired``: a list of served ids or apps (sorted, without repeats); raises ValueError."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(name, str) for name in value):
+        raise ValueError("retired must be a list of endpoint ids or owner/app names to answer as gone "
+                         f'(e.g. ["fal-ai/ltx-2/text-to-video/fast"]), got {value!r}')
+    for name in value:
+        if name not in KNOWN_PREFIXES:
+            raise ValueError(f"cannot retire {name!r}: the simulator does not serve it; "
+                             f"allowed: {', '.join(sorted(KNOWN_PREFIXES))}")
+    return sorted(set(value))
+
+
+def checked_setting(name: str, value: Any) -> float | int | str | list[str]:
     """Validate one of FAULT_SETTINGS; raises ValueError naming the field and the allowed values."""
     if name not in FAULT_SETTINGS:
         raise ValueError(f"unknown setting {name!r}; allowed: {', '.join(FAULT_SETTINGS)}")
+    if name == "retired":
+        return checked_retired(value)
     if name == "locked":
         if not isinstance(value, str) or len(value) > LOCK_REASON_MAX_CHARS:
             raise ValueError(f'locked must be "" (not locked) or the lock\'s reason, at most '
@@ -105,7 +132,7 @@ class FaultInjector:
         checked = checked_faults(dict(faults or {}))
         values = {name: checked_setting(name, value) for name, value in settings.items()}
         self.probabilities = {name: float(checked.get(name, 0.0)) for name in FAULT_NAMES}
-        self._settings = dict(values)
+        self._settings: dict[str, Any] = dict(values)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._fired: collections.Counter[str] = collections.Counter()  # fault name -> times it fired
@@ -126,7 +153,8 @@ class FaultInjector:
             return self._rng.uniform(low, high)
 
     def setting(self, name: str) -> Any:
-        return self._settings[name]
+        with self._lock:
+            return _copied(self._settings[name])
 
     def update(self, faults: dict[str, Any] | None = None, **settings: Any) -> dict[str, Any]:
         """``FalSimulator.set_faults``: everything is validated before anything changes."""
@@ -142,11 +170,22 @@ class FaultInjector:
     def snapshot(self) -> dict:
         """The fault probabilities and their settings, as ``GET /_sim/faults`` shows them."""
         with self._lock:
-            return {"faults": dict(self.probabilities), **{name: self._settings[name] for name in FAULT_SETTINGS}}
+            return {"faults": dict(self.probabilities),
+                    **{name: _copied(self._settings[name]) for name in FAULT_SETTINGS}}
+
+    def is_retired(self, model_id: str, app: str) -> bool:
+        """Whether ``model_id`` (a submit's model id, or a queue call's prefix) of ``app`` answers as gone."""
+        with self._lock:
+            retired = self._settings["retired"]
+            return model_id in retired or app in retired
 
     def fired(self) -> dict[str, int]:
         with self._lock:
             return {name: self._fired[name] for name in FAULT_NAMES}
+
+
+def _copied(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
 
 
 def answer_put(injector: FaultInjector, raw: bytes) -> tuple[int, dict]:

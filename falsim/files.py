@@ -99,7 +99,8 @@ class FileStore:
 
 
 def start_image(image_url: str, files: FileStore) -> tuple[str, bytes | None]:
-    """Where a start image comes from, and its bytes when they are at hand (data URI, our own /files/)."""
+    """Where an input image (start or end) comes from, and its bytes when they are at hand (data URI, our own
+    /files/)."""
     if image_url.startswith("data:"):
         try:
             return "data_uri", base64.b64decode(image_url.split(",", 1)[1], validate=False)

@@ -9,7 +9,9 @@
 
 Each answer reads or changes the engine (``falsim/engine.py``) after the checks fal makes first:
 the Key, then the queue faults every queue call meets (``falsim/faults.py``), then the account
-lock (submits and the listing only), then the route's own faults. The route functions take the
+lock (submits and the listing only), then whether the app exists (an id or app the simulator does
+not serve, or one retired with ``--retired``, answers 404 Application not found), then the route's
+own faults. The route functions take the
 HTTP handler (``falsim/http.py``) they answer on.
 """
 
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from fal_protocol.queue import COMPLETED
 from falsim.listing import listing_answer
-from falsim.schema import ENDPOINTS, KNOWN_PREFIXES
+from falsim.schema import KNOWN_PREFIXES, ROUTES
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -38,9 +40,11 @@ def submit(http: Handler, model_id: str) -> None:
     sim.engine.count("submits")
     if _queue_faults(http, submit=True) or http.account_locked():
         return
-    endpoint = ENDPOINTS.get(model_id)
-    if endpoint is None:
-        return http.send_json(404, {"detail": f"Application '{model_id}' not found"})
+    route = ROUTES.get(model_id)
+    if route is None or sim.injector.is_retired(model_id, route.app):
+        if route is not None:
+            sim.engine.count("retired_refusals")
+        return _app_not_found(http, model_id)
     ok, body = http.read_json()
     if not ok:
         return
@@ -49,7 +53,7 @@ def submit(http: Handler, model_id: str) -> None:
     webhooks = http.query.get("fal_webhook")
     webhook = (webhooks[-1] if webhooks else None) or None
     status, payload, req = sim.engine.submit(
-        endpoint, body, webhook, http.base_url(), _start_timeout(http.headers),
+        route, body, webhook, http.base_url(), _start_timeout(http.headers),
         store_io=http.headers.get("X-Fal-Store-IO", "1").strip() not in ("0", "false"),
         fallbacks_disabled=http.headers.get("x-fal-disable-fallbacks", "").strip().lower() == "true")
     if req is not None and sim.injector.roll("submit_reset_after_accept"):
@@ -84,7 +88,10 @@ def queue_call(http: Handler, method: str, parts: list[str]) -> None:
     if _queue_faults(http):
         return
     if prefix not in KNOWN_PREFIXES:
-        return http.send_json(404, {"detail": f"Application '{prefix}' not found"})
+        return _app_not_found(http, prefix)
+    if http.sim.injector.is_retired(prefix, "/".join(prefix.split("/")[:2])):
+        http.sim.engine.count("retired_refusals")
+        return _app_not_found(http, prefix)
     operation(http, rest[0])
 
 
@@ -123,6 +130,11 @@ def _queue_faults(http: Handler, submit: bool = False) -> bool:
             _service_unavailable(http, None)
         return True
     return False
+
+
+def _app_not_found(http: Handler, name: str) -> None:
+    """What fal answers for an app it does not have (never had, or removed: ``--retired``)."""
+    http.send_json(404, {"detail": f"Application '{name}' not found"})
 
 
 def _scheduling_failed(http: Handler) -> None:

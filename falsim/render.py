@@ -3,7 +3,7 @@
 Contract:
 
     render_video(path, *, width, height, fps, duration, audio, text,
-                 progress=None, should_stop=None) -> dict
+                 progress=None, should_stop=None, image=None, end_image=None) -> dict
 
 writes an H.264 (libx264, preset ultrafast, yuv420p, ``movflags=+faststart``) MP4 to
 ``path`` with exactly ``duration * fps`` frames, plus an AAC 48 kHz stereo track (a quiet
@@ -14,7 +14,11 @@ It returns the facts of what it wrote (no probing needed)::
 
 The frames show ``text`` (the prompt, word-wrapped), the output format, a running
 timecode/frame counter, a progress bar and a bouncing box, so a player shows something
-that visibly moves and seeks. Speed comes from drawing the static parts once with Pillow
+that visibly moves and seeks. Image-to-video (``image``, encoded bytes): frame 0 is the start
+image itself (scaled and centre-cropped to the frame), then it slowly zooms in. With ``end_image``
+the clip travels to it: the frames in between cross-fade towards it and the last frame is the end
+image itself. ``image_is_portrait`` tells a start image's orientation (for the ``auto`` aspect
+ratio). Speed comes from drawing the static parts once with Pillow
 and only patching small regions of a YUV buffer with numpy per frame.
 
 ``progress(fraction)`` is called after each encoded frame; ``should_stop()`` is checked
@@ -42,7 +46,7 @@ AUDIO_CHUNK = 1024  # AAC frame size
 TONE_HZ = 440.0
 TONE_AMPLITUDE = 0.08  # quiet
 
-__all__ = ["render_video", "RenderCancelled", "output_size"]
+__all__ = ["render_video", "RenderCancelled", "output_size", "image_is_portrait"]
 
 
 class RenderCancelled(Exception):
@@ -71,9 +75,12 @@ def render_video(
     progress: Callable[[float], object] | None = None,
     should_stop: Callable[[], bool] | None = None,
     image: bytes | None = None,
+    end_image: bytes | None = None,
 ) -> dict[str, Any]:
     """Render a test-pattern MP4; with `image` (encoded bytes), image-to-video: the image scaled to the
-    frame is frame 0, then it slowly zooms in under a moving progress bar and box."""
+    frame is frame 0, then it slowly zooms in under a moving progress bar and box; with `end_image`
+    too, the frames cross-fade towards it and the last frame is the end image scaled to the frame.
+    An image that does not decode is left out (the clip renders as if it had not been given)."""
     width, height, fps, duration = int(width), int(height), int(fps), int(duration)
     if width < 2 or height < 2 or width % 2 or height % 2:
         raise ValueError(f"width and height must be even and >= 2, got {width}x{height}")
@@ -82,7 +89,7 @@ def render_video(
     num_frames = duration * fps
     path = os.fspath(path)
     try:
-        _encode(path, width, height, fps, num_frames, audio, text, progress, should_stop, image)
+        _encode(path, width, height, fps, num_frames, audio, text, progress, should_stop, image, end_image)
     except BaseException:
         _remove_quietly(path)
         raise
@@ -106,8 +113,9 @@ def _remove_quietly(path: str) -> None:
 
 def _encode(path: str, width: int, height: int, fps: int, num_frames: int, audio: bool, text: str,
             progress: Callable[[float], object] | None, should_stop: Callable[[], bool] | None,
-            image: bytes | None = None) -> None:
-    painter = _FramePainter(width, height, fps, num_frames, audio, text, image=_start_frame(image, width, height))
+            image: bytes | None = None, end_image: bytes | None = None) -> None:
+    painter = _FramePainter(width, height, fps, num_frames, audio, text, image=_fitted(image, width, height),
+                            end=_fitted(end_image, width, height))
     container = av.open(path, "w", options={"movflags": "+faststart"})
     try:
         video = container.add_stream("libx264", rate=fps)
@@ -191,20 +199,46 @@ def _even(n: float) -> int:
     return int(n) // 2 * 2
 
 
-def _start_frame(image: bytes | None, width: int, height: int) -> Image.Image | None:
-    """The start image scaled (and centre-cropped) to the frame, or None (no image, or not decodable)."""
-    if not image:
-        return None
+def _register_heif() -> None:
     try:
         import pillow_heif
 
         pillow_heif.register_heif_opener()
     except ImportError:  # pragma: no cover - HEIF inputs then render without their image
         pass
+
+
+def image_is_portrait(image: bytes | None) -> bool:
+    """Whether an input image is taller than wide as shown (EXIF orientation applied); False when there is
+    no image or it does not decode. Reads the header only."""
+    if not image:
+        return False
+    _register_heif()
     try:
         with Image.open(io.BytesIO(image)) as opened:
-            return ImageOps.fit(opened.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
-    except Exception:  # noqa: BLE001 - an unreadable image renders as text-to-video
+            width, height = opened.size
+            if opened.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS:
+                width, height = height, width
+            return height > width
+    except Exception:  # noqa: BLE001 - an unreadable image has no orientation
+        return False
+
+
+_EXIF_ORIENTATION = 0x0112
+_QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that show the picture turned by 90 degrees
+
+
+def _fitted(image: bytes | None, width: int, height: int) -> Image.Image | None:
+    """An input image as shown (EXIF orientation applied), scaled and centre-cropped to the frame, or None
+    (no image, or not decodable)."""
+    if not image:
+        return None
+    _register_heif()
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            upright = ImageOps.exif_transpose(opened)
+            return ImageOps.fit(upright.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+    except Exception:  # noqa: BLE001 - an unreadable image is left out (text-to-video's pattern instead)
         return None
 
 
@@ -219,7 +253,7 @@ class _FramePainter:
     PAN = 0.1  # ...while the view drifts right by this fraction of the width
 
     def __init__(self, width: int, height: int, fps: int, num_frames: int, audio: bool, text: str,
-                 image: Image.Image | None = None) -> None:
+                 image: Image.Image | None = None, end: Image.Image | None = None) -> None:
         self.start = image
         self.w, self.h = width, height
         self.fps, self.num_frames = fps, num_frames
@@ -241,6 +275,8 @@ class _FramePainter:
         background = self.start if self.start is not None else self._draw_background(text, audio)
         self.bg_y, self.bg_u, self.bg_v = self._to_planes(background)
         self.digits = _DigitSprites(self.clock_font_px, self.bg_y_at(self.clock_origin))
+        # The end image's planes, as float32 for the cross-fade towards it.
+        self.end = None if end is None else tuple(plane.astype(np.float32) for plane in self._to_planes(end))
 
     def bg_y_at(self, xy: tuple[int, int]) -> int:
         x, y = xy
@@ -301,26 +337,41 @@ class _FramePainter:
         self.v[y0 // 2 : (y1 + 1) // 2, x0 // 2 : (x1 + 1) // 2] = vv
 
     def frame(self, index: int) -> np.ndarray:
+        last = index == self.num_frames - 1 and index > 0
+        if self.end is not None and last:
+            # The last frame is the end image itself, as frame 0 is the start image.
+            for plane, end in zip((self.y, self.u, self.v), self.end, strict=True):
+                np.copyto(plane, end, casting="unsafe")
+            return self.buf.reshape(self.shape)
         if self.start is not None:
-            return self._image_frame(index)
-        np.copyto(self.y, self.bg_y)
-        np.copyto(self.u, self.bg_u)
-        np.copyto(self.v, self.bg_v)
+            if index == 0:
+                np.copyto(self.y, self.bg_y)
+                np.copyto(self.u, self.bg_u)
+                np.copyto(self.v, self.bg_v)
+                return self.buf.reshape(self.shape)
+            self._zoomed_start(index)
+        else:
+            np.copyto(self.y, self.bg_y)
+            np.copyto(self.u, self.bg_u)
+            np.copyto(self.v, self.bg_v)
+        if self.end is not None:
+            self._fade_towards_end(index / max(1, self.num_frames - 1))
         self._draw_motion(index)
-        if self.w >= 32 and self.h >= 32:
+        if self.start is None and self.w >= 32 and self.h >= 32:
             seconds = index / self.fps
             clock = f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}.{index % self.fps:02d} {index + 1:05d}"
             self.digits.blit(self.y, clock, *self.clock_origin)
         return self.buf.reshape(self.shape)
 
+    def _fade_towards_end(self, t: float) -> None:
+        """Cross-fade the frame in the buffer towards the end image by ``t`` (0: unchanged, 1: the end image)."""
+        assert self.end is not None  # frame() comes here only with an end image
+        for plane, end in zip((self.y, self.u, self.v), self.end, strict=True):
+            mixed = plane.astype(np.float32) * (1.0 - t) + end * t
+            np.copyto(plane, np.rint(mixed), casting="unsafe")
 
-    def _image_frame(self, index: int) -> np.ndarray:
-        """Frame 0 is the start image itself; later frames zoom in slowly with the bar and box moving over it."""
-        if index == 0:
-            np.copyto(self.y, self.bg_y)
-            np.copyto(self.u, self.bg_u)
-            np.copyto(self.v, self.bg_v)
-            return self.buf.reshape(self.shape)
+    def _zoomed_start(self, index: int) -> None:
+        """The start image zoomed in and panned for frame ``index`` (> 0), into the buffer."""
         t = index / max(1, self.num_frames - 1)
         zoom = 1.0 + self.ZOOM * t
         cw, ch = self.w / zoom, self.h / zoom
@@ -332,8 +383,6 @@ class _FramePainter:
         np.copyto(self.y, y)
         np.copyto(self.u, u)
         np.copyto(self.v, v)
-        self._draw_motion(index)
-        return self.buf.reshape(self.shape)
 
     def _draw_motion(self, index: int) -> None:
         """The progress bar, and a box bouncing across the width once every two seconds (smooth motion)."""

@@ -1,14 +1,19 @@
 """The render cache of bench mode (``--cache-renders``): each distinct output is rendered once.
 
-Requests asking for the same width, height, fps, duration and audio share one MP4 (rendered
-without the prompt burned in); a request waiting for another's render still stops on cancel.
+Requests whose MP4 would be the same share one (rendered without the prompt burned in): the key is
+everything else that changes the picture or the file, i.e. every keyword of ``render_video`` the spec
+holds: width and height (the resolution, the aspect ratio, ``auto`` resolved by the start image's
+orientation, and the scale), fps, duration, audio, and the start and end images (by the sha256 of
+their bytes). A request waiting for another's render still stops on cancel.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from falsim.render import RenderCancelled, render_video
 
@@ -20,6 +25,12 @@ class _Entry:
         self.path: str | None = None
 
 
+def cache_key(spec: dict[str, Any]) -> tuple[tuple[str, Hashable], ...]:
+    """The key of ``spec`` (render_video's keyword arguments): its values, images by their sha256."""
+    return tuple(sorted((name, hashlib.sha256(value).hexdigest() if isinstance(value, bytes) else value)
+                        for name, value in spec.items()))
+
+
 class RenderCache:
     """``on_render()`` is called after each real render (the simulator's ``renders`` counter)."""
 
@@ -28,17 +39,18 @@ class RenderCache:
         self._lock = threading.Lock()
         self._entries: dict[tuple, _Entry] = {}
 
-    def render(self, spec: dict, folder: str, should_stop: Callable[[], bool]) -> tuple[dict, str]:
+    def render(self, spec: dict[str, Any], folder: str, should_stop: Callable[[], bool]) -> tuple[dict, str]:
         """(facts, path) of the MP4 for ``spec`` (render_video's keyword arguments), rendering it
         into ``folder`` unless it exists or is being rendered; raises RenderCancelled on stop."""
-        key = tuple(sorted(spec.items()))
+        key = cache_key(spec)
         with self._lock:
             entry = self._entries.get(key)
             owner = entry is None
             if entry is None:
                 entry = self._entries[key] = _Entry()
         if owner:
-            name = "cache-{width}x{height}-{fps}fps-{duration}s-{audio}.mp4".format(**spec)
+            digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+            name = "cache-{width}x{height}-{fps}fps-{duration}s-{audio}".format(**spec) + f"-{digest}.mp4"
             path = os.path.join(folder, name)
             try:
                 text = "falsim bench render (cached; prompt not shown)"

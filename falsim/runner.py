@@ -2,8 +2,11 @@
 
 A run logs like fal's LTX runner ("Loading model", "Generating N frames", "Generating frames
 20%" ...), renders the real MP4 (``falsim/render.py``, or the bench-mode ``falsim/render_cache.py``)
-and lasts at least its planned time (``run_seconds``, or a seeded draw up to ``run_seconds_max``;
-3x for ``[sim:slow]``). A ``[sim:422]`` or ``result_422`` request fails half-way, like a safety
+as its endpoint's ``Endpoint.output`` says (``fal_protocol.catalog``: size by resolution and aspect
+ratio, ``auto`` following the start image's orientation, at 1/``scale``; fps; frames; audio; for
+image-to-video the start image as frame 0 and an ``end_image_url`` as the last frame) and lasts
+at least its planned time (``run_seconds``, or a seeded draw up to ``run_seconds_max``; 3x for
+``[sim:slow]``). A ``[sim:422]`` or ``result_422`` request fails half-way, like a safety
 checker rejecting the prompt. A cancel or ``stop()`` ends a run at its next frame or progress step.
 """
 
@@ -12,14 +15,13 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from falsim.engine import SimRequest, cancel_failure, content_policy_failure, internal_failure
 from falsim.files import StoredFile
-from falsim.render import RenderCancelled, output_size, render_video
-from falsim.schema import RESOLUTIONS
+from falsim.render import RenderCancelled, image_is_portrait, output_size, render_video
 
 if TYPE_CHECKING:
     from falsim.simulator import FalSimulator
@@ -45,16 +47,17 @@ def _stop_requested(sim: FalSimulator, req: SimRequest) -> bool:
 
 
 def _run(sim: FalSimulator, req: SimRequest) -> None:
-    p, log = req.params, sim.engine.log
-    width, height = output_size(*RESOLUTIONS[p["resolution"]], sim.scale)
-    num_frames = p["duration"] * p["fps"]
+    log = sim.engine.log
     planned = _planned_seconds(sim) * (3 if req.slow else 1)
     started = time.monotonic()
-    progress = ProgressLog(sim, req, planned, num_frames, started)
+    images = _load_images(sim, req)
+    output = req.route.endpoint.output(req.params, portrait_source=image_is_portrait(images[0]))
+    width, height = output_size(output.width, output.height, sim.scale)
+    progress = ProgressLog(sim, req, planned, output.num_frames, started)
 
-    log(req, f"Loading model {req.endpoint.model_id}")
-    log(req, f"Generating {num_frames} frames at {width}x{height}, {p['fps']} fps"
-             + (" with audio" if p["generate_audio"] else ""))
+    log(req, f"Loading model {req.route.model_id}")
+    log(req, f"Generating {output.num_frames} frames at {width}x{height}, {output.fps} fps"
+             + (" with audio" if output.audio else ""))
     if req.forced_failure:
         # Fail part-way through, like a safety checker rejecting the prompt.
         _wait_until(sim, req, started + planned / 2, progress)
@@ -64,7 +67,9 @@ def _run(sim: FalSimulator, req: SimRequest) -> None:
         sim.engine.finish(req, content_policy_failure())
         return
 
-    facts = _render(sim, req, width, height, progress)
+    spec = dict(width=width, height=height, fps=output.fps, duration=output.duration, audio=output.audio,
+                image=images[0], end_image=images[1])
+    facts = _render(sim, req, spec, progress)
     _wait_until(sim, req, started + planned, progress)
     if _stop_requested(sim, req):
         raise RenderCancelled()
@@ -90,29 +95,36 @@ def _wait_until(sim: FalSimulator, req: SimRequest, deadline: float, progress: P
         req.cancel_event.wait(max(0.005, min(deadline, progress.next_step_time()) - now))
 
 
-def _load_image(sim: FalSimulator, req: SimRequest) -> bytes | None:
-    if req.image is not None or req.image_source != "url":
-        return req.image
+def _load_images(sim: FalSimulator, req: SimRequest) -> tuple[bytes | None, bytes | None]:
+    """The start and end images' bytes (None when not given); a URL elsewhere is fetched now, once."""
+    if req.image is None and req.image_source == "url":
+        req.image = _download(sim, req, req.params["image_url"], "start image")
+    if req.end_image is None and req.end_image_source == "url":
+        req.end_image = _download(sim, req, req.params["end_image_url"], "end image")
+    return req.image, req.end_image
+
+
+def _download(sim: FalSimulator, req: SimRequest, url: str, what: str) -> bytes | None:
     try:
-        response = httpx.get(req.params["image_url"], timeout=3.0, follow_redirects=True)
+        response = httpx.get(url, timeout=3.0, follow_redirects=True)
         if response.status_code == 200 and len(response.content) <= 50 * 1024 * 1024:
-            req.image = response.content
+            return response.content
     except Exception:  # noqa: BLE001 - any failure to fetch renders without the image, like a blank start
-        sim.engine.log(req, "Could not download the start image; rendering without it", "WARN")
-    return req.image
+        pass
+    sim.engine.log(req, f"Could not download the {what}; rendering without it", "WARN")
+    return None
 
 
-def _render(sim: FalSimulator, req: SimRequest, width: int, height: int, progress: ProgressLog) -> dict:
-    p = req.params
+def _render(sim: FalSimulator, req: SimRequest, spec: dict[str, Any], progress: ProgressLog) -> dict:
+    """Render (or, in bench mode, share) the MP4 of ``spec`` (render_video's keyword arguments)."""
     file_name = f"{req.id}.mp4"
-    spec = dict(width=width, height=height, fps=p["fps"], duration=p["duration"], audio=p["generate_audio"])
     assert sim.workdir is not None, "the simulator has not started"
     folder = os.path.join(sim.workdir, "renders")
     if sim.cache_renders:
         facts, path = sim.render_cache.render(spec, folder, lambda: _stop_requested(sim, req))
     else:
         path = os.path.join(folder, file_name)
-        facts = render_video(path, text=p["prompt"], **spec, image=_load_image(sim, req),
+        facts = render_video(path, text=req.params["prompt"], **spec,
                              progress=progress.render_fraction,
                              should_stop=lambda: _stop_requested(sim, req))
         sim.engine.count("renders")

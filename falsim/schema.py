@@ -1,154 +1,203 @@
-"""The endpoints the simulator serves, and their input validation, as data.
+"""The endpoints the simulator serves, and their input validation, read from ``fal_protocol.catalog``.
 
-``ENDPOINTS`` is a table: each ``Endpoint`` lists its input fields in the order fal reports their
-errors, and the cross-field rules that apply to it; ``validate_input`` interprets any entry. Adding
-an endpoint is adding an entry (a new field kind is only needed for a new kind of value).
+The catalog declares every LTX endpoint once (its fields, their types, enums, ranges, defaults, how
+fal wants a number on the wire, the fast tier's rule); this module turns that into what fal answers:
+``ROUTES`` maps each served model id (every catalog id and every alias) to its ``Route``, and
+``validate_input`` checks a submitted body against the endpoint's fields. Nothing here repeats the
+catalog's data: a new catalog endpoint is a new route, with its validation, without a change here.
 
-Served today: ``fal-ai/ltx-2/text-to-video[/fast]``, ``fal-ai/ltx-2/image-to-video[/fast]`` and
-the aliases ``fal-ai/ltxv-2/text-to-video``, ``fal-ai/ltxv-2/image-to-video``. Status, result and
-cancel URLs are under the endpoint's ``owner/app`` (e.g. ``fal-ai/ltx-2``); the full endpoint id
-is accepted in its place.
+Status, result and cancel URLs are under the route's ``owner/app`` (e.g. ``fal-ai/ltx-2``,
+``fal-ai/ltx-2.3``); the full model id is accepted in its place (``KNOWN_PREFIXES``).
 
 A refused input is a 422 ``{"detail": [item, ...]}``, each item as fal (pydantic) writes it:
-``{"loc": ["body", field], "msg", "type"}`` plus ``"input"`` (the value sent) for most errors.
-Defaults apply to fields left out; a valid input becomes the normalised parameters the runner
-renders from (``duration`` and ``fps`` as ints).
+``{"loc": ["body", field], "msg", "type"}`` plus ``"input"`` (the value sent) for most errors, in
+the order of the endpoint's fields, then the fast tier's rule. How each field type is checked:
+
+    text     a string, not blank, at most ``max`` characters (kept as sent)
+    integer  ``wire == "string"`` (LTX-2.0's string enums): the string "6", and also 6 or 6.0 (not
+             booleans), stripped; ``wire == "integer"`` (LTX-2.3): a JSON integer only, so "6", 6.0
+             and true are refused as pydantic's strict int enums refuse them. Then one of ``enum``
+             ("enum" error) and within ``min``..``max``. Normalised to an int either way.
+    choice   exactly one of ``enum`` (a one-value enum is a pydantic Literal in fal's schema, so its
+             error type is "literal_error"; otherwise "enum")
+    boolean  true/false, 0/1 and "true"/"false"/"yes"/"no"/"1"/"0"
+    image    an http(s) URL or a ``data:image/...`` URI
+
+Fields left out take their default; a left-out field without a default is absent from the
+parameters (an optional image: ``end_image_url``). ``null`` is "left out" for images and for
+optional fields without a default; for a field with a default it is refused (fal's fields there are
+not Optional). Fields the endpoint does not declare are ignored, as fal's input models ignore them
+(so ``end_image_url`` sent to an LTX-2.0 endpoint is accepted and has no effect).
+
+Fast tiers (``long_only_at_25_1080p``): a duration above 10 s is refused unless fps is 25 and the
+resolution 1080p, the error naming fps or resolution.
+
+A valid input becomes the normalised parameters the runner renders from.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PROMPT_MAX_CHARS = 2500
-# The output resolutions and their pixel size (the runner renders at 1/scale of it).
-RESOLUTIONS = {"1080p": (1920, 1080), "1440p": (2560, 1440), "2160p": (3840, 2160)}
+from fal_protocol.catalog import (
+    ENDPOINTS,
+    LONG_AFTER_SECONDS,
+    LONG_FPS,
+    LONG_RESOLUTION,
+    Endpoint,
+    Field,
+)
+
 _IMAGE_URL = re.compile(r"^(data:image/[\w.+-]+(;[\w=.+-]+)*,|https?://\S+$)")
+_LEFT_OUT = object()  # a field absent from the body, whose value is absent from the parameters
 
 
 def error_item(field_name: str | None, msg: str, type_: str, value: Any = None) -> dict[str, Any]:
     """One item of fal's 422 ``detail`` list (``value``, when not None, is echoed as ``input``)."""
     loc = ["body", field_name] if field_name is not None else ["body"]
-    entry = {"loc": loc, "msg": msg, "type": type_}
+    entry: dict[str, Any] = {"loc": loc, "msg": msg, "type": type_}
     if value is not None:
         entry["input"] = value
     return entry
 
 
 def enum_message(values: Iterable[object]) -> str:
-    quoted = [f"'{v}'" for v in values]
-    return "Input should be " + (", ".join(quoted[:-1]) + " or " + quoted[-1] if len(quoted) > 1 else quoted[0])
+    """pydantic's wording: strings quoted ('1080p'), numbers bare (6), the last after "or"."""
+    shown = [f"'{v}'" if isinstance(v, str) else str(v) for v in values]
+    return "Input should be " + (", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0])
 
 
-# --- field kinds: each checks its field of a body -> (normalised value, None) or (None, error item) ---
-
-
-@dataclass(frozen=True)
-class Text:
-    """A required string that is not blank and at most ``max_chars`` long (kept as sent)."""
-
-    name: str
-    max_chars: int
-
-    def check(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
-        value = body.get(self.name)
-        if self.name not in body:
-            return None, error_item(self.name, "Field required", "missing")
-        if not isinstance(value, str):
-            return None, error_item(self.name, "Input should be a valid string", "string_type", value)
-        if not value.strip():
-            return None, error_item(self.name, "String should have at least 1 character", "string_too_short", value)
-        if len(value) > self.max_chars:
-            return None, error_item(self.name, f"String should have at most {self.max_chars} characters",
-                                    "string_too_long")
-        return value, None
+# --- the routes ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Choice:
-    """One of ``values`` (fal's enums are strings), ``default`` when left out.
+class Route:
+    """One model id the simulator serves: a catalog endpoint's id, or one of its aliases."""
 
-    ``lenient``: ints and whole floats are accepted for their string (bools are not) and strings
-    are stripped, and the value is normalised to an int. Otherwise only the exact string passes.
-    """
+    model_id: str
+    endpoint: Endpoint
 
-    name: str
-    values: tuple[str, ...]
-    default: str
-    lenient: bool = False
-    error_type: str = "enum"
-
-    def check(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
-        sent = body.get(self.name, self.default)
-        value = _as_enum_string(sent) if self.lenient else sent
-        if not (isinstance(value, str) and value in self.values):
-            return None, error_item(self.name, enum_message(self.values), self.error_type, sent)
-        return (int(value) if self.lenient else value), None
+    @property
+    def app(self) -> str:
+        """owner/app of the id as sent: the prefix of the request's status, result and cancel URLs."""
+        return "/".join(self.model_id.split("/")[:2])
 
 
-@dataclass(frozen=True)
-class Flag:
-    """A boolean, ``default`` when left out; 0/1 and "true"/"false"/"yes"/"no"/"1"/"0" are accepted."""
-
-    name: str
-    default: bool
-
-    def check(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
-        sent = body.get(self.name, self.default)
-        value = _as_bool(sent)
-        if value is None:
-            return None, error_item(self.name, "Input should be a valid boolean", "bool_type", sent)
-        return value, None
+ROUTES: Mapping[str, Route] = {
+    model_id: Route(model_id, endpoint)
+    for endpoint in ENDPOINTS
+    for model_id in (endpoint.id, *endpoint.aliases)
+}
+APPS = frozenset(route.app for route in ROUTES.values())
+# Prefixes accepted before /requests/: owner/app and the full model ids.
+KNOWN_PREFIXES = APPS | frozenset(ROUTES)
 
 
-@dataclass(frozen=True)
-class ImageUrl:
-    """A required image: an http(s) URL or a ``data:image/...`` URI (null counts as left out)."""
-
-    name: str
-
-    def check(self, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
-        value = body.get(self.name)
-        if value is None:
-            return None, error_item(self.name, "Field required", "missing")
-        if not isinstance(value, str):
-            return None, error_item(self.name, "Input should be a valid string", "string_type", value)
-        if not _IMAGE_URL.match(value):
-            return None, error_item(self.name, "Input should be a valid URL or a data URI of an image", "url_parsing")
-        return value, None
+# --- one field -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Requires:
-    """When ``when`` is valid and above ``above``, ``field`` (if valid) must be ``value``."""
-
-    field: str
-    value: object
-    when: str
-    above: int
-    message: str
-
-    def check(self, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:
-        if self.when not in params or params[self.when] <= self.above:
-            return None
-        if self.field not in params or params[self.field] == self.value:
-            return None
-        return error_item(self.field, self.message, "value_error", body.get(self.field))
+def _check_text(field: Field, body: Mapping[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    if field.name not in body or (body[field.name] is None and not field.required):
+        if field.required:
+            return None, error_item(field.name, "Field required", "missing")
+        return (field.default if field.default is not None else _LEFT_OUT), None
+    value = body[field.name]
+    if not isinstance(value, str):
+        return None, error_item(field.name, "Input should be a valid string", "string_type", value)
+    if not value.strip():
+        return None, error_item(field.name, "String should have at least 1 character", "string_too_short", value)
+    if field.max is not None and len(value) > field.max:
+        return None, error_item(field.name, f"String should have at most {int(field.max)} characters",
+                                "string_too_long")
+    return value, None
 
 
-def _as_enum_string(value: object) -> str | None:
-    """fal's schema uses string enums; ints are accepted too (but not bools)."""
+def _check_integer(field: Field, sent: Any) -> tuple[Any, dict[str, Any] | None]:
+    lenient = field.wire == "string"
+    number = _as_lenient_int(sent) if lenient else _as_strict_int(sent)
+    if field.enum is not None:
+        allowed = [str(v) for v in field.enum] if lenient else list(field.enum)
+        if number is None or number not in field.enum:
+            return None, error_item(field.name, enum_message(allowed), "enum", sent)
+        return number, None
+    if number is None:
+        return None, error_item(field.name, "Input should be a valid integer", "int_type", sent)
+    if field.min is not None and number < field.min:
+        return None, error_item(field.name, f"Input should be greater than or equal to {_bare(field.min)}",
+                                "greater_than_equal", sent)
+    if field.max is not None and number > field.max:
+        return None, error_item(field.name, f"Input should be less than or equal to {_bare(field.max)}",
+                                "less_than_equal", sent)
+    return number, None
+
+
+def _check_choice(field: Field, sent: Any) -> tuple[Any, dict[str, Any] | None]:
+    allowed = tuple(field.enum or ())
+    if isinstance(sent, str) and sent in allowed:
+        return sent, None
+    return None, error_item(field.name, enum_message(allowed), "literal_error" if len(allowed) == 1 else "enum", sent)
+
+
+def _check_boolean(field: Field, sent: Any) -> tuple[Any, dict[str, Any] | None]:
+    value = _as_bool(sent)
+    if value is None:
+        return None, error_item(field.name, "Input should be a valid boolean", "bool_type", sent)
+    return value, None
+
+
+def _check_image(field: Field, body: Mapping[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    value = body.get(field.name)
+    if value is None:  # left out or null
+        return (None, error_item(field.name, "Field required", "missing")) if field.required else (_LEFT_OUT, None)
+    if not isinstance(value, str):
+        return None, error_item(field.name, "Input should be a valid string", "string_type", value)
+    if not _IMAGE_URL.match(value):
+        return None, error_item(field.name, "Input should be a valid URL or a data URI of an image", "url_parsing")
+    return value, None
+
+
+_VALUE_CHECKS = {"integer": _check_integer, "choice": _check_choice, "boolean": _check_boolean}
+FIELD_TYPES = frozenset(_VALUE_CHECKS) | {"text", "image"}
+# A new kind of catalog field needs its check here: fail at import, not with a 500 at submit.
+_UNCHECKED = sorted({f"{e.id}: {f.name} ({f.type})" for e in ENDPOINTS for f in e.fields if f.type not in FIELD_TYPES})
+if _UNCHECKED:
+    raise ImportError(f"falsim.schema cannot check these catalog fields: {', '.join(_UNCHECKED)}")
+
+
+def check_field(field: Field, body: Mapping[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    """(normalised value, None), (``_LEFT_OUT``, None) for a left-out optional field, or (None, error)."""
+    if field.type == "text":
+        return _check_text(field, body)
+    if field.type == "image":
+        return _check_image(field, body)
+    if field.name not in body:
+        if field.default is not None:
+            return _VALUE_CHECKS[field.type](field, field.default)
+        return (None, error_item(field.name, "Field required", "missing")) if field.required else (_LEFT_OUT, None)
+    if body[field.name] is None and field.default is None and not field.required:
+        return _LEFT_OUT, None
+    return _VALUE_CHECKS[field.type](field, body[field.name])
+
+
+def _as_lenient_int(value: object) -> int | None:
+    """LTX-2.0's string enums: "6" (stripped), and 6 or 6.0 too; never a boolean."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return str(value)
+        return value
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str):
-        return value.strip()
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?(0|[1-9][0-9]*)", value.strip()):
+        return int(value.strip())  # as its enum string is written: "6", not "06" or "+6"
     return None
+
+
+def _as_strict_int(value: object) -> int | None:
+    """LTX-2.3's integer enums: a JSON integer only (pydantic's strict int: not "6", 6.0 or true)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _as_bool(value: object) -> bool | None:
@@ -161,55 +210,27 @@ def _as_bool(value: object) -> bool | None:
     return None
 
 
-# --- the endpoints ---------------------------------------------------------------------------
+def _bare(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    model_id: str
-    fields: tuple
-    rules: tuple[Requires, ...] = ()
-
-    @property
-    def app(self) -> str:
-        """owner/app: the prefix of the request's status, result and cancel URLs."""
-        return "/".join(self.model_id.split("/")[:2])
+# --- the fast tier's rule ----------------------------------------------------------------------------
 
 
-PRO_DURATIONS = ("6", "8", "10")
-FAST_DURATIONS = PRO_DURATIONS + tuple(str(n) for n in range(12, 21, 2))
-
-PROMPT = Text("prompt", max_chars=PROMPT_MAX_CHARS)
-PRO_DURATION = Choice("duration", PRO_DURATIONS, default="6", lenient=True)
-FAST_DURATION = Choice("duration", FAST_DURATIONS, default="6", lenient=True)
-RESOLUTION = Choice("resolution", tuple(RESOLUTIONS), default="1080p")
-FPS = Choice("fps", ("25", "50"), default="25", lenient=True)
-GENERATE_AUDIO = Flag("generate_audio", default=True)
-ASPECT_RATIO = Choice("aspect_ratio", ("16:9",), default="16:9", error_type="literal_error")
-IMAGE_URL = ImageUrl("image_url")
-
-LTX2_PRO = (PROMPT, PRO_DURATION, RESOLUTION, FPS, GENERATE_AUDIO, ASPECT_RATIO)
-LTX2_FAST = (PROMPT, FAST_DURATION, RESOLUTION, FPS, GENERATE_AUDIO, ASPECT_RATIO)
-# fal: Fast durations above 10 s are only offered at 25 fps and 1080p.
-LTX2_FAST_RULES = (
-    Requires("fps", 25, when="duration", above=10, message="Durations longer than 10 seconds require 25 fps"),
-    Requires("resolution", "1080p", when="duration", above=10,
-             message="Durations longer than 10 seconds require 1080p"),
-)
-
-ENDPOINTS = {
-    endpoint.model_id: endpoint
-    for endpoint in (
-        Endpoint("fal-ai/ltx-2/text-to-video", LTX2_PRO),
-        Endpoint("fal-ai/ltx-2/text-to-video/fast", LTX2_FAST, LTX2_FAST_RULES),
-        Endpoint("fal-ai/ltx-2/image-to-video", LTX2_PRO + (IMAGE_URL,)),
-        Endpoint("fal-ai/ltx-2/image-to-video/fast", LTX2_FAST + (IMAGE_URL,), LTX2_FAST_RULES),
-        Endpoint("fal-ai/ltxv-2/text-to-video", LTX2_PRO),
-        Endpoint("fal-ai/ltxv-2/image-to-video", LTX2_PRO + (IMAGE_URL,)),
-    )
-}
-# Prefixes accepted before /requests/: owner/app and the full endpoint ids.
-KNOWN_PREFIXES = {endpoint.app for endpoint in ENDPOINTS.values()} | set(ENDPOINTS)
+def _long_video_errors(params: Mapping[str, Any], body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Fast tiers: a duration above LONG_AFTER_SECONDS needs LONG_FPS and LONG_RESOLUTION (each checked
+    only when it and the duration are themselves valid)."""
+    if "duration" not in params or params["duration"] <= LONG_AFTER_SECONDS:
+        return []
+    errors = []
+    if "fps" in params and params["fps"] != LONG_FPS:
+        errors.append(error_item("fps", f"Durations longer than {LONG_AFTER_SECONDS} seconds require {LONG_FPS} fps",
+                                 "value_error", body.get("fps")))
+    if "resolution" in params and params["resolution"] != LONG_RESOLUTION:
+        errors.append(error_item("resolution",
+                                 f"Durations longer than {LONG_AFTER_SECONDS} seconds require {LONG_RESOLUTION}",
+                                 "value_error", body.get("resolution")))
+    return errors
 
 
 def validate_input(endpoint: Endpoint, body: Any) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
@@ -219,12 +240,14 @@ def validate_input(endpoint: Endpoint, body: Any) -> tuple[dict[str, Any] | None
             error_item(None, "Input should be a valid dictionary or object to extract fields from",
                        "model_attributes_type")
         ]
-    params, errors = {}, []
+    params: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
     for field in endpoint.fields:
-        value, error = field.check(body)
-        if error is None:
-            params[field.name] = value
-        else:
+        value, error = check_field(field, body)
+        if error is not None:
             errors.append(error)
-    errors += [error for rule in endpoint.rules if (error := rule.check(params, body)) is not None]
+        elif value is not _LEFT_OUT:
+            params[field.name] = value
+    if endpoint.long_only_at_25_1080p:
+        errors += _long_video_errors(params, body)
     return (None, errors) if errors else (params, [])

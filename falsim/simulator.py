@@ -13,6 +13,7 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Iterable
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -67,6 +68,7 @@ class FalSimulator:
         run_seconds_max: float | None = None,
         listing_lag_seconds: float = 0.0,
         locked: str = "",
+        retired: Iterable[str] = (),
     ) -> None:
         if runners < 1:
             raise ValueError("runners must be >= 1")
@@ -74,7 +76,7 @@ class FalSimulator:
             raise ValueError("scale must be >= 1")
         self.injector = FaultInjector(faults, {
             "fault_delay": fault_delay, "latency_seconds": latency_seconds, "download_rate_bytes": download_rate_bytes,
-            "listing_lag_seconds": listing_lag_seconds, "locked": locked}, seed)
+            "listing_lag_seconds": listing_lag_seconds, "locked": locked, "retired": list(retired)}, seed)
         self.host = host
         self.port = port
         self.key = key
@@ -104,6 +106,7 @@ class FalSimulator:
     download_rate_bytes = _fault_setting("download_rate_bytes")
     listing_lag_seconds = _fault_setting("listing_lag_seconds")
     locked = _fault_setting("locked")
+    retired = _fault_setting("retired")
 
     # -- lifecycle --
 
@@ -214,7 +217,7 @@ class FalSimulator:
 
         ``faults`` replaces every probability (names left out become 0); None keeps them.
         ``settings`` are any of FAULT_SETTINGS (``latency_seconds``, ``download_rate_bytes``,
-        ``fault_delay``, ``listing_lag_seconds``, ``locked``); those not given keep their value.
+        ``fault_delay``, ``listing_lag_seconds``, ``locked``, ``retired``); those not given keep their value.
         Everything is validated before anything changes: an unknown name or an out-of-range value
         raises ValueError naming the field and the allowed values. Returns ``fault_settings()``.
         """

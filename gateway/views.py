@@ -30,6 +30,7 @@ from gateway.auth import VIA_PROXY, GatewayAuthError, gateway_caller
 from gateway.errors import fal_error, validation_error
 from gateway.peer import client_gone_check
 from generations import ltx, status_reads
+from generations.media_inputs import MEDIA_INPUTS
 from generations.media_links import absolute_url, url_base
 from generations.models import Generation, StreamSlot
 from generations.payloads import app_of, result_response, status_body, submit_body
@@ -109,10 +110,10 @@ def submit(request: HttpRequest, model_id: str, user: User) -> HttpResponse:
     if wait:
         return _throttled(wait, "Too many submits")
     try:
-        spec = ltx.resolve_model(model_id.strip("/"))
+        endpoint = ltx.resolve_model(model_id.strip("/"))
     except ltx.InputError:
         return fal_error(404, f"Application {model_id!r} is not served by this studio; it serves "
-                              f"{', '.join([*ltx.MODELS, *ltx.ALIASES])}.")
+                              f"{', '.join(ltx.model_names())}.")
     try:
         data = json_loads_bounded(request.body or b"{}")
     except JSONTooDeep as exc:
@@ -127,8 +128,8 @@ def submit(request: HttpRequest, model_id: str, user: User) -> HttpResponse:
             return validation_error({"fal_webhook": str(exc)}, where="query")
     try:
         if isinstance(data, dict):
-            data = _with_uploaded_image(request, user, data)
-        generation, _ = generation_create(owner=user, model=spec.id, input=data, fal_webhook_url=webhook)
+            data = _with_uploaded_media(request, user, data)
+        generation, _ = generation_create(owner=user, model=endpoint.id, input=data, fal_webhook_url=webhook)
     except ltx.InputError as exc:
         return validation_error(exc.errors)
     except QuotaExceeded as exc:
@@ -152,22 +153,25 @@ def _throttled(wait: float, what: str) -> JsonResponse:
     return response
 
 
-def _with_uploaded_image(request: HttpRequest, user: User, data: dict[str, Any]) -> dict[str, Any]:
-    """An `image_url` naming one of the gateway's own upload file URLs becomes that image's bytes."""
-    value = data.get("image_url")
-    if not isinstance(value, str):
-        return data
-    try:
-        parts = urlsplit(value.strip())
-    except ValueError:  # e.g. an unclosed IPv6 bracket: validate_input and the fetch name the problem
-        return data
-    match = FILE_PATH.match(parts.path)
-    if not match or parts.netloc not in _own_hosts(request):
-        return data
-    image = upload_image_for(user, match["id"])
-    if image is None:
-        raise ltx.InputError({"image_url": "no such upload: it has expired, was never completed, or is not yours"})
-    return {**data, "image_url": image.data_uri()}
+def _with_uploaded_media(request: HttpRequest, user: User, data: dict[str, Any]) -> dict[str, Any]:
+    """A media input (`image_url`, `end_image_url`) naming one of the gateway's own upload file URLs
+    becomes that image's bytes."""
+    for medium in MEDIA_INPUTS:
+        value = data.get(medium.field)
+        if not isinstance(value, str):
+            continue
+        try:
+            parts = urlsplit(value.strip())
+        except ValueError:  # e.g. an unclosed IPv6 bracket: validate_input and the fetch name the problem
+            continue
+        match = FILE_PATH.match(parts.path)
+        if not match or parts.netloc not in _own_hosts(request):
+            continue
+        image = upload_image_for(user, match["id"])
+        if image is None:
+            raise ltx.InputError({medium.field: "no such upload: it has expired, was never completed, or is not yours"})
+        data = {**data, medium.field: image.data_uri()}
+    return data
 
 
 def _own_hosts(request: HttpRequest) -> set[str]:

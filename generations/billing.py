@@ -1,6 +1,7 @@
 """What a finished generation costs its owner (README, "How a job travels": quotas)."""
 from __future__ import annotations
 
+from generations.media_inputs import stored_media
 from generations.models import Generation
 from storage.quotas import quota_settle
 
@@ -21,9 +22,8 @@ def fal_billed(generation: Generation) -> bool:
 
 
 def stored_bytes(generation: Generation) -> int:
-    """Bytes the generation keeps in storage: video + poster, and the start image of an image-to-video job."""
-    # A NULL foreign key reads as None without a query.
-    total = generation.start_image.size if generation.start_image is not None else 0
+    """Bytes the generation keeps in storage: video + poster, and its media inputs (start and end image)."""
+    total = sum(stored.size for _media, stored in stored_media(generation))
     video = generation.video
     if video is None:
         return total

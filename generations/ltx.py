@@ -1,197 +1,218 @@
-"""LTX Video 2.0 on fal: the four endpoints, their aliases, input validation and prices.
+"""The LTX family as the studio offers it: fal_protocol.catalog's endpoints, the operator's chosen
+version and overrides (`EndpointOverride`), input validation and prices.
 
-This is the one place that knows the LTX-2 schema.
-`validate_input` turns what a user sent (numbers as ints or strings) into the exact body fal
-expects (enum strings), or raises `InputError` naming every bad field and what is allowed.
+The declaration of every endpoint is the catalog; this module applies it. `resolve_model` finds
+the endpoint a user named (an id, an alias, or a short name meaning `STUDIO_LTX_VERSION`'s
+endpoint); `endpoint_check_usable` refuses one the operator disabled or retired, or that fal
+answered as gone; `validate_input` turns what a user sent (numbers as ints or digit strings) into
+the exact body the endpoint expects (2.0: enum strings, 2.3: integers), or raises `InputError`
+naming every bad field and what is allowed; `price_usd` prices it (an operator's price overrides
+the catalog's).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 
 from core.text import json_text_problem, text_problem
-
-RESOLUTIONS = ("1080p", "1440p", "2160p")
-FPS_VALUES = ("25", "50")
-ASPECT_RATIOS = ("16:9",)
-PRO_DURATIONS = ("6", "8", "10")
-FAST_DURATIONS = ("6", "8", "10", "12", "14", "16", "18", "20")
-DEFAULTS = {"duration": "6", "resolution": "1080p", "aspect_ratio": "16:9", "fps": "25", "generate_audio": True}
-
-# USD per second of output video, by tier and resolution (fal bills fps and audio the same).
-PRICE_PER_SECOND = {
-    "pro": {"1080p": Decimal("0.06"), "1440p": Decimal("0.12"), "2160p": Decimal("0.24")},
-    "fast": {"1080p": Decimal("0.04"), "1440p": Decimal("0.08"), "2160p": Decimal("0.16")},
-}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One LTX-2 endpoint. `id` is the canonical public id; `path` follows the upstream prefix."""
-
-    id: str
-    path: str
-    short_name: str
-    is_image_to_video: bool
-    is_fast: bool
-
-    @property
-    def tier(self) -> str:
-        return "fast" if self.is_fast else "pro"
-
-    @property
-    def upstream_id(self) -> str:
-        """The endpoint id sent to fal (`STUDIO_UPSTREAM_MODEL_PREFIX` lets operators follow a rename)."""
-        return f"{settings.STUDIO_UPSTREAM_MODEL_PREFIX}/{self.path}"
-
-    @property
-    def durations(self) -> tuple[str, ...]:
-        return FAST_DURATIONS if self.is_fast else PRO_DURATIONS
-
-    @property
-    def allowed_fields(self) -> tuple[str, ...]:
-        fields = ("prompt", "duration", "resolution", "aspect_ratio", "fps", "generate_audio")
-        return fields + ("image_url",) if self.is_image_to_video else fields
-
-
-MODELS: dict[str, ModelSpec] = {
-    spec.id: spec
-    for spec in (
-        ModelSpec("fal-ai/ltx-2/text-to-video", "text-to-video", "t2v", False, False),
-        ModelSpec("fal-ai/ltx-2/text-to-video/fast", "text-to-video/fast", "t2v-fast", False, True),
-        ModelSpec("fal-ai/ltx-2/image-to-video", "image-to-video", "i2v", True, False),
-        ModelSpec("fal-ai/ltx-2/image-to-video/fast", "image-to-video/fast", "i2v-fast", True, True),
-    )
-}
-ALIASES: dict[str, str] = {
-    **{spec.short_name: spec.id for spec in MODELS.values()},
-    "fal-ai/ltxv-2/text-to-video": "fal-ai/ltx-2/text-to-video",
-    "fal-ai/ltxv-2/image-to-video": "fal-ai/ltx-2/image-to-video",
-}
+from fal_protocol import catalog
+from fal_protocol.catalog import Endpoint, Field
+from generations.models import EndpointOverride
 
 
 class InputError(Exception):
     """Invalid generation input. `errors` maps each bad field to a sentence saying what is allowed."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
 
 
-def resolve_model(name: Any) -> ModelSpec:
-    """Find the endpoint for a canonical id, an `ltxv-2` alias or a short name (t2v, t2v-fast, i2v, i2v-fast)."""
-    if isinstance(name, str):
-        spec = MODELS.get(name) or MODELS.get(ALIASES.get(name, ""))
-        if spec:
-            return spec
-    allowed = ", ".join([*MODELS, *ALIASES])
-    raise InputError({"model": f"unknown model {name!r}; allowed: {allowed}"})
+def version() -> str:
+    """The LTX version the short names (t2v, i2v, …) mean: `STUDIO_LTX_VERSION`."""
+    return str(settings.STUDIO_LTX_VERSION)
 
 
-def validate_input(spec: ModelSpec, raw: Any) -> dict[str, Any]:
-    """Return the normalised fal input for `spec`, with defaults applied, or raise InputError.
+def model_names() -> list[str]:
+    """Every name `resolve_model` accepts: ids, aliases, short names."""
+    return [*catalog.BY_ID, *catalog.BY_ALIAS, *catalog.SHORT_NAMES]
 
-    As in fal's schema, a field set to null is an error (leave it out to get the default), and so
-    is text anywhere in the input that cannot be stored or sent (`core.text`: NUL, lone surrogates)."""
+
+def resolve_model(name: Any) -> Endpoint:
+    """The endpoint `name` means: an id (itself), an alias, or a short name (t2v, t2v-fast, i2v,
+    i2v-fast: that endpoint in `STUDIO_LTX_VERSION`). Raises InputError naming `model`."""
+    endpoint = catalog.endpoint_for(name, version=version()) if isinstance(name, str) else None
+    if endpoint is None:
+        raise InputError({"model": f"unknown model {_shown(name)}; allowed: {', '.join(model_names())}"})
+    return endpoint
+
+
+def endpoint_override(endpoint: Endpoint) -> EndpointOverride | None:
+    return EndpointOverride.objects.filter(endpoint_id=endpoint.id).first()
+
+
+def endpoint_refusal(endpoint: Endpoint, override: EndpointOverride | None) -> str:
+    """Why new jobs may not use `endpoint` ("" when they may): disabled or retired by the operator, or
+    answered by fal as gone. Names the replacement when the operator set one."""
+    if override is None:
+        return ""
+    if override.retired:
+        why = f"{endpoint.id} has been retired"
+    elif override.unavailable_since is not None:
+        why = f"{endpoint.id} is no longer available at fal"
+    elif not override.enabled:
+        why = f"{endpoint.id} is disabled on this studio"
+    else:
+        return ""
+    return f"{why}; use {override.replacement} instead" if override.replacement else why
+
+
+def endpoint_check_usable(endpoint: Endpoint) -> EndpointOverride | None:
+    """Raise InputError naming `model` when new jobs may not use `endpoint`; return its override."""
+    override = endpoint_override(endpoint)
+    refusal = endpoint_refusal(endpoint, override)
+    if refusal:
+        raise InputError({"model": refusal})
+    return override
+
+
+def upstream_id(endpoint: Endpoint) -> str:
+    """The endpoint id sent to fal. 2.0's ids follow `STUDIO_UPSTREAM_MODEL_PREFIX` (an operator can
+    follow a rename of the `fal-ai/ltx-2` app without a code change); the others are themselves."""
+    prefix = "fal-ai/ltx-2/"
+    if endpoint.version == "2.0" and endpoint.id.startswith(prefix):
+        return f"{settings.STUDIO_UPSTREAM_MODEL_PREFIX}/{endpoint.id[len(prefix):]}"
+    return endpoint.id
+
+
+def validate_input(endpoint: Endpoint, raw: Any) -> dict[str, Any]:
+    """Return the body fal expects for `endpoint` (defaults applied, numbers in the endpoint's wire
+    type), or raise InputError naming every bad field and what is allowed.
+
+    As in fal's schema, a field set to null is an error (leave it out to get the default), and so is
+    text anywhere in the input that cannot be stored or sent (`core.text`: NUL, lone surrogates)."""
     if not isinstance(raw, dict):
         raise InputError({"input": "must be a JSON object with the LTX-2 fields"})
     errors: dict[str, str] = {}
     given: dict[str, Any] = {}
-    for field, value in raw.items():
-        name_problem = text_problem(field) if isinstance(field, str) else "must be text"
+    allowed = ", ".join(endpoint.fields_by_name)
+    for name, value in raw.items():
+        name_problem = text_problem(name) if isinstance(name, str) else "must be text"
         if name_problem:
             errors["input"] = f"has a field name that {name_problem}"
         elif problem := json_text_problem(value):
-            errors[field] = problem
-        elif field not in spec.allowed_fields:
-            errors[field] = f"unknown field for {spec.id}; allowed fields: {', '.join(spec.allowed_fields)}"
+            errors[name] = problem
+        elif name not in endpoint.fields_by_name:
+            errors[name] = f"unknown field for {endpoint.id}; allowed fields: {allowed}"
         elif value is None:
-            errors[field] = _null_message(field)
+            errors[name] = _null_message(endpoint.fields_by_name[name])
         else:
-            given[field] = value
-    data = {**DEFAULTS, **given}
-
-    if "prompt" not in errors:  # not already refused as null or as text that cannot be stored
-        _check_prompt(data, errors)
-
-    _check_video_settings(spec, data, errors)
-    _check_choice(data, errors, "aspect_ratio", ASPECT_RATIOS)
-    if not isinstance(data["generate_audio"], bool):
-        errors["generate_audio"] = "must be true or false"
-
-    if spec.is_image_to_video and "image_url" not in errors:
-        image_url = data.get("image_url")
-        if not isinstance(image_url, str) or not image_url.strip():
-            errors["image_url"] = "is required for image-to-video: an https URL or a data: URI of the start image"
-        elif not image_url.startswith(("http://", "https://", "data:image/")):
-            errors["image_url"] = "must be an http(s) URL or a data:image/… URI"
-
+            given[name] = value
+    data: dict[str, Any] = {}
+    for field in endpoint.fields:
+        if field.name in errors:
+            continue
+        if field.name not in given:
+            if field.required:
+                errors[field.name] = _required_message(endpoint, field)
+            elif field.default is not None:
+                data[field.name] = field.as_wire(field.default)
+            continue
+        value, problem = _checked(field, given[field.name])
+        if problem:
+            errors[field.name] = problem
+        else:
+            data[field.name] = field.as_wire(value)
+    _check_long_fast(endpoint, data, errors)
     if errors:
         raise InputError(errors)
     return data
 
 
-def _check_video_settings(spec: ModelSpec, data: dict[str, Any], errors: dict[str, str]) -> None:
-    """Duration, resolution and fps (what the price depends on), normalised in `data` when allowed."""
-    _check_choice(data, errors, "duration", spec.durations, unit=" seconds")
-    _check_choice(data, errors, "resolution", RESOLUTIONS)
-    _check_choice(data, errors, "fps", FPS_VALUES)
-    if spec.is_fast and "duration" not in errors and int(data["duration"]) > 10:
-        if data.get("fps") != "25" or data.get("resolution") != "1080p":
-            errors["duration"] = (
-                f"{data['duration']} seconds is only available at 25 fps and 1080p; "
-                "use 6, 8 or 10 seconds for other settings"
-            )
+def _checked(field: Field, value: Any) -> tuple[Any, str]:
+    """`value` as the field's type (a number for "integer"), or a sentence saying what is allowed."""
+    if field.type == "text":
+        return _checked_text(field, value)
+    if field.type == "boolean":
+        return (value, "") if isinstance(value, bool) else (None, "must be true or false")
+    if field.type == "image":
+        if not isinstance(value, str) or not value.strip():
+            return None, "must be an http(s) URL or a data:image/… URI"
+        if not value.startswith(("http://", "https://", "data:image/")):
+            return None, "must be an http(s) URL or a data:image/… URI"
+        return value, ""
+    if field.type == "integer":
+        number = _integer(value)
+        if number is not None and _in_range(field, number):
+            return number, ""
+        return None, f"{_shown(value)} is not allowed; allowed values: {_allowed(field)}"
+    # "choice": a string from the enum
+    if isinstance(value, str) and field.enum is not None and value.strip() in field.enum:
+        return value.strip(), ""
+    return None, f"{_shown(value)} is not allowed; allowed values: {_allowed(field)}"
 
 
-def quote_usd(model: str, settings_chosen: dict[str, Any]) -> Decimal | None:
-    """The price of `model` (an id or short name) with the video settings in `settings_chosen`
-    (duration, resolution, fps; the defaults for those left out), before anything else of a request
-    is known; None when they are not an allowed combination for that model."""
-    try:
-        spec = resolve_model(model)
-    except InputError:
-        return None
-    data = {**DEFAULTS, **{name: settings_chosen[name] for name in ("duration", "resolution", "fps")
-                           if settings_chosen.get(name) is not None}}
-    errors: dict[str, str] = {}
-    _check_video_settings(spec, data, errors)
-    return None if errors else price_usd(spec, data)
+def _checked_text(field: Field, value: Any) -> tuple[Any, str]:
+    if not isinstance(value, str) or not value.strip():
+        return None, "is required: a non-empty text describing the video"
+    text = value.strip()
+    max_chars = settings.STUDIO_PROMPT_MAX_CHARS if field.name == "prompt" else int(field.max or 0)
+    if max_chars and len(text) > max_chars:
+        return None, f"is {len(text)} characters long; at most {max_chars} are allowed"
+    return text, ""
 
 
-def _check_prompt(data: dict[str, Any], errors: dict[str, str]) -> None:
-    prompt = data.get("prompt")
-    max_chars = settings.STUDIO_PROMPT_MAX_CHARS
-    if not isinstance(prompt, str) or not prompt.strip():
-        errors["prompt"] = "is required: a non-empty text describing the video"
-    elif len(prompt.strip()) > max_chars:
-        errors["prompt"] = f"is {len(prompt.strip())} characters long; at most {max_chars} are allowed"
-    else:
-        data["prompt"] = prompt.strip()
-
-
-def _null_message(field: str) -> str:
-    if field not in DEFAULTS:
-        return "must not be null; it is required"
-    default = DEFAULTS[field]
-    shown = json.dumps(default) if isinstance(default, bool) else default  # JSON's spelling: true, not True
-    return f"must not be null; leave it out to use the default {shown}"
-
-
-def _check_choice(data: dict[str, Any], errors: dict[str, str], field: str, allowed: tuple[str, ...],
-                  unit: str = "") -> None:
-    value = data.get(field)
-    # Integers are accepted for numeric enums; booleans are ints in Python, so exclude them explicitly.
+def _integer(value: Any) -> int | None:
+    """An int, or a string of digits (users send both); booleans and floats are not numbers here."""
     if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, str) and value.strip() in allowed:
-        data[field] = value.strip()
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _in_range(field: Field, number: int) -> bool:
+    if field.enum is not None:
+        return number in field.enum
+    return (field.min is None or number >= field.min) and (field.max is None or number <= field.max)
+
+
+def _allowed(field: Field) -> str:
+    unit = " seconds" if field.name == "duration" else ""
+    if field.enum is not None:
+        return ", ".join(str(value) for value in field.enum) + unit
+    return f"{field.min:g} to {field.max:g}{unit}"
+
+
+def _check_long_fast(endpoint: Endpoint, data: Mapping[str, Any], errors: dict[str, str]) -> None:
+    """The fast tiers: a video longer than 10 s only at 25 fps and 1080p."""
+    if not endpoint.long_only_at_25_1080p or errors.keys() & {"duration", "fps", "resolution"}:
         return
-    errors[field] = f"{_shown(value)} is not allowed; allowed values: {', '.join(allowed)}{unit}"
+    if int(data["duration"]) > catalog.LONG_AFTER_SECONDS and (
+            int(data["fps"]) != catalog.LONG_FPS or data["resolution"] != catalog.LONG_RESOLUTION):
+        short = [str(d) for d in endpoint.fields_by_name["duration"].enum or () if d <= catalog.LONG_AFTER_SECONDS]
+        errors["duration"] = (f"{data['duration']} seconds is only available at {catalog.LONG_FPS} fps and "
+                              f"{catalog.LONG_RESOLUTION}; use {', '.join(short[:-1])} or {short[-1]} seconds "
+                              "for other settings")
+
+
+def _required_message(endpoint: Endpoint, field: Field) -> str:
+    if field.type == "text":
+        return "is required: a non-empty text describing the video"
+    if field.type == "image":
+        return f"is required for {endpoint.id}: an https URL or a data: URI of the start image"
+    return "is required"
+
+
+def _null_message(field: Field) -> str:
+    if field.default is None:
+        return "must not be null; it is required" if field.required else "must not be null; leave it out"
+    shown = json.dumps(field.default) if isinstance(field.default, bool) else field.default  # JSON's true
+    return f"must not be null; leave it out to use the default {shown}"
 
 
 def _shown(value: Any) -> str:
@@ -204,6 +225,47 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def price_usd(spec: ModelSpec, data: dict[str, Any]) -> Decimal:
-    """Exact fal price of one generation with validated input `data`."""
-    return PRICE_PER_SECOND[spec.tier][data["resolution"]] * int(data["duration"])
+def rates(endpoint: Endpoint, override: EndpointOverride | None = None) -> dict[str, Decimal]:
+    """USD per second of output by resolution: the catalog's, with the operator's overrides."""
+    chosen = dict(endpoint.price_per_second)
+    if override is not None and isinstance(override.price_per_second, dict):
+        for resolution, rate in override.price_per_second.items():
+            if resolution in chosen and (price := _positive_decimal(rate)) is not None:
+                chosen[resolution] = price
+    return chosen
+
+
+def _positive_decimal(value: Any) -> Decimal | None:
+    """`value` as a positive Decimal, or None (the admin checks overrides; a row edited by hand
+    with a bad price keeps the catalog's instead of breaking every create)."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() and number > 0 else None
+
+
+def price_usd(endpoint: Endpoint, data: Mapping[str, Any], override: EndpointOverride | None = None) -> Decimal:
+    """Exact fal price of one generation with validated input `data` (duration × its resolution's rate)."""
+    return rates(endpoint, override)[data["resolution"]] * int(data["duration"])
+
+
+def quote_usd(model: str, settings_chosen: Mapping[str, Any]) -> Decimal | None:
+    """The price of `model` (an id or short name) with the video settings in `settings_chosen`
+    (duration, resolution, fps; the defaults for those left out), before anything else of a request
+    is known; None when they are not an allowed combination for that model."""
+    try:
+        endpoint = resolve_model(model)
+    except InputError:
+        return None
+    chosen: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name in ("duration", "resolution", "fps"):
+        field = endpoint.fields_by_name[name]
+        value = settings_chosen.get(name)
+        checked, problem = _checked(field, field.default if value is None else value)
+        if problem:
+            return None
+        chosen[name] = checked
+    _check_long_fast(endpoint, chosen, errors)
+    return None if errors else price_usd(endpoint, chosen, endpoint_override(endpoint))

@@ -111,6 +111,8 @@ class Generation(models.Model):
     # Image-to-video: the user's start image, kept as the studio's own object (counted in the quota).
     start_image = models.OneToOneField("storage.StoredObject", on_delete=models.SET_NULL, null=True, blank=True,
                                        related_name="start_image_of")
+    end_image = models.OneToOneField("storage.StoredObject", on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="end_image_of")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -298,3 +300,50 @@ class ProviderSwitch(models.Model):
     @property
     def is_automatic(self) -> bool:
         return self.paused and bool(self.cause)
+
+
+class EndpointOverride(models.Model):
+    """The operator's word on one endpoint of the catalog (`fal_protocol.catalog` declares them all).
+
+    An endpoint without a row is enabled, available and priced as declared. `unavailable_since` is
+    set by the studio when fal answers a submit as if the endpoint were gone (404/410); clearing it
+    in the admin offers the endpoint again.
+    """
+
+    endpoint_id = models.CharField(max_length=200, unique=True)
+    enabled = models.BooleanField(default=True, help_text="Untick to refuse new jobs for this endpoint.")
+    retired = models.BooleanField(default=False, help_text="Retired: new jobs are refused, naming the replacement.")
+    replacement = models.CharField(max_length=200, blank=True,
+                                   help_text="The endpoint id users are told to use instead.")
+    price_per_second = models.JSONField(default=dict, blank=True,
+                                        help_text='USD per second by resolution, e.g. {"1080p": "0.05"}; '
+                                                  "resolutions left out keep the catalog's price.")
+    unavailable_since = models.DateTimeField(null=True, blank=True)
+    unavailable_detail = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["endpoint_id"]
+
+    def __str__(self) -> str:
+        return self.endpoint_id
+
+
+class SchemaMismatch(models.Model):
+    """fal refused a field the catalog holds valid (schema drift): one row per endpoint and field."""
+
+    endpoint_id = models.CharField(max_length=200)
+    field = models.CharField(max_length=100)
+    message = models.TextField()
+    value = models.JSONField(null=True, blank=True)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+    count = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        verbose_name_plural = "schema mismatches"
+        constraints = [models.UniqueConstraint(fields=["endpoint_id", "field"], name="schema_mismatch_unique_field")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id}: {self.field}"

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from generations.billing import generation_settle
 from generations.events import generation_status_changed
+from generations.media_inputs import MEDIA_ATTRIBUTES
 from generations.models import Generation
 
 
@@ -32,7 +33,7 @@ def transition(pk: uuid.UUID | str, *, from_: Iterable[str], to: str, **fields: 
     with transaction.atomic():
         moved = Generation.objects.filter(pk=pk, status__in=from_).update(status=to, updated_at=now, **fields) == 1
         if moved:
-            generation = Generation.objects.select_related("video__file", "video__poster", "start_image").get(pk=pk)
+            generation = Generation.objects.select_related("video__file", "video__poster", *MEDIA_ATTRIBUTES).get(pk=pk)
             if to in Generation.TERMINAL:
                 generation_settle(generation)
             generation_status_changed(generation)

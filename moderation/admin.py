@@ -1,5 +1,6 @@
 """Admin for moderation and operations: the audit log (read-only), the prompt blocklist, user
-reports, suspensions, the user admin with suspend/reinstate and quota overrides, the ledger."""
+reports, suspensions, the user admin with suspend/reinstate and quota overrides, the ledger (and,
+from their own modules, the generations and the catalog's overrides)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -17,7 +18,10 @@ from django.utils.html import format_html, format_html_join
 from core.admin_readonly import ReadOnlyAdmin
 from core.requests import AuthenticatedHttpRequest, signed_in_user
 from generations.models import Generation
-from moderation import admin_generations  # noqa: F401  (registers the generations admin)
+from moderation import (
+    admin_catalog,  # noqa: F401  (registers the endpoint overrides and schema mismatches)
+    admin_generations,  # noqa: F401  (registers the generations admin)
+)
 from moderation.admin_actions import reason_action
 from moderation.models import AuditEntry, BlockedTerm, Suspension, VideoReport
 from moderation.services import (

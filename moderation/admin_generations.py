@@ -23,7 +23,7 @@ from django.utils.timesince import timesince
 
 from core.admin_readonly import NoWritesMixin
 from core.requests import AuthenticatedHttpRequest
-from generations import ltx
+from fal_protocol import catalog
 from generations.models import Generation, GenerationAttempt, GenerationEvent
 from moderation.admin_actions import permitted_actions, reason_action
 from moderation.generation_actions import (
@@ -69,7 +69,7 @@ class ModelFilter(admin.SimpleListFilter):
     parameter_name = "model"
 
     def lookups(self, request: HttpRequest, model_admin: ModelAdmin[Any]) -> list[tuple[str, str]]:
-        return [(spec.id, spec.short_name) for spec in ltx.MODELS.values()]
+        return [(endpoint.id, endpoint.label) for endpoint in catalog.ENDPOINTS]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Generation]) -> QuerySet[Generation]:
         return queryset.filter(model_id=self.value()) if self.value() else queryset
@@ -182,8 +182,8 @@ class GenerationAdmin(NoWritesMixin, admin.ModelAdmin):
 
     @admin.display(description="model", ordering="model_id")
     def model_short(self, g: Generation) -> str:
-        spec = ltx.MODELS.get(g.model_id)
-        return spec.short_name if spec else g.model_id
+        endpoint = catalog.BY_ID.get(g.model_id)
+        return endpoint.label if endpoint else g.model_id
 
     @admin.display(description="video")
     def spec(self, g: Generation) -> str:

@@ -1,5 +1,7 @@
 """The operations dashboard (an admin page): jobs by status, spend, stored bytes, recent failures,
-the review queue and the "pause provider" switch."""
+the review queue, the "pause provider" switch, and warnings about the model catalog: endpoints fal
+answered as gone, endpoints the short names mean that are retired or disabled (every user's "t2v"
+is refused then), and schema drift (fields fal refused although the catalog holds them valid)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -18,13 +20,16 @@ from django.utils import timezone
 from django_q.models import Failure
 
 from core.requests import AuthenticatedHttpRequest
+from generations import ltx
 from generations.models import Generation
-from generations.selectors import provider_switch
+from generations.selectors import endpoint_states, provider_switch, schema_mismatches
 from generations.services.provider_switch import PAUSE_PERMISSION
 from moderation.models import VideoReport
 from moderation.services import provider_pause, provider_resume
 from storage.models import StoredObject, UsageEntry
 from storage.quotas import month_of
+
+SCHEMA_MISMATCHES_SHOWN = 20
 
 
 class SwitchForm(forms.Form):
@@ -38,6 +43,8 @@ def dashboard_figures(now: datetime | None = None) -> dict[str, Any]:
     hour_ago = now - timedelta(hours=1)
     by_status = dict(Generation.objects.values_list("status").annotate(n=Count("id")).order_by())
     failed_recently = Generation.objects.filter(status=Generation.Status.FAILED, finished_at__gte=hour_ago)
+    # Worth a warning: an endpoint fal answered as gone, and any refused endpoint a short name means.
+    endpoint_warnings = [state for state in endpoint_states() if state.gone or (state.short_names and not state.usable)]
     return {
         "jobs_by_status": [(status.label, status.value, by_status.get(status.value, 0))
                            for status in Generation.Status],
@@ -51,6 +58,9 @@ def dashboard_figures(now: datetime | None = None) -> dict[str, Any]:
         "flagged": Generation.objects.filter(flagged_at__isnull=False).count(),
         "hidden": Generation.objects.filter(is_hidden=True).count(),
         "reports_today": VideoReport.objects.filter(created_at__gte=today).count(),
+        "ltx_version": ltx.version(),
+        "endpoint_warnings": endpoint_warnings,
+        "schema_mismatches": schema_mismatches(limit=SCHEMA_MISMATCHES_SHOWN),
     }
 
 
@@ -80,5 +90,8 @@ def dashboard_view(request: AuthenticatedHttpRequest) -> HttpResponse:
         "probe_seconds": settings.STUDIO_PROVIDER_PROBE_SECONDS,
         "can_switch": can_switch, "form": form, **figures, "can_see_spend": can_see_spend,
         "can_see_tasks": request.user.has_perm("django_q.view_failure"),
+        "can_see_overrides": request.user.has_perm("generations.view_endpointoverride")
+                             or request.user.has_perm("generations.change_endpointoverride"),
+        "can_see_mismatches": request.user.has_perm("generations.view_schemamismatch"),
     }
     return TemplateResponse(request, "admin/moderation/dashboard.html", context)

@@ -35,12 +35,19 @@ class AuditEntry(models.Model):
         BLOCKLIST_CHANGE = "blocklist_change"
         PROVIDER_PAUSE = "provider_pause"
         PROVIDER_RESUME = "provider_resume"
+        # The catalog (generations/services/catalog.py): an operator's override of an endpoint, the
+        # studio marking one gone at fal, an operator clearing that, an operator dismissing schema drift.
+        ENDPOINT_OVERRIDE = "endpoint_override"
+        ENDPOINT_UNAVAILABLE = "endpoint_unavailable"
+        ENDPOINT_AVAILABLE = "endpoint_available"
+        SCHEMA_MISMATCH_DISMISS = "schema_mismatch_dismiss"
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                               related_name="+")
     actor_name = models.CharField(max_length=150, help_text="the actor's username when it acted, or 'system'")
     action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
-    target_type = models.CharField(max_length=32, help_text="generation, user, blocked_term, provider")
+    target_type = models.CharField(max_length=32, help_text="generation, user, blocked_term, provider, endpoint, "
+                                                                  "schema_mismatch")
     target_id = models.CharField(max_length=64, db_index=True)
     reason = models.TextField(blank=True)
     before = models.JSONField(default=dict, blank=True)

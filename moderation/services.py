@@ -152,6 +152,15 @@ def provider_change_audit(*, actor: User | None, paused: bool, reason: str, befo
                  target_type="provider", target_id="fal", reason=reason, before=before, after=after)
 
 
+def catalog_change_audit(*, actor: User | None, change: str, target_type: str, target_id: str, reason: str,
+                         before: dict[str, Any], after: dict[str, Any]) -> None:
+    """The audit entry of a change to the catalog's overrides or schema-drift records, by an operator
+    or the studio itself (a listener of generations.events, registered in ModerationConfig.ready: in
+    the change's own transaction). `change` names the action (one of `events.CATALOG_CHANGES`)."""
+    audit_record(actor=actor, action=Action(change), target_type=target_type, target_id=target_id, reason=reason,
+                 before=before, after=after)
+
+
 # --- quotas and blocklist -----------------------------------------------------------------------
 
 QUOTA_FIELDS = ("storage_bytes", "monthly_spend_usd", "active_jobs")

@@ -5,7 +5,9 @@
   `database`, `broker` and `storage` decide the answer: 200 when all three are ok, 503 otherwise.
   `provider` (fal's queue host answers HTTP at all, and the studio has not paused itself because fal
   refuses its account) and `workers` (a django-q2 cluster is alive) are reported but only warn: the
-  studio still takes jobs without them, they wait in the queue.
+  studio still takes jobs without them, they wait in the queue. So is `catalog`: every endpoint a
+  short name (t2v, t2v-fast, i2v, i2v-fast) means under STUDIO_LTX_VERSION takes new jobs; a warning
+  names each one that is unavailable at fal, retired or disabled, with why.
 
 Nothing is cached, every network check has a short timeout, and the network checks run side by
 side under one deadline, so an outage shows at once and the endpoint answers within a few seconds.
@@ -23,7 +25,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -37,6 +39,9 @@ from django.views.decorators.http import require_GET
 
 from storage.backend import is_s3
 
+if TYPE_CHECKING:
+    from generations.selectors import EndpointState
+
 CHECK_TIMEOUT_SECONDS = 2.0
 # Network checks run in threads; whatever has not answered by then is reported as timed out.
 DEADLINE_SECONDS = CHECK_TIMEOUT_SECONDS + 1.0
@@ -44,7 +49,7 @@ DEADLINE_SECONDS = CHECK_TIMEOUT_SECONDS + 1.0
 # forward (the sweeper runs once a minute), so a schedule this overdue means no cluster runs.
 SCHEDULE_OVERDUE_SECONDS = 120
 REQUIRED = ("database", "broker", "storage")
-_DETAIL_MAX = 300
+_DETAIL_MAX = 600  # room for the catalog check to name all four short names' endpoints
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ def run_checks() -> dict[str, Check]:
         if not settings.REDIS_URL:
             results["broker"] = _timed(check_orm_broker) if database_ok else _skipped("the database is unavailable")
         results["workers"] = _timed(check_workers) if database_ok else _skipped("the database is unavailable")
+        results["catalog"] = _timed(check_catalog) if database_ok else _skipped("the database is unavailable")
         wait_futures(futures.values(), timeout=DEADLINE_SECONDS)
         for name, future in futures.items():
             if future.done():
@@ -101,7 +107,7 @@ def run_checks() -> dict[str, Check]:
                 results[name] = Check(False, round(elapsed, 1), f"no answer within {DEADLINE_SECONDS:g} s")
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a hung check ends on its own timeout
-    order = ("database", "broker", "storage", "provider", "workers")
+    order = ("database", "broker", "storage", "provider", "workers", "catalog")
     return {name: results[name] for name in order}
 
 
@@ -183,6 +189,35 @@ def check_workers() -> str:
     if clusters == 0 and not schedules_move:
         raise CheckFailed(f"no worker cluster seems to run ({detail}): start `manage.py qcluster`")
     return detail
+
+
+def check_catalog() -> str:
+    """Every endpoint a short name means under STUDIO_LTX_VERSION takes new jobs (one query). Fails
+    naming each that does not, with a one-line reason; endpoints no short name means are only noted."""
+    from generations.ltx import version
+    from generations.selectors import endpoint_states
+
+    states = endpoint_states()
+    refused = [state for state in states if state.short_names and not state.usable]
+    others = [_refusal_line(state) for state in states if not state.short_names and not state.usable]
+    also = f"; also refused: {'; '.join(others)}" if others else ""
+    if refused:
+        lines = [f"{', '.join(state.short_names)}: {_refusal_line(state)}" for state in refused]
+        raise CheckFailed(f"short names refused under STUDIO_LTX_VERSION={version()}: {'; '.join(lines)}{also}")
+    return f"the short names mean LTX-{version()}'s endpoints, all usable{also}"
+
+
+def _refusal_line(state: EndpointState) -> str:
+    """One line on why a refused endpoint is refused (it has an override: refusals come from one)."""
+    override = state.override
+    assert override is not None
+    if state.gone:
+        why = (f"unavailable at fal since {override.unavailable_since:%Y-%m-%d %H:%M:%S} "
+               f"({' '.join(override.unavailable_detail.split())[:80]})")
+    else:
+        why = "retired" if override.retired else "disabled"
+    replacement = f", replacement {override.replacement}" if override.replacement else ", no replacement set"
+    return f"{state.endpoint.id} {why}{replacement}"
 
 
 def clusters_seen() -> int:

@@ -1,7 +1,7 @@
 """`GET /metrics`: a few gauges in Prometheus' text format (docs/production.md).
 
 Readable by staff sessions, or with `Authorization: Bearer <STUDIO_METRICS_TOKEN>`; 403 otherwise.
-Six cheap queries, nothing cached:
+Eight cheap queries, nothing cached:
 
 - `studio_generations{status}`: every generation by status (one grouped COUNT).
 - `studio_generations_failed_last_hour{error_code}`: failures that ended in the last hour.
@@ -16,6 +16,13 @@ Six cheap queries, nothing cached:
 - `studio_provider_paused{cause}`: 1 for the cause of a pause of submissions to fal (`manual`, or
   the automatic ones: `account_locked`, `balance_exhausted`, `bad_key`), 0 for the others — alert on
   `max(studio_provider_paused) == 1`.
+- `studio_endpoint_available{endpoint}`: 1 while new jobs may use a catalog endpoint, 0 while it is
+  disabled, retired or answered by fal as gone; `studio_endpoint_gone{endpoint}`: 1 while fal answers
+  it as gone (until an operator clears it); `studio_short_name_available{name,endpoint}`: the same as
+  `studio_endpoint_available` for the endpoint each short name means under STUDIO_LTX_VERSION —
+  alert on `min(studio_short_name_available) == 0` (every user's "t2v" is refused). One query.
+- `studio_schema_mismatches{endpoint,field}`: how often fal refused a field the catalog holds valid
+  (until an operator dismisses the record).
 """
 from __future__ import annotations
 
@@ -31,8 +38,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from generations.models import Generation, ProviderSwitch
-from generations.selectors import provider_switch
+from fal_protocol import catalog
+from generations.models import Generation, ProviderSwitch, SchemaMismatch
+from generations.selectors import endpoint_states, provider_switch
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FAILED_WINDOW = timedelta(hours=1)
@@ -108,11 +116,35 @@ def render_metrics() -> str:
             "1 while submissions to fal are paused, labelled with why (manual or fal refusing the account).",
             ((f'cause="{cause}"', int(cause == current)) for cause in ("manual", *ProviderSwitch.Cause.values)))
 
+    _catalog_families(lines)
+
     queued = task_queue_length()
     _family(lines, "studio_task_queue_length", "gauge",
             "django-q2 tasks waiting for a worker (-1: broker unreachable).",
             [("", queued)])
     return "\n".join(lines) + "\n"
+
+
+def _catalog_families(lines: list[str]) -> None:
+    """The catalog's endpoints (one query for every override) and the schema drift (one query)."""
+    states = endpoint_states()
+    _family(lines, "studio_endpoint_available", "gauge",
+            "1 while new jobs may use the endpoint; 0 while disabled, retired or answered by fal as gone.",
+            ((f'endpoint="{_label(state.endpoint.id)}"', int(state.usable)) for state in states))
+    _family(lines, "studio_endpoint_gone", "gauge",
+            "1 while fal answers the endpoint as gone (404/410 to a submit), until an operator clears it.",
+            ((f'endpoint="{_label(state.endpoint.id)}"', int(state.gone)) for state in states))
+    meant = {name: state for state in states for name in state.short_names}
+    _family(lines, "studio_short_name_available", "gauge",
+            "1 while the endpoint a short name means under STUDIO_LTX_VERSION takes new jobs.",
+            ((f'name="{name}",endpoint="{_label(meant[name].endpoint.id)}"', int(meant[name].usable))
+             for name in catalog.SHORT_NAMES if name in meant))
+    mismatches = (SchemaMismatch.objects.order_by("endpoint_id", "field")
+                  .values_list("endpoint_id", "field", "count"))
+    _family(lines, "studio_schema_mismatches", "gauge",
+            "Times fal refused a field the catalog holds valid (schema drift), until dismissed.",
+            ((f'endpoint="{_label(endpoint)}",field="{_label(field)}"', count)
+             for endpoint, field, count in mismatches))
 
 
 def task_queue_length() -> int:

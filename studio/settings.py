@@ -13,6 +13,7 @@ from botocore.config import Config as BotoConfig
 from django.core.exceptions import ImproperlyConfigured
 
 from core.env import env_bool, env_float, env_int, env_list, env_str
+from fal_protocol.catalog import VERSIONS as LTX_VERSIONS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -170,7 +171,8 @@ REST_FRAMEWORK: dict[str, Any] = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "LTX Studio API",
     "VERSION": "1.0.0",
-    "DESCRIPTION": "LTX Video 2.0 text-to-video and image-to-video jobs, their videos, usage and webhooks. "
+    "DESCRIPTION": "LTX Video (LTX-2.3 and LTX-2.0) text-to-video and image-to-video jobs, their videos, usage and "
+                   "webhooks. "
                    "Authenticate with `Authorization: Bearer <key>` (or `Key <key>`). Errors are "
                    '`{"code", "message", "details"}`.',
     "COMPONENT_SPLIT_REQUEST": True,
@@ -223,6 +225,11 @@ STUDIO_BASE_URL = env_str("STUDIO_BASE_URL").rstrip("/")
 STUDIO_FAL_WEBHOOKS = env_bool("STUDIO_FAL_WEBHOOKS", bool(STUDIO_BASE_URL))
 STUDIO_PROMPT_MAX_CHARS = env_int("STUDIO_PROMPT_MAX_CHARS", 2500)
 STUDIO_UPSTREAM_MODEL_PREFIX = env_str("STUDIO_UPSTREAM_MODEL_PREFIX", "fal-ai/ltx-2")
+# The LTX version the short model names (t2v, t2v-fast, i2v, i2v-fast) mean; explicit ids mean themselves.
+STUDIO_LTX_VERSION = env_str("STUDIO_LTX_VERSION", "2.3")
+if STUDIO_LTX_VERSION not in LTX_VERSIONS:
+    raise ImproperlyConfigured(
+        f"STUDIO_LTX_VERSION must be one of {', '.join(LTX_VERSIONS)}, not {STUDIO_LTX_VERSION!r}")
 STUDIO_ALLOWED_PRIVATE_HOSTS = env_list("STUDIO_ALLOWED_PRIVATE_HOSTS")
 STUDIO_MAX_VIDEO_BYTES = env_int("STUDIO_MAX_VIDEO_BYTES", 2 * 1024**3)
 STUDIO_MAX_IMAGE_BYTES = env_int("STUDIO_MAX_IMAGE_BYTES", 10 * 1000 * 1000)  # start images for image-to-video

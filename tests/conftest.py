@@ -176,6 +176,29 @@ def task_queue(monkeypatch: pytest.MonkeyPatch) -> RecordingQueue:
     return queue
 
 
+def run_to_the_end(generation: Any, task_queue: Any, *, timeout: float = 60) -> Any:
+    """Run a job's queued tasks and tick the tracker (every row due at once) until the job ends;
+    returns it refreshed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from generations.models import Generation
+    from generations.services.tracking import tracker_tick
+
+    task_queue.run_all()
+
+    def step() -> None:
+        Generation.objects.filter(pk=generation.pk).update(next_poll_at=timezone.now() - timedelta(seconds=1))
+        tracker_tick()
+        task_queue.run_all()
+
+    wait_until(lambda: Generation.objects.get(pk=generation.pk).status in Generation.TERMINAL, step=step,
+               timeout=timeout, interval=0.1)
+    generation.refresh_from_db()
+    return generation
+
+
 def wait_until(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05,
                step: Callable[[], Any] | None = None) -> Any:
     """Call `step` then `predicate` until the predicate is truthy; fail after `timeout` seconds."""

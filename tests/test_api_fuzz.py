@@ -81,10 +81,27 @@ def test_api_conforms_to_its_schema_and_never_fails(api_schema, auth_header, set
         _fuzz(operation, auth_header, statuses)
     # The fuzzer got past authentication and validation into the real handlers.
     for label in ("GET /api/v1/generations/", "GET /api/v1/projects/", "POST /api/v1/projects/", "GET /api/v1/usage/",
-                  "POST /api/v1/keys/"):
+                  "POST /api/v1/keys/", "GET /api/v1/models/"):
         assert statuses[label] & {200, 201}, (label, statuses[label])
-    assert statuses["POST /api/v1/generations/"] & {422}, statuses["POST /api/v1/generations/"]
+    for label in ("POST /api/v1/generations/", "POST /api/v1/price/"):
+        assert statuses[label] & {422}, (label, statuses[label])
 
+def test_the_catalog_and_every_models_price_conform_to_the_schema(api_schema, auth_header):
+    """The fuzzer seldom gets a price (it sends a `source` that is nobody's generation): here each endpoint's
+    example input from the catalog is priced, and every answer is checked against the schema."""
+    models_case = api_schema["/api/v1/models/"]["GET"].Case()
+    response = models_case.call(headers=auth_header())
+    assert response.status_code == 200
+    models_case.validate_response(response, checks=CHECKS)
+    price = api_schema["/api/v1/price/"]["POST"]
+    for model in response.json():
+        for name in (model["id"], *model["aliases"], *([model["short_name"]] if model["short_name"] else [])):
+            case = price.Case(body={"model": name, "input": model["price"]["example"]["input"]},
+                              media_type="application/json")
+            answer = case.call(headers=auth_header())
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["cost_usd"] == model["price"]["example"]["cost_usd"]
+            case.validate_response(answer, checks=CHECKS)
 
 
 def _fuzz(operation, auth_header, statuses: dict[str, set[int]]) -> None:

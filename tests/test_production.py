@@ -28,7 +28,10 @@ from django_q.conf import Conf
 from django_q.models import OrmQ, Schedule
 
 from accounts.keys import api_key_create
-from generations.models import Generation, Project
+from fal_protocol.catalog import BY_ID, ENDPOINTS
+from fal_protocol.client import FalNotFound
+from generations.models import EndpointOverride, Generation, Project, SchemaMismatch
+from generations.services.catalog import endpoint_mark_unavailable
 from studio import health
 from tests.factories import StaffFactory
 from tests.processes import ROOT, child_env, free_port, require_redis, running_gunicorn, running_redis
@@ -307,13 +310,14 @@ def test_healthz_ok_on_each_storage_backend(client, storage_backend, fal_host: P
     status, body = healthz(client)
     assert status == 200, body
     assert body["status"] == "ok"
-    assert list(body["checks"]) == ["database", "broker", "storage", "provider", "workers"]
-    for name in ("database", "broker", "storage", "provider"):
+    assert list(body["checks"]) == ["database", "broker", "storage", "provider", "workers", "catalog"]
+    for name in ("database", "broker", "storage", "provider", "catalog"):
         assert body["checks"][name]["ok"] is True, body["checks"][name]
         assert isinstance(body["checks"][name]["ms"], float)
     assert ("s3 bucket" if storage_backend.s3 else "filesystem") in body["checks"]["storage"]["detail"]
     # the provider probe is anonymous: any HTTP answer (here 401) counts as reachable
     assert "HTTP 401" in body["checks"]["provider"]["detail"]
+    assert body["checks"]["catalog"]["detail"] == "the short names mean LTX-2.3's endpoints, all usable"
     assert len(fal_host.headers) == 1
     assert "Authorization" not in fal_host.headers[0]
     assert storage_backend.keys() == []  # the storage check writes nothing
@@ -374,6 +378,44 @@ def test_healthz_database_down_is_503_and_skips_what_needs_it(client, monkeypatc
         assert body["checks"]["broker"] == {"ok": False, "ms": 0.0,
                                             "detail": "not checked: the database is unavailable"}
     assert body["checks"]["workers"]["ok"] is False
+    assert body["checks"]["catalog"] == {"ok": False, "ms": 0.0, "detail": "not checked: the database is unavailable"}
+
+
+@pytest.mark.django_db
+def test_healthz_catalog_warns_naming_each_refused_endpoint_a_short_name_means(client, media_root, fal_down) -> None:
+    # given: of the endpoints the short names mean (LTX-2.3), one gone at fal, one retired, one disabled;
+    # and a retired LTX-2.0 endpoint no short name means
+    endpoint_mark_unavailable(BY_ID["fal-ai/ltx-2.3/text-to-video"],
+                              FalNotFound("x", status_code=404, detail="Application not found"))
+    gone_at = EndpointOverride.objects.get().unavailable_since
+    EndpointOverride.objects.create(endpoint_id="fal-ai/ltx-2.3/image-to-video", retired=True,
+                                    replacement="fal-ai/ltx-2/image-to-video")
+    EndpointOverride.objects.create(endpoint_id="fal-ai/ltx-2.3/text-to-video/fast", enabled=False)
+    EndpointOverride.objects.create(endpoint_id="fal-ai/ltx-2/text-to-video", retired=True)
+
+    # when
+    status, body = healthz(client)
+
+    # then: a warning, not an outage
+    assert (status, body["status"]) == (200, "ok")
+    assert body["checks"]["catalog"]["ok"] is False
+    assert body["checks"]["catalog"]["detail"] == (
+        "short names refused under STUDIO_LTX_VERSION=2.3: "
+        f"t2v: fal-ai/ltx-2.3/text-to-video unavailable at fal since {gone_at:%Y-%m-%d %H:%M:%S} "
+        "(fal answered 404: Application not found), no replacement set; "
+        "t2v-fast: fal-ai/ltx-2.3/text-to-video/fast disabled, no replacement set; "
+        "i2v: fal-ai/ltx-2.3/image-to-video retired, replacement fal-ai/ltx-2/image-to-video; "
+        "also refused: fal-ai/ltx-2/text-to-video retired, no replacement set")
+
+
+@pytest.mark.django_db
+def test_healthz_catalog_follows_studio_ltx_version(client, settings, media_root, fal_down) -> None:
+    EndpointOverride.objects.create(endpoint_id="fal-ai/ltx-2.3/text-to-video", enabled=False)
+    settings.STUDIO_LTX_VERSION = "2.0"  # the short names mean 2.0's endpoints, all usable
+    _, body = healthz(client)
+    assert body["checks"]["catalog"] == {**body["checks"]["catalog"], "ok": True, "detail": (
+        "the short names mean LTX-2.0's endpoints, all usable; "
+        "also refused: fal-ai/ltx-2.3/text-to-video disabled, no replacement set")}
 
 
 @pytest.mark.django_db
@@ -474,9 +516,15 @@ def test_metrics_count_what_the_rows_say(client, settings, user, django_assert_m
     job(Status.HELD)
     OrmQ.objects.create(key=Conf.CLUSTER_NAME, payload="x", lock=now - timedelta(seconds=1))
     OrmQ.objects.create(key=Conf.CLUSTER_NAME, payload="y", lock=now + timedelta(minutes=5))  # taken by a worker
+    EndpointOverride.objects.create(endpoint_id="fal-ai/ltx-2.3/text-to-video", retired=True)
+    EndpointOverride.objects.create(endpoint_id="fal-ai/ltx-2/image-to-video", unavailable_since=now)
+    EndpointOverride.objects.create(endpoint_id="fal-ai/ltx-2/text-to-video", price_per_second={"1080p": "0.01"})
+    SchemaMismatch.objects.create(endpoint_id="fal-ai/ltx-2.3/image-to-video", field="end_image_url", message="m",
+                                  count=3)
+    SchemaMismatch.objects.create(endpoint_id="fal-ai/ltx-2.3/image-to-video", field="fps", message="m", count=1)
 
-    # when
-    with django_assert_max_num_queries(6):
+    # when: one query per family (the catalog's overrides and the schema drift one each)
+    with django_assert_max_num_queries(8):
         response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}")
 
     # then
@@ -499,6 +547,21 @@ def test_metrics_count_what_the_rows_say(client, settings, user, django_assert_m
     assert values['studio_provider_paused{cause="account_locked"}'] == 0
     if not settings.REDIS_URL:
         assert values["studio_task_queue_length"] == 1
+    refused = {"fal-ai/ltx-2.3/text-to-video", "fal-ai/ltx-2/image-to-video"}
+    assert {e.id: values[f'studio_endpoint_available{{endpoint="{e.id}"}}'] for e in ENDPOINTS} == {
+        e.id: 0 if e.id in refused else 1 for e in ENDPOINTS}
+    assert {e.id: values[f'studio_endpoint_gone{{endpoint="{e.id}"}}'] for e in ENDPOINTS} == {
+        e.id: 1 if e.id == "fal-ai/ltx-2/image-to-video" else 0 for e in ENDPOINTS}
+    short = {name: value for name, value in values.items() if name.startswith("studio_short_name_available")}
+    assert short == {
+        'studio_short_name_available{name="t2v",endpoint="fal-ai/ltx-2.3/text-to-video"}': 0,
+        'studio_short_name_available{name="t2v-fast",endpoint="fal-ai/ltx-2.3/text-to-video/fast"}': 1,
+        'studio_short_name_available{name="i2v",endpoint="fal-ai/ltx-2.3/image-to-video"}': 1,
+        'studio_short_name_available{name="i2v-fast",endpoint="fal-ai/ltx-2.3/image-to-video/fast"}': 1}
+    drift = {name: value for name, value in values.items() if name.startswith("studio_schema_mismatches")}
+    assert drift == {
+        'studio_schema_mismatches{endpoint="fal-ai/ltx-2.3/image-to-video",field="end_image_url"}': 3,
+        'studio_schema_mismatches{endpoint="fal-ai/ltx-2.3/image-to-video",field="fps"}': 1}
 
 
 @pytest.mark.django_db
@@ -510,3 +573,5 @@ def test_metrics_on_an_empty_studio(client, settings) -> None:
     assert values["studio_generation_store_seconds_count"] == 0
     assert 'studio_generation_store_seconds{quantile="0.95"} NaN' in text
     assert "# TYPE studio_generations gauge" in text
+    assert all(values[f'studio_endpoint_available{{endpoint="{e.id}"}}'] == 1 for e in ENDPOINTS)
+    assert "# TYPE studio_schema_mismatches gauge" in text and "studio_schema_mismatches{" not in text

@@ -19,6 +19,7 @@ urlpatterns = [
     path("generations/<uuid:pk>/report", views.generation_report_view, name="report"),
     path("generations/<uuid:pk>/video", views.generation_video, name="video"),
     path("generations/<uuid:pk>/poster", views.generation_poster, name="poster"),
-    path("generations/<uuid:pk>/start-image", views.generation_start_image, name="start-image"),
+    path("generations/<uuid:pk>/start-image", views.generation_input_image, {"stem": "start"}, name="start-image"),
+    path("generations/<uuid:pk>/end-image", views.generation_input_image, {"stem": "end"}, name="end-image"),
     path("media/<str:token>", views.media_link_view, name="media-link"),
 ]

@@ -19,8 +19,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.requests import AuthenticatedHttpRequest
+from fal_protocol import catalog
 from generations import ltx
 from generations.images import ImageRejected, ImageTooLarge, image_preview_jpeg, stored_image_thumbnail
+from generations.media_inputs import MEDIA_INPUTS
 from generations.media_links import media_link_read
 from generations.models import Generation, Project
 from generations.payloads import web_status_payload
@@ -52,7 +54,15 @@ from moderation.services import ReportRefused, report_create
 from storage.models import StoredVideo
 from storage.quotas import QuotaExceeded, usage_for
 from storage.serving import serve_object
-from web.forms import GenerationForm, ProjectForm, initial_from, new_idempotency_key, parse_uuid, price_table
+from web.forms import (
+    ASPECT_LABELS,
+    GenerationForm,
+    ProjectForm,
+    initial_from,
+    new_idempotency_key,
+    parse_uuid,
+    price_table,
+)
 
 PAGE_SIZE = 24
 
@@ -164,7 +174,7 @@ def generation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     budget_left = max(usage.limits.monthly_spend_usd - usage.spend_usd, 0)
     return render(request, "generations/new.html", {
         "form": form, "usage": usage, "price": form.price_usd(), "budget_left": budget_left,
-        "price_table": {**price_table(), "budget_left": str(budget_left)},
+        "price_table": {**price_table(form.endpoints), "budget_left": str(budget_left)},
     })
 
 
@@ -183,8 +193,11 @@ def _new_form_initial(request: AuthenticatedHttpRequest) -> dict[str, Any]:
 @require_GET
 def generation_detail(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     generation = _own_generation(request, pk)
+    endpoint = catalog.endpoint_for(generation.model_id, version=ltx.version())
+    aspect = generation.input.get("aspect_ratio")
     return render(request, "generations/detail.html", {
         "g": generation, "status": web_status_payload(generation), "rerun_key": new_idempotency_key(),
+        "endpoint": endpoint, "aspect": ASPECT_LABELS.get(aspect, aspect),
     })
 
 
@@ -281,21 +294,26 @@ def generation_poster(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpR
 
 
 @login_required
-def generation_start_image(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
-    """A JPEG thumbnail of an image-to-video job's start image (server-made, so HEIF/AVIF show in any browser).
+def generation_input_image(request: AuthenticatedHttpRequest, pk: uuid.UUID, stem: str) -> HttpResponse:
+    """A JPEG thumbnail of an image-to-video job's start or end image (`stem`: a media input's,
+    "start" or "end"; server-made, so HEIF/AVIF show in any browser).
 
-    Owner (unless a moderator hid the job) or staff only; others get 404."""
-    generations = Generation.objects.select_related("start_image").filter(pk=pk, start_image__isnull=False)
+    Owner (unless a moderator hid the job) or staff only; others, and jobs without that image, get 404."""
+    medium = next((medium for medium in MEDIA_INPUTS if medium.stem == stem), None)
+    if medium is None:
+        raise Http404("No such image")
+    generations = Generation.objects.select_related(medium.attribute).filter(
+        pk=pk, **{f"{medium.attribute}__isnull": False})
     if not request.user.is_staff:
         generations = generations.filter(owner=request.user, is_hidden=False)
     generation = generations.first()
-    if generation is None:
-        raise Http404("No start image")
-    assert generation.start_image is not None  # filtered on start_image__isnull=False
+    stored = getattr(generation, medium.attribute) if generation is not None else None
+    if stored is None:
+        raise Http404(f"No {stem} image")
     try:
-        jpeg = stored_image_thumbnail(generation.start_image.key)
+        jpeg = stored_image_thumbnail(stored.key)
     except (OSError, ValueError):
-        raise Http404("The start image is not readable") from None
+        raise Http404(f"The {stem} image is not readable") from None
     response = HttpResponse(jpeg, content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=300"
     response["X-Content-Type-Options"] = "nosniff"
@@ -321,7 +339,7 @@ def media_link_view(request: HttpRequest, token: str) -> HttpResponseBase:
 @login_required
 @require_POST
 def image_preview(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """A server-made JPEG preview of a chosen start image (browsers cannot show HEIF)."""
+    """A server-made JPEG preview of a chosen start or end image (browsers cannot show HEIF)."""
     upload = request.FILES.get("image")
     if upload is None:
         return HttpResponse("Choose an image.", status=400, content_type="text/plain")

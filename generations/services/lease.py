@@ -74,4 +74,5 @@ def lease_claim(token: str) -> bool:
 
 
 def lease_release(token: str) -> None:
+    """Give up the tracker lease if `token` holds it, so the next tracker run takes it at once."""
     TrackerLease.objects.filter(name=LEASE_NAME, token=token).update(expires_at=None)

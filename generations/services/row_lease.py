@@ -47,6 +47,7 @@ def row_lease_claim(pk: uuid.UUID | str, statuses: Iterable[str]) -> datetime | 
 
 
 def row_lease_live(lease_expires_at: datetime | None, now: datetime | None = None) -> bool:
+    """Whether a row's claim (its `lease_expires_at`) still holds at `now` (default: the present)."""
     return lease_expires_at is not None and lease_expires_at > (now or timezone.now())
 
 

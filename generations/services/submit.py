@@ -24,16 +24,19 @@ from fal_protocol.client import (
 )
 from fal_protocol.queue import payload_fingerprint
 from generations import ltx
+from generations.media_inputs import MediaInput, stored_media
 from generations.media_links import absolute_url
 from generations.models import Generation, GenerationAttempt
 from generations.queue import CANCEL_UPSTREAM_TASK, enqueue_on_commit
 from generations.selectors import provider_is_paused, provider_is_paused_for_hold
 from generations.services.attempts import attempt_finish, attempt_start
+from generations.services.catalog import endpoint_gone, endpoint_mark_unavailable, schema_mismatches_record
 from generations.services.lease import tracker_ensure
 from generations.services.provider import provider_outage
 from generations.services.row_lease import LEASE, row_lease_held
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
+from storage.models import StoredObject
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
@@ -42,6 +45,8 @@ AMBIGUOUS_FIRST_LOOK = timedelta(seconds=2)
 
 
 def retry_backoff(attempt: int, retry_after: float | None = None) -> timedelta:
+    """How long to wait before submit attempt `attempt` + 1: doubling, at most a minute, never
+    sooner than fal's Retry-After."""
     seconds = min(2.0 ** attempt, 60.0)
     return timedelta(seconds=max(seconds, retry_after or 0.0))
 
@@ -83,7 +88,15 @@ def generation_submit(pk: uuid.UUID | str) -> None:
 
 def _submit_claimed(generation: Generation) -> None:
     pk = generation.pk
-    spec = ltx.MODELS[generation.model_id]
+    endpoint = ltx.resolve_model(generation.model_id)
+    upstream_id = ltx.upstream_id(endpoint)
+    override = ltx.endpoint_override(endpoint)
+    if override is not None and override.unavailable_since is not None:
+        # fal already answered this endpoint as gone: fail without another call (an operator who
+        # clears the mark in the admin offers the endpoint again).
+        transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="model_unavailable",
+                   error_message=f"{endpoint.id} is no longer available at fal; nothing was charged")
+        return
     try:
         payload = _payload_for_fal(generation)
     except FalAccountBlocked as exc:
@@ -93,24 +106,31 @@ def _submit_claimed(generation: Generation) -> None:
         # Nothing was submitted: a failed upload is retried like an unavailable submit, or ends the job.
         if isinstance(exc, FalRejected):
             transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
-                       error_message=f"fal refused the start image upload: {describe_detail(exc.detail)}")
+                       error_message=f"fal refused the media upload: {describe_detail(exc.detail)}")
         else:
             _retry_or_fail(generation, exc)
         return
-    except OSError as exc:  # the stored start image could not be read; storage errors are worth retrying
-        log.warning("start image of %s unreadable: %s", pk, exc)
-        _retry_or_fail(generation, FalUnavailable(f"the stored start image could not be read: {exc}"))
+    except OSError as exc:  # a stored media input could not be read; storage errors are worth retrying
+        log.warning("media input of %s unreadable: %s", pk, exc)
+        _retry_or_fail(generation, FalUnavailable(f"a stored media input could not be read: {exc}"))
         return
     attempt = attempt_start(generation, GenerationAttempt.Kind.SUBMIT, number=generation.submit_attempts,
-                            endpoint=spec.upstream_id, payload_sha256=payload_fingerprint(payload))
+                            endpoint=upstream_id, payload_sha256=payload_fingerprint(payload))
     try:
-        submission = get_fal_client().submit(spec.upstream_id, payload, webhook_url=fal_webhook_url(generation) or None)
+        submission = get_fal_client().submit(upstream_id, payload, webhook_url=fal_webhook_url(generation) or None)
     except FalAccountBlocked as exc:
         attempt_finish(attempt, error=exc, outcome=GenerationAttempt.Outcome.UNAVAILABLE)
         _hold_for_outage(generation, exc)
         return
     except FalRejected as exc:
         attempt_finish(attempt, error=exc)
+        if endpoint_gone(exc):
+            endpoint_mark_unavailable(endpoint, exc)
+            transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="model_unavailable",
+                       error_message=f"{endpoint.id} is no longer available at fal (fal answered "
+                                     f"{exc.status_code}: {describe_detail(exc.detail)}); nothing was charged")
+            return
+        schema_mismatches_record(endpoint, exc, payload)
         transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
                    error_message=f"fal rejected the request: {describe_detail(exc.detail)}")
         return
@@ -128,39 +148,44 @@ def _submit_claimed(generation: Generation) -> None:
 
 
 def data_uri_max_bytes() -> int:
+    """The largest media input handed to fal inline as a data URI (STUDIO_FAL_DATA_URI_MAX_BYTES)."""
     return settings.STUDIO_FAL_DATA_URI_MAX_BYTES
 
 
 def _payload_for_fal(generation: Generation) -> dict:
-    """The LTX-2 input to send: the stored start image handed over as a data URI (small) or a fal storage URL.
+    """The input to send: each stored media input (start image, end image) handed over as a data
+    URI (small) or a fal storage URL.
 
-    fal never reaches the studio's storage. The choice, and why, is recorded as an `upload` attempt.
-    Raises FalUnavailable / FalRejected when the upload to fal's storage fails (nothing submitted yet).
+    fal never reaches the studio's storage. The choice, and why, is recorded as an `upload` attempt
+    per medium. Raises FalUnavailable / FalRejected when an upload to fal's storage fails (nothing
+    submitted yet).
     """
     payload = dict(generation.input)
-    start = generation.start_image
-    if start is None:
-        return payload
-    with default_storage.open(start.key, "rb") as handle:
+    for medium, stored in stored_media(generation):
+        payload[medium.field] = _media_for_fal(generation, medium, stored)
+    return payload
+
+
+def _media_for_fal(generation: Generation, medium: MediaInput, stored: StoredObject) -> str:
+    with default_storage.open(stored.key, "rb") as handle:
         data = handle.read()
     limit = data_uri_max_bytes()
     attempt = attempt_start(generation, GenerationAttempt.Kind.UPLOAD, number=generation.submit_attempts)
+    facts = {"field": medium.field, "bytes": len(data), "content_type": stored.content_type}
     if len(data) <= limit:
-        payload["image_url"] = f"data:{start.content_type};base64,{base64.b64encode(data).decode('ascii')}"
-        attempt_finish(attempt, response={"method": "data_uri", "bytes": len(data), "content_type": start.content_type,
+        attempt_finish(attempt, response={"method": "data_uri", **facts,
                                           "reason": f"{len(data)} bytes <= data URI limit {limit} bytes"})
-        return payload
-    file_name = start.key.rsplit("/", 1)[-1]
+        return f"data:{stored.content_type};base64,{base64.b64encode(data).decode('ascii')}"
+    file_name = stored.key.rsplit("/", 1)[-1]
     try:
-        file_url = get_fal_client().upload(data, start.content_type, file_name)
+        file_url = get_fal_client().upload(data, stored.content_type, file_name)
     except (FalRejected, FalUnavailable, FalAccountBlocked) as exc:
-        attempt_finish(attempt, error=exc, response={"method": "fal_storage", "bytes": len(data)})
+        attempt_finish(attempt, error=exc, response={"method": "fal_storage", **facts})
         raise
-    payload["image_url"] = file_url
     attempt_finish(attempt, http_status=200, response={
-        "method": "fal_storage", "bytes": len(data), "content_type": start.content_type, "file_url": file_url,
+        "method": "fal_storage", **facts, "file_url": file_url,
         "reason": f"{len(data)} bytes > data URI limit {limit} bytes: uploaded to fal storage"})
-    return payload
+    return file_url
 
 
 def _hold_for_outage(generation: Generation, exc: FalAccountBlocked) -> None:
@@ -208,7 +233,7 @@ def generation_attach_request(generation: Generation, request_id: str) -> None:
     """
     if generation.status != Status.SUBMITTING:
         return
-    upstream_id = ltx.MODELS[generation.model_id].upstream_id
+    upstream_id = ltx.upstream_id(ltx.resolve_model(generation.model_id))
     _accept(generation, get_fal_client().submission_for(upstream_id, request_id))
 
 

@@ -54,7 +54,7 @@ def test_list_shows_status_user_project_model_spec_cost_and_flags(admin_client, 
     page = admin_client.get(LIST)
     html = page.content.decode()
     assert page.status_code == 200 and rows(page) == [str(video.pk)]
-    for text in (str(video.pk)[:8], "succeeded", "alice", "Inbox", "t2v", "1080p · 6 s · 25 fps", "$0.36", "hidden"):
+    for text in (str(video.pk)[:8], "succeeded", "alice", "Inbox", "t2v", "1080p · 6 s · 25 fps", "$0.48", "hidden"):
         assert text in html, text
 
 
@@ -173,13 +173,13 @@ def test_flag_then_mark_reviewed(admin_client, user, task_queue):
 
 def test_refund_releases_the_spend_once_with_the_reason_and_keeps_bytes(admin_client, user, video):
     before = usage_for(user)
-    assert before.spend_usd == Decimal("0.3600")
+    assert before.spend_usd == Decimal("0.4800")
     run_action(admin_client, "generations/generation", "refund", [video.pk], reason="blurry output")
     after = usage_for(user)
     assert (after.spend_usd, after.bytes, after.active_jobs) == (Decimal("0.0000"), before.bytes, 0)
     refund = UsageEntry.objects.get(event="refund")
     assert (refund.job, refund.usd, refund.bytes, refund.note) == (
-        video.pk, Decimal("-0.3600"), 0, "refunded by root: blurry output")
+        video.pk, Decimal("-0.4800"), 0, "refunded by root: blurry output")
     assert Generation.objects.get(pk=video.pk).refunded_at is not None
     again = run_action(admin_client, "generations/generation", "refund", [video.pk], reason="again")
     assert "Refund: 1 needed no change." in again.content.decode()

@@ -53,7 +53,7 @@ def test_the_dashboards_spend_figures_are_for_the_ledger_permission_only(client,
     as_moderator = dashboard(client, moderator)
     assert 'id="jobs-by-status"' in as_moderator  # the rest of the dashboard is there
     assert 'id="spend-today"' not in as_moderator and 'id="spend-month"' not in as_moderator
-    assert "$0.36" not in as_moderator
+    assert "$0.48" not in as_moderator
 
     as_superuser = dashboard(client, superuser)
-    assert 'id="spend-today">$0.36<' in as_superuser and 'id="spend-month">$0.36<' in as_superuser
+    assert 'id="spend-today">$0.48<' in as_superuser and 'id="spend-month">$0.48<' in as_superuser

@@ -137,7 +137,7 @@ def test_a_moderator_sees_usage_and_quota_but_cannot_change_them(moderator_clien
     page = moderator_client.get(f"/admin/auth/user/{user.pk}/change/")
     html = page.content.decode()
     assert page.status_code == 200
-    assert "active jobs 1 of 3" in html and "spend $0.36 of $50.00" in html
+    assert "active jobs 1 of 3" in html and "spend $0.48 of $50.00" in html
     assert f"/admin/generations/generation/{job.pk}/change/" in html and "A lighthouse in a storm" in html
     assert 'name="quota-0-active_jobs"' not in html
     assert moderator_client.post(f"/admin/auth/user/{user.pk}/change/",

@@ -63,6 +63,7 @@ def scaled(side: int) -> int:
     (["--no-audio", "--fps", "50", "--duration", "8"], (1920, 1080), 50, 8, False),
     (["--duration", "10", "--resolution", "1440p"], (2560, 1440), 25, 10, True),
     (["--model", "t2v-fast", "--duration", "20"], (1920, 1080), 25, 20, True),
+    (["--aspect-ratio", "9:16", "--fps", "24"], (1080, 1920), 24, 6, True),
 ])
 def test_generate_wait_produces_a_stored_video_matching_the_request(studio_env, cluster, args, size, fps, duration,
                                                                     audio):
@@ -87,7 +88,7 @@ def test_generate_wait_produces_a_stored_video_matching_the_request(studio_env, 
     (["--duration", "7"], "duration"),
     (["--resolution", "720p"], "resolution"),
     (["--fps", "30"], "fps"),
-    (["--aspect-ratio", "9:16"], "aspect_ratio"),
+    (["--aspect-ratio", "4:3"], "aspect_ratio"),
     (["--model", "t2v-fast", "--duration", "12", "--fps", "50"], "duration"),
 ])
 def test_generate_rejects_bad_input_before_anything_is_created(studio_env, args, field):
@@ -125,7 +126,7 @@ def test_generate_with_an_image_makes_an_image_to_video_job_that_starts_from_it(
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
     generation = Generation.objects.get(pk=lines[0].split()[1])
-    assert generation.model_id == "fal-ai/ltx-2/image-to-video"  # --image without --model means i2v
+    assert generation.model_id == "fal-ai/ltx-2.3/image-to-video"  # --image without --model means i2v (of 2.3)
     assert generation.status == Generation.Status.SUCCEEDED
     assert generation.input["image_url"] == "studio:start-image"
     assert generation.start_image.size == len(data) and generation.start_image.content_type == "image/png"

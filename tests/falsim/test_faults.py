@@ -258,7 +258,7 @@ def test_set_faults_applies_to_the_next_call_and_replaces_all(client, sim):
     settings = sim.set_faults({"status_5xx": 0.5})  # submit_5xx left out: back to 0
     assert settings == {"faults": {**NO_FAULTS, "status_5xx": 0.5}, "latency_seconds": 0.5,
                         "download_rate_bytes": 256 * 1024, "fault_delay": 35.0,
-                        "listing_lag_seconds": 0.0, "locked": ""}
+                        "listing_lag_seconds": 0.0, "locked": "", "retired": []}
     assert post(client, sim, body("b")).status_code == 200
     sim.set_faults(latency_seconds=2.0)  # settings only: probabilities kept
     assert sim.fault_settings() == {**settings, "latency_seconds": 2.0}
@@ -308,7 +308,7 @@ def test_constructor_validates_like_set_faults():
     sim = FalSimulator(faults={"reset": 0.5}, latency_seconds=0.1, download_rate_bytes=1000)
     assert sim.fault_settings() == {"faults": {**NO_FAULTS, "reset": 0.5}, "latency_seconds": 0.1,
                                     "download_rate_bytes": 1000, "fault_delay": 35.0,
-                                    "listing_lag_seconds": 0.0, "locked": ""}
+                                    "listing_lag_seconds": 0.0, "locked": "", "retired": []}
 
 
 def test_faults_over_http_get_and_put(client, sim):
@@ -319,7 +319,7 @@ def test_faults_over_http_get_and_put(client, sim):
         assert response.status_code == 200
         assert response.json() == {"faults": {**NO_FAULTS, "submit_5xx": 1.0}, "latency_seconds": 0.25,
                                    "download_rate_bytes": 256 * 1024, "fault_delay": 35.0,
-                                   "listing_lag_seconds": 0.0, "locked": ""}
+                                   "listing_lag_seconds": 0.0, "locked": "", "retired": []}
         assert sim.fault_settings() == response.json()
         assert post(client, sim, body()).status_code == 503
         assert anonymous.put(f"{sim.url}/_sim/faults", json={"download_rate_bytes": 10}).json()["faults"] \
@@ -423,14 +423,16 @@ def test_cli_has_a_flag_for_every_fault_and_setting():
     argv = [part for n, flag in enumerate(flags) for part in (flag, str((n + 1) / 100))]
     sim = simulator_from_args(parser.parse_args(argv + ["--latency-seconds", "0.2", "--download-rate-bytes", "1000",
                                                         "--fault-delay", "3", "--listing-lag-seconds", "4",
-                                                        "--locked", "Admin lock"]))
+                                                        "--locked", "Admin lock",
+                                                        "--retired", "fal-ai/ltx-2/text-to-video/fast",
+                                                        "--retired", "fal-ai/ltxv-2"]))
     assert sim.faults == {name: (n + 1) / 100 for n, name in enumerate(FAULT_NAMES)}
     assert {name: getattr(sim, name) for name in FAULT_SETTINGS} == {
         "latency_seconds": 0.2, "download_rate_bytes": 1000, "fault_delay": 3.0, "listing_lag_seconds": 4.0,
-        "locked": "Admin lock"}
+        "locked": "Admin lock", "retired": ["fal-ai/ltx-2/text-to-video/fast", "fal-ai/ltxv-2"]}
     defaults = simulator_from_args(parser.parse_args([]))
     assert defaults.fault_settings() == {"faults": NO_FAULTS, "latency_seconds": 0.5,
                                          "download_rate_bytes": 256 * 1024, "fault_delay": 35.0,
-                                         "listing_lag_seconds": 0.0, "locked": ""}
+                                         "listing_lag_seconds": 0.0, "locked": "", "retired": []}
     with pytest.raises(ValueError, match="fault 'reset' must be a probability"):
         simulator_from_args(parser.parse_args(["--fault-reset", "1.5"]))

@@ -162,3 +162,65 @@ def test_an_undecodable_image_renders_like_text_to_video(tmp_path):
     info = render_video(tmp_path / "x.mp4", width=width, height=height, fps=25, duration=6, audio=False, text="x",
                         image=b"not an image")
     assert info["num_frames"] == 150
+
+
+def test_an_end_image_is_the_last_frame_and_the_frames_between_blend(tmp_path):
+    import io
+
+    from tests.images import quadrants
+
+    start, end = quadrants((320, 180)), quadrants((320, 180)).rotate(180)
+    encoded = []
+    for image in (start, end):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    width, height = output_size(1920, 1080, 8)
+    path = tmp_path / "flf.mp4"
+    info = render_video(path, width=width, height=height, fps=24, duration=6, audio=False, text="x",
+                        image=encoded[0], end_image=encoded[1])
+    assert (info["width"], info["height"], info["num_frames"]) == (240, 134, 144)
+    with av.open(str(path)) as container:
+        frames = [frame.to_image() for frame in container.decode(video=0)]
+    assert len(frames) == 144
+    assert np.abs(_small(start) - _small(end)).mean() > 50
+    assert np.abs(_small(frames[0]) - _small(start)).mean() < 10
+    assert np.abs(_small(frames[-1]) - _small(end)).mean() < 10
+    halfway = _small(frames[72])
+    assert np.abs(halfway - _small(start)).mean() > 20 and np.abs(halfway - _small(end)).mean() > 20
+
+
+def test_image_orientation_as_shown(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from falsim.render import image_is_portrait
+
+    def encoded(size, orientation=None):
+        buffer = io.BytesIO()
+        exif = Image.Exif()
+        if orientation:
+            exif[0x0112] = orientation
+        Image.new("RGB", size, (200, 30, 30)).save(buffer, format="JPEG", exif=exif)
+        return buffer.getvalue()
+
+    assert image_is_portrait(encoded((90, 160))) is True
+    assert image_is_portrait(encoded((160, 90))) is False
+    assert image_is_portrait(encoded((100, 100))) is False  # square: landscape
+    assert image_is_portrait(encoded((160, 90), orientation=6)) is True  # shown turned a quarter
+    assert image_is_portrait(encoded((90, 160), orientation=3)) is True  # shown upside down: still portrait
+    assert image_is_portrait(None) is False and image_is_portrait(b"not an image") is False
+    # The start frame is the image as shown: stored landscape (left half red, right half blue) with
+    # orientation 6 (turn a quarter clockwise), it shows portrait, red above blue.
+    pixels = np.zeros((90, 160, 3), dtype=np.uint8)
+    pixels[:, :80], pixels[:, 80:] = (200, 30, 30), (30, 30, 200)
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", exif=exif)
+    path = tmp_path / "turned.mp4"
+    render_video(path, width=90, height=160, fps=25, duration=6, audio=False, text="x", image=buffer.getvalue())
+    frame = first_frame(path).astype(int)
+    assert np.abs(frame[10:70].mean(axis=(0, 1)) - (200, 30, 30)).max() < 15
+    assert np.abs(frame[90:150].mean(axis=(0, 1)) - (30, 30, 200)).max() < 15

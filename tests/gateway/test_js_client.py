@@ -137,6 +137,20 @@ def route(call: dict) -> dict:
     return {"method": call["method"], "url": call["url"], "target": call["target"]}
 
 
+def test_a_2_3_portrait_request_gets_a_portrait_video(node, live_studio, studio_key, user):
+    outcome = run_js(node, "portrait.mjs", live_studio, studio_key)
+
+    video = outcome["result"]["data"]["video"]
+    generation = assert_succeeded(outcome["result"]["requestId"], user, model="fal-ai/ltx-2.3/text-to-video",
+                                  video=video)
+    assert outcome["request_id"] == str(generation.pk)
+    assert generation.input["aspect_ratio"] == "9:16" and generation.input["fps"] == 24
+    assert (video["width"], video["height"]) == (66, 120)  # 1080×1920 at the simulator's 1/16, sides even
+    assert (video["duration"], video["fps"], video["num_frames"]) == (6, 24, 144)
+    probe = probe_video(video["url"])
+    assert (probe["width"], probe["height"], probe["frames"]) == (66, 120, 144)
+
+
 # --- subscribe -------------------------------------------------------------------------------------
 
 SUBSCRIBE_CASES = ("middleware:polling", "middleware:streaming", "proxy:polling", "proxy:streaming")

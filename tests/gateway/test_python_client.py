@@ -154,6 +154,23 @@ def test_submit_status_and_get_follow_a_job_to_its_stored_video(live_studio, stu
     assert Generation.objects.count() == 1
 
 
+def test_a_2_3_portrait_request_gets_a_portrait_video_at_the_asked_fps(live_studio, studio_key, user):
+    outcome = over_http(live_studio, studio_key, "portrait")["portrait"]
+
+    generation = Generation.objects.select_related("video__file").get(pk=outcome["request_id"])
+    assert generation.status == Status.SUCCEEDED and generation.owner == user
+    assert generation.model_id == "fal-ai/ltx-2.3/text-to-video"
+    assert generation.input == {"prompt": PROMPT, "duration": 6, "resolution": "1080p", "fps": 24,
+                                "generate_audio": True, "aspect_ratio": "9:16"}  # 2.3: integers on the wire
+    video = outcome["result"]["video"]
+    probe = probe_video(video["url"])
+    assert probe["height"] == video["height"] == generation.video.height
+    assert probe["width"] == video["width"] == generation.video.width
+    assert (probe["width"], probe["height"]) == (66, 120)  # 1080×1920 at the simulator's 1/16, sides even
+    assert probe["frames"] == video["num_frames"] == 144  # 6 s at 24 fps
+    assert video["fps"] == 24.0
+
+
 def test_subscribe_reports_queued_then_in_progress_then_completed(live_studio, studio_key, user):
     outcome = over_http(live_studio, studio_key, "subscribe")["subscribe"]
 

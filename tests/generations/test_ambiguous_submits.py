@@ -135,7 +135,7 @@ def test_a_stranger_request_in_the_window_stops_a_match_by_send_time(studio, use
     """Another program on the same fal account submitted at the same moment: two candidates, so the
     studio waits rather than adopt a request that may not be its own."""
     row = ambiguous_job(studio, task_queue, user, "submit_reset_after_accept")
-    httpx.post(f"{studio.url}/fal-ai/ltx-2/text-to-video", json={"prompt": "someone else's job"},
+    httpx.post(f"{studio.url}/{row.model_id}", json={"prompt": "someone else's job"},  # the same endpoint
                headers={"Authorization": "Key test-fal-key", "X-Fal-Store-IO": "0"}).raise_for_status()
     row = step(row, task_queue)
     assert (row.status, row.fal_request_id) == (Status.SUBMITTING, None)

@@ -35,7 +35,7 @@ def run_to_end(generation, task_queue):
 def test_create_reserves_price_bytes_and_one_active_job(studio, user):
     generation = create(user)
     usage = usage_for(user)
-    assert (usage.spend_usd, usage.bytes, usage.active_jobs) == (Decimal("0.36"), ESTIMATE_6S_1080P25, 1)
+    assert (usage.spend_usd, usage.bytes, usage.active_jobs) == (Decimal("0.48"), ESTIMATE_6S_1080P25, 1)
     entry = UsageEntry.objects.get()
     assert (entry.event, entry.job, entry.user_id) == ("reserve", generation.pk, user.pk)
 
@@ -46,9 +46,9 @@ def test_success_charges_the_price_and_settles_bytes_to_the_real_size(studio, us
     real = sum(StoredObject.objects.filter(owner=user).values_list("size", flat=True))
     assert real == generation.video.file.size + generation.video.poster.size
     usage = usage_for(user)
-    assert (usage.spend_usd, usage.bytes, usage.active_jobs) == (Decimal("0.36"), real, 0)
+    assert (usage.spend_usd, usage.bytes, usage.active_jobs) == (Decimal("0.48"), real, 0)
     assert list(UsageEntry.objects.values_list("event", "bytes", "usd", "jobs")) == [
-        ("reserve", ESTIMATE_6S_1080P25, Decimal("0.36"), 1),
+        ("reserve", ESTIMATE_6S_1080P25, Decimal("0.48"), 1),
         ("settle", real - ESTIMATE_6S_1080P25, Decimal("0"), -1),
     ]
 
@@ -92,7 +92,7 @@ def test_cancel_after_fal_reported_running_keeps_the_charge(studio, user, task_q
     track_until(generation, Status.RUNNING)
     generation_cancel(generation)
     usage = usage_for(user)
-    assert (usage.spend_usd, usage.bytes, usage.active_jobs) == (Decimal("0.36"), 0, 0)
+    assert (usage.spend_usd, usage.bytes, usage.active_jobs) == (Decimal("0.48"), 0, 0)
     assert UsageEntry.objects.get(event="release").note == "canceled (canceled), charged"
 
 
@@ -122,7 +122,7 @@ def test_delete_removes_objects_and_frees_bytes_but_keeps_the_spend(storage_back
     assert not Generation.objects.exists() and not StoredObject.objects.exists()
     assert not any(default_storage.exists(key) for key in keys)
     usage = usage_for(user)
-    assert (usage.spend_usd, usage.bytes, usage.active_jobs) == (Decimal("0.36"), 0, 0)
+    assert (usage.spend_usd, usage.bytes, usage.active_jobs) == (Decimal("0.48"), 0, 0)
     assert storage_reconcile().clean
 
 
@@ -135,7 +135,7 @@ def test_delete_of_an_active_generation_is_refused(studio, user):
 
 @pytest.mark.parametrize("limit, override, words", [
     ("active_jobs", {"active_jobs": 1}, "Active jobs limit reached: using 1 of 1"),
-    ("monthly_spend_usd", {"monthly_spend_usd": Decimal("0.50")}, "Monthly spend limit reached: using $0.36 of $0.50"),
+    ("monthly_spend_usd", {"monthly_spend_usd": Decimal("0.50")}, "Monthly spend limit reached: using $0.48 of $0.50"),
     ("storage_bytes", {"storage_bytes": ESTIMATE_6S_1080P25 + 1000}, "Storage limit reached"),
 ])
 def test_over_quota_is_refused_clearly_and_nothing_is_written_or_sent(studio, user, task_queue, limit, override, words):

@@ -158,7 +158,7 @@ def test_fals_webhook_rescues_an_ambiguous_submit_fal_did_receive(webhooks_on, u
     assert response.json() == {"outcome": "due"}
     generation.refresh_from_db()
     assert (generation.status, generation.fal_request_id) == (Status.QUEUED, sent["request_id"])
-    assert generation.fal_status_url.endswith(f"/fal-ai/ltx-2/requests/{sent['request_id']}/status")
+    assert generation.fal_status_url.endswith(f"/fal-ai/ltx-2.3/requests/{sent['request_id']}/status")
 
     task_queue.run_all()
     row = track_until(generation, Status.STORING, Status.SUCCEEDED)

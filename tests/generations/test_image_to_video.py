@@ -26,10 +26,9 @@ from generations.models import Generation, GenerationAttempt
 from generations.services.create import START_IMAGE_REF, generation_create
 from generations.services.delete import generation_delete
 from generations.services.submit import generation_submit
-from generations.services.tracking import tracker_tick
 from storage.models import StoredObject, UsageEntry, UserQuota
 from storage.quotas import QuotaExceeded, estimate_bytes, usage_for
-from tests.conftest import wait_until
+from tests.conftest import run_to_the_end
 from tests.images import quadrants
 
 pillow_heif.register_heif_opener()
@@ -274,20 +273,6 @@ def studio(fal_sim, media_root, task_queue):
 
 def make_due(generation):
     Generation.objects.filter(pk=generation.pk).update(next_poll_at=timezone.now() - timedelta(seconds=1))
-
-
-def run_to_the_end(generation, task_queue):
-    task_queue.run_all()
-
-    def step():
-        make_due(generation)
-        tracker_tick()
-        task_queue.run_all()
-
-    wait_until(lambda: Generation.objects.get(pk=generation.pk).status in Generation.TERMINAL, step=step,
-               timeout=60, interval=0.1)
-    generation.refresh_from_db()
-    return generation
 
 
 def upload_attempt(generation) -> GenerationAttempt:

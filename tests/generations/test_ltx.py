@@ -1,12 +1,15 @@
+"""The studio's reading of the catalog for LTX-2.0 (string enums on the wire); LTX-2.3 and the
+catalog as a whole are in test_catalog.py."""
 from decimal import Decimal
 
 import pytest
 
+from fal_protocol.catalog import BY_ID
 from generations import ltx
 
-T2V = ltx.MODELS["fal-ai/ltx-2/text-to-video"]
-T2V_FAST = ltx.MODELS["fal-ai/ltx-2/text-to-video/fast"]
-I2V = ltx.MODELS["fal-ai/ltx-2/image-to-video"]
+T2V = BY_ID["fal-ai/ltx-2/text-to-video"]
+T2V_FAST = BY_ID["fal-ai/ltx-2/text-to-video/fast"]
+I2V = BY_ID["fal-ai/ltx-2/image-to-video"]
 
 
 def test_defaults_are_applied_and_numbers_become_fal_enum_strings():
@@ -16,7 +19,7 @@ def test_defaults_are_applied_and_numbers_become_fal_enum_strings():
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("t2v", "fal-ai/ltx-2/text-to-video"),
+    ("t2v", "fal-ai/ltx-2/text-to-video"),  # STUDIO_LTX_VERSION = 2.0 (below)
     ("t2v-fast", "fal-ai/ltx-2/text-to-video/fast"),
     ("i2v", "fal-ai/ltx-2/image-to-video"),
     ("i2v-fast", "fal-ai/ltx-2/image-to-video/fast"),
@@ -24,7 +27,8 @@ def test_defaults_are_applied_and_numbers_become_fal_enum_strings():
     ("fal-ai/ltxv-2/image-to-video", "fal-ai/ltx-2/image-to-video"),
     ("fal-ai/ltx-2/image-to-video/fast", "fal-ai/ltx-2/image-to-video/fast"),
 ])
-def test_model_names_and_aliases_resolve_to_canonical_ids(name, expected):
+def test_model_names_and_aliases_resolve_to_canonical_ids(name, expected, settings):
+    settings.STUDIO_LTX_VERSION = "2.0"
     assert ltx.resolve_model(name).id == expected
 
 
@@ -78,7 +82,7 @@ def test_every_bad_field_is_reported_at_once():
     (I2V, "image_url", "must not be null; it is required"),
 ])
 def test_a_null_field_is_refused_as_fal_does_not_taken_as_absent(spec, field, message):
-    raw = {"prompt": "x", **({"image_url": "https://example.com/a.png"} if spec.is_image_to_video else {}), field: None}
+    raw = {"prompt": "x", **({"image_url": "https://example.com/a.png"} if spec.kind == "i2v" else {}), field: None}
     with pytest.raises(ltx.InputError) as info:
         ltx.validate_input(spec, raw)
     assert info.value.errors == {field: message}
@@ -135,12 +139,14 @@ def test_price_is_rate_times_duration(spec, raw, price):
     assert ltx.price_usd(spec, ltx.validate_input(spec, raw)) == price
 
 
-def test_upstream_id_follows_the_configured_prefix(settings):
-    assert T2V_FAST.upstream_id == "fal-ai/ltx-2/text-to-video/fast"
+def test_upstream_id_follows_the_configured_prefix_for_2_0_only(settings):
+    assert ltx.upstream_id(T2V_FAST) == "fal-ai/ltx-2/text-to-video/fast"
     settings.STUDIO_UPSTREAM_MODEL_PREFIX = "fal-ai/ltx-2-next"
-    assert T2V_FAST.upstream_id == "fal-ai/ltx-2-next/text-to-video/fast"
+    assert ltx.upstream_id(T2V_FAST) == "fal-ai/ltx-2-next/text-to-video/fast"
+    assert ltx.upstream_id(BY_ID["fal-ai/ltx-2.3/text-to-video/fast"]) == "fal-ai/ltx-2.3/text-to-video/fast"
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("model, chosen, expected", [
     ("t2v", {}, "0.36"),  # the defaults: 6 s at 1080p
     ("t2v-fast", {"duration": "20", "resolution": "1080p", "fps": "25"}, "0.80"),
@@ -150,6 +156,7 @@ def test_upstream_id_follows_the_configured_prefix(settings):
     ("t2v", {"duration": "7"}, None),
     ("no-such-model", {}, None),
 ])
-def test_a_quote_prices_the_video_settings_alone(model, chosen, expected):
+def test_a_quote_prices_the_video_settings_alone(model, chosen, expected, settings):
+    settings.STUDIO_LTX_VERSION = "2.0"
     quote = ltx.quote_usd(model, chosen)
     assert (None if quote is None else f"{quote:.2f}") == expected

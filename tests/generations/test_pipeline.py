@@ -60,7 +60,8 @@ def probe(key):
 def test_create_enqueues_one_submit_and_writes_nothing_upstream(studio, user, task_queue):
     generation = create(user)
     assert generation.status == Status.PENDING
-    assert generation.cost_usd == ltx.price_usd(ltx.MODELS[generation.model_id], generation.input)
+    assert generation.model_id == "fal-ai/ltx-2.3/text-to-video"  # "t2v" under the default STUDIO_LTX_VERSION
+    assert generation.cost_usd == ltx.price_usd(ltx.resolve_model(generation.model_id), generation.input)
     assert task_queue.names() == ["generation_submit_task", "tracker_run_task"]
     assert studio.stats()["submits"] == 0
 

@@ -227,4 +227,4 @@ def test_held_jobs_during_an_automatic_pause_keep_their_reservation(studio, user
     create(user)
     task_queue.run_all()
     usage = usage_for(user)
-    assert (usage.active_jobs, str(usage.spend_usd)) == (1, "0.3600")  # reserved, not charged, not lost
+    assert (usage.active_jobs, str(usage.spend_usd)) == (1, "0.4800")  # reserved, not charged, not lost

@@ -19,7 +19,7 @@ ESTIMATE = estimate_bytes(duration=6, resolution="1080p", fps=25, audio=True)
 
 @pytest.mark.parametrize("override, limit", [
     ({"active_jobs": 10}, "active_jobs"),
-    ({"monthly_spend_usd": Decimal("3.60")}, "monthly_spend_usd"),  # exactly 10 jobs at $0.36
+    ({"monthly_spend_usd": Decimal("4.80")}, "monthly_spend_usd"),  # exactly 10 jobs at $0.48 (LTX-2.3 t2v, 6 s 1080p)
     ({"storage_bytes": 10 * ESTIMATE}, "storage_bytes"),
 ])
 def test_fifty_simultaneous_creates_with_room_for_ten_accept_exactly_ten(user, task_queue, override, limit):
@@ -52,7 +52,7 @@ def test_fifty_simultaneous_creates_with_room_for_ten_accept_exactly_ten(user, t
     assert outcomes.count("created") == 10
     assert Generation.objects.count() == 10
     totals = UsageEntry.objects.aggregate(bytes=Sum("bytes"), usd=Sum("usd"), jobs=Sum("jobs"))
-    assert (totals["jobs"], totals["usd"], totals["bytes"]) == (10, Decimal("3.60"), 10 * ESTIMATE)
+    assert (totals["jobs"], totals["usd"], totals["bytes"]) == (10, Decimal("4.80"), 10 * ESTIMATE)
     assert UsageEntry.objects.filter(event="reserve").count() == 10
     assert set(UsageEntry.objects.values_list("job", flat=True)) == set(Generation.objects.values_list("pk", flat=True))
     assert connection.vendor in ("postgresql", "sqlite")

@@ -31,4 +31,4 @@ def test_the_studio_page_shows_usage(client, user, task_queue):
     generation_create(owner=user, model="t2v", input={"prompt": "x"})
     client.force_login(user)
     page = client.get("/").content.decode()
-    assert "Spend in" in page and "$0.36 of $50.00" in page and "Active jobs: 1 of 5" in page
+    assert "Spend in" in page and "$0.48 of $50.00" in page and "Active jobs: 1 of 5" in page

@@ -36,7 +36,8 @@ def test_paused_jobs_are_accepted_as_held_and_never_submitted(superuser, user, t
     assert held.status == Status.HELD and held.next_poll_at is None
     assert task_queue.calls == []
     usage = usage_for(user)
-    assert usage.active_jobs == 2 and str(usage.spend_usd) == "0.7200"  # held jobs hold their reservation
+    # held jobs hold their reservation (t2v is LTX-2.3's: $0.48 each)
+    assert usage.active_jobs == 2 and str(usage.spend_usd) == "0.9600"
     assert tracker_tick() == 0
     generation_submit(held.pk)  # a stray submit task does nothing
     assert Generation.objects.get(pk=held.pk).status == Status.HELD

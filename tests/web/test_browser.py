@@ -4,6 +4,7 @@ isolation. Screenshots of the main pages at laptop and phone sizes go to test-ar
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -61,9 +62,9 @@ def test_generate_watch_play_seek_download_delete(studio, page: Page, user):
     # A job ahead of ours on the simulator's single runner, so ours waits in the queue.
     generation_create(owner=user, model="t2v", input={"prompt": "A job ahead in the queue"})
     page.get_by_label("Prompt").fill("A red fox running through fresh snow at dawn")
-    expect(page.locator("#price")).to_have_text("$0.36")
+    expect(page.locator("#price")).to_have_text("$0.48")
     page.get_by_label("Resolution").select_option("1440p")
-    expect(page.locator("#price")).to_have_text("$0.72")
+    expect(page.locator("#price")).to_have_text("$0.96")
     page.get_by_label("Resolution").select_option("1080p")
     shoot(page, "new")
     page.get_by_role("button", name="Generate video").click()
@@ -130,15 +131,26 @@ def test_generate_watch_play_seek_download_delete(studio, page: Page, user):
 
 def test_image_to_video_with_a_previewed_upload(studio, page: Page, user, tmp_path):
     page.set_default_timeout(WAIT_MS)
-    image = tmp_path / "start.png"
+    image, end_image = tmp_path / "start.png", tmp_path / "end.heic"
     Image.new("RGB", (320, 180), (30, 120, 200)).save(image)
+    Image.new("RGB", (320, 180), (200, 120, 30)).save(end_image, format="HEIF")
     sign_in(page, studio)
     page.goto(f"{studio}/new/")
     expect(page.locator("#id_image")).to_be_hidden()
+    expect(page.get_by_label("Match the image")).to_be_hidden()  # text to video has no image to match
+    expect(page.locator("#image-preview")).to_be_hidden()
     page.get_by_label("Image to video").check()
+    # Image to video starts on its default, "match the image"; the preview frame follows the image's shape.
+    expect(page.get_by_label("Match the image")).to_be_checked()
     page.locator("#id_image").set_input_files(str(image))
     expect(page.locator("#image-preview")).to_be_visible()
     assert page.evaluate("document.querySelector('#image-preview').naturalWidth") == 320
+    expect(page.locator("#frame")).to_have_attribute("data-orientation", "landscape")
+    # A HEIF end image: browsers cannot show it, so its preview is the studio's JPEG of it.
+    page.locator("#id_end_image").set_input_files(str(end_image))
+    expect(page.locator("#end-image-preview")).to_be_visible()
+    assert page.evaluate("document.querySelector('#end-image-preview').src").startswith("blob:")
+    page.wait_for_function("document.querySelector('#end-image-preview').naturalWidth === 320")
     page.get_by_label("Fast").check()
     page.get_by_label("Duration").select_option("20")
     expect(page.locator("#id_fps option[value='50']")).to_be_disabled()
@@ -148,9 +160,87 @@ def test_image_to_video_with_a_previewed_upload(studio, page: Page, user, tmp_pa
     page.get_by_role("button", name="Generate video").click()
     page.wait_for_url(re.compile(r".*/generations/[0-9a-f-]{36}/$"))
     generation = Generation.objects.get()
-    assert generation.model_id == "fal-ai/ltx-2/image-to-video/fast"
+    assert generation.model_id == "fal-ai/ltx-2.3/image-to-video/fast"
     assert generation.input["image_url"] == "studio:start-image" and generation.start_image is not None
-    assert generation.input["duration"] == "20"
+    assert generation.input["end_image_url"] == "studio:end-image" and generation.end_image is not None
+    assert (generation.input["duration"], generation.input["aspect_ratio"]) == (20, "auto")
+    expect(page.locator("#start-image img")).to_be_visible()
+    expect(page.locator("#end-image img")).to_be_visible()
+    assert page.evaluate("document.querySelector('#end-image img').naturalWidth") == 320
+
+
+def shoot_into(page: Page, folder: Path, name: str) -> list[Path]:
+    """Full-page screenshots of the current page at desktop and phone sizes into `folder`; the
+    viewport is left at phone size."""
+    shots = []
+    for size, (width, height) in (("desktop", (1280, 800)), ("phone", (390, 844))):
+        page.set_viewport_size({"width": width, "height": height})
+        shots.append(folder / f"{name}-{size}.png")
+        page.screenshot(path=str(shots[-1]), full_page=True)
+    return shots
+
+
+def player_box(page: Page) -> dict[str, float]:
+    box = page.locator("video#player").bounding_box()
+    assert box is not None
+    return box
+
+
+def test_a_portrait_video_made_on_a_phone(studio, page: Page, user, tmp_path):
+    """LTX-2.3 text to video in 9:16 from the form at phone width: the simulator renders it portrait,
+    the player's box on the page is portrait (and fits the screen), and so is its gallery card."""
+    page.set_default_timeout(WAIT_MS)
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, studio)
+    page.goto(f"{studio}/new/")
+    page.get_by_label("Prompt").fill("A lighthouse keeper climbs the spiral stairs at night")
+    expect(page.get_by_label("Landscape 16:9")).to_be_checked()
+    page.get_by_label("Portrait 9:16").check()
+    expect(page.locator("#frame")).to_have_attribute("data-orientation", "portrait")
+    page.get_by_label("Frame rate").select_option("24")
+    expect(page.locator("#output-size")).to_have_text("1080 × 1920 · 24 fps · 6 s")
+    expect(page.locator("#price")).to_have_text("$0.48")
+    frame = page.locator("#frame").bounding_box()
+    assert frame is not None and frame["height"] > frame["width"]
+    shoot_into(page, tmp_path, "new-portrait")
+    page.get_by_role("button", name="Generate video").click()
+    page.wait_for_url(re.compile(r".*/generations/[0-9a-f-]{36}/$"))
+    generation = Generation.objects.get()
+    assert generation.model_id == "fal-ai/ltx-2.3/text-to-video"
+    assert (generation.input["aspect_ratio"], generation.input["fps"]) == ("9:16", 24)
+
+    expect(page.locator("#status")).to_have_text("Succeeded", timeout=60_000)
+    expect(page.locator("video#player")).to_be_visible()
+    page.evaluate("() => { const v = document.querySelector('#player'); "
+                  "v.preload = 'auto'; v.muted = true; v.play(); }")
+    page.wait_for_function("document.querySelector('#player').readyState >= 2", timeout=WAIT_MS)
+    width, height = page.evaluate("() => { const v = document.querySelector('#player'); "
+                                  "return [v.videoWidth, v.videoHeight]; }")
+    assert 0 < width < height, (width, height)
+    generation.refresh_from_db()
+    assert generation.video is not None and (generation.video.width, generation.video.height) == (width, height)
+    assert generation.video.fps == 24
+    box = player_box(page)
+    assert box["height"] > box["width"] and box["width"] <= 390 and box["height"] <= 0.7 * 844 + 1, box
+    expect(page.locator("#meta-aspect")).to_have_text("Portrait 9:16")
+    expect(page.locator("#meta-model")).to_contain_text("LTX-2.3 t2v")
+    detail_shots = shoot_into(page, tmp_path, "detail-portrait")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    box = player_box(page)
+    assert box["height"] > box["width"] and box["height"] <= 0.7 * 800 + 1, box  # not three screens tall
+
+    page.goto(f"{studio}/")
+    card = page.locator(f'article[data-generation="{generation.pk}"]')
+    poster = card.locator(".thumb img")
+    expect(poster).to_be_visible()
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=poster.element_handle())
+    assert page.evaluate("(img) => img.naturalWidth < img.naturalHeight", poster.element_handle())
+    for size, (view_width, view_height) in (("desktop", (1280, 800)), ("phone", (390, 844))):
+        page.set_viewport_size({"width": view_width, "height": view_height})
+        shown = poster.bounding_box()
+        assert shown is not None and shown["height"] > shown["width"], (size, shown)
+    gallery_shots = shoot_into(page, tmp_path, "gallery-portrait")
+    assert all(shot.stat().st_size > 0 for shot in detail_shots + gallery_shots)
 
 
 def test_server_side_errors_are_shown_inline(studio, page: Page, user):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from PIL import Image
 from accounts.keys import api_key_create
 from accounts.models import ApiKey
 from generations.images import ImageRejected, image_to_data_uri
-from generations.models import Generation, Project
+from generations.models import EndpointOverride, Generation, Project
 from generations.services.create import generation_create
 from generations.services.projects import project_get_or_create
 from storage.models import UserQuota
@@ -124,9 +125,9 @@ def test_new_form_offers_valid_choices_the_price_and_budget(alice):
     html = page.content.decode()
     assert page.status_code == 200 and "csrfmiddlewaretoken" in html
     assert 'name="idempotency_key"' in html
-    assert "$0.36" in html  # pro, 6 s, 1080p
+    assert "$0.48" in html  # LTX-2.3 pro, 6 s, 1080p
     assert "Budget left" in html and "$50.00" in html
-    assert 'id="price-table"' in html and '"2160p": "0.24"' in html
+    assert 'id="price-table"' in html and '"2160p": "0.32"' in html
     assert 'accept="image/png,image/jpeg,image/webp,image/avif,image/heif,image/heic,.heic,.heif"' in html
 
 
@@ -134,8 +135,8 @@ def test_submit_creates_one_job_and_redirects_to_it(alice, user):
     response = alice.post("/new/", form_data())
     generation = Generation.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/generations/{generation.pk}/"
-    assert generation.owner == user and generation.model_id == "fal-ai/ltx-2/text-to-video"
-    assert generation.input["prompt"] == "A lighthouse in a storm" and generation.cost_usd == Decimal("0.36")
+    assert generation.owner == user and generation.model_id == "fal-ai/ltx-2.3/text-to-video"
+    assert generation.input["prompt"] == "A lighthouse in a storm" and generation.cost_usd == Decimal("0.48")
 
 
 def test_submitting_twice_creates_one_job(alice):
@@ -188,7 +189,7 @@ def test_image_to_video_with_an_upload(alice, media_root):
     response = alice.post("/new/", {**form_data(mode="image"), "image": image})
     assert response.status_code == 302
     generation = Generation.objects.get()
-    assert generation.model_id == "fal-ai/ltx-2/image-to-video"
+    assert generation.model_id == "fal-ai/ltx-2.3/image-to-video"
     # The start image is kept as its own stored object; the input holds a short reference, not the bytes.
     assert generation.input["image_url"] == "studio:start-image"
     assert generation.start_image.content_type == "image/png" and generation.start_image.size == len(png_bytes())
@@ -231,6 +232,181 @@ def test_edit_and_rerun_of_an_image_job_reuses_its_image(alice, user, media_root
     rerun = Generation.objects.exclude(pk=source.pk).get()
     assert rerun.input["image_url"] == "studio:start-image"
     assert rerun.start_image.sha256 == source.start_image.sha256 and rerun.start_image.key != source.start_image.key
+
+
+# --- the catalog in the form: aspect ratio, frame rates, end image, refusals ----------------------
+
+def price_table_of(html: str) -> dict:
+    found = re.search(r'<script id="price-table" type="application/json">(.*?)</script>', html, re.S)
+    return json.loads(found.group(1))
+
+
+def test_the_form_offers_what_ltx_2_3_offers(alice):
+    html = alice.get("/new/").content.decode()
+    aspects = re.findall(r'<input type="radio" name="aspect_ratio" value="([^"]+)"', html)
+    assert aspects == ["16:9", "9:16", "auto"]
+    assert re.search(r'value="16:9"[^>]*checked', html)  # text to video's default
+    assert "Portrait 9:16" in html and "Landscape 16:9" in html and "Match the image" in html
+    assert re.findall(r'<option value="(\d+)"[^>]*>\d+ fps', html) == ["24", "25", "48", "50"]
+    assert 'name="end_image"' in html and "End image (optional)" in html
+    table = price_table_of(html)
+    assert table["models"]["t2v"]["id"] == "fal-ai/ltx-2.3/text-to-video"
+    assert table["models"]["t2v"]["fields"]["aspect_ratio"] == ["16:9", "9:16"]
+    assert table["models"]["i2v"]["fields"]["aspect_ratio"] == ["auto", "16:9", "9:16"]
+    assert table["models"]["i2v"]["defaults"]["aspect_ratio"] == "auto"
+    assert table["models"]["i2v-fast"]["fields"]["duration"] == [str(d) for d in range(6, 21, 2)]
+    assert table["models"]["i2v"]["end_image"] is True and table["models"]["t2v"]["end_image"] is False
+    assert table["models"]["t2v"]["price_per_second"] == {"1080p": "0.08", "1440p": "0.16", "2160p": "0.32"}
+    assert table["models"]["t2v"]["refusal"] == ""
+
+
+def test_the_form_offers_only_landscape_and_25_50_fps_under_ltx_2_0(alice, settings):
+    settings.STUDIO_LTX_VERSION = "2.0"
+    html = alice.get("/new/").content.decode()
+    fields = html[html.index('<form id="generation-form"'):html.index("</form>")]
+    assert 'name="aspect_ratio"' not in fields and "9:16" not in fields and "Portrait" not in fields
+    assert re.findall(r'<option value="(\d+)"[^>]*>\d+ fps', html) == ["25", "50"]
+    assert 'name="end_image"' not in fields
+    assert "$0.36" in html  # LTX-2.0 pro, 6 s, 1080p
+    table = price_table_of(html)
+    assert table["models"]["t2v"]["id"] == "fal-ai/ltx-2/text-to-video"
+    assert table["models"]["i2v"]["end_image"] is False and table["models"]["i2v"]["fields"]["aspect_ratio"] == ["16:9"]
+    response = alice.post("/new/", form_data())
+    assert Generation.objects.get().model_id == "fal-ai/ltx-2/text-to-video" and response.status_code == 302
+
+
+def test_a_portrait_text_to_video_at_24_fps(alice, user):
+    response = alice.post("/new/", form_data(aspect_ratio="9:16", fps="24"))
+    generation = Generation.objects.get()
+    assert response["Location"] == f"/generations/{generation.pk}/"
+    assert generation.model_id == "fal-ai/ltx-2.3/text-to-video"
+    assert (generation.input["aspect_ratio"], generation.input["fps"], generation.input["duration"]) == ("9:16", 24, 6)
+    assert generation.cost_usd == Decimal("0.48")
+
+
+def test_an_image_to_video_with_start_and_end_images_stores_both(alice, media_root):
+    start = SimpleUploadedFile("start.png", png_bytes(), content_type="image/png")
+    end = SimpleUploadedFile("end.jpg", png_bytes((36, 64), fmt="JPEG"), content_type="image/jpeg")
+    response = alice.post("/new/", {**form_data(mode="image", aspect_ratio="auto"), "image": start, "end_image": end})
+    generation = Generation.objects.get()
+    assert response["Location"] == f"/generations/{generation.pk}/"
+    assert generation.model_id == "fal-ai/ltx-2.3/image-to-video" and generation.input["aspect_ratio"] == "auto"
+    assert generation.input["image_url"] == "studio:start-image"
+    assert generation.input["end_image_url"] == "studio:end-image"
+    assert (generation.start_image.content_type, generation.start_image.size) == ("image/png", len(png_bytes()))
+    assert generation.end_image.content_type == "image/jpeg"
+    assert generation.end_image.key.endswith("/end.jpg") and generation.start_image.key.endswith("/start.png")
+
+
+def test_an_end_image_is_left_out_of_a_text_to_video(alice, media_root):
+    end = SimpleUploadedFile("end.png", png_bytes(), content_type="image/png")
+    alice.post("/new/", {**form_data(), "end_image": end})
+    generation = Generation.objects.get()
+    assert "end_image_url" not in generation.input and generation.end_image is None
+
+
+@pytest.mark.parametrize("overrides, files, field, text", [
+    ({"aspect_ratio": "auto"}, {}, "aspect_ratio", "auto&#x27; is not allowed; allowed values: 16:9, 9:16"),
+    ({"aspect_ratio": "4:3"}, {}, "aspect_ratio", "Select a valid choice"),
+    ({"fps": "30"}, {}, "fps", "Select a valid choice"),
+    ({"tier": "fast", "duration": "14", "fps": "48"}, {}, "duration", "only available at 25 fps and 1080p"),
+    ({"mode": "image"}, {"end_image": b"<html>not an image</html>"}, "end_image", "not a readable image"),
+])
+def test_catalog_errors_are_shown_next_to_their_field(alice, user, media_root, overrides, files, field, text):
+    uploads = {name: SimpleUploadedFile("x.png", data, content_type="image/png") for name, data in files.items()}
+    if overrides.get("mode") == "image":
+        uploads["image"] = SimpleUploadedFile("start.png", png_bytes(), content_type="image/png")
+    response = alice.post("/new/", {**form_data(**overrides), **uploads})
+    assert response.status_code == 200 and Generation.objects.count() == 0
+    html = response.content.decode()
+    assert re.search(rf'id="id_{field}_error"[^>]*><li>[^<]*{re.escape(text)}', html), (
+        html[html.find("errorlist"):][:500])
+    assert usage_for(user).spend_usd == 0
+
+
+def test_a_retired_endpoint_is_a_form_error_naming_its_replacement(alice, user):
+    EndpointOverride.objects.create(endpoint_id="fal-ai/ltx-2.3/text-to-video", retired=True,
+                                    replacement="fal-ai/ltx-2.3/text-to-video/fast")
+    page = alice.get("/new/").content.decode()
+    refusal = "fal-ai/ltx-2.3/text-to-video has been retired; use fal-ai/ltx-2.3/text-to-video/fast instead"
+    assert price_table_of(page)["models"]["t2v"]["refusal"] == refusal
+    assert price_table_of(page)["models"]["t2v-fast"]["refusal"] == ""
+    response = alice.post("/new/", form_data())
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert re.search(rf'class="errorlist nonfield"[^>]*><li>{re.escape(refusal)}</li>', html)
+    assert Generation.objects.count() == 0 and usage_for(user).spend_usd == 0 and usage_for(user).active_jobs == 0
+    # The replacement still works from the same form.
+    alice.post("/new/", form_data(tier="fast"))
+    assert Generation.objects.get().model_id == "fal-ai/ltx-2.3/text-to-video/fast"
+
+
+def test_an_operator_price_shows_in_the_form(alice):
+    EndpointOverride.objects.create(endpoint_id="fal-ai/ltx-2.3/text-to-video", price_per_second={"1080p": "0.10"})
+    html = alice.get("/new/").content.decode()
+    assert re.search(r'id="price"[^>]*>\$0\.60<', html)
+    assert price_table_of(html)["models"]["t2v"]["price_per_second"]["1080p"] == "0.10"
+
+
+def test_the_new_page_reads_the_overrides_in_few_queries(alice, django_assert_max_num_queries):
+    alice.get("/new/")
+    for endpoint_id in ("fal-ai/ltx-2.3/text-to-video", "fal-ai/ltx-2.3/image-to-video",
+                        "fal-ai/ltx-2.3/image-to-video/fast", "fal-ai/ltx-2.3/text-to-video/fast"):
+        EndpointOverride.objects.create(endpoint_id=endpoint_id, price_per_second={"1080p": "0.09"})
+    # Session, user, usage (3), provider switch, projects, the overrides once for the table, once for the price.
+    with django_assert_max_num_queries(9):
+        assert alice.get("/new/").status_code == 200
+
+
+@pytest.mark.parametrize("values, price", [
+    ({"aspect_ratio": "9:16", "fps": "48"}, Decimal("0.48")),
+    ({"aspect_ratio": "auto"}, None),  # text to video cannot match an image
+    ({"mode": "image", "aspect_ratio": "auto"}, Decimal("0.36")),
+    ({"tier": "fast", "duration": "12", "fps": "48"}, None),
+    ({"tier": "fast", "duration": "12", "fps": "25", "aspect_ratio": "9:16"}, Decimal("0.48")),
+])
+def test_the_form_price_follows_what_the_model_allows(user, values, price):
+    from web.forms import GenerationForm
+
+    form = GenerationForm(form_data(**values), user=user)
+    assert form.price_usd() == price
+
+
+def test_edit_and_rerun_carries_aspect_fps_and_the_end_image(alice, user, media_root):
+    start = image_to_data_uri(SimpleUploadedFile("x", png_bytes()), max_bytes=10_000_000)
+    end = image_to_data_uri(SimpleUploadedFile("y", png_bytes((36, 64))), max_bytes=10_000_000)
+    source, _ = generation_create(owner=user, model="i2v", input={
+        "prompt": "From here to there", "image_url": start, "end_image_url": end, "aspect_ratio": "9:16", "fps": 48})
+    html = alice.get(f"/new/?from={source.pk}").content.decode()
+    assert re.search(r'value="9:16"[^>]*checked', html) and re.search(r'<option value="48" selected', html)
+    assert f'name="reuse_end_image_of" value="{source.pk}"' in html
+    assert re.search(r'name="keep_end_image" id="id_keep_end_image" checked', html)
+    assert f'src="/generations/{source.pk}/end-image"' in html and f'src="/generations/{source.pk}/start-image"' in html
+    carried = form_data(mode="image", aspect_ratio="9:16", fps="48", reuse_image_of=str(source.pk),
+                        reuse_end_image_of=str(source.pk), keep_end_image="on", idempotency_key="again")
+    assert alice.post("/new/", carried).status_code == 302
+    rerun = Generation.objects.exclude(pk=source.pk).get()
+    assert (rerun.input["aspect_ratio"], rerun.input["fps"]) == ("9:16", 48)
+    assert rerun.input["end_image_url"] == "studio:end-image"
+    assert rerun.end_image.sha256 == source.end_image.sha256 and rerun.end_image.key != source.end_image.key
+    # Unticking "use the original video's end image" leaves it out.
+    dropped = {**carried, "idempotency_key": "without-end"}
+    del dropped["keep_end_image"]
+    alice.post("/new/", dropped)
+    last = Generation.objects.exclude(pk__in=[source.pk, rerun.pk]).get()
+    assert last.end_image is None and "end_image_url" not in last.input and last.start_image is not None
+
+
+def test_another_users_end_image_is_not_reused(client, user, other_user, media_root, task_queue):
+    start = image_to_data_uri(SimpleUploadedFile("x", png_bytes()), max_bytes=10_000_000)
+    source, _ = generation_create(owner=user, model="i2v", input={
+        "prompt": "Mine", "image_url": start, "end_image_url": start})
+    client.force_login(other_user)
+    own_start = SimpleUploadedFile("start.png", png_bytes(), content_type="image/png")
+    client.post("/new/", {**form_data(mode="image", reuse_end_image_of=str(source.pk), keep_end_image="on"),
+                          "image": own_start})
+    theirs = Generation.objects.get(owner=other_user)
+    assert theirs.end_image is None and "end_image_url" not in theirs.input
 
 
 # --- job view, gallery, player ------------------------------------------------------------------
@@ -276,6 +452,60 @@ def test_player_metadata_download_and_poster(alice, user, media_root):
     assert "attachment" in headers["Content-Disposition"] and "ltx-video.mp4" in headers["Content-Disposition"]
     status, _, body = fetch(alice, f"/generations/{generation.pk}/video", Range="bytes=0-9")
     assert (status, len(body)) == (206, 10)
+
+
+def test_detail_shows_the_endpoint_aspect_and_the_start_and_end_images(client, user, other_user, media_root,
+                                                                       task_queue):
+    start = image_to_data_uri(SimpleUploadedFile("x", png_bytes()), max_bytes=10_000_000)
+    end = image_to_data_uri(heif_upload(), max_bytes=10_000_000)
+    generation, _ = generation_create(owner=user, model="i2v-fast", input={
+        "prompt": "Sunrise to sunset", "image_url": start, "end_image_url": end, "fps": 48})
+    client.force_login(user)
+    html = client.get(f"/generations/{generation.pk}/").content.decode()
+    assert 'id="meta-model">LTX-2.3 i2v fast <span class="muted">(fal-ai/ltx-2.3/image-to-video/fast)' in html
+    assert re.search(r'id="meta-aspect">Match the image<', html) and "6 s · 1080p · 48 fps" in html
+    start_url, end_url = f"/generations/{generation.pk}/start-image", f"/generations/{generation.pk}/end-image"
+    assert f'src="{start_url}" alt="Start image"' in html and f'src="{end_url}" alt="End image"' in html
+    response = client.get(end_url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    with Image.open(io.BytesIO(response.content)) as thumbnail:
+        assert thumbnail.format == "JPEG" and thumbnail.size == (480, 270)  # the HEIF end image, shown as JPEG
+    Generation.objects.filter(pk=generation.pk).update(is_hidden=True)
+    assert client.get(end_url).status_code == 404
+    assert 'alt="End image"' not in client.get(f"/generations/{generation.pk}/").content.decode()
+    Generation.objects.filter(pk=generation.pk).update(is_hidden=False)
+    client.force_login(other_user)
+    assert client.get(end_url).status_code == 404 and client.get(start_url).status_code == 404
+
+
+def test_a_job_without_an_end_image_has_none_to_show(alice, user, media_root):
+    start = image_to_data_uri(SimpleUploadedFile("x", png_bytes()), max_bytes=10_000_000)
+    generation, _ = generation_create(owner=user, model="i2v", input={"prompt": "Only a start", "image_url": start})
+    html = alice.get(f"/generations/{generation.pk}/").content.decode()
+    assert 'alt="Start image"' in html and 'alt="End image"' not in html
+    assert alice.get(f"/generations/{generation.pk}/end-image").status_code == 404
+    assert alice.get(f"/generations/{generation.pk}/start-image").status_code == 200
+
+
+def test_a_portrait_video_is_laid_out_as_portrait(alice, user, media_root):
+    project = project_get_or_create(user, "Vertical")
+    portrait = GenerationFactory(owner=user, project=project, prompt="Tall", input={"aspect_ratio": "9:16"},
+                                 with_video=True, stored_files=True, status="succeeded",
+                                 video_fields={"width": 1080, "height": 1920})
+    landscape = succeeded(user, project=project, prompt="Wide")
+    queued = GenerationFactory(owner=user, project=project, prompt="Tall, not made yet", input={"aspect_ratio": "9:16"})
+    html = alice.get(f"/generations/{portrait.pk}/").content.decode()
+    assert 'style="--w: 1080; --h: 1920"' in html and "1080×1920 (portrait)" in html
+    assert re.search(r'id="meta-aspect">Portrait 9:16<', html)
+    wide = alice.get(f"/generations/{landscape.pk}/").content.decode()
+    assert 'style="--w: 1920; --h: 1080"' in wide and "(portrait)" not in wide
+    for page in ("/", f"/projects/{project.pk}/"):
+        listing = alice.get(page).content.decode()
+        cards = {pk: listing[listing.index(f'data-generation="{pk}"'):][:600]
+                 for pk in (portrait.pk, landscape.pk, queued.pk)}
+        assert '<a class="thumb portrait"' in cards[portrait.pk] and 'width="1080" height="1920"' in cards[portrait.pk]
+        assert '<a class="thumb"' in cards[landscape.pk] and 'width="1920" height="1080"' in cards[landscape.pk]
+        assert '<a class="thumb portrait"' in cards[queued.pk] and "· portrait ·" in cards[queued.pk]
 
 
 def test_delete_needs_confirmation_and_frees_usage(alice, user, media_root):
@@ -358,7 +588,7 @@ def test_busy_project_is_not_deleted(alice, user):
 def test_usage_page(alice, user):
     generation_create(owner=user, model="t2v", input={"prompt": "Waves"})
     html = alice.get("/usage/").content.decode()
-    assert "$0.36 of $50.00" in html and "1 of 5" in html and "15.6\xa0MB of 9.3\xa0GB" in html
+    assert "$0.48 of $50.00" in html and "1 of 5" in html and "15.6\xa0MB of 9.3\xa0GB" in html
 
 
 def test_api_keys_create_shown_once_list_and_revoke(alice, user):

@@ -7,10 +7,11 @@
         [--fault-result-5xx P] [--fault-result-422 P] [--fault-lost P] [--fault-429 P]
         [--fault-5xx P] [--fault-reset P] [--fault-submit-reset-after-accept P]
         [--fault-latency P] [--fault-download-truncated P] [--fault-download-slow P]
-        [--workdir DIR] [--verbose]
+        [--locked REASON] [--retired ENDPOINT_ID ...] [--workdir DIR] [--verbose]
 
-Each --fault-* is a probability 0..1 (see falsim/faults.py); they can
-also be switched while it runs with `PUT /_sim/faults`.
+Each --fault-* is a probability 0..1 (see falsim/faults.py); --locked and --retired (repeatable:
+answer that endpoint id, alias or owner/app as gone, 404) are states. All can also be switched
+while it runs with `PUT /_sim/faults`.
 
 --key and --port default to the FALSIM_KEY and FALSIM_PORT settings. The simulator
 itself lives in `falsim` (no Django there); this wrapper only wires settings in.

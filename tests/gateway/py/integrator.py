@@ -35,6 +35,7 @@ import httpx
 
 MODEL = "fal-ai/ltx-2/text-to-video"
 ALIAS_MODEL = "fal-ai/ltxv-2/text-to-video"
+PORTRAIT_MODEL = "fal-ai/ltx-2.3/text-to-video"
 ARGUMENTS = {"prompt": os.environ.get("LTX_PROMPT", "A lighthouse on a cliff at dusk, waves crashing"),
              "duration": 6, "resolution": "1080p", "fps": 25, "generate_audio": True}
 WAIT_SECONDS = 60.0
@@ -104,6 +105,14 @@ def scenario_subscribe() -> dict[str, Any]:
             "result": result}
 
 
+def scenario_portrait() -> dict[str, Any]:
+    """LTX-2.3 in portrait, at 24 fps: what a short-form integrator asks for."""
+    enqueued: list[str] = []
+    arguments = {"prompt": ARGUMENTS["prompt"], "duration": 6, "fps": 24, "aspect_ratio": "9:16"}
+    result = fal_client.subscribe(PORTRAIT_MODEL, arguments=arguments, on_enqueue=enqueued.append)
+    return {"request_id": enqueued[0] if enqueued else None, "result": result}
+
+
 def module_round(model: str) -> dict[str, Any]:
     handle = fal_client.submit(model, arguments=ARGUMENTS)
     statuses = poll(lambda: fal_client.status(model, handle.request_id, with_logs=True))
@@ -154,6 +163,7 @@ SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "cancel-running": lambda: cancel_round(wait_for_progress=True),
     "invalid": scenario_invalid,
     "isolation": scenario_isolation,
+    "portrait": scenario_portrait,
 }
 
 
