@@ -2,10 +2,8 @@
 answered and what to do; later sightings send nothing."""
 from __future__ import annotations
 
-import http.server
-import json
-import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -14,9 +12,9 @@ from fal_protocol import catalog
 from fal_protocol.client import FalNotFound, FalRejected
 from generations.models import EndpointOverride, Generation
 from generations.services.catalog import endpoint_mark_unavailable
-from generations.upstream import reset_fal_client
 from moderation.models import AuditEntry
 from storage.quotas import usage_for
+from tests.conftest import studio_simulator
 from tests.factories import GenerationFactory, SuperuserFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,44 +62,11 @@ def test_an_endpoint_no_short_name_means_is_not_called_every_users(superusers, d
     assert "(e.g. fal-ai/ltx-2.3/image-to-video)" in body
 
 
-class GoneFal:
-    """A fal queue host whose every submit answers 404 "Application not found" (a retired endpoint)."""
-
-    def __init__(self) -> None:
-        self.posts: list[str] = []
-        posts = self.posts
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                posts.append(self.path)
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.dumps({"detail": "Application not found"}).encode()
-                self.send_response(404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-
 @pytest.fixture
-def gone_fal(settings) -> Iterator[GoneFal]:
-    fal = GoneFal()
-    settings.FAL_QUEUE_URL = settings.FAL_REST_URL = settings.FAL_API_URL = fal.url
-    settings.FAL_KEY = "test-fal-key"
-    reset_fal_client()
-    try:
-        yield fal
-    finally:
-        reset_fal_client()
-        fal.server.shutdown()
-        fal.server.server_close()
+def gone_fal(settings) -> Iterator[Any]:
+    """The fal simulator with LTX-2.3 text-to-video retired: a submit to it answers 404."""
+    with studio_simulator(settings, retired=[T2V_23]) as sim:
+        yield sim
 
 
 def test_a_submit_fal_answers_as_gone_fails_uncharged_and_alerts_once(
@@ -111,12 +76,12 @@ def test_a_submit_fal_answers_as_gone_fails_uncharged_and_alerts_once(
     assert task_queue.names().count("generation_submit_task") == 2
     with django_capture_on_commit_callbacks(execute=True):
         task_queue.run_all()
-    assert gone_fal.posts == [f"/{T2V_23}"]  # the second job failed without a call
+    assert gone_fal.stats()["retired_refusals"] == 1  # the second job failed without a call
     for job in (first, second):
         row = Generation.objects.get(pk=job.pk)
         assert (row.status, row.error_code) == ("failed", "model_unavailable")
     assert EndpointOverride.objects.get(endpoint_id=T2V_23).unavailable_detail == (
-        "fal answered 404: Application not found")
+        f"fal answered 404: Application '{T2V_23}' not found")
     assert len(mail.outbox) == 1 and T2V_23 in mail.outbox[0].subject
     usage = usage_for(user)
     assert (usage.spend_usd, usage.active_jobs) == (0, 0)
