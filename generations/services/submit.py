@@ -30,7 +30,12 @@ from generations.models import Generation, GenerationAttempt
 from generations.queue import CANCEL_UPSTREAM_TASK, enqueue_on_commit
 from generations.selectors import provider_is_paused, provider_is_paused_for_hold
 from generations.services.attempts import attempt_finish, attempt_start
-from generations.services.catalog import endpoint_gone, endpoint_mark_unavailable, schema_mismatches_record
+from generations.services.catalog import (
+    GONE_STATUSES,
+    endpoint_gone,
+    endpoint_mark_unavailable,
+    schema_mismatches_record,
+)
 from generations.services.lease import tracker_ensure
 from generations.services.provider import provider_outage
 from generations.services.row_lease import LEASE, row_lease_held
@@ -94,8 +99,7 @@ def _submit_claimed(generation: Generation) -> None:
     if override is not None and override.unavailable_since is not None:
         # fal already answered this endpoint as gone: fail without another call (an operator who
         # clears the mark in the admin offers the endpoint again).
-        transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="model_unavailable",
-                   error_message=f"{endpoint.id} is no longer available at fal; nothing was charged")
+        _fail_unavailable(pk, endpoint.id)
         return
     try:
         payload = _payload_for_fal(generation)
@@ -126,9 +130,7 @@ def _submit_claimed(generation: Generation) -> None:
         attempt_finish(attempt, error=exc)
         if endpoint_gone(exc):
             endpoint_mark_unavailable(endpoint, exc)
-            transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="model_unavailable",
-                       error_message=f"{endpoint.id} is no longer available at fal (fal answered "
-                                     f"{exc.status_code}: {describe_detail(exc.detail)}); nothing was charged")
+            _fail_unavailable(pk, endpoint.id, f" (fal answered {exc.status_code}: {describe_detail(exc.detail)})")
             return
         schema_mismatches_record(endpoint, exc, payload)
         transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
@@ -145,6 +147,12 @@ def _submit_claimed(generation: Generation) -> None:
         return
     attempt_finish(attempt, http_status=200, response=dataclasses.asdict(submission))
     _accept(generation, submission)
+
+
+def _fail_unavailable(pk: uuid.UUID | str, endpoint_id: str, why: str = "") -> None:
+    """End a SUBMITTING job whose endpoint fal answered as gone (uncharged: fal ran nothing)."""
+    transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="model_unavailable",
+               error_message=f"{endpoint_id} is no longer available at fal{why}; nothing was charged")
 
 
 def data_uri_max_bytes() -> int:
@@ -259,6 +267,8 @@ def generation_resolve_submitting(pk: uuid.UUID | str) -> bool:
     elif attempt.outcome == Outcome.OK and attempt.response and "request_id" in attempt.response:
         _accept(generation, FalSubmission(**{name: attempt.response[name] for name in SUBMISSION_FIELDS
                                              if name in attempt.response}))
+    elif attempt.outcome == Outcome.REJECTED and attempt.http_status in GONE_STATUSES:
+        _fail_unavailable(pk, generation.model_id, f" (fal answered {attempt.http_status}: {attempt.error})")
     elif attempt.outcome == Outcome.REJECTED:
         transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
                    error_message=f"fal rejected the request: {attempt.error}")

@@ -15,7 +15,7 @@ from fal_protocol.catalog import BY_ID, ENDPOINTS
 from generations import ltx
 from generations.models import EndpointOverride, Generation
 from generations.services.create import generation_create
-from generations.services.submit import generation_submit
+from generations.services.submit import generation_resolve_submitting, generation_submit
 from storage.models import UsageEntry
 from storage.quotas import usage_for
 from tests.conftest import run_to_the_end
@@ -175,3 +175,29 @@ def test_moving_users_to_another_version_leaves_jobs_already_made_on_their_endpo
         assert run_to_the_end(job, task_queue).status == Status.SUCCEEDED
     sent = {request["input"]["prompt"]: request["model_id"] for request in studio.requests()}
     assert sent == {"made under 2.0": "fal-ai/ltx-2/text-to-video", "made under 2.3": "fal-ai/ltx-2.3/text-to-video"}
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crash_after_fal_answered_gone_still_ends_the_job_as_model_unavailable(studio, user, task_queue,
+                                                                                  monkeypatch):
+    model = "fal-ai/ltx-2.3/text-to-video/fast"
+    job, _ = generation_create(owner=user, model=model, input={"prompt": "a heron"})
+    studio.set_faults(retired=[model])
+
+    def crash(*args, **kwargs):
+        raise Crash()
+
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        patch.setattr("generations.services.submit.endpoint_mark_unavailable", crash)  # the worker dies here
+        generation_submit(job.pk)
+    assert Generation.objects.get(pk=job.pk).status == Status.SUBMITTING
+
+    assert generation_resolve_submitting(job.pk) is False  # what the sweeper does when the lease runs out
+    row = Generation.objects.get(pk=job.pk)
+    assert (row.status, row.error_code) == (Status.FAILED, "model_unavailable")
+    assert row.error_message.startswith(f"{model} is no longer available at fal (fal answered 404:")
+    assert UsageEntry.objects.filter(job=job.pk).aggregate(usd=Sum("usd"))["usd"] == 0
+    assert studio.stats()["retired_refusals"] == 1
