@@ -200,6 +200,9 @@ class GenerationSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Generation.Status.choices)
     fal_status = serializers.CharField(allow_blank=True)
     queue_position = serializers.IntegerField(allow_null=True)
+    slots_ahead = serializers.IntegerField(
+        allow_null=True, help_text="While STUDIO_FAL_MAX_IN_FLIGHT holds the job back (status pending): how many "
+                                   "waiting jobs will be sent to fal before it. Null otherwise.")
     logs = serializers.ListField(child=serializers.DictField())
     input = serializers.DictField()
     cost_usd = serializers.CharField()

@@ -9,7 +9,8 @@
 - the live job page's JSON (`web_status_payload`).
 
 Media links in them are signed and expire (media_links.py); nothing else here reads the database
-beyond the generation and the relations loaded with it.
+beyond the generation and the relations loaded with it — except, for a job waiting for a slot under
+STUDIO_FAL_MAX_IN_FLIGHT, the jobs ahead of it (fair_share.slots_ahead).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.encoding import iri_to_uri
 
+from generations.fair_share import slots_ahead
 from generations.media_links import media_link
 from generations.models import Generation
 
@@ -68,6 +70,7 @@ GENERATION_JSON: tuple[Out, ...] = (
     Out("status", ("status",), _field("status")),
     Out("fal_status", ("fal_status",), _field("fal_status")),
     Out("queue_position", ("queue_position",), _field("queue_position")),
+    Out("slots_ahead", ("status", "created_at", "owner_id"), lambda generation, request: slots_ahead(generation)),
     Out("logs", ("logs",), _field("logs")),
     Out("input", ("input",), _field("input")),
     Out("cost_usd", ("cost_usd",), lambda generation, request: f"{generation.cost_usd:.2f}"),
@@ -150,7 +153,7 @@ def status_body(generation: Generation, *, app: str, base: str, logs: bool) -> d
     body: dict[str, Any] = {"status": status, "request_id": str(generation.pk),
                             **request_urls(generation, app, base)}
     if status == "IN_QUEUE":
-        body["queue_position"] = generation.queue_position or 0
+        body["queue_position"] = _queue_position(generation)
         return body
     body["logs"] = list(generation.logs or []) if logs else None
     if status == "COMPLETED":
@@ -164,7 +167,13 @@ def status_body(generation: Generation, *, app: str, base: str, logs: bool) -> d
 def submit_body(generation: Generation, *, app: str, base: str) -> dict[str, Any]:
     body = status_body(generation, app=app, base=base, logs=False)
     body.pop("logs", None)
-    return {**body, "gateway_request_id": str(generation.pk), "queue_position": generation.queue_position or 0}
+    return {**body, "gateway_request_id": str(generation.pk), "queue_position": _queue_position(generation)}
+
+
+def _queue_position(generation: Generation) -> int:
+    """fal's queue position, or — while the job waits for a slot under STUDIO_FAL_MAX_IN_FLIGHT — the
+    jobs to be sent before it."""
+    return generation.queue_position or slots_ahead(generation) or 0
 
 
 def result_response(generation: Generation, request: HttpRequest | None) -> tuple[int, dict[str, Any]]:
@@ -215,6 +224,7 @@ def web_status_payload(generation: Generation) -> dict[str, Any]:
         "status_display": generation.get_status_display(),
         "terminal": generation.status in Generation.TERMINAL,
         "queue_position": generation.queue_position if generation.status == Generation.Status.QUEUED else None,
+        "slots_ahead": slots_ahead(generation),
         "elapsed_seconds": max(0, int((end - generation.created_at).total_seconds())),
         "logs": logs,
         "error": generation.error_message,

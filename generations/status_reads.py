@@ -32,6 +32,7 @@ from rest_framework.renderers import JSONRenderer
 from accounts.keys import KeyJoin, api_key_authenticate, api_key_authenticate_joined
 from accounts.models import ApiKey
 from core import rows
+from generations.fair_share import in_flight_cap
 from generations.models import Generation
 from generations.payloads import (
     FAL_READS,
@@ -67,6 +68,13 @@ class StatusRow:
     @property
     def has_video(self) -> bool:
         return self.values[_status_fields().generation.index("video_id")] is not None
+
+    @property
+    def answer_changes_by_itself(self) -> bool:
+        """Whether its answer may change while the row does not: signed media links expire, and a job
+        waiting for a slot (fair_share.py) moves up as others are sent."""
+        return self.has_video or (self.values[_status_fields().generation.index("status")] == Generation.Status.PENDING
+                                  and in_flight_cap() is not None)
 
     def generation(self) -> Generation:
         """The generation, converted exactly as the ORM converts it (fields not read load on access)."""
@@ -180,7 +188,7 @@ ANSWERS_REMEMBERED = 1024
 
 def rest_body(row: StatusRow, request: HttpRequest) -> bytes:
     """REST retrieve's body for `row`: GenerationSerializer's shape as DRF's JSONRenderer writes it."""
-    if row.has_video:  # its media links are signed and expire
+    if row.answer_changes_by_itself:
         return JSONRenderer().render(generation_payload(row.generation(), request))
     return _rest_body(row)
 
@@ -190,9 +198,19 @@ def _rest_body(row: StatusRow) -> bytes:
     return JSONRenderer().render(generation_payload(row.generation()))
 
 
-@functools.lru_cache(maxsize=ANSWERS_REMEMBERED)
 def gateway_status(row: StatusRow, *, app: str, base: str, logs: bool) -> tuple[int, bytes]:
     """The gateway's status answer for `row`: 202 while fal's status is not COMPLETED, else 200, and
     fal's status object as JsonResponse writes it."""
+    if row.answer_changes_by_itself:
+        return _gateway_status(row, app=app, base=base, logs=logs)
+    return _remembered_gateway_status(row, app=app, base=base, logs=logs)
+
+
+@functools.lru_cache(maxsize=ANSWERS_REMEMBERED)
+def _remembered_gateway_status(row: StatusRow, *, app: str, base: str, logs: bool) -> tuple[int, bytes]:
+    return _gateway_status(row, app=app, base=base, logs=logs)
+
+
+def _gateway_status(row: StatusRow, *, app: str, base: str, logs: bool) -> tuple[int, bytes]:
     body = status_body(row.generation(), app=app, base=base, logs=logs)
     return 200 if body["status"] == "COMPLETED" else 202, json.dumps(body, cls=DjangoJSONEncoder).encode()

@@ -250,6 +250,18 @@ STUDIO_MAX_SUBMIT_ATTEMPTS = env_int("STUDIO_MAX_SUBMIT_ATTEMPTS", 5)
 # Off by default: they are the users' data. With it on, fal's request listing can match an ambiguous
 # submit by its exact payload; with it off only by its send time (see generations/services/ambiguous.py).
 STUDIO_FAL_STORE_IO = env_bool("STUDIO_FAL_STORE_IO", False)
+# The tracking chain runs submits and stores in bounded lanes beside its polls (generations/lanes.py):
+# this many of each at once per worker process. Each lane thread holds a database connection while it works.
+STUDIO_DRIVER_SUBMITS = env_int("STUDIO_DRIVER_SUBMITS", 16)
+STUDIO_DRIVER_STORES = env_int("STUDIO_DRIVER_STORES", 4)
+# At most this many jobs at fal at once (submitting, queued or running; unset: no limit). When it
+# binds, the next job sent is the oldest of the user with the fewest jobs at fal (round-robin).
+STUDIO_FAL_MAX_IN_FLIGHT = env_int("STUDIO_FAL_MAX_IN_FLIGHT", 0) or None
+if min(STUDIO_DRIVER_SUBMITS, STUDIO_DRIVER_STORES) < 1:
+    raise ImproperlyConfigured("STUDIO_DRIVER_SUBMITS and STUDIO_DRIVER_STORES must be at least 1")
+if STUDIO_FAL_MAX_IN_FLIGHT is not None and STUDIO_FAL_MAX_IN_FLIGHT < 1:
+    raise ImproperlyConfigured(f"STUDIO_FAL_MAX_IN_FLIGHT must be at least 1 (or unset: no limit), "
+                               f"got {STUDIO_FAL_MAX_IN_FLIGHT}")
 # While fal refuses the account (locked, out of balance, unknown key) the studio pauses itself and
 # asks fal this often whether it works again (a storage upload initiate: free, and refused by a lock).
 STUDIO_PROVIDER_PROBE_SECONDS = env_float("STUDIO_PROVIDER_PROBE_SECONDS", 60.0)

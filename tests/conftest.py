@@ -171,8 +171,14 @@ class RecordingQueue:
 
 @pytest.fixture
 def task_queue(monkeypatch: pytest.MonkeyPatch) -> RecordingQueue:
+    """django-q2's broker and the tracking chain's lanes (generations/lanes.py), recorded: a row handed
+    to a lane is queued as its service's dotted path, run by `run_all` like a task."""
+    from generations.lanes import Lane
+
     queue = RecordingQueue()
     monkeypatch.setattr("generations.queue.async_task", queue)
+    monkeypatch.setattr(Lane, "start",
+                        lambda lane, service, pk: bool(queue(f"{service.__module__}.{service.__name__}", pk)))
     return queue
 
 

@@ -5,7 +5,6 @@ import hashlib
 import json
 import logging
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -34,10 +33,7 @@ from storage.transfer import STORAGE_ERRORS, delete_key, store_bytes
 # data URI: the bytes live in the studio's storage (Generation.start_image), not in the row.
 START_IMAGE_REF = START_IMAGE.ref
 
-# If the on-commit enqueue is lost (process died right after commit), the tracker picks the
-# row up once this much time has passed.
 log = logging.getLogger(__name__)
-PENDING_REDRIVE_AFTER = timedelta(seconds=10)
 
 
 class IdempotencyConflict(Exception):
@@ -157,7 +153,7 @@ def generation_create(*, owner: User, model: str, input: Any, project: Project |
                 idempotency_fingerprint=fingerprint if idempotency_key else "",
                 webhook_url=webhook_url,
                 fal_webhook_url=fal_webhook_url,
-                next_poll_at=None if held else timezone.now() + PENDING_REDRIVE_AFTER,
+                next_poll_at=None if held else timezone.now(),  # due at once: the tracker sends it
             )
             generation_event_record(generation)
             video_bytes = estimate_bytes(duration=int(data["duration"]), resolution=data["resolution"],

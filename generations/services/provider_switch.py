@@ -22,7 +22,6 @@ from django.utils import timezone
 from generations.events import provider_changed
 from generations.models import Generation, ProviderSwitch
 from generations.queue import SUBMIT_TASK, enqueue_on_commit
-from generations.services.create import PENDING_REDRIVE_AFTER
 from generations.services.lease import tracker_ensure
 from generations.transitions import transition
 
@@ -70,7 +69,7 @@ def provider_resume(*, actor: User | None, reason: str, automatic_only: bool = F
                     .values_list("pk", "owner_id"))
         released = []
         for pk in fair_order(rows):
-            if transition(pk, from_=[Status.HELD], to=Status.PENDING, next_poll_at=now + PENDING_REDRIVE_AFTER):
+            if transition(pk, from_=[Status.HELD], to=Status.PENDING, next_poll_at=now):
                 enqueue_on_commit(SUBMIT_TASK, str(pk))
                 released.append(str(pk))
         if released:

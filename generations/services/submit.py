@@ -24,6 +24,7 @@ from fal_protocol.client import (
 )
 from fal_protocol.queue import payload_fingerprint
 from generations import ltx
+from generations.fair_share import in_flight_cap
 from generations.media_inputs import MediaInput, stored_media
 from generations.media_links import absolute_url
 from generations.models import Generation, GenerationAttempt
@@ -64,8 +65,12 @@ def fal_webhook_url(generation: Generation) -> str:
     return absolute_url(reverse("fal-webhook", args=[generation.webhook_token]))
 
 
-def generation_submit(pk: uuid.UUID | str) -> None:
+def generation_submit(pk: uuid.UUID | str, *, dispatched: bool = False) -> None:
     """Send a PENDING generation to fal once.
+
+    While STUDIO_FAL_MAX_IN_FLIGHT is set, only the tracking chain's dispatch (`dispatched=True`,
+    which keeps the cap and the fair-share order, fair_share.py) sends: any other caller (the task
+    enqueued at create) leaves the job due for it.
 
     Idempotent: only the caller that claims PENDING → SUBMITTING sends anything, and holds the row's
     claim (row_lease.py) while it works, so a dead submit is resolved within seconds. The attempt row,
@@ -78,6 +83,10 @@ def generation_submit(pk: uuid.UUID | str) -> None:
     is paused (provider_switch.py) the job is moved to HELD instead, to be submitted on resume.
     """
     now = timezone.now()
+    if in_flight_cap() is not None and not dispatched:
+        update_while(pk, [Status.PENDING], next_poll_at=now)
+        tracker_ensure()
+        return
     if provider_is_paused():
         with transaction.atomic():  # held only if no resume releases held jobs meanwhile (switch.py)
             if provider_is_paused_for_hold():
@@ -89,6 +98,11 @@ def generation_submit(pk: uuid.UUID | str) -> None:
         return
     with row_lease_held(pk, [Status.SUBMITTING], until):
         _submit_claimed(Generation.objects.get(pk=pk))
+
+
+def generation_submit_dispatched(pk: uuid.UUID | str) -> None:
+    """`generation_submit` as the tracking chain's submit lane runs it (within the in-flight cap)."""
+    generation_submit(pk, dispatched=True)
 
 
 def _submit_claimed(generation: Generation) -> None:

@@ -1,11 +1,13 @@
-"""Tracking: one self-renewing chain watches every job in flight without holding a worker per job.
+"""Tracking: one self-renewing chain drives every job in flight without holding a worker per job.
 
 `tracker_run(token)` owns the lease (lease.py) and repeatedly claims every row whose `next_poll_at`
-has come: PENDING → enqueue submit; SUBMITTING → resolve an abandoned or ambiguous submit (a task
-that may ask fal's request listing, ambiguous.py); QUEUED/RUNNING → poll fal's status
-(concurrently, one shared httpx client); STORING → enqueue store. A row that a running submit or
-store task still claims (row_lease.py) is only looked at again when that claim would lapse. While
-the studio is paused because fal refuses its account, the chain also probes fal now and then
+has come: PENDING → a submit in the submit lane (in fair-share order, fair_share.py, and never more
+at fal than STUDIO_FAL_MAX_IN_FLIGHT); STORING → a store in the store lane (lanes.py: bounded thread
+pools, so a burst is sent and stored concurrently, not one task at a time); SUBMITTING → resolve an
+abandoned or ambiguous submit (a task that may ask fal's request listing, ambiguous.py);
+QUEUED/RUNNING → poll fal's status (concurrently, one shared httpx client). A row that a running
+submit or store still claims (row_lease.py) is only looked at again when that claim would lapse.
+While the studio is paused because fal refuses its account, the chain also probes fal now and then
 (provider.py). After HANDOFF_AFTER it enqueues its successor link and keeps going until that link
 takes over, well inside django-q2's task timeout.
 
@@ -19,23 +21,28 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from fal_protocol.client import FalAccountBlocked, FalError, FalNotFound, FalRejected, FalStatus
+from generations import lanes
+from generations.fair_share import at_fal_count, in_flight_cap, next_to_submit
 from generations.models import Generation, GenerationAttempt
-from generations.queue import AMBIGUOUS_SUBMITS_TASK, STORE_TASK, SUBMIT_TASK, TRACKER_TASK, enqueue, enqueue_on_commit
+from generations.queue import AMBIGUOUS_SUBMITS_TASK, STORE_TASK, TRACKER_TASK, enqueue, enqueue_on_commit
 from generations.selectors import provider_is_paused_automatically
 from generations.services.attempts import attempt_record_failure
 from generations.services.lease import TRACKED, lease_claim, lease_release, next_token, tracking_has_work
 from generations.services.provider import provider_outage, provider_probe_if_due
-from generations.services.row_lease import row_lease_live
-from generations.services.submit import generation_resolve_submitting, retry_backoff
+from generations.services.row_lease import LEASE, row_lease_live
+from generations.services.store import generation_store
+from generations.services.submit import generation_resolve_submitting, generation_submit_dispatched, retry_backoff
 from generations.transitions import transition, update_while
 from generations.upstream import get_fal_client
 
@@ -44,22 +51,22 @@ Status = Generation.Status
 
 HANDOFF_AFTER = 20.0  # a tracking link enqueues its successor after this long
 MAX_SLEEP = 0.2
+# Between ticks at least this long, even with rows due: rows a full lane cannot take yet stay due, and
+# a lane frees a slot no sooner than a round trip to fal.
+MIN_SLEEP = 0.05
 BATCH = 500
 WRITE_CHUNK = 100
-POLL_THREADS = 16
 RUNNING_INTERVAL = 1.0  # the fastest any job is polled
 QUEUE_STEP_SECONDS = 0.5  # each place in fal's queue adds this much to the next poll...
 MAX_QUEUED_INTERVAL = 10.0  # ...up to this
 # With fal's webhooks on, a webhook reports each completion at once; polls only back it up.
 WEBHOOK_BACKSTOP_INTERVAL = 10.0
 KEEP_LOGS = 100
-# An enqueued task (submit, store, resolve) is given this long to start — to claim its row — before
-# the tracker enqueues it again (a worker killed with the task in hand loses it). Once running, the
-# task's own claim (row_lease.py) says when it is due again.
+# An enqueued task (resolving a submit) is given this long to start before the tracker enqueues it
+# again (a worker killed with the task in hand loses it). A row handed to a lane is looked at again
+# after LEASE; once running, the service's own claim (row_lease.py) says when it is due again.
 REDRIVE_AFTER = timedelta(seconds=30)
 PROBE_CHECK_EVERY = 1.0  # seconds between looks at whether a provider probe is due
-
-_pool: ThreadPoolExecutor | None = None
 
 
 def link_max_seconds() -> float:
@@ -79,11 +86,18 @@ def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
         return "not-owner"
     started = time.monotonic()
     run_seconds = link_max_seconds() if run_seconds is None else run_seconds
+    try:
+        return _track(token, started, run_seconds)
+    finally:
+        _record_finished_polls(wait=True)  # answers fal already gave are recorded, not asked again
+
+
+def _track(token: str, started: float, run_seconds: float) -> str:
     handoff_after = min(HANDOFF_AFTER, run_seconds)
     handed_off = False
     next_probe_check = 0.0
     while True:
-        tracker_tick()
+        _tick()
         if time.monotonic() >= next_probe_check:
             if provider_is_paused_automatically():
                 provider_probe_if_due()
@@ -109,78 +123,135 @@ def _seconds_until_next_due() -> float:
     next_due = Generation.objects.filter(status__in=TRACKED).aggregate(at=Min("next_poll_at"))["at"]
     if next_due is None:
         return MAX_SLEEP
-    return min(MAX_SLEEP, max(0.0, (next_due - timezone.now()).total_seconds()))
+    return min(MAX_SLEEP, max(MIN_SLEEP, (next_due - timezone.now()).total_seconds()))
 
 
 def tracker_tick() -> int:
-    """Handle every row that is due now; returns how many were handled."""
+    """Handle every row that is due now, its polls answered and recorded; returns how many were handled."""
+    handled = _tick()
+    _record_finished_polls(wait=True)
+    return handled
+
+
+def _tick() -> int:
+    """One pass of the chain: record the polls fal has answered since the last pass, hand due submits
+    and stores to the lanes, and send the due polls without waiting for their answers — so a slow
+    round trip to fal holds up neither the lanes nor the next pass."""
+    _record_finished_polls(wait=False)
     now = timezone.now()
+    polled_or_claimed = (Q(status__in=[Status.SUBMITTING, Status.QUEUED, Status.RUNNING])
+                         | Q(status__in=[Status.PENDING, Status.STORING], lease_expires_at__gt=now))
     due = list(
-        Generation.objects.filter(status__in=TRACKED, next_poll_at__lte=now)
+        Generation.objects.filter(polled_or_claimed, next_poll_at__lte=now)
         .order_by("next_poll_at")
         .values_list("pk", "status", "next_poll_at", "fal_status_url", "lease_expires_at")[:BATCH]
     )
-    to_poll, to_redrive, claimed = [], [], []
+    to_poll, to_resolve, claimed = [], [], []
     for pk, status, due_at, status_url, lease_expires_at in due:
+        if pk in _polls:
+            continue  # asked already; its answer is on the way
         if row_lease_live(lease_expires_at, now):
             claimed.append((pk, status, due_at, lease_expires_at))  # a task works on it: look when its claim lapses
-        elif status in (Status.PENDING, Status.STORING, Status.SUBMITTING):
-            to_redrive.append((pk, status, due_at))
+        elif status == Status.SUBMITTING:
+            to_resolve.append((pk, due_at))
         else:
             to_poll.append((pk, status, status_url))
     if claimed:
         for pk, status, due_at, lease_expires_at in claimed:
             Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(next_poll_at=lease_expires_at)
-    if to_redrive:
-        _redrive_all(to_redrive)
+    handed = _dispatch_submits(now) + _dispatch_stores(now)
+    if to_resolve:
+        _resolve_all(to_resolve)
     if to_poll:
-        _poll_all(to_poll)
-    return len(due)
+        _send_polls(to_poll)
+    return len(due) + handed
 
 
-REDRIVE_TASKS: dict[str, str] = {
-    Status.PENDING: SUBMIT_TASK,
-    Status.STORING: STORE_TASK,
-}
+def _dispatch_submits(now: datetime) -> int:
+    """Hand due PENDING rows to the submit lane, in fair-share order, within the in-flight cap."""
+    lane = lanes.SUBMITS
+    slots = lane.free()
+    cap = in_flight_cap()
+    if cap is not None and slots:
+        slots = min(slots, cap - at_fal_count(lane.busy()))
+    return _hand_to_lane(lane, Status.PENDING, next_to_submit(now, slots), generation_submit_dispatched)
 
 
-def _redrive_all(rows: list[tuple[uuid.UUID, str, datetime | None]]) -> None:
-    # One transaction for the lot; compare-and-set on next_poll_at, so a row is enqueued once per
-    # due time however often we look. (Enqueued at once: the tasks are idempotent, so one that runs
-    # before this commits, or despite a rollback, does no harm.) A SUBMITTING row whose submit died
-    # is settled from its attempt row here; one whose outcome is unknown goes, with the others, to
-    # one task that reads fal's request listing (ambiguous.py).
-    now = timezone.now()
-    submitting = []
+def _dispatch_stores(now: datetime) -> int:
+    """Hand due STORING rows nobody works on to the store lane, oldest due first."""
+    lane = lanes.STORES
+    slots = lane.free()
+    if not slots:
+        return 0
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+    rows = list(Generation.objects.filter(free, status=Status.STORING, next_poll_at__lte=now)
+                .order_by("next_poll_at").values_list("pk", "next_poll_at")[:slots])
+    return _hand_to_lane(lane, Status.STORING, rows, generation_store)
+
+
+def _hand_to_lane(lane: lanes.Lane, status: str, rows: list[tuple[uuid.UUID, datetime | None]],
+                  service: Callable[[str], None]) -> int:
+    # Compare-and-set on next_poll_at, so a row is handed over once per due time however often (and
+    # by however many chains) it is looked at; should this process die before the service claims
+    # the row, it is due again after LEASE.
+    if not rows:
+        return 0
+    again = timezone.now() + LEASE
     with transaction.atomic():
-        for pk, status, due_at in rows:
-            if not Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(
-                    next_poll_at=now + REDRIVE_AFTER):
-                continue
-            if status == Status.SUBMITTING:
-                submitting.append(pk)
-            else:
-                enqueue(REDRIVE_TASKS[status], str(pk))
+        handed = [str(pk) for pk, due_at in rows
+                  if Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(next_poll_at=again)]
+    # Only this thread starts work in the lanes, so each has the room counted above; a row already in
+    # its lane (its service still finishing) is simply looked at again after LEASE.
+    return sum(lane.start(service, pk) for pk in handed)
+
+
+def _resolve_all(rows: list[tuple[uuid.UUID, datetime | None]]) -> None:
+    # A SUBMITTING row whose submit died is settled from its attempt row here; one whose outcome is
+    # unknown goes, with the others, to one task that reads fal's request listing (ambiguous.py).
+    # Compare-and-set on next_poll_at, so a row is looked at once per due time.
+    now = timezone.now()
+    with transaction.atomic():
+        submitting = [pk for pk, due_at in rows
+                      if Generation.objects.filter(pk=pk, status=Status.SUBMITTING, next_poll_at=due_at)
+                      .update(next_poll_at=now + REDRIVE_AFTER)]
     unknown = [str(pk) for pk in submitting if generation_resolve_submitting(pk)]
     if unknown:
         enqueue(AMBIGUOUS_SUBMITS_TASK, *unknown)
 
 
-def _poll_all(rows: list[tuple[uuid.UUID, str, str]]) -> None:
+# Polls sent and not yet recorded, by row (this process's; the chain's lease means one chain polls):
+# POLL_THREADS on the wire at once, the rest queued in the pool.
+_polls: dict[uuid.UUID, tuple[str, str, Future]] = {}
+_pool: ThreadPoolExecutor | None = None
+POLL_THREADS = 16
+MAX_POLLS_IN_FLIGHT = 4 * POLL_THREADS
+
+
+def _send_polls(rows: list[tuple[uuid.UUID, str, str]]) -> None:
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=POLL_THREADS, thread_name_prefix="fal-poll")
     client = get_fal_client()
 
-    def poll(row: tuple[uuid.UUID, str, str]) -> FalStatus | FalError:
+    def poll(status_url: str) -> FalStatus | FalError:
         try:
-            return client.status(row[2], logs=True)
+            return client.status(status_url, logs=True)
         except FalError as exc:
             return exc
 
-    # HTTP runs in the pool; every database write stays on this thread, a transaction per chunk
+    for pk, status, status_url in rows[:max(0, MAX_POLLS_IN_FLIGHT - len(_polls))]:
+        _polls[pk] = (status, status_url, _pool.submit(poll, status_url))
+
+
+def _record_finished_polls(*, wait: bool) -> None:
+    """Record the answers of the polls sent (all of them with `wait`, else those that have come)."""
+    if wait:
+        futures_wait([future for _, _, future in _polls.values()])
+    finished = [pk for pk, (_, _, future) in _polls.items() if future.done()]
+    rows = [(pk, _polls[pk][0], _polls[pk][1]) for pk in finished]
+    results = [_polls.pop(pk)[2].result() for pk in finished]
+    # HTTP ran in the pool; every database write is on the chain's thread, a transaction per chunk
     # (so the one writer SQLite allows is not held for long).
-    results = list(_pool.map(poll, rows))
     for chunk in range(0, len(rows), WRITE_CHUNK):
         with transaction.atomic():
             _record_polls(rows[chunk:chunk + WRITE_CHUNK], results[chunk:chunk + WRITE_CHUNK])
@@ -234,7 +305,7 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str
     if fal.is_completed:
         _recorded.pop(pk, None)
         moved = transition(pk, from_=[Status.QUEUED, Status.RUNNING], to=Status.STORING, completed_at=now,
-                           queue_position=None, next_poll_at=now + REDRIVE_AFTER,
+                           queue_position=None, next_poll_at=now,
                            inference_seconds=fal.inference_time, **common)
         if moved:
             enqueue_on_commit(STORE_TASK, str(pk))

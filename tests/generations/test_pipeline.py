@@ -232,7 +232,7 @@ def test_crash_after_result_fetched_before_storing_recovers_to_one_success(studi
     assert row.status == Status.STORING and row.result is not None
     make_due(generation)
     tracker_tick()
-    assert task_queue.names() == ["generation_store_task"]
+    assert task_queue.names() == ["generation_store"]  # handed to the store lane
     task_queue.run_all()
     row.refresh_from_db()
     assert row.status == Status.SUCCEEDED

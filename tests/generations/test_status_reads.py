@@ -157,12 +157,12 @@ def test_the_browsable_api_and_other_methods_still_go_through_drf(user, raw_key)
 def test_an_unchanged_job_is_answered_from_memory_and_a_changed_one_afresh(user, raw_key):
     generation = running(user)
     status_reads._rest_body.cache_clear()
-    status_reads.gateway_status.cache_clear()
+    status_reads._remembered_gateway_status.cache_clear()
     rest_url, gateway_url = f"/api/v1/generations/{generation.pk}/", status_url(generation.pk) + "?logs=1"
     first = (rest(raw_key).get(rest_url).json(), gateway(raw_key).get(gateway_url).json())
     again = (rest(raw_key).get(rest_url).json(), gateway(raw_key).get(gateway_url).json())
     assert again == first
-    for remembered in (status_reads._rest_body, status_reads.gateway_status):
+    for remembered in (status_reads._rest_body, status_reads._remembered_gateway_status):
         assert (remembered.cache_info().misses, remembered.cache_info().hits) == (1, 1)
 
     step = {"message": "step 3", "level": "INFO", "source": "USER", "timestamp": "2026-11-25T10:00:03Z"}

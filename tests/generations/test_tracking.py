@@ -132,13 +132,13 @@ def test_a_batched_poll_leaves_a_job_that_left_running_meanwhile_alone(long_sim,
     make_due(job)
     tracker_tick()
     make_due(job)
-    real_poll_all = tracking._poll_all
+    real_send_polls = tracking._send_polls
 
-    def poll_all_while_a_webhook_completes_the_job(rows):
+    def send_polls_while_a_webhook_completes_the_job(rows):
         Generation.objects.filter(pk=job.pk).update(status=Status.STORING, next_poll_at=None)
-        real_poll_all(rows)
+        real_send_polls(rows)
 
-    monkeypatch.setattr(tracking, "_poll_all", poll_all_while_a_webhook_completes_the_job)
+    monkeypatch.setattr(tracking, "_send_polls", send_polls_while_a_webhook_completes_the_job)
     assert tracker_tick() == 1
     row = Generation.objects.get(pk=job.pk)
     assert (row.status, row.next_poll_at) == (Status.STORING, None)
@@ -176,7 +176,7 @@ def test_a_link_keeps_tracking_until_its_successor_takes_the_lease(user, task_qu
             assert lease_claim("chain:1")  # the successor came through the queue
         return 0
 
-    monkeypatch.setattr(tracking, "tracker_tick", tick)
+    monkeypatch.setattr(tracking, "_tick", tick)
     assert tracker_run("chain:0", run_seconds=60) == "renewed"
     assert len(ticks) == 3
     assert task_queue.calls == [("generations.tasks.tracker_run_task", ("chain:1",))]  # enqueued once
@@ -188,7 +188,7 @@ def test_a_link_whose_successor_is_late_tracks_until_its_time_is_up(user, task_q
     task_queue.calls.clear()
     monkeypatch.setattr(tracking, "HANDOFF_AFTER", 0.0)
     ticks = []
-    monkeypatch.setattr(tracking, "tracker_tick", lambda: ticks.append(1) or 0)
+    monkeypatch.setattr(tracking, "_tick", lambda: ticks.append(1) or 0)
     assert tracker_run("chain:0", run_seconds=0.5) == "renewed"
     assert len(ticks) >= 3
     assert task_queue.calls == [("generations.tasks.tracker_run_task", ("chain:1",))]
