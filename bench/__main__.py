@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--copy-mb", type=int, default=1024, help="size of the copied file (default 1 GB)")
     parser.add_argument("--no-webhooks", action="store_true", help="measure tracking by polling only")
     parser.add_argument("--status-seconds", type=float, default=5.0, help="load per status endpoint (default 5 s)")
-    parser.add_argument("--only", choices=["tracking", "copy", "status"], help="run one benchmark only")
+    parser.add_argument("--only", choices=["tracking", "burst", "copy", "status"], help="run one benchmark only")
     parser.add_argument("--report", default=str(ROOT / "bench-report.json"), help="where to write the JSON report")
     args = parser.parse_args()
 
@@ -44,9 +44,11 @@ def main() -> None:
     from bench import copy, status, tracking
 
     rows = []
-    if args.only in (None, "tracking"):
+    if args.only in (None, "tracking", "burst"):
+        modes = {"tracking": ("polling", "webhook"), "burst": ("burst",)}.get(args.only or "",
+                                                                              ("polling", "webhook", "burst"))
         rows += tracking.run(args.jobs, args.run_seconds, args.run_seconds_max, args.workers,
-                             webhooks=not args.no_webhooks)
+                             webhooks=not args.no_webhooks, modes=modes)
     if args.only in (None, "copy"):
         rows += copy.run(args.copy_mb)
     if args.only in (None, "status"):

@@ -41,11 +41,14 @@ MIN_STATUS_INTERVAL = 1.0  # no job is polled more often than once a second
 
 
 def run(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: int, *,
-        webhooks: bool = True) -> list[Row]:
+        webhooks: bool = True, modes: tuple[str, ...] = ("polling", "webhook")) -> list[Row]:
     spread = f"{run_seconds:g}–{run_seconds_max:g} s" if run_seconds_max else f"{run_seconds:g} s"
     note = f"N={jobs}, {workers} workers, run {spread}"
     rows: list[Row] = []
-    for mode in ["polling", "webhook"] if webhooks else ["polling"]:
+    for mode in [mode for mode in modes if webhooks or mode != "webhook"]:
+        if mode == "burst":
+            rows += _burst(jobs, run_seconds, run_seconds_max, workers, note)
+            continue
         baseline = _phase(mode, 1, run_seconds, None, workers)
         print(f"{mode}: one job alone, lag {baseline['lag_p95']:.3f} s, {baseline['calls_per_job']:.0f} upstream calls")
         measured = _phase(mode, jobs, run_seconds, run_seconds_max, workers)
@@ -78,10 +81,38 @@ def run(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: i
     return rows
 
 
-def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | None, workers: int) -> dict:
+def _burst(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: int, note: str) -> list[Row]:
+    """The polling phase again with fal where it really is: every upstream call 80 ms away."""
+    note = f"{note}, upstream latency {BURST_LATENCY * 1000:g} ms, no webhooks"
+    baseline = _phase("polling", 1, run_seconds, None, workers, latency=BURST_LATENCY)
+    measured = _phase("polling", jobs, run_seconds, run_seconds_max, workers, latency=BURST_LATENCY)
+    print(f"burst ({BURST_LATENCY * 1000:g} ms away): {jobs} jobs, submit p95 {measured['submit_p95']:.2f} s, "
+          f"lag p95 {measured['lag_p95']:.2f} s, store p95 {measured['store_p95']:.2f} s, "
+          f"{measured['status_calls_per_job_second']:.2f} status calls per job-second; "
+          f"one job alone: submit {baseline['submit_p95']:.2f} s, store {baseline['store_p95']:.2f} s")
+    return [
+        Row("burst_submit_overhead_p50_s", measured["submit_p50"], "s", baseline["submit_p50"],
+            f"create → fal accepted; baseline: one job alone; {note}"),
+        Row("burst_submit_overhead_p95_s", measured["submit_p95"], "s", baseline["submit_p95"],
+            f"create → fal accepted; baseline: one job alone; {note}"),
+        Row("burst_lag_p95_s", measured["lag_p95"], "s", baseline["lag_p95"],
+            f"fal completed → studio saw it; {note}"),
+        Row("burst_store_p95_s", measured["store_p95"], "s", baseline["store_p95"], f"seen → stored; {note}"),
+        Row("burst_status_calls_per_job_second", measured["status_calls_per_job_second"], "calls",
+            baseline["status_calls_per_job_second"], f"status calls ÷ seconds jobs spent at fal; {note}"),
+        Row("burst_done_p95_s", measured["done_p95"], "s", baseline["done_p95"],
+            f"create → stored, the simulated run included (the baseline's runs {run_seconds:g} s); {note}"),
+    ]
+
+
+BURST_LATENCY = 0.08
+
+
+def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | None, workers: int, *,
+           latency: float = 0.0) -> dict:
     """`count` jobs created at once through fresh processes; returns the phase's figures."""
     with ExitStack() as stack:
-        sim_url = stack.enter_context(_simulator(count, run_seconds, run_seconds_max))
+        sim_url = stack.enter_context(_simulator(count, run_seconds, run_seconds_max, latency))
         env = {**os.environ, "FAL_QUEUE_URL": sim_url, "FAL_KEY": KEY, "Q_WORKERS": str(workers),
                "STUDIO_LOG_LEVEL": "WARNING", "STUDIO_FAL_WEBHOOKS": "false"}
         env.update(FAL_REST_URL=sim_url, FAL_API_URL=sim_url)
@@ -108,13 +139,16 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
 
 
 @contextmanager
-def _simulator(count: int, run_seconds: float, run_seconds_max: float | None) -> Iterator[str]:
-    """The simulator in its own process (so its CPU is not the studio's), in bench mode."""
+def _simulator(count: int, run_seconds: float, run_seconds_max: float | None, latency: float) -> Iterator[str]:
+    """The simulator in its own process (so its CPU is not the studio's), in bench mode; every queue call
+    waits `latency` seconds first."""
     port = free_port()
     args = [sys.executable, "-m", "falsim", "--port", str(port), "--key", KEY, "--runners", str(count + 1),
             "--run-seconds", str(run_seconds), "--scale", "16", "--cache-renders"]
     if run_seconds_max:
         args += ["--run-seconds-max", str(run_seconds_max)]
+    if latency:
+        args += ["--fault-latency", "1", "--latency-seconds", str(latency)]
     log = open(os.path.join(tempfile.gettempdir(), f"bench-falsim-{port}.log"), "w")
     sim = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=log)
     log.close()
@@ -216,9 +250,11 @@ def _measure(username: str, count: int) -> dict:
                          f"{failed[0].error_message}")
     submits = [_seconds(row.created_at, row.submitted_at) for row in rows]
     stores = [_seconds(row.completed_at, row.finished_at) for row in rows]
+    done = [_seconds(row.created_at, row.finished_at) for row in rows]
     return {"peak_inflight": peak, "peak_upstream": peak_upstream, "seconds": seconds,
             "submit_p50": percentile(submits, 0.5),
             "submit_p95": percentile(submits, 0.95), "store_p95": percentile(stores, 0.95),
+            "done_p95": percentile(done, 0.95),
             "request_ids": {row.fal_request_id: _stamped(row.completed_at).timestamp() for row in rows}}
 
 
@@ -237,6 +273,7 @@ def _upstream_figures(sim_url: str, seen_at: dict[str, float], mode: str) -> dic
     stats = _get_json(f"{sim_url}/_sim/stats")
     lags = [seen - upstream[request_id]["completed_at"] for request_id, seen in seen_at.items()]
     calls = stats["submits"] + stats["status_calls"] + stats["result_calls"] + stats["cancel_calls"]
+    seconds_at_fal = sum(upstream[rid]["completed_at"] - upstream[rid]["submitted_at"] for rid in seen_at)
     if mode == "polling":
         minimum = sum(2 + math.ceil((upstream[rid]["completed_at"] - upstream[rid]["submitted_at"])
                                     / MIN_STATUS_INTERVAL)
@@ -244,4 +281,5 @@ def _upstream_figures(sim_url: str, seen_at: dict[str, float], mode: str) -> dic
     else:
         minimum = 3 * len(seen_at)
     return {"lag_p50": percentile(lags, 0.5), "lag_p95": percentile(lags, 0.95), "lag_max": max(lags),
-            "calls_per_job": calls / len(seen_at), "minimum_calls_per_job": minimum / len(seen_at)}
+            "calls_per_job": calls / len(seen_at), "minimum_calls_per_job": minimum / len(seen_at),
+            "status_calls_per_job_second": stats["status_calls"] / max(seconds_at_fal, 1e-9)}

@@ -13,16 +13,21 @@ from tests.processes import ROOT
 pytestmark = pytest.mark.e2e
 
 
-def test_tracking_bench_runs_in_both_modes_and_reports_its_rows(tmp_path):
+def tracking_bench(tmp_path, only: str) -> dict[str, dict]:
+    """`make bench --only <only>` with 3 short jobs on a scratch database and the simulator; its rows."""
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/bench.sqlite3"}
     for name in ("AWS_STORAGE_BUCKET_NAME", "FAL_KEY", "FAL_QUEUE_URL"):
         env.pop(name, None)
     report = tmp_path / "report.json"
-    run = subprocess.run([sys.executable, "-m", "bench", "--only", "tracking", "--jobs", "3", "--run-seconds", "0.5",
+    run = subprocess.run([sys.executable, "-m", "bench", "--only", only, "--jobs", "3", "--run-seconds", "0.5",
                           "--run-seconds-max", "1.5", "--report", str(report)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    rows = {row["name"]: row for row in json.loads(report.read_text())["rows"]}
+    return {row["name"]: row for row in json.loads(report.read_text())["rows"]}
+
+
+def test_tracking_bench_runs_in_both_modes_and_reports_its_rows(tmp_path):
+    rows = tracking_bench(tmp_path, "tracking")
     modes = ("polling", "webhook")
     assert set(rows) == {"inflight_jobs", "inflight_jobs_upstream", "worker_processes", "submit_overhead_p50_s",
                          "submit_overhead_p95_s", "store_p95_s"} | {
@@ -43,6 +48,21 @@ def test_tracking_bench_runs_in_both_modes_and_reports_its_rows(tmp_path):
     assert 1 <= rows["inflight_jobs_upstream"]["value"] <= 3
     assert rows["worker_processes"]["value"] == 2
     assert 0 < rows["submit_overhead_p50_s"]["value"] <= rows["submit_overhead_p95_s"]["value"] < 5
+
+
+def test_burst_bench_puts_fal_80_ms_away_and_reports_its_rows(tmp_path):
+    rows = tracking_bench(tmp_path, "burst")
+    assert set(rows) == {"burst_submit_overhead_p50_s", "burst_submit_overhead_p95_s", "burst_lag_p95_s",
+                         "burst_store_p95_s", "burst_status_calls_per_job_second", "burst_done_p95_s"}
+    # A submit is one round trip at least: 80 ms away, no job reaches fal sooner (nor does the baseline).
+    submit = rows["burst_submit_overhead_p95_s"]
+    assert 0.08 <= rows["burst_submit_overhead_p50_s"]["value"] <= submit["value"] < 10 and submit["baseline"] >= 0.08
+    assert "upstream latency 80 ms" in submit["note"]
+    assert 0 <= rows["burst_lag_p95_s"]["value"] < 10 and 0 < rows["burst_store_p95_s"]["value"] < 10
+    # Created to stored takes at least the submit and the simulated run (0.5 s or more).
+    assert submit["value"] + 0.5 <= rows["burst_done_p95_s"]["value"] < 30
+    # Polls a second apart; a job at fal for half a second still needs its one poll, hence up to 2 here.
+    assert 0 < rows["burst_status_calls_per_job_second"]["value"] <= 2.5
 
 
 def test_status_bench_runs_the_production_server_and_reports_ratios(tmp_path):
