@@ -14,9 +14,10 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from core.db_blips import through_a_database_blip
 from fal_protocol.client import (
     FalAccountBlocked,
-    FalAmbiguous,
+    FalError,
     FalRejected,
     FalSubmission,
     FalUnavailable,
@@ -134,33 +135,43 @@ def _submit_claimed(generation: Generation) -> None:
         return
     attempt = attempt_start(generation, GenerationAttempt.Kind.SUBMIT, number=generation.submit_attempts,
                             endpoint=upstream_id, payload_sha256=payload_fingerprint(payload))
+    answer: FalSubmission | FalError
     try:
-        submission = get_fal_client().submit(upstream_id, payload, webhook_url=fal_webhook_url(generation) or None)
-    except FalAccountBlocked as exc:
-        attempt_finish(attempt, error=exc, outcome=GenerationAttempt.Outcome.UNAVAILABLE)
-        _hold_for_outage(generation, exc)
-        return
-    except FalRejected as exc:
-        attempt_finish(attempt, error=exc)
-        if endpoint_gone(exc):
-            endpoint_mark_unavailable(endpoint, exc)
-            _fail_unavailable(pk, endpoint.id, f" (fal answered {exc.status_code}: {describe_detail(exc.detail)})")
+        answer = get_fal_client().submit(upstream_id, payload, webhook_url=fal_webhook_url(generation) or None)
+    except FalError as exc:
+        answer = exc
+    # fal's answer lives only in this process until it is written: a database that blinks now (a
+    # restart, a failover) must not turn a request fal accepted into one whose outcome is unknown.
+    through_a_database_blip(lambda: _record_answer(generation, endpoint, payload, attempt, answer))
+
+
+def _record_answer(generation: Generation, endpoint: ltx.Endpoint, payload: dict, attempt: GenerationAttempt,
+                   answer: FalSubmission | FalError) -> None:
+    """Record what fal answered a submit. Idempotent (every write a compare-and-set), so it may be retried."""
+    pk = generation.pk
+    if isinstance(answer, FalSubmission):
+        attempt_finish(attempt, http_status=200, response=dataclasses.asdict(answer))
+        _accept(generation, answer)
+    elif isinstance(answer, FalAccountBlocked):
+        attempt_finish(attempt, error=answer, outcome=GenerationAttempt.Outcome.UNAVAILABLE)
+        _hold_for_outage(generation, answer)
+    elif isinstance(answer, FalRejected):
+        attempt_finish(attempt, error=answer)
+        if endpoint_gone(answer):
+            endpoint_mark_unavailable(endpoint, answer)
+            _fail_unavailable(pk, endpoint.id,
+                              f" (fal answered {answer.status_code}: {describe_detail(answer.detail)})")
             return
-        schema_mismatches_record(endpoint, exc, payload)
+        schema_mismatches_record(endpoint, answer, payload)
         transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
-                   error_message=f"fal rejected the request: {describe_detail(exc.detail)}")
-        return
-    except FalUnavailable as exc:
-        attempt_finish(attempt, error=exc)
-        _retry_or_fail(generation, exc)
-        return
-    except FalAmbiguous as exc:
-        attempt_finish(attempt, error=exc)
-        log.warning("submit of %s is ambiguous: %s", pk, exc)
+                   error_message=f"fal rejected the request: {describe_detail(answer.detail)}")
+    elif isinstance(answer, FalUnavailable):
+        attempt_finish(attempt, error=answer)
+        _retry_or_fail(generation, answer)
+    else:  # FalAmbiguous: the request may have reached fal
+        attempt_finish(attempt, error=answer)
+        log.warning("submit of %s is ambiguous: %s", pk, answer)
         update_while(pk, [Status.SUBMITTING], next_poll_at=timezone.now() + AMBIGUOUS_FIRST_LOOK)
-        return
-    attempt_finish(attempt, http_status=200, response=dataclasses.asdict(submission))
-    _accept(generation, submission)
 
 
 def _fail_unavailable(pk: uuid.UUID | str, endpoint_id: str, why: str = "") -> None:

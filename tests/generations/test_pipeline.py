@@ -361,3 +361,32 @@ def test_cancel_finished_job_is_refused(studio, user, task_queue):
     generation_cancel(generation)
     with pytest.raises(NotCancelable):
         generation_cancel(generation)
+
+
+def test_a_database_blip_after_fal_accepted_a_submit_loses_nothing(studio, user, task_queue, monkeypatch):
+    """fal's answer exists only in the submitting process until it is written: a database restart at
+    that moment must not leave an accepted request as an unknown outcome (nor send it again)."""
+    from django.db import OperationalError
+
+    from core import db_blips
+    from generations.services import submit
+
+    generation = create(user)
+    task_queue.calls.clear()
+    real_finish, failures = submit.attempt_finish, []
+
+    def finish_while_the_database_restarts(attempt, **fields):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("terminating connection due to administrator command")
+        return real_finish(attempt, **fields)
+
+    monkeypatch.setattr(submit, "attempt_finish", finish_while_the_database_restarts)
+    monkeypatch.setattr(db_blips.time, "sleep", lambda seconds: None)
+    submit.generation_submit(generation.pk)
+
+    row = Generation.objects.get(pk=generation.pk)
+    assert failures == [1] and row.status == Status.QUEUED and row.fal_request_id
+    (attempt,) = GenerationAttempt.objects.filter(generation=row, kind="submit")
+    assert attempt.http_status == 200 and attempt.outcome == GenerationAttempt.Outcome.OK
+    assert studio.stats()["submits"] == 1
