@@ -196,24 +196,25 @@ def _hand_to_lane(lane: lanes.Lane, status: str, rows: list[tuple[uuid.UUID, dat
     # the row, it is due again after LEASE.
     if not rows:
         return 0
-    again = timezone.now() + LEASE
-    with transaction.atomic():
-        handed = [str(pk) for pk, due_at in rows
-                  if Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(next_poll_at=again)]
+    handed = [str(pk) for pk in _take_due(rows, status, until=timezone.now() + LEASE)]
     # Only this thread starts work in the lanes, so each has the room counted above; a row already in
     # its lane (its service still finishing) is simply looked at again after LEASE.
     return sum(lane.start(service, pk) for pk in handed)
+
+
+def _take_due(rows: list[tuple[uuid.UUID, datetime | None]], status: str, *, until: datetime) -> list[uuid.UUID]:
+    """The rows still in `status` and still due when they were read, now due again at `until`: a
+    compare-and-set on `next_poll_at` per row, in one transaction, so each is taken once per due time."""
+    with transaction.atomic():
+        return [pk for pk, due_at in rows
+                if Generation.objects.filter(pk=pk, status=status, next_poll_at=due_at).update(next_poll_at=until)]
 
 
 def _resolve_all(rows: list[tuple[uuid.UUID, datetime | None]]) -> None:
     # A SUBMITTING row whose submit died is settled from its attempt row here; one whose outcome is
     # unknown goes, with the others, to one task that reads fal's request listing (ambiguous.py).
     # Compare-and-set on next_poll_at, so a row is looked at once per due time.
-    now = timezone.now()
-    with transaction.atomic():
-        submitting = [pk for pk, due_at in rows
-                      if Generation.objects.filter(pk=pk, status=Status.SUBMITTING, next_poll_at=due_at)
-                      .update(next_poll_at=now + REDRIVE_AFTER)]
+    submitting = _take_due(rows, Status.SUBMITTING, until=timezone.now() + REDRIVE_AFTER)
     unknown = [str(pk) for pk in submitting if generation_resolve_submitting(pk)]
     if unknown:
         enqueue(AMBIGUOUS_SUBMITS_TASK, *unknown)
