@@ -1,7 +1,8 @@
 """gunicorn settings for production (`make run-prod`, Procfile.prod; docs/production.md).
 
-`gthread` workers: each process serves GUNICORN_THREADS requests at once, so a long-lived
-response — the gateway's `…/status/stream` (server-sent events) — holds one thread, not a process.
+gunicorn manages the processes; each runs the studio's ASGI application (studio.asgi) on uvicorn's
+event loop (`uvicorn_worker.UvicornWorker`). A long-lived response — a status stream or an event
+stream (server-sent events) — then costs a coroutine, and a client that goes away ends it at once.
 Every value can be overridden from the environment; gunicorn's own GUNICORN_CMD_ARGS also works.
 """
 import multiprocessing
@@ -15,12 +16,11 @@ def _int(name: str, default: int) -> int:
 
 # Listen on loopback behind a reverse proxy (TLS, buffering); BIND=0.0.0.0:8000 to listen openly.
 bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT') or 8000}"
-worker_class = "gthread"
-# 2 × cores + 1 processes, capped: every thread may hold a database connection.
+worker_class = "studio.asgi_worker.StudioWorker"
+# 2 × cores + 1 processes, capped.
 workers = _int("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8))
-threads = _int("GUNICORN_THREADS", 8)
-# A worker silent this long is restarted. gthread workers notify from their main loop, so an open
-# status stream does not count against it; a request still blocked this long is cut off.
+# A worker silent this long is restarted. The worker notifies from its event loop, so an open
+# stream does not count against it.
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)  # on SIGTERM: finish requests this long
 keepalive = _int("GUNICORN_KEEPALIVE", 5)  # seconds; keep it below the proxy's idle timeout

@@ -1,4 +1,4 @@
-"""The studio's production web server (gunicorn with gunicorn.conf.py, DEBUG off) for benchmarks."""
+"""The studio's production web server (gunicorn with gunicorn.conf.py: uvicorn workers, DEBUG off) for benchmarks."""
 from __future__ import annotations
 
 import os
@@ -20,7 +20,7 @@ def free_port() -> int:
 
 
 def start_web(port: int, **env_overrides: str) -> subprocess.Popen:
-    """gunicorn on 127.0.0.1:`port` (2 processes × 8 threads), on the bench's database; returns once it listens."""
+    """gunicorn on 127.0.0.1:`port` (2 uvicorn worker processes), on the bench's database; returns once it listens."""
     from django.conf import settings
 
     from webhooks.signing_keys import new_signing_key
@@ -29,12 +29,10 @@ def start_web(port: int, **env_overrides: str) -> subprocess.Popen:
     # worker silently drops tasks another key signed.
     env = {**os.environ, "DEBUG": "false", "SECRET_KEY": settings.SECRET_KEY, "ALLOWED_HOSTS": "127.0.0.1",
            "STUDIO_SIGNING_KEY": new_signing_key(), "BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
-           "GUNICORN_THREADS": "8", "STATIC_ROOT": tempfile.mkdtemp(prefix="bench-static-"),
-           # Persistent connections, as docs/production.md recommends for production.
-           "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60"), **env_overrides}
+           "STATIC_ROOT": tempfile.mkdtemp(prefix="bench-static-"), **env_overrides}
     # Its errors go to a file beside the bench's scratch database, for when a figure looks wrong.
     log = open(os.path.join(tempfile.gettempdir(), f"bench-web-{port}.log"), "w")
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi",
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.asgi",
                                "--access-logfile", "/dev/null"], cwd=ROOT, env=env, stdout=log, stderr=log)
     log.close()
     # Ready when the studio itself answers, not when gunicorn's port listens: its workers load the

@@ -1,4 +1,4 @@
-"""Status endpoints under load on the production server (gunicorn, gunicorn.conf.py, DEBUG off).
+"""Status endpoints under load on the production server (gunicorn.conf.py: uvicorn workers, DEBUG off).
 
 REST retrieve (`GET /api/v1/generations/{id}/`) and the gateway's status (`GET /fal/…/status`) of
 a running job with logs, each polled by a closed-loop load generator (bench/loadgen.py) with an
@@ -45,7 +45,8 @@ def run(seconds: float = 5.0, concurrency: int = 32) -> list[Row]:
         if not result["requests"]:
             raise SystemExit(f"status bench: no request to {name} completed in {seconds:g} s; the server did not "
                              "answer in time (an overloaded machine?), so there is no ratio to report")
-    note = f"gunicorn gthread, {concurrency} connections, {seconds:g} s each in turns of {min(1.0, seconds):g} s"
+    note = (f"gunicorn + uvicorn workers, {concurrency} connections, {seconds:g} s each in turns of "
+            f"{min(1.0, seconds):g} s")
     rows = []
     for name, label in (("rest", "REST retrieve"), ("gateway", "gateway status")):
         result = results[name]

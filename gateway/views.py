@@ -11,25 +11,26 @@ import functools
 import json
 import math
 import re
-import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from core.jsonbody import JSONTooDeep, json_loads_bounded
 from core.netguard import UnsafeURL, check_webhook_url
+from core.streaming import event_stream_response
 from core.text import text_problem
 from core.throttle import user_rate_take
 from gateway.auth import VIA_PROXY, GatewayAuthError, gateway_caller
 from gateway.errors import fal_error, validation_error
-from gateway.peer import client_gone_check
 from generations import ltx, status_reads
+from generations.event_streams import change_events
+from generations.fair_share import waits_for_a_slot
 from generations.media_inputs import MEDIA_INPUTS
 from generations.media_links import absolute_url, url_base
 from generations.models import Generation, StreamSlot
@@ -37,13 +38,7 @@ from generations.payloads import app_of, result_response, status_body, submit_bo
 from generations.selectors import generation_get_for
 from generations.services.cancel import NotCancelable, generation_cancel
 from generations.services.create import OwnerSuspended, StorageUnavailable, generation_create
-from generations.services.streams import (
-    SLOT_SECONDS,
-    TooManyStreams,
-    stream_slot_release,
-    stream_slot_renew,
-    stream_slot_take,
-)
+from generations.services.streams import TooManyStreams, stream_slot_release, stream_slot_take
 from generations.services.uploads import (
     UploadAlreadyUsed,
     UploadNotStored,
@@ -55,13 +50,13 @@ from generations.services.uploads import (
     upload_token,
 )
 from generations.status_reads import StatusRow
+from generations.watch import Reading, marker_of
 from storage.quotas import QuotaExceeded
 from webhooks.signing_keys import studio_jwks
 
 REQUEST_ID_HEADER = "x-fal-request-id"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FILE_PATH = re.compile(r"^/fal/files/(?P<id>[0-9a-f-]{36})/")
-STREAM_POLL_SECONDS = 0.25
 UPLOAD_RETRY_SECONDS = 5
 
 
@@ -203,8 +198,9 @@ def status(request: HttpRequest, app: str, request_id: str, user: User, row: Sta
 
 @gateway_view("GET")
 def status_stream(request: HttpRequest, app: str, request_id: str, user: User) -> HttpResponseBase:
-    """Server-sent events until COMPLETED. Each open stream holds a server thread, so it takes one of
-    the user's STUDIO_MAX_STREAMS_PER_USER slots (429 with Retry-After when none is free)."""
+    """Server-sent events until COMPLETED. An open stream costs a coroutine of the web process, not a
+    thread, but the database still reads for it, so each takes one of the user's
+    STUDIO_MAX_STREAMS_PER_USER slots (429 with Retry-After when none is free)."""
     generation = _own_request(user, request_id)
     if generation is None:
         return _not_found(request_id)
@@ -214,71 +210,37 @@ def status_stream(request: HttpRequest, app: str, request_id: str, user: User) -
         response = fal_error(429, f"Too many open status streams: {exc}.", error_type="too_many_streams")
         response["Retry-After"] = str(exc.retry_after)
         return response
-    events = _status_events(generation.pk, user.pk, app=app_of(app), request=request, logs=_wants_logs(request),
+    events = _status_events(generation.pk, user.pk, app=app_of(app), base=url_base(request), logs=_wants_logs(request),
                             slot=slot)
-    stream = StreamingHttpResponse(_SlotHeldStream(events, slot), content_type="text/event-stream")
-    stream["Cache-Control"] = "no-cache"
-    stream["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
-    return stream
+    return event_stream_response(request, events, on_close=lambda: stream_slot_release(slot))
 
 
-class _SlotHeldStream:
-    """A stream's events, holding its slot until the server closes the response: when it ended, when
-    the client went away, or before it started (Django closes a response in every case)."""
-
-    def __init__(self, events: Generator[str, None, None], slot: StreamSlot) -> None:
-        self._events, self._slot = events, slot
-
-    def __iter__(self) -> Iterator[str]:
-        return self._events
-
-    def close(self) -> None:
-        self._events.close()
-        stream_slot_release(self._slot)
-
-
-def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, request: HttpRequest, logs: bool,
-                   slot: StreamSlot) -> Generator[str, None, None]:
-    """One `data:` event per change of the status object, a keep-alive comment when quiet, and the
-    end of the stream only after COMPLETED (fal's JS client resolves with the last event it saw) —
-    or after STUDIO_SSE_MAX_SECONDS, or as soon as the client is seen gone (peer.py), so that a
-    stream never holds a thread and a slot for nobody.
+def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, base: str, logs: bool,
+                   slot: StreamSlot) -> AsyncIterator[str]:
+    """fal's status object as events (generations/event_streams.py), ending only after COMPLETED:
+    fal's JS client resolves with the last event it saw.
 
     Each event's `logs` holds only the entries this stream has not sent yet: fal's JS client
     appends every streamed event's logs to what it already has (polling answers carry them all)."""
-    client_gone = client_gone_check(request)
-    last_body: dict | None = None
-    sent_logs: set[str] = set()
-    started = last_sent = last_renewed = time.monotonic()
-    while True:
+
+    def read() -> Reading | None:
         generation = Generation.objects.filter(pk=pk, owner_id=owner_id).first()
-        if generation is None:  # deleted meanwhile
-            return
-        body = status_body(generation, app=app, base=url_base(request), logs=logs)
-        if body != last_body:
-            event = body
-            if body.get("logs"):
-                keyed = [(json.dumps(entry, sort_keys=True), entry) for entry in body["logs"]]
-                event = {**body, "logs": [entry for key, entry in keyed if key not in sent_logs]}
-                sent_logs.update(key for key, _ in keyed)
-            yield f"data: {json.dumps(event)}\n\n"
-            last_body, last_sent = body, time.monotonic()
-        if body["status"] == "COMPLETED":
-            return
-        now = time.monotonic()
-        if now - started >= settings.STUDIO_SSE_MAX_SECONDS:
-            yield ": this stream reached its time limit (STUDIO_SSE_MAX_SECONDS); poll the status URL\n\n"
-            return
-        if now - last_renewed >= SLOT_SECONDS / 3:
-            if not stream_slot_renew(slot):  # expired while this process stalled: no longer counted
-                return
-            last_renewed = now
-        if now - last_sent >= settings.STUDIO_SSE_KEEPALIVE_SECONDS:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
-        time.sleep(STREAM_POLL_SECONDS)
-        if client_gone():
-            return
+        if generation is None:
+            return None
+        return Reading(marker_of(generation), status_body(generation, app=app, base=base, logs=logs),
+                       soon=waits_for_a_slot(generation))
+
+    sent_logs: set[str] = set()
+
+    def new_logs_only(body: dict[str, Any]) -> dict[str, Any]:
+        if not body.get("logs"):
+            return body
+        keyed = [(json.dumps(entry, sort_keys=True), entry) for entry in body["logs"]]
+        fresh = [entry for key, entry in keyed if key not in sent_logs]
+        sent_logs.update(key for key, _ in keyed)
+        return {**body, "logs": fresh}
+
+    return change_events(pk, read, slot=slot, ended=lambda body: body["status"] == "COMPLETED", shown=new_logs_only)
 
 
 @gateway_view("GET", reads_request=True)

@@ -48,9 +48,15 @@ def next_to_submit(now: datetime, limit: int) -> list[tuple[uuid.UUID, datetime 
     return list(_in_turn_order(due).values_list("pk", "next_poll_at")[:limit])
 
 
+def waits_for_a_slot(generation: Generation) -> bool:
+    """Whether `generation` waits for a slot under STUDIO_FAL_MAX_IN_FLIGHT: its place in the line
+    then changes as other jobs are sent, while its own row stays the same."""
+    return generation.status == Status.PENDING and in_flight_cap() is not None
+
+
 def slots_ahead(generation: Generation) -> int | None:
     """How many waiting jobs will be sent before this PENDING one while a cap is set (else None)."""
-    if in_flight_cap() is None or generation.status != Status.PENDING:
+    if not waits_for_a_slot(generation):
         return None
     order = list(_in_turn_order(Generation.objects.filter(status=Status.PENDING)).values_list("pk", flat=True))
     return order.index(generation.pk) if generation.pk in order else 0

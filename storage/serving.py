@@ -1,7 +1,8 @@
 """Serving stored objects to a user who was already allowed to see them.
 
 S3: a redirect to a short-lived presigned URL (S3 answers Range requests itself). Filesystem: a
-streamed response with single-range support so browsers can seek.
+streamed response with single-range support so browsers can seek, read a chunk at a time under
+either server (core/streaming.py), so a video never sits whole in memory.
 """
 from __future__ import annotations
 
@@ -11,16 +12,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal, cast
 
 from django.core.files.storage import default_storage
-from django.http import (
-    FileResponse,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBase,
-    HttpResponseRedirect,
-    StreamingHttpResponse,
-)
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.utils.http import content_disposition_header
 
+from core.streaming import streamed_response
 from storage.backend import is_filesystem
 from storage.models import StoredObject
 
@@ -46,13 +41,12 @@ def serve_object(request: HttpRequest, stored: StoredObject, *, file_name: str,
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
         return response
-    if byte_range is None:
-        response = FileResponse(open(path, "rb"), content_type=stored.content_type)
-    else:
-        start, end = byte_range
-        response = StreamingHttpResponse(_read(path, start, end), status=206, content_type=stored.content_type)
+    start, end = (0, size - 1) if byte_range is None else byte_range
+    response = streamed_response(request, _read(path, start, end), status=200 if byte_range is None else 206,
+                                 content_type=stored.content_type)
+    if byte_range is not None:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
-        response["Content-Length"] = str(end - start + 1)
+    response["Content-Length"] = str(end - start + 1)
     response["Accept-Ranges"] = "bytes"
     response["Content-Disposition"] = disposition
     response["Cache-Control"] = "private, max-age=0"

@@ -165,7 +165,7 @@ def running_gunicorn(env: dict[str, str], *args: str, **kwargs) -> Iterator[tupl
     port = free_port()
     kwargs.setdefault("stdout", subprocess.DEVNULL)
     kwargs.setdefault("stderr", subprocess.DEVNULL)
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.wsgi", *args],
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "studio.asgi", *args],
                               cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}"}, **kwargs)
     try:
         wait_for_port(port, server, timeout=30)
@@ -176,12 +176,19 @@ def running_gunicorn(env: dict[str, str], *args: str, **kwargs) -> Iterator[tupl
 
 @contextmanager
 def running_web(env: dict[str, str], **kwargs) -> Iterator[str]:
-    """The studio's web app (`manage.py runserver`, no reloader) as a process on a free port, listening;
-    yields its base URL."""
+    """The studio's web app as `make run` serves it (uvicorn, Procfile) as a process on a free port,
+    listening; yields its base URL."""
     port = free_port()
-    with running("runserver", "--noreload", f"127.0.0.1:{port}", env=env, **kwargs) as server:
+    kwargs.setdefault("stdout", subprocess.DEVNULL)
+    kwargs.setdefault("stderr", subprocess.DEVNULL)
+    command = [sys.executable, "-m", "uvicorn", "studio.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+               "--lifespan", "off"]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, **kwargs)
+    try:
         wait_for_port(port, server, timeout=60)
         yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(server)
 
 
 def kill_group(process: subprocess.Popen) -> None:

@@ -111,7 +111,7 @@ def test_gunicorn_serves_the_studio_in_production_mode(collected_static: Path, t
             assert http.get("/metrics").status_code == 403
     output = log.read_text()
     assert server.returncode == 0, output
-    assert "Using worker: gthread" in output
+    assert "Using worker: studio.asgi_worker.StudioWorker" in output
     assert f"Listening at: {url}" in output
     assert '"GET /livez HTTP/1.1" 200' in output  # the access log goes to stdout
 
@@ -169,20 +169,18 @@ def test_web_servers_sharing_redis_count_one_api_rate(collected_static: Path, us
 
 
 def test_gunicorn_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("BIND", "PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS"):
+    for name in ("BIND", "PORT", "WEB_CONCURRENCY"):
         monkeypatch.delenv(name, raising=False)
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert config["worker_class"] == "gthread"
+    assert config["worker_class"] == "studio.asgi_worker.StudioWorker"
     assert config["bind"] == "127.0.0.1:8000"
-    assert config["threads"] == 8
     assert 3 <= config["workers"] <= 8
     assert config["accesslog"] == "-"
 
     monkeypatch.setenv("PORT", "9001")
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
-    monkeypatch.setenv("GUNICORN_THREADS", "16")
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert (config["bind"], config["workers"], config["threads"]) == ("127.0.0.1:9001", 3, 16)
+    assert (config["bind"], config["workers"]) == ("127.0.0.1:9001", 3)
 
     monkeypatch.setenv("BIND", "0.0.0.0:7000")
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "0.0.0.0:7000"
@@ -239,7 +237,7 @@ def test_makefile_run_prod_turns_the_error_into_one_line() -> None:
     assert "-f Procfile.prod" in target
     assert "collectstatic" in target
     procfile = (ROOT / "Procfile.prod").read_text()
-    assert "web: gunicorn -c gunicorn.conf.py studio.wsgi" in procfile
+    assert "web: gunicorn -c gunicorn.conf.py studio.asgi" in procfile
     assert "worker: python manage.py workers" in procfile
 
 

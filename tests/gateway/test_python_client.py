@@ -356,8 +356,9 @@ def tls_studio(simulator_env, tmp_path_factory) -> Iterator[TlsStudio]:
     log = folder / "gunicorn.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "studio.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--certfile", str(files.cert), "--keyfile", str(files.key), "--workers", "2", "--threads", "8",
+            [sys.executable, "-m", "gunicorn", "studio.asgi:application", "--bind", f"127.0.0.1:{port}",
+             "--worker-class", "studio.asgi_worker.StudioWorker",
+             "--certfile", str(files.cert), "--keyfile", str(files.key), "--workers", "2",
              "--timeout", "60", "--access-logfile", "-"],
             cwd=ROOT, env=simulator_env, stdout=output, stderr=subprocess.STDOUT)
     studio = TlsStudio(port=port, files=files, log=log)

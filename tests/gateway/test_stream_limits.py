@@ -229,3 +229,37 @@ def test_a_closed_client_frees_its_slot_within_about_a_second(collected_static: 
 
         # then: the server notices and frees the slot within about a second, not at the next keep-alive
         wait_until(lambda: not StreamSlot.objects.exists(), timeout=2.5, interval=0.05)
+
+
+# --- renewing the slots of a process's open streams ---------------------------------------------------
+
+@pytest.mark.django_db
+def test_slots_are_renewed_together_and_the_gone_ones_named(user):
+    kept, gone = stream_slot_take(user), stream_slot_take(user)
+    StreamSlot.objects.filter(pk__in=[kept.pk, gone.pk]).update(expires_at=timezone.now())
+    gone.delete()
+    before = timezone.now()
+    assert streams_module.stream_slots_renew({kept.pk, gone.pk}) == {gone.pk}
+    assert StreamSlot.objects.get(pk=kept.pk).expires_at >= before + timedelta(seconds=streams_module.SLOT_SECONDS)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_process_renews_held_slots_and_marks_the_removed_one_lost(user, monkeypatch):
+    # given: a renewal every 0.1 s, and two held slots, one of which another process then removes
+    monkeypatch.setattr(streams_module, "SLOT_SECONDS", 0.3)
+    held = streams_module.SlotsHeld()
+    kept, gone = stream_slot_take(user), stream_slot_take(user)
+    held.hold(kept)
+    held.hold(gone)
+    first_expiry = StreamSlot.objects.get(pk=kept.pk).expires_at
+    StreamSlot.objects.filter(pk=gone.pk).delete()
+
+    # then: the removed one is lost (its stream ends), the kept one renewed and not lost
+    wait_until(lambda: held.lost(gone), timeout=10)
+    wait_until(lambda: StreamSlot.objects.get(pk=kept.pk).expires_at > first_expiry, timeout=10)
+    assert not held.lost(kept)
+
+    # and once nothing is held, the renewing thread ends
+    held.drop(kept)
+    held.drop(gone)
+    wait_until(lambda: held._thread is None, timeout=10)
