@@ -7,6 +7,7 @@ urlpatterns = [
     path("projects/<uuid:pk>/", views.ProjectDetailView.as_view(), name="api-project"),
     path("generations/", views.GenerationListView.as_view(), name="api-generations"),
     path("generations/<uuid:pk>/", views.GenerationDetailView.as_view(), name="api-generation"),
+    path("generations/<uuid:pk>/events/", views.GenerationEventsView.as_view(), name="api-generation-events"),
     path("generations/<uuid:pk>/cancel/", views.GenerationCancelView.as_view(), name="api-generation-cancel"),
     path("generations/<uuid:pk>/retry/", views.GenerationRetryView.as_view(), name="api-generation-retry"),
     path("generations/<uuid:pk>/report/", views.GenerationReportView.as_view(), name="api-generation-report"),

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -17,8 +17,10 @@ from rest_framework.views import APIView
 
 from accounts.keys import api_key_create, api_key_in, api_key_revoke
 from accounts.models import ApiKey
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, error
 from api.pagination import NewestFirst
+from api.prefer import MAX_WAIT_SECONDS, preferred_wait
+from api.renderers import EventStreamRenderer
 from api.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeySerializer,
@@ -35,9 +37,12 @@ from api.serializers import (
 )
 from api.throttling import ApiThrottle, CreateThrottle
 from core.requests import AuthenticatedRequest
+from core.streaming import event_stream_response
 from fal_protocol import catalog
 from generations import status_reads
 from generations.catalog_reads import catalog_model_json, catalog_models
+from generations.event_streams import change_events
+from generations.fair_share import waits_for_a_slot
 from generations.models import Generation, Project
 from generations.quotes import quote_for
 from generations.selectors import endpoint_state, generation_get_for, generation_list_for, generation_viewable_for
@@ -45,7 +50,9 @@ from generations.services.cancel import generation_cancel
 from generations.services.create import generation_create, generation_retry
 from generations.services.delete import generation_delete
 from generations.services.projects import project_create, project_delete, project_rename
+from generations.services.streams import TooManyStreams, stream_slot_release, stream_slot_take
 from generations.status_reads import generation_status_get_for, status_row_for_key
+from generations.watch import Reading, marker_of, wait_for_end
 from moderation.services import report_create
 from storage.quotas import usage_for
 
@@ -101,6 +108,23 @@ ERROR_EXAMPLE = OpenApiExample("Invalid field", response_only=True, status_codes
     "details": {"input.duration": "7 is not allowed; allowed values: 6, 8, 10 seconds"}})
 
 
+PREFER_WAIT = OpenApiParameter(
+    "Prefer", str, OpenApiParameter.HEADER,
+    description=f"`wait=N` (1 to {MAX_WAIT_SECONDS}; `wait` alone: {MAX_WAIT_SECONDS}): answer when the generation "
+                "is terminal or N seconds have passed, whichever comes first. The answer then has "
+                "`Preference-Applied: wait=N`.")
+
+
+def _answer_after_waiting(request: AuthenticatedRequest, pk: uuid.UUID, seconds: int,
+                          status_code: int = status.HTTP_200_OK) -> Response:
+    """The generation as it is once terminal or after `seconds` (Prefer: wait); 404 if it went."""
+    generation = wait_for_end(lambda: generation_status_get_for(request.user, pk), seconds)
+    if generation is None:
+        raise Http404
+    return Response(generation_payload(generation, request), status=status_code,
+                    headers={"Preference-Applied": f"wait={seconds}"})
+
+
 class GenerationListView(generics.ListAPIView):
     request: AuthenticatedRequest  # the API's default permission: IsAuthenticated
     serializer_class = GenerationSerializer
@@ -123,10 +147,12 @@ class GenerationListView(generics.ListAPIView):
 
     @extend_schema(request=GenerationCreateSerializer, examples=[CREATE_EXAMPLE, PORTRAIT_EXAMPLE, ERROR_EXAMPLE],
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                                description="replays return the original job; another body is 409")],
+                                                description="replays return the original job; another body is 409"),
+                               PREFER_WAIT],
                    responses={201: GenerationSerializer, 200: GenerationSerializer, **ERROR_RESPONSES},
                    summary="Create a generation (its price and bytes are reserved against your quota)")
     def post(self, request: AuthenticatedRequest) -> Response:
+        wait = preferred_wait(request)  # checked before anything is created
         body = GenerationCreateSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         generation, created = generation_create(
@@ -134,8 +160,10 @@ class GenerationListView(generics.ListAPIView):
             project=body.validated_data.get("project"),
             idempotency_key=request.headers.get("Idempotency-Key", "").strip() or None,
             webhook_url=body.validated_data.get("webhook_url", ""))
-        return Response(GenerationSerializer(generation, context={"request": request}).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        if wait is None:
+            return Response(GenerationSerializer(generation, context={"request": request}).data, status=status_code)
+        return _answer_after_waiting(request, generation.pk, wait, status_code)
 
 
 def _accepts_json_only(request: HttpRequest) -> bool:
@@ -161,7 +189,7 @@ class GenerationDetailView(APIView):
         method, a key that is not live, an id that is not the caller's, a throttled key, the
         browsable API), which DRF then answers as always."""
         raw = api_key_in(request)
-        if request.method != "GET" or not raw or not _accepts_json_only(request):
+        if request.method != "GET" or not raw or not _accepts_json_only(request) or "HTTP_PREFER" in request.META:
             return None
         key, row = status_row_for_key(raw, pk)
         if key is None or row is None or not ApiThrottle().allow_key(key):
@@ -171,8 +199,12 @@ class GenerationDetailView(APIView):
             response[name] = value
         return response
 
-    @extend_schema(responses={200: GenerationSerializer, **ERROR_RESPONSES}, summary="One of your generations")
+    @extend_schema(parameters=[PREFER_WAIT], responses={200: GenerationSerializer, **ERROR_RESPONSES},
+                   summary="One of your generations")
     def get(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
+        wait = preferred_wait(request)
+        if wait is not None:
+            return _answer_after_waiting(request, pk, wait)
         generation = generation_status_get_for(request.user, pk)
         if generation is None:
             raise Http404
@@ -183,6 +215,44 @@ class GenerationDetailView(APIView):
     def delete(self, request: AuthenticatedRequest, pk: uuid.UUID) -> Response:
         generation_delete(_own_generation(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GenerationEventsView(APIView):
+    # EventSource asks for text/event-stream: accepted, though errors are still answered as JSON.
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        return self._as_json(super().handle_exception(exc))
+
+    def _as_json(self, response: Response) -> Response:
+        self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return response
+
+    @extend_schema(responses={(200, "text/event-stream"): OpenApiResponse(
+                       description="One `data:` event per change, each the generation as GET returns it; a "
+                                   "`: keep-alive` comment when quiet. The stream ends after the event with a "
+                                   "terminal status (or after STUDIO_SSE_MAX_SECONDS)."),
+                       **{(code, JSONRenderer.media_type): answer for code, answer in ERROR_RESPONSES.items()}},
+                   summary="Follow one of your generations as server-sent events",
+                   description="Each open stream takes one of your STUDIO_MAX_STREAMS_PER_USER stream slots "
+                               "(429 with Retry-After when none is free).")
+    def get(self, request: AuthenticatedRequest, pk: uuid.UUID) -> HttpResponseBase:
+        generation = _own_generation(request, pk)
+        try:
+            slot = stream_slot_take(request.user)
+        except TooManyStreams as exc:
+            refusal = error(429, "too_many_streams", str(exc), headers={"Retry-After": str(exc.retry_after)})
+            return self._as_json(refusal)
+
+        def read() -> Reading | None:
+            current = generation_status_get_for(request.user, generation.pk)
+            if current is None:
+                return None
+            return Reading(marker_of(current), generation_payload(current, request), soon=waits_for_a_slot(current))
+
+        events = change_events(generation.pk, read, slot=slot,
+                               ended=lambda body: body["status"] in Generation.TERMINAL)
+        return event_stream_response(request._request, events, on_close=lambda: stream_slot_release(slot))
 
 
 class GenerationCancelView(APIView):
