@@ -170,18 +170,10 @@ class FalQueueClient:
     def status(self, status_url: str, *, logs: bool = True) -> FalStatus:
         response = self._send("GET", status_url, params={"logs": "1" if logs else "0"})
         body = _json(response)
-        status = body.get("status") if isinstance(body, dict) else None
-        if status not in STATUSES:
+        status = status_from(body)
+        if status is None:
             raise FalUnavailable(f"unexpected status body: {str(body)[:200]}", status_code=response.status_code)
-        metrics = body.get("metrics") or {}
-        return FalStatus(
-            status=status,
-            queue_position=_int_or_none(body.get("queue_position")),
-            logs=[entry for entry in (body.get("logs") or []) if isinstance(entry, dict)],
-            error=str(body.get("error") or ""),
-            error_type=str(body.get("error_type") or ""),
-            inference_time=metrics.get("inference_time") if isinstance(metrics, dict) else None,
-        )
+        return status
 
     def result(self, response_url: str) -> dict[str, Any]:
         """The model output of a COMPLETED request; a failed request raises FalRejected with fal's detail."""
@@ -265,6 +257,23 @@ class FalQueueClient:
         if response.is_success:
             return response
         raise _classify(response, ambiguous_after_send=ambiguous_after_send)
+
+
+def status_from(body: Any) -> FalStatus | None:
+    """fal's status object (a status answer, or one event of the status stream), or None when
+    `body` is not one."""
+    status = body.get("status") if isinstance(body, dict) else None
+    if status not in STATUSES:
+        return None
+    metrics = body.get("metrics") or {}
+    return FalStatus(
+        status=status,
+        queue_position=_int_or_none(body.get("queue_position")),
+        logs=[entry for entry in (body.get("logs") or []) if isinstance(entry, dict)],
+        error=str(body.get("error") or ""),
+        error_type=str(body.get("error_type") or ""),
+        inference_time=metrics.get("inference_time") if isinstance(metrics, dict) else None,
+    )
 
 
 def _classify(response: httpx.Response, *, ambiguous_after_send: bool) -> FalError:

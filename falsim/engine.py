@@ -126,6 +126,10 @@ class SimRequest:
     end_image: bytes | None = None
     store_io: bool = True  # False when sent with X-Fal-Store-IO: 0 (the listing shows no payloads)
     fallbacks_disabled: bool = False  # sent with x-fal-disable-fallbacks: true
+    # Bumped, and its streams woken, when what its status answer shows changes (its own state or,
+    # while queued, its place); `changed` shares the engine's lock (Engine.submit sets it).
+    version: int = 0
+    changed: threading.Condition | None = None
 
 
 def request_urls(req: SimRequest, base_url: str) -> dict:
@@ -193,7 +197,9 @@ class Engine:
     """The requests and their FIFO queue under one lock: submit, status, result, cancel, completion.
 
     Runners take requests with ``next_request`` and end them with ``finish``; status streams wait
-    with ``wait_for_change``. ``count`` adds to the simulator's call counters (``stats()``).
+    with ``wait_for_change`` on their own request, so a change wakes only the streams it concerns
+    (a thousand open streams are not all woken by every log line). ``count`` adds to the
+    simulator's call counters (``stats()``).
     """
 
     def __init__(self, stopping: threading.Event, injector: FaultInjector, files: FileStore,
@@ -204,7 +210,6 @@ class Engine:
         self._webhooks = webhooks
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # runners wait for queued requests
-        self._changed = threading.Condition(self._lock)  # status streams wait for changes
         self._requests: dict[str, SimRequest] = {}
         self._queue: collections.deque[str] = collections.deque()
         self._counts: collections.Counter[str] = collections.Counter()
@@ -297,11 +302,11 @@ class Engine:
             req.end_image_source, req.end_image = start_image(end_image_url, self._files)
         with self._lock:
             position = len(self._queue)
+            req.changed = threading.Condition(self._lock)
             self._requests[req.id] = req
             self._submits_by_input[payload_fingerprint(body)] += 1
             self._queue.append(req.id)
             self._work.notify()
-            self._changed.notify_all()
         payload = {"status": IN_QUEUE, "request_id": req.id, **request_urls(req, base_url), "queue_position": position}
         return 200, payload, req
 
@@ -350,24 +355,28 @@ class Engine:
             if req.status == IN_QUEUE:
                 self._queue.remove(req.id)
                 self._complete_locked(req, failure=cancel_failure())
+                self._queue_moved_locked()
             return 202, {"status": "CANCELLATION_REQUESTED"}
 
-    def wait_for_change(self, version: int, timeout: float) -> int:
-        """Block until state changes after ``version`` (or timeout); returns the new version."""
+    def wait_for_change(self, req: SimRequest, version: int, timeout: float) -> int:
+        """Block until ``req`` changes after ``version`` (or timeout); returns its new version."""
         with self._lock:
-            if self._counts["version"] == version and not self._stopping.is_set():
-                self._changed.wait(timeout)
-            return self._counts["version"]
+            if req.version == version and not self._stopping.is_set():
+                assert req.changed is not None  # set when it was submitted
+                req.changed.wait(timeout)
+            return req.version
 
-    def current_version(self) -> int:
+    def current_version(self, req: SimRequest) -> int:
         with self._lock:
-            return self._counts["version"]
+            return req.version
 
     def wake_all(self) -> None:
         """On stop: runners and status streams stop waiting."""
         with self._lock:
             self._work.notify_all()
-            self._changed.notify_all()
+            for req in self._requests.values():
+                if req.changed is not None:
+                    req.changed.notify_all()
 
     # -- runners' side --
 
@@ -385,7 +394,8 @@ class Engine:
                 req.status = IN_PROGRESS
                 req.started_at = time.time()
                 self._in_progress += 1
-                self._touch_locked()
+                self._touch_locked(req)
+                self._queue_moved_locked()
                 return req
 
     def finish(self, req: SimRequest, failure: Failure | None, video: dict | None = None) -> None:
@@ -398,7 +408,7 @@ class Engine:
     def log(self, req: SimRequest, message: str, level: str = "INFO") -> None:
         with self._lock:
             req.logs.append({"message": message, "level": level, "source": "USER", "timestamp": _iso_now()})
-            self._touch_locked()
+            self._touch_locked(req)
 
     def record_webhook(self, request_id: str, ok: bool, final: bool, error: str | None) -> None:
         with self._lock:
@@ -415,9 +425,16 @@ class Engine:
 
     # -- internals (lock held) --
 
-    def _touch_locked(self) -> None:
+    def _touch_locked(self, req: SimRequest) -> None:
         self._counts["version"] += 1
-        self._changed.notify_all()
+        req.version += 1
+        if req.changed is not None:
+            req.changed.notify_all()
+
+    def _queue_moved_locked(self) -> None:
+        """Every queued request's place changed (one ahead of it left the queue)."""
+        for request_id in self._queue:
+            self._touch_locked(self._requests[request_id])
 
     def _expire_if_overdue(self, req: SimRequest) -> bool:
         """Apply the client's start timeout to a request still queued."""
@@ -428,6 +445,7 @@ class Engine:
         except ValueError:
             pass
         self._complete_locked(req, failure=start_timeout_failure())
+        self._queue_moved_locked()
         return True
 
     def _complete_locked(self, req: SimRequest, *, failure: Failure | None = None) -> None:
@@ -444,7 +462,7 @@ class Engine:
         self._counts["completed"] += 1
         if req.forget_after:
             req.lost = True
-        self._touch_locked()
+        self._touch_locked(req)
         if req.webhook_url and not req.lost:
             output = request_output(req, req.base_url) if failure is None else None
             self._webhooks.enqueue(req.id, req.webhook_url, completion_body(req.id, failure, output))

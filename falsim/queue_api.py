@@ -209,7 +209,7 @@ def _status_stream(http: Handler, request_id: str) -> None:
                               ("Transfer-Encoding", "chunked"), ("x-fal-request-id", req.id)], content_length=-1)
     last_sent = None
     last_write = time.monotonic()
-    version = engine.current_version()
+    version = engine.current_version(req)
     while not sim.stopping.is_set():
         if engine.lookup(request_id) is None:
             break  # forgotten ("lost"): the stream just ends, as a crashed upstream would
@@ -224,5 +224,5 @@ def _status_stream(http: Handler, request_id: str) -> None:
             http.send_chunk(b": keepalive\n\n")
             last_write = time.monotonic()
             continue
-        version = engine.wait_for_change(version, remaining)
+        version = engine.wait_for_change(req, version, remaining)
     http.send_chunk(b"")

@@ -257,6 +257,14 @@ STUDIO_DRIVER_STORES = env_int("STUDIO_DRIVER_STORES", 4)
 # At most this many jobs at fal at once (submitting, queued or running; unset: no limit). When it
 # binds, the next job sent is the oldest of the user with the fewest jobs at fal (round-robin).
 STUDIO_FAL_MAX_IN_FLIGHT = env_int("STUDIO_FAL_MAX_IN_FLIGHT", 0) or None
+# Without fal's webhooks, the tracking chain can follow fal's status stream of up to this many jobs at
+# once (one connection each, on one event loop) and poll them only as a backstop; 0 (the default):
+# poll only. Off by default: in the burst bench the streams' event loop takes the chain process's
+# time from its submit lane (docs/benchmarks.md).
+STUDIO_FAL_STATUS_STREAMS = env_int("STUDIO_FAL_STATUS_STREAMS", 0)
+if STUDIO_FAL_STATUS_STREAMS < 0:
+    raise ImproperlyConfigured(f"STUDIO_FAL_STATUS_STREAMS must be 0 (poll only) or more, "
+                               f"got {STUDIO_FAL_STATUS_STREAMS}")
 if min(STUDIO_DRIVER_SUBMITS, STUDIO_DRIVER_STORES) < 1:
     raise ImproperlyConfigured("STUDIO_DRIVER_SUBMITS and STUDIO_DRIVER_STORES must be at least 1")
 if STUDIO_FAL_MAX_IN_FLIGHT is not None and STUDIO_FAL_MAX_IN_FLIGHT < 1:

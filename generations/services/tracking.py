@@ -5,8 +5,9 @@ has come: PENDING → a submit in the submit lane (in fair-share order, fair_sha
 at fal than STUDIO_FAL_MAX_IN_FLIGHT); STORING → a store in the store lane (lanes.py: bounded thread
 pools, so a burst is sent and stored concurrently, not one task at a time); SUBMITTING → resolve an
 abandoned or ambiguous submit (a task that may ask fal's request listing, ambiguous.py);
-QUEUED/RUNNING → poll fal's status (concurrently, one shared httpx client). A row that a running
-submit or store still claims (row_lease.py) is only looked at again when that claim would lapse.
+QUEUED/RUNNING → poll fal's status (concurrently, one shared httpx client), or follow its status
+stream (fal_streams.py, when STUDIO_FAL_STATUS_STREAMS allows). A row that a running submit or
+store still claims (row_lease.py) is only looked at again when that claim would lapse.
 While the studio is paused because fal refuses its account, the chain also probes fal now and then
 (provider.py). After HANDOFF_AFTER it enqueues its successor link and keeps going until that link
 takes over, well inside django-q2's task timeout.
@@ -37,6 +38,7 @@ from generations.fair_share import at_fal_count, in_flight_cap, next_to_submit
 from generations.models import Generation, GenerationAttempt
 from generations.queue import AMBIGUOUS_SUBMITS_TASK, STORE_TASK, TRACKER_TASK, enqueue, enqueue_on_commit
 from generations.selectors import provider_is_paused_automatically
+from generations.services import fal_streams
 from generations.services.attempts import attempt_record_failure
 from generations.services.lease import TRACKED, lease_claim, lease_release, next_token, tracking_has_work
 from generations.services.provider import provider_outage, provider_probe_if_due
@@ -89,6 +91,7 @@ def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
     try:
         return _track(token, started, run_seconds)
     finally:
+        fal_streams.stop()  # the jobs they followed are due at once, for the next link
         _record_finished_polls(wait=True)  # answers fal already gave are recorded, not asked again
 
 
@@ -97,7 +100,7 @@ def _track(token: str, started: float, run_seconds: float) -> str:
     handed_off = False
     next_probe_check = 0.0
     while True:
-        _tick()
+        _tick(streaming=fal_streams.streams_enabled())
         if time.monotonic() >= next_probe_check:
             if provider_is_paused_automatically():
                 provider_probe_if_due()
@@ -133,11 +136,15 @@ def tracker_tick() -> int:
     return handled
 
 
-def _tick() -> int:
-    """One pass of the chain: record the polls fal has answered since the last pass, hand due submits
-    and stores to the lanes, and send the due polls without waiting for their answers — so a slow
-    round trip to fal holds up neither the lanes nor the next pass."""
+def _tick(*, streaming: bool = False) -> int:
+    """One pass of the chain: record the polls fal has answered since the last pass (and with
+    `streaming`, what the status streams brought), hand due submits and stores to the lanes, and
+    send the due polls without waiting for their answers — so a slow round trip to fal holds up
+    neither the lanes nor the next pass. With `streaming`, due jobs are followed on their status
+    streams while there is room and no submits wait, and polled otherwise."""
     _record_finished_polls(wait=False)
+    if streaming:
+        _record(*fal_streams.news())
     now = timezone.now()
     polled_or_claimed = (Q(status__in=[Status.SUBMITTING, Status.QUEUED, Status.RUNNING])
                          | Q(status__in=[Status.PENDING, Status.STORING], lease_expires_at__gt=now))
@@ -162,6 +169,10 @@ def _tick() -> int:
     handed = _dispatch_submits(now) + _dispatch_stores(now)
     if to_resolve:
         _resolve_all(to_resolve)
+    # New streams wait while the submit lane is full: opening a thousand of them takes the process's
+    # time from sending the submits behind them (jobs meanwhile are polled, as without streams).
+    if to_poll and streaming and lanes.SUBMITS.free():
+        to_poll = fal_streams.follow_or_poll(to_poll)
     if to_poll:
         _send_polls(to_poll)
     return len(due) + handed
@@ -250,28 +261,34 @@ def _record_finished_polls(*, wait: bool) -> None:
         futures_wait([future for _, _, future in _polls.values()])
     finished = [pk for pk, (_, _, future) in _polls.items() if future.done()]
     rows = [(pk, _polls[pk][0], _polls[pk][1]) for pk in finished]
-    results = [_polls.pop(pk)[2].result() for pk in finished]
-    # HTTP ran in the pool; every database write is on the chain's thread, a transaction per chunk
+    _record(rows, [_polls.pop(pk)[2].result() for pk in finished])
+
+
+def _record(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus] | list[FalStatus | FalError]) -> None:
+    # HTTP ran elsewhere; every database write is on the chain's thread, a transaction per chunk
     # (so the one writer SQLite allows is not held for long).
     for chunk in range(0, len(rows), WRITE_CHUNK):
         with transaction.atomic():
             _record_polls(rows[chunk:chunk + WRITE_CHUNK], results[chunk:chunk + WRITE_CHUNK])
 
 
-def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus | FalError]) -> None:
-    quiet = []
+def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus] | list[FalStatus | FalError]
+                  ) -> None:
+    quiet: dict[bool, list[uuid.UUID]] = {True: [], False: []}
     for (pk, status, _), outcome in zip(rows, results, strict=True):
+        streamed = fal_streams.following(pk)
         if not isinstance(outcome, FalStatus):
             _poll_failed(pk, outcome)
         elif status == Status.RUNNING and _recorded.get(pk) == _fingerprint(outcome):
-            quiet.append(pk)
+            quiet[streamed].append(pk)
         else:
-            generation_apply_status(pk, outcome, current=status)
-    if quiet:
-        # Still running with the logs we recorded last time: only the next poll time changes.
-        # Compare-and-set on the status still, so a row a webhook just completed is left alone.
-        Generation.objects.filter(pk__in=quiet, status=Status.RUNNING).update(
-            next_poll_at=timezone.now() + running_interval())
+            generation_apply_status(pk, outcome, current=status, streamed=streamed)
+    for streamed, pks in quiet.items():
+        if pks:
+            # Still running with the logs we recorded last time: only the next poll time changes.
+            # Compare-and-set on the status still, so a row a webhook just completed is left alone.
+            Generation.objects.filter(pk__in=pks, status=Status.RUNNING).update(
+                next_poll_at=timezone.now() + running_interval(streamed=streamed))
 
 
 # What this process last recorded for each running job, to tell a poll that brings nothing new.
@@ -285,21 +302,29 @@ def _fingerprint(fal: FalStatus) -> tuple:
     return fal.status, len(fal.logs), logs[-1] if logs else None
 
 
-def running_interval() -> timedelta:
-    """How soon a running job is polled again: once a second, or rarely when fal's webhook will report."""
+def running_interval(*, streamed: bool = False) -> timedelta:
+    """How soon a running job is polled again: once a second, or rarely when fal's webhook or its
+    status stream will report."""
+    if streamed:
+        return fal_streams.STREAM_BACKSTOP
     return timedelta(seconds=WEBHOOK_BACKSTOP_INTERVAL if settings.STUDIO_FAL_WEBHOOKS else RUNNING_INTERVAL)
 
 
-def queued_interval(position: int) -> timedelta:
-    """How soon a queued job is polled again: the deeper in fal's queue, the later."""
+def queued_interval(position: int, *, streamed: bool = False) -> timedelta:
+    """How soon a queued job is polled again: the deeper in fal's queue, the later (rarely while its
+    status stream reports)."""
+    if streamed:
+        return fal_streams.STREAM_BACKSTOP
     return timedelta(seconds=min(RUNNING_INTERVAL + QUEUE_STEP_SECONDS * position, MAX_QUEUED_INTERVAL))
 
 
-def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str | None = None) -> bool:
+def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str | None = None,
+                            streamed: bool = False) -> bool:
     """Record fal's status for a QUEUED/RUNNING job; on COMPLETED move it to STORING and enqueue storing.
 
     Compare-and-set on our status, so a repeated or stale report changes nothing (returns False).
-    `current` is the status the caller last read (a hint that saves a query; any value is safe).
+    `current` is the status the caller last read (a hint that saves a query; any value is safe);
+    `streamed`: its status stream is followed, so it is polled again only as a backstop.
     """
     now = timezone.now()
     common = dict(fal_status=fal.status, logs=fal.logs[-KEEP_LOGS:])
@@ -312,7 +337,8 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str
             enqueue_on_commit(STORE_TASK, str(pk))
         return moved
     if fal.status == "IN_PROGRESS":
-        running = dict(was_running=True, queue_position=None, next_poll_at=now + running_interval(), **common)
+        running = dict(was_running=True, queue_position=None, next_poll_at=now + running_interval(streamed=streamed),
+                       **common)
         written = ((current != Status.RUNNING
                     and transition(pk, from_=[Status.QUEUED], to=Status.RUNNING, started_at=now, **running))
                    or update_while(pk, [Status.RUNNING], **running))
@@ -323,7 +349,7 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str
         return written
     position = fal.queue_position or 0
     return update_while(pk, [Status.QUEUED, Status.RUNNING], queue_position=position,
-                        next_poll_at=now + queued_interval(position), **common)
+                        next_poll_at=now + queued_interval(position, streamed=streamed), **common)
 
 
 def _poll_failed(pk: uuid.UUID, error: FalError) -> None:
