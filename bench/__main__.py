@@ -20,8 +20,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--copy-mb", type=int, default=1024, help="size of the copied file (default 1 GB)")
     parser.add_argument("--no-webhooks", action="store_true", help="measure tracking by polling only")
+    parser.add_argument("--streams", type=int, default=1000,
+                        help="status streams open on one web process (default 1000)")
     parser.add_argument("--status-seconds", type=float, default=5.0, help="load per status endpoint (default 5 s)")
-    parser.add_argument("--only", choices=["tracking", "burst", "copy", "status"], help="run one benchmark only")
+    parser.add_argument("--only", choices=["tracking", "burst", "fair-share", "copy", "status", "streams"],
+                        help="run one benchmark only")
     parser.add_argument("--report", default=str(ROOT / "bench-report.json"), help="where to write the JSON report")
     args = parser.parse_args()
 
@@ -41,7 +44,7 @@ def main() -> None:
     logging.getLogger("django-q").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0)
     _write_ahead_log()
-    from bench import copy, status, tracking
+    from bench import copy, fair_share, status, streams, tracking
 
     rows = []
     if args.only in (None, "tracking", "burst"):
@@ -49,10 +52,14 @@ def main() -> None:
                                                                               ("polling", "webhook", "burst"))
         rows += tracking.run(args.jobs, args.run_seconds, args.run_seconds_max, args.workers,
                              webhooks=not args.no_webhooks, modes=modes)
+    if args.only in (None, "fair-share"):
+        rows += fair_share.run(args.workers, args.run_seconds)
     if args.only in (None, "copy"):
         rows += copy.run(args.copy_mb)
     if args.only in (None, "status"):
         rows += status.run(args.status_seconds)
+    if args.only in (None, "streams"):
+        rows += streams.run(args.streams, args.status_seconds)
     write(rows, Path(args.report))
 
 

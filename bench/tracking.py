@@ -112,7 +112,7 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
            latency: float = 0.0) -> dict:
     """`count` jobs created at once through fresh processes; returns the phase's figures."""
     with ExitStack() as stack:
-        sim_url = stack.enter_context(_simulator(count, run_seconds, run_seconds_max, latency))
+        sim_url = stack.enter_context(simulator(count, run_seconds, run_seconds_max, latency))
         env = {**os.environ, "FAL_QUEUE_URL": sim_url, "FAL_KEY": KEY, "Q_WORKERS": str(workers),
                "STUDIO_LOG_LEVEL": "WARNING", "STUDIO_FAL_WEBHOOKS": "false"}
         env.update(FAL_REST_URL=sim_url, FAL_API_URL=sim_url)
@@ -130,7 +130,7 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(stop, cluster)
         pids.append(cluster.pid)
-        _wait_for_cluster(cluster.pid, workers)
+        wait_for_cluster(cluster.pid, workers)
         cpu_before = sum(tree_cpu_seconds(pid) for pid in pids)
         figures = _measure(f"bench-{mode}-{count}", count)
         figures["cpu_per_job"] = (sum(tree_cpu_seconds(pid) for pid in pids) - cpu_before) / count
@@ -139,7 +139,7 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
 
 
 @contextmanager
-def _simulator(count: int, run_seconds: float, run_seconds_max: float | None, latency: float) -> Iterator[str]:
+def simulator(count: int, run_seconds: float, run_seconds_max: float | None, latency: float) -> Iterator[str]:
     """The simulator in its own process (so its CPU is not the studio's), in bench mode; every queue call
     waits `latency` seconds first."""
     port = free_port()
@@ -173,7 +173,7 @@ def _get_json(url: str) -> Any:
         return json.load(answer)
 
 
-def _wait_for_cluster(pid: int, workers: int) -> None:
+def wait_for_cluster(pid: int, workers: int) -> None:
     """Until the cluster has forked its workers (so startup is not counted as submit time)."""
     deadline = time.monotonic() + 20
     while len(_tree(pid)) < workers + 2 and time.monotonic() < deadline:
