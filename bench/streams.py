@@ -195,17 +195,19 @@ def _worker_pid(master: int) -> int:
 
 
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise SystemExit(f"no VmRSS for process {pid}")
+    return _proc_status(pid, "VmRSS") / 1024  # kB
 
 
 def _threads(pid: int) -> int:
+    return _proc_status(pid, "Threads")
+
+
+def _proc_status(pid: int, field: str) -> int:
+    """A number from /proc/<pid>/status (its first word after `field:`)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    return 0
+    raise SystemExit(f"no {field} for process {pid}")
 
 
 def _p95(url: str, key: str, seconds: float) -> float:
