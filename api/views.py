@@ -244,13 +244,13 @@ class GenerationEventsView(APIView):
             refusal = error(429, "too_many_streams", str(exc), headers={"Retry-After": str(exc.retry_after)})
             return self._as_json(refusal)
 
-        def read() -> Reading | None:
-            current = generation_status_get_for(request.user, generation.pk)
+        def read(pk: uuid.UUID) -> Reading | None:
+            current = generation_status_get_for(request.user, pk)
             if current is None:
                 return None
             return Reading(marker_of(current), generation_payload(current, request), soon=waits_for_a_slot(current))
 
-        events = change_events(generation.pk, read, slot=slot,
+        events = change_events([generation.pk], read, slot=slot,
                                ended=lambda body: body["status"] in Generation.TERMINAL)
         return event_stream_response(request._request, events, on_close=lambda: stream_slot_release(slot))
 

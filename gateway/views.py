@@ -223,7 +223,7 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, base: str, logs: b
     Each event's `logs` holds only the entries this stream has not sent yet: fal's JS client
     appends every streamed event's logs to what it already has (polling answers carry them all)."""
 
-    def read() -> Reading | None:
+    def read(pk: uuid.UUID) -> Reading | None:
         generation = Generation.objects.filter(pk=pk, owner_id=owner_id).first()
         if generation is None:
             return None
@@ -240,7 +240,7 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, base: str, logs: b
         sent_logs.update(key for key, _ in keyed)
         return {**body, "logs": fresh}
 
-    return change_events(pk, read, slot=slot, ended=lambda body: body["status"] == "COMPLETED", shown=new_logs_only)
+    return change_events([pk], read, slot=slot, ended=lambda body: body["status"] == "COMPLETED", shown=new_logs_only)
 
 
 @gateway_view("GET", reads_request=True)

@@ -1,11 +1,12 @@
-"""Server-sent events about one generation: the gateway's `…/status/stream` and the REST API's
-`/api/v1/generations/{id}/events/` share this loop and differ only in the body they send.
+"""Server-sent events about generations: the gateway's `…/status/stream`, the REST API's
+`/api/v1/generations/{id}/events/` and the web pages' live status (web/live.py) share this loop and
+differ only in the body they send and how many jobs one stream follows.
 
-An event is sent each time the body changes, a keep-alive comment when nothing did for
-STUDIO_SSE_KEEPALIVE_SECONDS, and the stream ends after the body that `ended` accepts, after
-STUDIO_SSE_MAX_SECONDS, or when the generation is gone. The stream holds one of its user's stream
-slots (services/streams.py), renewed with the process's others while it runs; the caller releases it
-when the server closes the response. Waiting costs a coroutine (watch.py), not a thread, and a quiet
+An event is sent each time a body changes, a keep-alive comment when nothing did for
+STUDIO_SSE_KEEPALIVE_SECONDS. A generation is followed until `ended` accepts its body or it is gone,
+and the stream ends when none is left, or after STUDIO_SSE_MAX_SECONDS. The stream holds one of its
+user's stream slots (services/streams.py), renewed with the process's others while it runs; the
+caller releases it when the server closes the response. Waiting costs a coroutine (watch.py), not a thread, and a quiet
 stream reads nothing.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from django.conf import settings
@@ -26,25 +27,36 @@ from generations.watch import Reading, watched
 Body = dict[str, Any]
 
 
-async def change_events(pk: uuid.UUID, read: Callable[[], Reading | None], *, slot: StreamSlot,
-                        ended: Callable[[Body], bool],
+async def change_events(pks: Iterable[uuid.UUID], read: Callable[[uuid.UUID], Reading | None], *,
+                        slot: StreamSlot, ended: Callable[[Body], bool],
                         shown: Callable[[Body], Body] = lambda body: body) -> AsyncIterator[str]:
-    """`data:` events of `read()`'s body for generation `pk` (as `shown` presents each one) until
-    `ended(body)` — see the module docstring."""
-    last_body: Body | None = None
+    """`data:` events of `read(pk)`'s body for each generation of `pks` (as `shown` presents each
+    one), following a row until `ended(body)` or it is gone, and the others still — see the module
+    docstring. One stream can follow a whole page of jobs (the gallery's cards)."""
+    following = list(dict.fromkeys(pks))
+    last_bodies: dict[uuid.UUID, Body] = {}
     started = last_sent = last_renewed = time.monotonic()
     # Stepped in a thread of its own (WSGI), a stream renews its own slot; else the process renews them all.
     renews_itself = blocking_allowed()
     if not renews_itself:
         slots_held.hold(slot)
+
+    def read_following() -> dict[uuid.UUID, Reading]:
+        return {pk: reading for pk in following if (reading := read(pk)) is not None}
+
     try:
-        async for body in watched(pk, read, every=min(settings.STUDIO_SSE_KEEPALIVE_SECONDS, SLOT_SECONDS / 3)):
-            if not isinstance(body, dict):  # the generation is gone
-                return
-            if body != last_body:
-                yield f"data: {json.dumps(shown(body))}\n\n"
-                last_body, last_sent = body, time.monotonic()
-            if ended(body):
+        async for bodies in watched(read_following, every=min(settings.STUDIO_SSE_KEEPALIVE_SECONDS, SLOT_SECONDS / 3)):
+            for pk in list(following):
+                body = bodies.get(pk)
+                if not isinstance(body, dict):  # the generation is gone
+                    following.remove(pk)
+                    continue
+                if body != last_bodies.get(pk):
+                    yield f"data: {json.dumps(shown(body))}\n\n"
+                    last_bodies[pk], last_sent = body, time.monotonic()
+                if ended(body):
+                    following.remove(pk)
+            if not following:
                 return
             now = time.monotonic()
             if now - started >= settings.STUDIO_SSE_MAX_SECONDS:

@@ -1,11 +1,11 @@
 """Waiting for a generation to change, for many waiters at the price of one query.
 
-Status streams, the REST API's event stream and `Prefer: wait` all wait for "this job changed".
-Each web process runs one watcher thread: while anyone waits, it reads the change marker of every
-watched row in one query per WATCH_SECONDS and wakes the waiters whose row moved (or vanished).
-It works the same on SQLite and PostgreSQL and across any number of web and worker processes,
-since the database is the only thing they share. The thread ends when nobody has waited for a
-while, closing its connection.
+Status streams, the REST API's event stream, the live pages and `Prefer: wait` all wait for "this
+job changed" (a gallery page's stream: any of its jobs). Each web process runs one watcher thread:
+while anyone waits, it reads the change marker of every watched row in one query per WATCH_SECONDS
+and wakes the waiters whose row moved (or vanished). It works the same on SQLite and PostgreSQL and
+across any number of web and worker processes, since the database is the only thing they share. The
+thread ends when nobody has waited for a while, closing its connection.
 
 A marker is what every change of a row touches: `updated_at` (each status transition and every
 poll that brings news sets it) and the moderation flag (hiding sets no timestamp).
@@ -17,7 +17,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -65,19 +65,21 @@ class ChangeWatch:
         self._waiters: dict[uuid.UUID, set[_Waiter]] = {}
         self._thread: threading.Thread | None = None
 
-    async def changed(self, pk: uuid.UUID, marker: Hashable, within: float) -> bool:
-        """Wait until row `pk` no longer has `marker` (True) or `within` seconds pass (False)."""
+    async def changed(self, markers: Mapping[uuid.UUID, Hashable], within: float) -> bool:
+        """Wait until any row of `markers` no longer has its marker (True) or `within` seconds pass (False)."""
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(marker, loop, loop.create_future())
-        self._add(pk, waiter)
+        future = loop.create_future()
+        waiters = {pk: _Waiter(marker, loop, future) for pk, marker in markers.items()}
+        for pk, waiter in waiters.items():
+            self._add(pk, waiter)
         try:
-            assert waiter.future is not None
-            await asyncio.wait_for(waiter.future, within)
+            await asyncio.wait_for(future, within)
             return True
         except TimeoutError:
             return False
         finally:
-            self._remove(pk, waiter)
+            for pk, waiter in waiters.items():
+                self._remove(pk, waiter)
 
     def changed_sync(self, pk: uuid.UUID, marker: Hashable, within: float) -> bool:
         """The blocking form of `changed`, for sync views."""
@@ -153,24 +155,27 @@ class Reading(NamedTuple):
     soon: bool = False
 
 
-async def watched(pk: uuid.UUID, read: Callable[[], Reading | None], *, every: float) -> AsyncIterator[object]:
-    """`read()`'s value now, then again each time row `pk` changes (at least every SOON_SECONDS
-    while the reading says `soon`), and the last value once more whenever `every` seconds pass
-    without a change (for the caller's keep-alives); None once `read` finds nothing, then the end.
+async def watched(read: Callable[[], Mapping[uuid.UUID, Reading]], *,
+                  every: float) -> AsyncIterator[dict[uuid.UUID, object]]:
+    """`read()`'s values by row now, then again each time one of its rows changes (at least every
+    SOON_SECONDS while a reading says `soon`), and the last values once more whenever `every` seconds
+    pass without a change (for the caller's keep-alives); the end once `read` finds no row. A row
+    missing from a reading is gone; which rows `read` reads is up to it, and may shrink between turns.
 
     `read` runs on the database pool (core.streaming), so waiting costs a coroutine, not a thread,
-    and a quiet row is not read again."""
-    reading = await in_db_thread(read)
-    while reading is not None:
-        yield reading.value
+    and quiet rows are not read again."""
+    readings = await in_db_thread(read)
+    while readings:
+        yield {pk: reading.value for pk, reading in readings.items()}
+        soon = any(reading.soon for reading in readings.values())
         if blocking_allowed():  # stepped in a thread of its own under WSGI, with no loop to wait on
             time.sleep(WATCH_SECONDS)  # noqa: ASYNC251
             changed = True
         else:
-            changed = await watch.changed(pk, reading.marker, min(every, SOON_SECONDS) if reading.soon else every)
-        if changed or reading.soon:
-            reading = await in_db_thread(read)
-    yield None
+            markers = {pk: reading.marker for pk, reading in readings.items()}
+            changed = await watch.changed(markers, min(every, SOON_SECONDS) if soon else every)
+        if changed or soon:
+            readings = await in_db_thread(read)
 
 
 def wait_for_end(read: Callable[[], Generation | None], seconds: float) -> Generation | None:

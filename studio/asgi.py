@@ -20,8 +20,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 django_application = get_asgi_application()
 
-# The gateway's `…/requests/{id}/status/stream` and the REST API's `/api/v1/generations/{id}/events/`.
-STREAM_PATH = re.compile(r"^/fal/.+/requests/[^/]+/status/stream$|^/api/v1/generations/[^/]+/events/$")
+# The gateway's `…/requests/{id}/status/stream`, the REST API's `/api/v1/generations/{id}/events/`
+# and the web pages' `/generations/{id}/events` and `/generations/events` (web/live.py).
+STREAM_PATH = re.compile(r"^/fal/.+/requests/[^/]+/status/stream$|^/api/v1/generations/[^/]+/events/$"
+                         r"|^/generations/([^/]+/)?events$")
 _stream_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-streams")
 
 

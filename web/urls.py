@@ -1,6 +1,6 @@
 from django.urls import path
 
-from web import views
+from web import live, views
 
 app_name = "generations"
 urlpatterns = [
@@ -13,6 +13,8 @@ urlpatterns = [
     path("projects/<uuid:pk>/delete", views.project_delete_view, name="project-delete"),
     path("generations/<uuid:pk>/", views.generation_detail, name="detail"),
     path("generations/<uuid:pk>/status", views.generation_status, name="status"),
+    path("generations/<uuid:pk>/events", live.generation_events, name="events"),
+    path("generations/events", live.card_events, name="card-events"),
     path("generations/<uuid:pk>/cancel", views.generation_cancel_view, name="cancel"),
     path("generations/<uuid:pk>/rerun", views.generation_rerun_view, name="rerun"),
     path("generations/<uuid:pk>/delete", views.generation_delete_view, name="delete"),

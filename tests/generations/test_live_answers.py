@@ -132,13 +132,14 @@ def test_a_wait_ends_when_the_job_ends_not_when_the_time_runs_out(api, user, tas
 
 @pytest.mark.django_db(transaction=True)
 def test_the_watch_wakes_a_waiter_on_a_change_and_lets_a_quiet_one_time_out(user):
-    generation = running_job(user)
-    marker = marker_of(generation)
+    # given: two running jobs; a waiter watches both, and only the second will change
+    other, generation = running_job(user), running_job(user)
+    markers = {other.pk: marker_of(other), generation.pk: marker_of(generation)}
 
     async def scenario() -> tuple[bool, bool]:
-        quiet = await watch.changed(generation.pk, marker, 0.6)
+        quiet = await watch.changed(markers, 0.6)
         changer = asyncio.get_running_loop().run_in_executor(None, _finish_and_close, generation.pk)
-        woken = await watch.changed(generation.pk, marker, 30)
+        woken = await watch.changed(markers, 30)
         await changer
         return quiet, woken
 

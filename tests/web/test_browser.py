@@ -73,7 +73,10 @@ def test_generate_watch_play_seek_download_delete(studio, page: Page, user):
     generation = Generation.objects.get(pk=url.rstrip("/").rsplit("/", 1)[1])
     assert generation.project.name == "Trailer"
 
-    # Live updates: the status text changes while the page (and its URL) stays the same.
+    # Live updates: the status text changes while the page (and its URL) stays the same, over the
+    # page's event stream, without polling the status URL.
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
     page.evaluate("window.__sameDocument = true")
     status = page.locator("#status")
     seen = [status.text_content().strip()]
@@ -85,6 +88,7 @@ def test_generate_watch_play_seek_download_delete(studio, page: Page, user):
         seen.append(page.locator("#queue-position").inner_text())
         shoot(page, "detail-queued")
     assert seen[0] != seen[1], seen
+    assert not [url for url in asked if url.endswith("/status")], asked
 
     # Finished: the page shows the player (after its one reload) and plays the stored MP4 with seeking.
     video = page.locator("video#player")
@@ -127,6 +131,35 @@ def test_generate_watch_play_seek_download_delete(studio, page: Page, user):
     page.get_by_role("button", name="Create key").click()
     expect(page.locator("#new-key-value")).to_contain_text("ltx_")
     shoot(page, "api-keys")
+
+
+def test_the_gallery_cards_follow_their_jobs_without_a_reload(studio, page: Page, user):
+    # given: two jobs on the simulator's single runner (2 s each), so the second waits in its queue
+    page.set_default_timeout(WAIT_MS)
+    sign_in(page, studio)
+    first, _ = generation_create(owner=user, model="t2v", input={"prompt": "A heron lifts off the water"})
+    second, _ = generation_create(owner=user, model="t2v", input={"prompt": "Rain on a tin roof at night"})
+
+    # when: the gallery is open while they run
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(f"{studio}/")
+    page.evaluate("window.__sameDocument = true")
+    cards = [page.locator(f'article.card[data-generation="{g.pk}"]') for g in (first, second)]
+    for card in cards:
+        expect(card).to_have_attribute("data-live", "")
+
+    # then: each card turns into the finished video's card, poster and all, in the same document
+    for card in cards:
+        expect(card.locator("img")).to_be_visible(timeout=60_000)
+        expect(card.locator(".status")).to_have_text("Succeeded")
+        expect(card).not_to_have_attribute("data-live", "")
+    assert page.evaluate("window.__sameDocument === true")
+    assert page.evaluate("document.querySelector('article.card img').naturalWidth") > 0
+    streams = [url for url in asked if "/generations/events?" in url]
+    assert streams and str(first.pk) in streams[0] and str(second.pk) in streams[0], asked  # one for both
+    assert len([url for url in asked if url.rstrip("/") == studio]) == 1, asked  # the page loaded once
+    shoot(page, "videos-live")
 
 
 def test_image_to_video_with_a_previewed_upload(studio, page: Page, user, tmp_path):
