@@ -82,10 +82,15 @@ def run(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: i
 
 
 def _burst(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: int, note: str) -> list[Row]:
-    """The polling phase again with fal where it really is: every upstream call 80 ms away."""
-    note = f"{note}, upstream latency {BURST_LATENCY * 1000:g} ms, no webhooks"
-    baseline = _phase("polling", 1, run_seconds, None, workers, latency=BURST_LATENCY)
-    measured = _phase("polling", jobs, run_seconds, run_seconds_max, workers, latency=BURST_LATENCY)
+    """The polling phase again with fal where it really is (every upstream call 80 ms away), under
+    `manage.py workers` as `make run` runs it: the cluster, and the status stream follower beside it
+    unless STUDIO_FAL_STATUS_STREAMS=0 says poll only."""
+    streams = int(os.environ.get("STUDIO_FAL_STATUS_STREAMS", "1000"))
+    following = f"status streams followed (up to {streams})" if streams else "polling only"
+    note = f"{note}, upstream latency {BURST_LATENCY * 1000:g} ms, no webhooks, {following}"
+    baseline = _phase("polling", 1, run_seconds, None, workers, latency=BURST_LATENCY, command="workers")
+    measured = _phase("polling", jobs, run_seconds, run_seconds_max, workers, latency=BURST_LATENCY,
+                      command="workers")
     print(f"burst ({BURST_LATENCY * 1000:g} ms away): {jobs} jobs, submit p95 {measured['submit_p95']:.2f} s, "
           f"lag p95 {measured['lag_p95']:.2f} s, store p95 {measured['store_p95']:.2f} s, "
           f"{measured['status_calls_per_job_second']:.2f} status calls per job-second; "
@@ -109,8 +114,9 @@ BURST_LATENCY = 0.08
 
 
 def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | None, workers: int, *,
-           latency: float = 0.0) -> dict:
-    """`count` jobs created at once through fresh processes; returns the phase's figures."""
+           latency: float = 0.0, command: str = "qcluster") -> dict:
+    """`count` jobs created at once through fresh processes (the cluster run by `manage.py command`);
+    returns the phase's figures."""
     with ExitStack() as stack:
         sim_url = stack.enter_context(simulator(count, run_seconds, run_seconds_max, latency))
         env = {**os.environ, "FAL_QUEUE_URL": sim_url, "FAL_KEY": KEY, "Q_WORKERS": str(workers),
@@ -126,11 +132,11 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
                                      if key.startswith("FAL_") or key in hooks})
             stack.callback(stop, web)
             pids.append(web.pid)
-        cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
+        cluster = subprocess.Popen([sys.executable, "manage.py", command], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(stop, cluster)
         pids.append(cluster.pid)
-        wait_for_cluster(cluster.pid, workers)
+        wait_for_cluster(cluster.pid, workers + (3 if command == "workers" else 0))  # the supervisor, its helpers
         cpu_before = sum(tree_cpu_seconds(pid) for pid in pids)
         figures = _measure(f"bench-{mode}-{count}", count)
         figures["cpu_per_job"] = (sum(tree_cpu_seconds(pid) for pid in pids) - cpu_before) / count

@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -136,11 +136,16 @@ def queue_stalled(*, since: datetime, stall_after: timedelta) -> str | None:
 
 
 class Supervisor:
+    """Runs the cluster, and beside it each of `helpers` (a `manage.py` command's arguments: a process
+    that works on its own, such as the status stream follower), restarting a helper that exits."""
+
     def __init__(self, *, stall_after: timedelta, check_every: float = 5.0,
-                 on_check: Callable[[], object] | None = None) -> None:
+                 on_check: Callable[[], object] | None = None, helpers: Sequence[Sequence[str]] = ()) -> None:
         self.stall_after = stall_after
         self.check_every = check_every
         self.on_check = on_check
+        self.helper_commands = [list(command) for command in helpers]
+        self.helpers: list[subprocess.Popen[bytes]] = []
         self.cluster: subprocess.Popen[bytes] | None = None
         self.started_at = timezone.now()
         self.restarts = 0
@@ -151,6 +156,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self._start()
+        self.helpers = [self._start_helper(command) for command in self.helper_commands]
         next_check = time.monotonic() + self.check_every
         try:
             while not self._stopping:
@@ -164,6 +170,7 @@ class Supervisor:
                     self._kill()
                     self.restarts += 1
                     self._start()
+                self._restart_dead_helpers()
                 if due:
                     self._call_on_check()
                     next_check = time.monotonic() + self.check_every
@@ -209,6 +216,17 @@ class Supervisor:
         self.started_at = timezone.now()
         self._readers = set()
 
+    def _start_helper(self, command: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "manage.py", *command], cwd=ROOT,
+                                preexec_fn=die_with_parent(signal.SIGTERM))
+
+    def _restart_dead_helpers(self) -> None:
+        for index, helper in enumerate(self.helpers):
+            if helper.poll() is not None:
+                log.error("restarting `manage.py %s`: it exited with %s", " ".join(self.helper_commands[index]),
+                          helper.returncode)
+                self.helpers[index] = self._start_helper(self.helper_commands[index])
+
     def _kill(self) -> None:
         assert self.cluster is not None, "the cluster has not started"
         try:
@@ -220,7 +238,14 @@ class Supervisor:
     def _terminate(self) -> None:
         """Stop the cluster the way qcluster expects (SIGTERM), but within STOP_GRACE: process
         managers (honcho, systemd) SIGKILL us soon after their SIGTERM, and every task is safe to
-        cut short. Then kill whatever is left of its group."""
+        cut short. Then kill whatever is left of its group. The helpers likewise."""
+        for helper in self.helpers:
+            helper.terminate()
+        for helper in self.helpers:
+            try:
+                helper.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                helper.kill()
         if self.cluster is None:
             return
         try:

@@ -138,9 +138,12 @@ DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
                                               conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several worker processes share the file: wait for locks instead of failing at once, and let
-    # tests that spawn processes use a file-backed test database (in-memory ones are per process).
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # Several processes share the file (web, workers, their helpers): wait for locks instead of failing
+    # at once; write-ahead logging, so readers never block the one writer (synchronous=NORMAL is
+    # SQLite's advice for WAL: a crash of the process loses nothing); and let tests that spawn
+    # processes use a file-backed test database (in-memory ones are per process).
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                                       "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
 # --- REST API -------------------------------------------------------------------------------
@@ -250,18 +253,19 @@ STUDIO_MAX_SUBMIT_ATTEMPTS = env_int("STUDIO_MAX_SUBMIT_ATTEMPTS", 5)
 # Off by default: they are the users' data. With it on, fal's request listing can match an ambiguous
 # submit by its exact payload; with it off only by its send time (see generations/services/ambiguous.py).
 STUDIO_FAL_STORE_IO = env_bool("STUDIO_FAL_STORE_IO", False)
-# The tracking chain runs submits and stores in bounded lanes beside its polls (generations/lanes.py):
-# this many of each at once per worker process. Each lane thread holds a database connection while it works.
+# Submits run in a bounded lane of the tracking chain, stores in one of the store driver's (its own
+# process under `manage.py workers`; the chain's when none runs): this many of each at once per
+# process (generations/lanes.py). Each lane thread holds a database connection while it works; a store
+# spools its copy to a temporary file, so memory stays a chunk per store.
 STUDIO_DRIVER_SUBMITS = env_int("STUDIO_DRIVER_SUBMITS", 16)
-STUDIO_DRIVER_STORES = env_int("STUDIO_DRIVER_STORES", 4)
+STUDIO_DRIVER_STORES = env_int("STUDIO_DRIVER_STORES", 16)
 # At most this many jobs at fal at once (submitting, queued or running; unset: no limit). When it
 # binds, the next job sent is the oldest of the user with the fewest jobs at fal (round-robin).
 STUDIO_FAL_MAX_IN_FLIGHT = env_int("STUDIO_FAL_MAX_IN_FLIGHT", 0) or None
-# Without fal's webhooks, the tracking chain can follow fal's status stream of up to this many jobs at
-# once (one connection each, on one event loop) and poll them only as a backstop; 0 (the default):
-# poll only. Off by default: in the burst bench the streams' event loop takes the chain process's
-# time from its submit lane (docs/benchmarks.md).
-STUDIO_FAL_STATUS_STREAMS = env_int("STUDIO_FAL_STATUS_STREAMS", 0)
+# Without fal's webhooks, `manage.py workers` also runs a follower of fal's status streams: up to this
+# many jobs at once are followed (one connection each, on one event loop, in a process of its own) and
+# polled by the tracking chain only as a backstop; the rest are polled. 0: poll only.
+STUDIO_FAL_STATUS_STREAMS = env_int("STUDIO_FAL_STATUS_STREAMS", 1000)
 if STUDIO_FAL_STATUS_STREAMS < 0:
     raise ImproperlyConfigured(f"STUDIO_FAL_STATUS_STREAMS must be 0 (poll only) or more, "
                                f"got {STUDIO_FAL_STATUS_STREAMS}")

@@ -1,23 +1,30 @@
-"""The tracking chain's view of fal's status streams (fal_protocol/status_streams.py).
+"""Following fal's status streams in a process of their own (`manage.py follow_fal_streams`, which
+`manage.py workers` starts beside the cluster).
 
-With STUDIO_FAL_STATUS_STREAMS set and without fal's webhooks, a job at fal is followed on its
-status stream rather than polled once a second: each change then arrives within the network's delay,
-and a followed job costs one open connection instead of a call per second. Polling stays, as the
-backstop: a followed job is still polled every STREAM_BACKSTOP, and a job whose stream ended early
-(refused, reset, quiet too long) is polled as before and followed again only after REFOLLOW_AFTER.
+With STUDIO_FAL_STATUS_STREAMS set and without fal's webhooks, a job at fal is followed on its status
+stream (fal_protocol/status_streams.py) rather than polled once a second: each change arrives within
+the network's delay, and a followed job costs one open connection instead of a call per second. The
+streams run apart from the tracking chain because reading a thousand of them is steady CPU work, and
+in the chain's process it would take its time from the submits and stores (one interpreter lock).
 
-The streams belong to the process that runs a tracking link, which alone calls these functions (the
-chain's lease means one link at a time); `stop` ends them when the link ends, and makes the jobs
-they followed due at once, so the next link follows them without a gap.
+The follower and the chain share nothing but the rows. A job's `next_poll_at` says who reports on it:
+the follower keeps every job it follows due no sooner than STREAM_BACKSTOP from now (renewing it each
+second), so the chain leaves it alone; news from a stream is recorded exactly as a poll's answer
+would be (`tracking.record_statuses`: a compare-and-set per row; a completion moves the row to
+STORING, due at once for the chain's store lane). A job whose stream ends early (refused, reset,
+quiet too long) is made due at once, polled by the chain as without streams, and followed again only
+after REFOLLOW_AFTER. Should the follower die, its jobs come due within STREAM_BACKSTOP and are
+polled: nothing is lost, only news delayed. One follower runs at a time (a lease row), however many
+worker hosts start one.
 """
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -27,146 +34,174 @@ from django.utils import timezone
 from fal_protocol.client import FalStatus
 from fal_protocol.status_streams import StatusStreams
 from generations.models import Generation
+from generations.services.lease import LeasedWork, run_while_leased
+from generations.services.tracking import STREAM_BACKSTOP, record_statuses
 
 log = logging.getLogger(__name__)
 Status = Generation.Status
-STREAM_BACKSTOP = timedelta(seconds=10)
+AT_FAL = (Status.QUEUED, Status.RUNNING)
+LEASE_NAME = "fal-streams"
+TICK_SECONDS = 0.1
+IDLE_SECONDS = 0.5  # between looks for jobs to follow while none is followed
+RENEW_EVERY = 1.0  # seconds between pushes of the followed jobs' due times
 REFOLLOW_AFTER = 30.0
-NEWS_EVERY = 5.0  # news within a stage (log lines) is handed on at most this often per job
-_FAL_STAGE: dict[str, str] = {Status.QUEUED: "IN_QUEUE", Status.RUNNING: "IN_PROGRESS"}
+NEWS_EVERY = 5.0  # news within a stage (log lines) is recorded at most this often per job
 KEEP_LOGS = 100
+CHUNK = 500
+_FAL_STAGE: dict[str, str] = {Status.QUEUED: "IN_QUEUE", Status.RUNNING: "IN_PROGRESS"}
 
-Row = tuple[uuid.UUID, str, str]  # (pk, status, fal status URL), as the chain polls them
-
-_streams: StatusStreams[uuid.UUID] | None = None
-_followed: dict[uuid.UUID, tuple[str, str]] = {}  # pk → (our status as last recorded, status URL)
-_logs: dict[uuid.UUID, tuple[list[dict[str, Any]], set[str]]] = {}  # the logs a stream brought, in order
-_not_before: dict[uuid.UUID, float] = {}  # streams that ended early: not followed again before then
-_held_news: dict[uuid.UUID, list[FalStatus]] = {}  # news not handed on yet: the last of each stage, in order
-_news_sent_at: dict[uuid.UUID, float] = {}
+Row = tuple[uuid.UUID, str, str]  # (pk, status, fal status URL), as the chain records polls
 
 
 def streams_enabled() -> bool:
-    """Whether the chain follows status streams: when STUDIO_FAL_STATUS_STREAMS allows some, and
-    fal's webhooks do not report completions anyway."""
+    """Whether jobs are followed on fal's status streams: when STUDIO_FAL_STATUS_STREAMS allows some,
+    and fal's webhooks do not report completions anyway."""
     return settings.STUDIO_FAL_STATUS_STREAMS > 0 and not settings.STUDIO_FAL_WEBHOOKS
 
 
-def following(pk: uuid.UUID | str) -> bool:
-    """Whether this process follows the status stream of job `pk`."""
-    return pk in _followed
+@dataclass
+class _Followed:
+    status: str  # ours, as last recorded
+    status_url: str
+    logs: list[dict[str, Any]] = field(default_factory=list)  # every line its stream brought, in order
+    seen_logs: set[str] = field(default_factory=set)
+    held: list[FalStatus] = field(default_factory=list)  # news not recorded yet: the last of each stage
+    recorded_at: float = 0.0
 
 
-def follow_or_poll(rows: list[Row]) -> list[Row]:
-    """Follow the streams of due jobs while there is room; the rows left to poll. A job already
-    followed is due only for its backstop poll, and is polled."""
-    streams = _streams_started()
-    now = time.monotonic()
-    room = streams.limit - streams.count()
-    to_follow: list[Row] = []
-    to_poll: list[Row] = []
-    for row in rows:
-        pk = row[0]
-        if pk in _followed or now < _not_before.get(pk, 0.0) or len(to_follow) >= room:
-            to_poll.append(row)
-        else:
-            to_follow.append(row)
-    if to_follow:
-        Generation.objects.filter(pk__in=[pk for pk, _, _ in to_follow], status__in=[Status.QUEUED, Status.RUNNING]
-                                  ).update(next_poll_at=timezone.now() + STREAM_BACKSTOP)
+class StreamFollower(LeasedWork):
+    """The jobs this process follows, and one pass of following them (`tick`)."""
+
+    def __init__(self, *, limit: int, streams: StatusStreams[uuid.UUID] | None = None) -> None:
+        self.streams = streams or StatusStreams(key=settings.FAL_KEY, limit=limit,
+                                                connect_timeout=settings.FAL_CONNECT_TIMEOUT)
+        self.followed: dict[uuid.UUID, _Followed] = {}
+        self.not_before: dict[uuid.UUID, float] = {}
+        self._renewed_at = 0.0
+
+    def work(self) -> float:
+        """Record what the streams brought, keep the followed jobs off the chain's polls, and follow
+        jobs at fal that nobody reports on, while there is room; seconds until the next pass."""
+        self.record_news()
+        now = time.monotonic()
+        if now - self._renewed_at >= RENEW_EVERY:
+            self._renew()
+            self._renewed_at = now
+        picked_up = self.follow_new()
+        return TICK_SECONDS if self.followed or picked_up else IDLE_SECONDS
+
+    def follow_new(self) -> int:
+        """Follow jobs at fal whose due time nobody pushes (the chain would poll them soon); how many."""
+        room = self.streams.limit - self.streams.count()
+        if room <= 0:
+            return 0
+        soon = timezone.now() + STREAM_BACKSTOP / 2
+        rows = (Generation.objects.filter(status__in=AT_FAL, next_poll_at__lte=soon).exclude(fal_status_url="")
+                .order_by("next_poll_at").values_list("pk", "status", "fal_status_url")[:room + len(self.followed)])
+        now = time.monotonic()
+        to_follow = [(pk, status, url) for pk, status, url in rows
+                     if pk not in self.followed and now >= self.not_before.get(pk, 0.0)][:room]
+        if not to_follow:
+            return 0
+        self._push_due([pk for pk, _, _ in to_follow])
         for pk, status, status_url in to_follow:
-            if streams.follow(pk, status_url):
-                _followed[pk] = (status, status_url)
-    return to_poll
+            if self.streams.follow(pk, status_url):
+                self.followed[pk] = _Followed(status, status_url)
+        return len(to_follow)
+
+    def record_news(self) -> None:
+        """Record what the streams brought, as the chain records poll answers.
+
+        A change of stage (queued → running → completed) is recorded at once, and a start is never
+        skipped (billing needs it); news within a stage (a log line, a new place in the queue) at most
+        once per NEWS_EVERY per job, so a thousand chatty streams do not cost a write each per line.
+        Each status carries every log line its stream has brought, however fal splits them across
+        events. Jobs whose stream ended early are made due at once, to be polled."""
+        taken = self.streams.take()
+        for pk, fal in taken.events:
+            job = self.followed.get(pk)
+            if job is None:
+                continue
+            fal = replace(fal, logs=_logs_so_far(job, fal.logs))
+            if job.held and job.held[-1].status == fal.status:
+                job.held[-1] = fal
+            else:
+                job.held.append(fal)
+        now = time.monotonic()
+        rows: list[Row] = []
+        statuses: list[FalStatus] = []
+        for pk, job in list(self.followed.items()):
+            if not job.held or not _due(job, now):
+                continue
+            for fal in job.held:
+                rows.append((pk, job.status, job.status_url))
+                statuses.append(fal)
+                if fal.status == "IN_PROGRESS":
+                    job.status = Status.RUNNING
+            completed = job.held[-1].is_completed
+            job.held, job.recorded_at = [], now
+            if completed:
+                del self.followed[pk]
+        if rows:
+            record_statuses(rows, statuses, streamed=True)
+        if taken.ended:
+            for pk in taken.ended:
+                self.followed.pop(pk, None)
+                self.not_before[pk] = now + REFOLLOW_AFTER
+            _due_now(taken.ended)
+        for pk in [pk for pk, at in self.not_before.items() if at <= now]:
+            del self.not_before[pk]
+
+    def stop(self) -> None:
+        """End every stream: the jobs they followed are due at once, for the chain to poll."""
+        self.streams.close()
+        try:
+            _due_now(list(self.followed))
+        except DatabaseError:  # their backstop polls come within STREAM_BACKSTOP
+            log.warning("could not make %d followed jobs due at once", len(self.followed), exc_info=True)
+        self.followed.clear()
+
+    def _renew(self) -> None:
+        """Keep each followed job's due time STREAM_BACKSTOP away; forget jobs no longer at fal (canceled,
+        or finished through a poll)."""
+        pks = list(self.followed)
+        still_at_fal: set[uuid.UUID] = set()
+        for start in range(0, len(pks), CHUNK):
+            chunk = pks[start:start + CHUNK]
+            still_at_fal.update(Generation.objects.filter(pk__in=chunk, status__in=AT_FAL).values_list("pk", flat=True))
+            self._push_due(chunk)
+        for pk in set(pks) - still_at_fal:
+            self.followed.pop(pk, None)
+
+    @staticmethod
+    def _push_due(pks: list[uuid.UUID]) -> None:
+        until = timezone.now() + STREAM_BACKSTOP
+        Generation.objects.filter(pk__in=pks, status__in=AT_FAL, next_poll_at__lt=until - STREAM_BACKSTOP / 2
+                                  ).update(next_poll_at=until)
 
 
-def news() -> tuple[list[Row], list[FalStatus]]:
-    """What the streams brought, as rows and statuses the chain records like poll answers.
-
-    A change of stage (queued → running → completed) is handed on at once, and a start is never
-    skipped (billing needs it); news within a stage (a log line, a new place in the queue) at most
-    once per NEWS_EVERY per job, so a thousand chatty streams do not cost a write each per line.
-    Each status carries every log line its stream has brought, however fal splits them across
-    events. Jobs whose stream ended early are made due at once, to be polled."""
-    if _streams is None:
-        return [], []
-    taken = _streams.take()
-    for pk, fal in taken.events:
-        fal = replace(fal, logs=_logs_so_far(pk, fal.logs))
-        waiting = _held_news.get(pk, [])
-        if waiting and waiting[-1].status == fal.status:
-            waiting[-1] = fal
-        else:
-            _held_news[pk] = [*waiting, fal]
-    now = time.monotonic()
-    rows, statuses = [], []
-    for pk in [pk for pk, held in _held_news.items() if _due(pk, held, now)]:
-        for fal in _held_news.pop(pk):
-            status, status_url = _followed.get(pk, (Status.RUNNING, ""))
-            rows.append((pk, status, status_url))
-            statuses.append(fal)
-            _news_sent_at[pk] = now
-            if fal.is_completed:
-                _forget(pk)
-            elif fal.status == "IN_PROGRESS" and pk in _followed:
-                _followed[pk] = (Status.RUNNING, status_url)
-    if taken.ended:
-        for pk in taken.ended:
-            _forget(pk)
-            _not_before[pk] = time.monotonic() + REFOLLOW_AFTER
-        _due_now(taken.ended)
-    return rows, statuses
+def follower_run(stop: threading.Event) -> None:
+    """Follow streams while this process holds the follower lease, until `stop` is set."""
+    run_while_leased(LEASE_NAME, stop, lambda: StreamFollower(limit=settings.STUDIO_FAL_STATUS_STREAMS))
 
 
-def _due(pk: uuid.UUID, held: list[FalStatus], now: float) -> bool:
-    stage = _FAL_STAGE.get(_followed.get(pk, ("", ""))[0])
-    return len(held) > 1 or held[0].status != stage or now - _news_sent_at.get(pk, 0.0) >= NEWS_EVERY
+def _due(job: _Followed, now: float) -> bool:
+    stage = _FAL_STAGE.get(job.status)
+    return len(job.held) > 1 or job.held[0].status != stage or now - job.recorded_at >= NEWS_EVERY
 
 
-def stop() -> None:
-    """End every stream (the link is ending): the jobs they followed are due at once."""
-    global _streams
-    if _streams is None:
-        return
-    _streams.close()
-    _streams = None
-    try:
-        _due_now(list(_followed))
-    except DatabaseError:  # the link ends on a database error: its backstop polls come within STREAM_BACKSTOP
-        log.warning("could not make %d followed jobs due at once", len(_followed), exc_info=True)
-    _followed.clear()
-    _logs.clear()
-    _not_before.clear()
-    _held_news.clear()
-    _news_sent_at.clear()
-
-
-def _streams_started() -> StatusStreams[uuid.UUID]:
-    global _streams
-    if _streams is None:
-        _streams = StatusStreams(key=settings.FAL_KEY, limit=settings.STUDIO_FAL_STATUS_STREAMS,
-                                 connect_timeout=settings.FAL_CONNECT_TIMEOUT)
-    return _streams
-
-
-def _logs_so_far(pk: uuid.UUID, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    kept, seen = _logs.setdefault(pk, ([], set()))
+def _logs_so_far(job: _Followed, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for entry in new:
         key = json.dumps(entry, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            kept.append(entry)
-    del kept[:-KEEP_LOGS]
-    return list(kept)
-
-
-def _forget(pk: uuid.UUID) -> None:
-    _followed.pop(pk, None)
-    _logs.pop(pk, None)
-    _news_sent_at.pop(pk, None)
+        if key not in job.seen_logs:
+            job.seen_logs.add(key)
+            job.logs.append(entry)
+    del job.logs[:-KEEP_LOGS]
+    return list(job.logs)
 
 
 def _due_now(pks: list[Any]) -> None:
-    if pks:
-        Generation.objects.filter(pk__in=pks, status__in=[Status.QUEUED, Status.RUNNING]).update(
-            next_poll_at=timezone.now())
+    for start in range(0, len(pks), CHUNK):
+        chunk = pks[start:start + CHUNK]
+        Generation.objects.filter(pk__in=chunk, status__in=AT_FAL).update(next_poll_at=timezone.now())
+

@@ -5,12 +5,18 @@ expires and `tracker_ensure` (called after submits, and by the once-a-minute swe
 
 Links of one chain are numbered (`<chain>:<n>`): link n+1 may take the lease straight from link n,
 which keeps tracking until its successor has made it through the task queue (see tracking.py).
+Other singletons (the status stream follower, fal_streams.py) hold leases of their own names.
 """
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
+from django.db import DatabaseError, close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -18,7 +24,9 @@ from generations.models import Generation, TrackerLease
 from generations.queue import TRACKER_TASK, enqueue
 from generations.selectors import provider_is_paused_automatically
 
+log = logging.getLogger(__name__)
 LEASE_NAME = "tracker"
+STORE_DRIVER_LEASE = "stores"  # held by the store driver (store_driver.py)
 # A chain renews the lease at every tick; a dead chain's lease lapses this long after its last one.
 LEASE_DURATION = timedelta(seconds=15)
 TRACKED = (Generation.Status.PENDING, Generation.Status.SUBMITTING, Generation.Status.QUEUED,
@@ -64,15 +72,81 @@ def lease_claim(token: str) -> bool:
 
     The link just before `token` in its chain hands the lease over without waiting for it to expire.
     """
-    now = timezone.now()
     chain, number = _split(token)
     predecessors = [f"{chain}:{number - 1}"] + ([chain] if number == 1 else []) if number else []
-    TrackerLease.objects.get_or_create(name=LEASE_NAME)
-    return (TrackerLease.objects.filter(name=LEASE_NAME)
-            .filter(Q(token=token) | Q(token__in=predecessors) | Q(expires_at__isnull=True) | Q(expires_at__lt=now))
-            .update(token=token, expires_at=now + LEASE_DURATION)) == 1
+    return named_lease_claim(LEASE_NAME, token, handed_over_by=predecessors)
+
+
+def named_lease_claim(name: str, token: str, *, handed_over_by: list[str] | None = None) -> bool:
+    """Take or renew lease `name` for `token` (a compare-and-set on its row): True when it is free,
+    expired, already `token`'s, or held by one of `handed_over_by`."""
+    now = timezone.now()
+    TrackerLease.objects.get_or_create(name=name)
+    holders = Q(token=token) | Q(token__in=handed_over_by or []) | Q(expires_at__isnull=True) | Q(expires_at__lt=now)
+    return TrackerLease.objects.filter(holders, name=name).update(token=token, expires_at=now + LEASE_DURATION) == 1
+
+
+def named_lease_release(name: str, token: str) -> None:
+    """Give up lease `name` if `token` holds it, so the next claimant takes it at once."""
+    TrackerLease.objects.filter(name=name, token=token).update(expires_at=None)
 
 
 def lease_release(token: str) -> None:
     """Give up the tracker lease if `token` holds it, so the next tracker run takes it at once."""
-    TrackerLease.objects.filter(name=LEASE_NAME, token=token).update(expires_at=None)
+    named_lease_release(LEASE_NAME, token)
+
+
+def named_lease_live(name: str) -> bool:
+    """Whether someone holds lease `name` now."""
+    return TrackerLease.objects.filter(name=name, expires_at__gt=timezone.now()).exists()
+
+
+class LeasedWork:
+    """What a singleton helper process does while it holds its lease: `work()` one pass (returns how
+    long to wait before the next), `stop()` when the lease is lost or the process ends."""
+
+    def work(self) -> float:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        pass
+
+
+LEASE_RENEW_EVERY = 1.0  # well inside LEASE_DURATION
+
+
+def run_while_leased(name: str, stop: threading.Event, start: Callable[[], LeasedWork]) -> None:
+    """Run passes of the work `start()` makes while this process holds lease `name`, until `stop` is set.
+
+    Another process with the same work (another worker host) waits for the lease meanwhile, and takes
+    it within LEASE_DURATION of this one dying. Database errors (a restart) end the pass, not the
+    process: the next pass reconnects. The work is stopped when the lease is lost and at the end."""
+    token = uuid.uuid4().hex
+    work: LeasedWork | None = None
+    claimed_at = 0.0
+    try:
+        while not stop.is_set():
+            pause = LEASE_RENEW_EVERY
+            try:
+                close_old_connections()
+                if time.monotonic() - claimed_at >= LEASE_RENEW_EVERY:
+                    if not named_lease_claim(name, token):
+                        if work is not None:  # lost it (this process stalled past the lease): another works now
+                            work.stop()
+                            work = None
+                        claimed_at = 0.0
+                        stop.wait(LEASE_RENEW_EVERY)
+                        continue
+                    claimed_at = time.monotonic()
+                work = work or start()
+                pause = work.work()
+            except DatabaseError:
+                log.warning("%s: the database is not answering", name, exc_info=True)
+            stop.wait(pause)
+    finally:
+        if work is not None:
+            work.stop()
+        try:
+            named_lease_release(name, token)
+        except DatabaseError:
+            pass

@@ -3,10 +3,12 @@
 `tracker_run(token)` owns the lease (lease.py) and repeatedly claims every row whose `next_poll_at`
 has come: PENDING → a submit in the submit lane (in fair-share order, fair_share.py, and never more
 at fal than STUDIO_FAL_MAX_IN_FLIGHT); STORING → a store in the store lane (lanes.py: bounded thread
-pools, so a burst is sent and stored concurrently, not one task at a time); SUBMITTING → resolve an
+pools, so a burst is sent and stored concurrently, not one task at a time), unless the store driver
+(store_driver.py, a process of its own) stores them; SUBMITTING → resolve an
 abandoned or ambiguous submit (a task that may ask fal's request listing, ambiguous.py);
-QUEUED/RUNNING → poll fal's status (concurrently, one shared httpx client), or follow its status
-stream (fal_streams.py, when STUDIO_FAL_STATUS_STREAMS allows). A row that a running submit or
+QUEUED/RUNNING → poll fal's status (concurrently, one shared httpx client) — unless the status
+stream follower (fal_streams.py, a process of its own) keeps the job's due time away because it
+follows the job's status stream. A row that a running submit or
 store still claims (row_lease.py) is only looked at again when that claim would lapse.
 While the studio is paused because fal refuses its account, the chain also probes fal now and then
 (provider.py). After HANDOFF_AFTER it enqueues its successor link and keeps going until that link
@@ -38,9 +40,16 @@ from generations.fair_share import at_fal_count, in_flight_cap, next_to_submit
 from generations.models import Generation, GenerationAttempt
 from generations.queue import AMBIGUOUS_SUBMITS_TASK, STORE_TASK, TRACKER_TASK, enqueue, enqueue_on_commit
 from generations.selectors import provider_is_paused_automatically
-from generations.services import fal_streams
 from generations.services.attempts import attempt_record_failure
-from generations.services.lease import TRACKED, lease_claim, lease_release, next_token, tracking_has_work
+from generations.services.lease import (
+    STORE_DRIVER_LEASE,
+    TRACKED,
+    lease_claim,
+    lease_release,
+    named_lease_live,
+    next_token,
+    tracking_has_work,
+)
 from generations.services.provider import provider_outage, provider_probe_if_due
 from generations.services.row_lease import LEASE, row_lease_live
 from generations.services.store import generation_store
@@ -63,6 +72,8 @@ QUEUE_STEP_SECONDS = 0.5  # each place in fal's queue adds this much to the next
 MAX_QUEUED_INTERVAL = 10.0  # ...up to this
 # With fal's webhooks on, a webhook reports each completion at once; polls only back it up.
 WEBHOOK_BACKSTOP_INTERVAL = 10.0
+# A job the status stream follower follows is polled only if the follower stops pushing its due time.
+STREAM_BACKSTOP = timedelta(seconds=10)
 KEEP_LOGS = 100
 # An enqueued task (resolving a submit) is given this long to start before the tracker enqueues it
 # again (a worker killed with the task in hand loses it). A row handed to a lane is looked at again
@@ -91,7 +102,6 @@ def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
     try:
         return _track(token, started, run_seconds)
     finally:
-        fal_streams.stop()  # the jobs they followed are due at once, for the next link
         _record_finished_polls(wait=True)  # answers fal already gave are recorded, not asked again
 
 
@@ -100,7 +110,7 @@ def _track(token: str, started: float, run_seconds: float) -> str:
     handed_off = False
     next_probe_check = 0.0
     while True:
-        _tick(streaming=fal_streams.streams_enabled())
+        _tick()
         if time.monotonic() >= next_probe_check:
             if provider_is_paused_automatically():
                 provider_probe_if_due()
@@ -136,15 +146,11 @@ def tracker_tick() -> int:
     return handled
 
 
-def _tick(*, streaming: bool = False) -> int:
-    """One pass of the chain: record the polls fal has answered since the last pass (and with
-    `streaming`, what the status streams brought), hand due submits and stores to the lanes, and
-    send the due polls without waiting for their answers — so a slow round trip to fal holds up
-    neither the lanes nor the next pass. With `streaming`, due jobs are followed on their status
-    streams while there is room and no submits wait, and polled otherwise."""
+def _tick() -> int:
+    """One pass of the chain: record the polls fal has answered since the last pass, hand due
+    submits and stores to the lanes, and send the due polls without waiting for their answers — so a
+    slow round trip to fal holds up neither the lanes nor the next pass."""
     _record_finished_polls(wait=False)
-    if streaming:
-        _record(*fal_streams.news())
     now = timezone.now()
     polled_or_claimed = (Q(status__in=[Status.SUBMITTING, Status.QUEUED, Status.RUNNING])
                          | Q(status__in=[Status.PENDING, Status.STORING], lease_expires_at__gt=now))
@@ -169,10 +175,6 @@ def _tick(*, streaming: bool = False) -> int:
     handed = _dispatch_submits(now) + _dispatch_stores(now)
     if to_resolve:
         _resolve_all(to_resolve)
-    # New streams wait while the submit lane is full: opening a thousand of them takes the process's
-    # time from sending the submits behind them (jobs meanwhile are polled, as without streams).
-    if to_poll and streaming and lanes.SUBMITS.free():
-        to_poll = fal_streams.follow_or_poll(to_poll)
     if to_poll:
         _send_polls(to_poll)
     return len(due) + handed
@@ -189,7 +191,15 @@ def _dispatch_submits(now: datetime) -> int:
 
 
 def _dispatch_stores(now: datetime) -> int:
-    """Hand due STORING rows nobody works on to the store lane, oldest due first."""
+    """Hand due STORING rows to the store lane — unless the store driver (store_driver.py, a process of
+    its own beside the cluster) stores them."""
+    if named_lease_live(STORE_DRIVER_LEASE):
+        return 0
+    return dispatch_stores(now)
+
+
+def dispatch_stores(now: datetime) -> int:
+    """Hand due STORING rows nobody works on to this process's store lane, oldest due first; how many."""
     lane = lanes.STORES
     slots = lane.free()
     if not slots:
@@ -261,34 +271,34 @@ def _record_finished_polls(*, wait: bool) -> None:
         futures_wait([future for _, _, future in _polls.values()])
     finished = [pk for pk, (_, _, future) in _polls.items() if future.done()]
     rows = [(pk, _polls[pk][0], _polls[pk][1]) for pk in finished]
-    _record(rows, [_polls.pop(pk)[2].result() for pk in finished])
+    record_statuses(rows, [_polls.pop(pk)[2].result() for pk in finished])
 
 
-def _record(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus] | list[FalStatus | FalError]) -> None:
-    # HTTP ran elsewhere; every database write is on the chain's thread, a transaction per chunk
-    # (so the one writer SQLite allows is not held for long).
+def record_statuses(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus] | list[FalStatus | FalError],
+                    *, streamed: bool = False) -> None:
+    """Record fal's answers for `rows` (pk, our status as read, status URL): poll answers, or with
+    `streamed` the news of status streams the caller follows (the jobs are then due again only at
+    the backstop). A transaction per chunk, so the one writer SQLite allows is not held for long."""
     for chunk in range(0, len(rows), WRITE_CHUNK):
         with transaction.atomic():
-            _record_polls(rows[chunk:chunk + WRITE_CHUNK], results[chunk:chunk + WRITE_CHUNK])
+            _record_polls(rows[chunk:chunk + WRITE_CHUNK], results[chunk:chunk + WRITE_CHUNK], streamed=streamed)
 
 
-def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus] | list[FalStatus | FalError]
-                  ) -> None:
-    quiet: dict[bool, list[uuid.UUID]] = {True: [], False: []}
+def _record_polls(rows: list[tuple[uuid.UUID, str, str]], results: list[FalStatus] | list[FalStatus | FalError],
+                  *, streamed: bool) -> None:
+    quiet: list[uuid.UUID] = []
     for (pk, status, _), outcome in zip(rows, results, strict=True):
-        streamed = fal_streams.following(pk)
         if not isinstance(outcome, FalStatus):
             _poll_failed(pk, outcome)
         elif status == Status.RUNNING and _recorded.get(pk) == _fingerprint(outcome):
-            quiet[streamed].append(pk)
+            quiet.append(pk)
         else:
             generation_apply_status(pk, outcome, current=status, streamed=streamed)
-    for streamed, pks in quiet.items():
-        if pks:
-            # Still running with the logs we recorded last time: only the next poll time changes.
-            # Compare-and-set on the status still, so a row a webhook just completed is left alone.
-            Generation.objects.filter(pk__in=pks, status=Status.RUNNING).update(
-                next_poll_at=timezone.now() + running_interval(streamed=streamed))
+    if quiet:
+        # Still running with the logs we recorded last time: only the next poll time changes.
+        # Compare-and-set on the status still, so a row a webhook just completed is left alone.
+        Generation.objects.filter(pk__in=quiet, status=Status.RUNNING).update(
+            next_poll_at=timezone.now() + running_interval(streamed=streamed))
 
 
 # What this process last recorded for each running job, to tell a poll that brings nothing new.
@@ -306,7 +316,7 @@ def running_interval(*, streamed: bool = False) -> timedelta:
     """How soon a running job is polled again: once a second, or rarely when fal's webhook or its
     status stream will report."""
     if streamed:
-        return fal_streams.STREAM_BACKSTOP
+        return STREAM_BACKSTOP
     return timedelta(seconds=WEBHOOK_BACKSTOP_INTERVAL if settings.STUDIO_FAL_WEBHOOKS else RUNNING_INTERVAL)
 
 
@@ -314,7 +324,7 @@ def queued_interval(position: int, *, streamed: bool = False) -> timedelta:
     """How soon a queued job is polled again: the deeper in fal's queue, the later (rarely while its
     status stream reports)."""
     if streamed:
-        return fal_streams.STREAM_BACKSTOP
+        return STREAM_BACKSTOP
     return timedelta(seconds=min(RUNNING_INTERVAL + QUEUE_STEP_SECONDS * position, MAX_QUEUED_INTERVAL))
 
 

@@ -1,6 +1,7 @@
 """`manage.py workers` restarts the cluster when it dies and when it stops taking tasks (a wedge: here
 its processes are frozen with SIGSTOP, as a worker SIGKILLed while holding the queue lock leaves them),
-and at once when an idle worker is killed holding the task queue's lock."""
+and at once when an idle worker is killed holding the task queue's lock; and it runs the store driver
+and the status stream follower beside the cluster, restarting either when it dies."""
 from __future__ import annotations
 
 import os
@@ -32,8 +33,20 @@ def alive(pid: int) -> bool:
         return False
 
 
+def child_running(supervisor: subprocess.Popen, command: str) -> int | None:
+    """The supervisor's child running `manage.py command` (the cluster, or one of its helpers)."""
+    for pid in children_of(supervisor.pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if command in cmdline.read().split(b"\0") and alive(pid):
+                    return pid
+        except FileNotFoundError:
+            continue
+    return None
+
+
 def cluster_pid(supervisor: subprocess.Popen) -> int:
-    return wait_until(lambda: (children_of(supervisor.pid) or [None])[0], timeout=20)
+    return wait_until(lambda: child_running(supervisor, b"qcluster"), timeout=20)
 
 
 def test_a_dead_or_wedged_cluster_is_restarted_and_its_tasks_run(tmp_path):
@@ -106,7 +119,7 @@ def test_an_idle_worker_killed_while_holding_the_queue_lock_gets_the_cluster_res
         holder = steady_reader(sentinel_children(supervisor)[:2])
 
         os.kill(holder, signal.SIGKILL)
-        wait_until(lambda: (children_of(supervisor.pid) or [first])[0] != first, timeout=30, interval=0.2)
+        wait_until(lambda: child_running(supervisor, b"qcluster") not in (None, first), timeout=30, interval=0.2)
         # A task enqueued before the restart may have gone into the dead queue: it comes back only
         # after Q_RETRY (the studio's tracker re-drives its own work sooner). One enqueued now runs.
         after = async_task("math.sqrt", 16)
@@ -133,3 +146,26 @@ def test_a_killed_process_that_held_no_queue_lock_is_left_to_django_q2(tmp_path)
         wait_until(lambda: finished(after), timeout=45, interval=0.5)
         assert cluster_pid(supervisor) == first
     assert "restarting the worker cluster" not in log.read_text()
+
+
+def test_the_helpers_run_beside_the_cluster_and_a_dead_one_is_restarted(tmp_path):
+    # given: the workers command with status streams on (no fal webhooks)
+    from generations.services.lease import STORE_DRIVER_LEASE, named_lease_live
+
+    log = tmp_path / "workers.log"
+    env = child_env(STUDIO_FAL_STATUS_STREAMS="100", STUDIO_FAL_WEBHOOKS="false")
+    with open(log, "w") as out, running("workers", "--check-every", "0.5", env=env, stdout=out,
+                                        stderr=subprocess.STDOUT) as supervisor:
+        # then: the store driver and the stream follower each run, and the driver holds its lease
+        driver = wait_until(lambda: child_running(supervisor, b"drive_stores"), timeout=20)
+        assert wait_until(lambda: child_running(supervisor, b"follow_fal_streams"), timeout=20)
+        wait_until(lambda: named_lease_live(STORE_DRIVER_LEASE), timeout=30)
+
+        # when: the store driver is killed outright
+        os.kill(driver, signal.SIGKILL)
+
+        # then: a new one runs within seconds; the cluster was left alone
+        cluster = cluster_pid(supervisor)
+        wait_until(lambda: child_running(supervisor, b"drive_stores") not in (None, driver), timeout=20)
+        assert cluster_pid(supervisor) == cluster
+    assert "restarting `manage.py drive_stores`: it exited with -9" in log.read_text()

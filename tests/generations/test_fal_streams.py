@@ -1,5 +1,6 @@
 """fal's status streams: followed many at once on one event loop (fal_protocol/status_streams.py), and
-in the tracking chain instead of polls, with polls left as the backstop (services/fal_streams.py)."""
+by the stream follower instead of the chain's polls, with polls left as the backstop
+(services/fal_streams.py)."""
 from __future__ import annotations
 
 import uuid
@@ -13,6 +14,8 @@ from fal_protocol.client import FalQueueClient, FalStatus
 from fal_protocol.status_streams import StatusStreams, Taken
 from generations.models import Generation
 from generations.services import fal_streams, tracking
+from generations.services.fal_streams import StreamFollower
+from generations.services.lease import named_lease_claim, named_lease_release
 from generations.services.submit import generation_submit
 from tests.conftest import studio_simulator, wait_until
 from tests.generations.test_pipeline import create, make_due
@@ -89,125 +92,169 @@ def test_no_more_than_the_limit_are_followed_at_once(sim, streams):
     client.close()
 
 
-# --- in the tracking chain -------------------------------------------------------------------------
+# --- the follower -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def chain_streams(settings) -> Iterator[None]:
+def follower(settings) -> Iterator[StreamFollower]:
     settings.STUDIO_FAL_STATUS_STREAMS = 100
-    yield
-    fal_streams.stop()
+    followed = StreamFollower(limit=100)
+    yield followed
+    followed.stop()
+
+
+def chain_tick() -> None:
+    tracking._tick()
+    tracking._record_finished_polls(wait=True)
 
 
 @pytest.mark.django_db
-def test_the_chain_follows_a_job_on_its_stream_and_polls_it_not_once(sim, user, task_queue, chain_streams,
-                                                                       settings, media_root):
-    # given: a job fal has accepted, and the chain ticking with streams (webhooks off)
+def test_the_follower_brings_a_job_to_storing_and_the_chain_never_polls_it(sim, user, task_queue, follower,
+                                                                           media_root):
+    # given: a job fal has accepted, due for the chain's poll; streams on (webhooks off)
     assert fal_streams.streams_enabled()
     generation = create(user)
     generation_submit(generation.pk)
     assert Generation.objects.get(pk=generation.pk).status == Status.QUEUED
     make_due(generation)
 
-    # when: the chain ticks until fal's completion is recorded
-    def tick() -> None:
-        tracking._tick(streaming=True)
-        tracking._record_finished_polls(wait=True)
+    # when: the follower and the chain both run until fal's completion is recorded
+    def both() -> None:
+        follower.work()
+        chain_tick()
 
-    wait_until(lambda: Generation.objects.get(pk=generation.pk).status == Status.STORING, step=tick, timeout=30,
+    wait_until(lambda: Generation.objects.get(pk=generation.pk).status == Status.STORING, step=both, timeout=30,
                interval=0.05)
 
-    # then: it went through running with fal's log lines, all from the one stream: no status poll
+    # then: it went through running with fal's log lines, all from the one stream: the chain never polled
     row = Generation.objects.get(pk=generation.pk)
     assert row.was_running and row.started_at is not None and row.logs
     assert row.inference_seconds is not None
     assert sim.stats()["status_calls"] == 1
-    assert not fal_streams.following(generation.pk)  # a completed stream is forgotten
+    assert generation.pk not in follower.followed  # a completed stream is forgotten
 
 
 @pytest.mark.django_db
-def test_a_followed_job_is_due_only_for_its_backstop_poll(sim, user, task_queue, chain_streams, settings):
-    # given: a long job, followed
+def test_a_followed_job_is_due_only_at_the_backstop_and_at_once_when_the_follower_stops(sim, user, task_queue,
+                                                                                         follower):
+    # given: a long job, due, picked up by the follower
     generation = create(user)
     generation_submit(generation.pk)
     make_due(generation)
     before = timezone.now()
-    tracking._tick(streaming=True)
+    assert follower.follow_new() == 1
 
-    # then: it is followed and not due again before the backstop (unless its stream brings news)
-    assert fal_streams.following(generation.pk)
-    due = Generation.objects.get(pk=generation.pk).next_poll_at
-    assert due >= before + fal_streams.STREAM_BACKSTOP
+    # then: the chain leaves it alone until the backstop
+    assert generation.pk in follower.followed
+    assert Generation.objects.get(pk=generation.pk).next_poll_at >= before + tracking.STREAM_BACKSTOP
+    wait_until(lambda: sim.stats()["status_calls"] == 1)  # the stream is open
+    chain_tick()
+    assert sim.stats()["status_calls"] == 1  # and no poll came
+
+    # when: the follower stops (its process ends)
+    follower.stop()
+
+    # then: the job is due at once, for the chain to poll
+    assert Generation.objects.get(pk=generation.pk).next_poll_at <= timezone.now()
 
 
 @pytest.mark.django_db
 def test_a_job_whose_stream_ends_early_is_polled_at_once_and_not_followed_again_soon(sim, user, task_queue,
-                                                                                       chain_streams):
+                                                                                       follower):
     # given: a job whose status URL has no stream (fal forgot it, say), followed
     generation = create(user)
     generation_submit(generation.pk)
     bogus = f"{sim.url}/fal-ai/ltx-2/requests/{uuid.uuid4()}/status"
     Generation.objects.filter(pk=generation.pk).update(fal_status_url=bogus, next_poll_at=timezone.now())
-    row = (generation.pk, Status.QUEUED, bogus)
-    assert fal_streams.follow_or_poll([row]) == []
+    assert follower.follow_new() == 1
 
-    # when: the chain takes the streams' news until the stream's end is among it
-    wait_until(lambda: not fal_streams.following(generation.pk), step=fal_streams.news, timeout=10, interval=0.02)
+    # when: the follower takes the streams' news until the stream's end is among it
+    wait_until(lambda: generation.pk not in follower.followed, step=follower.record_news, timeout=10, interval=0.02)
 
-    # then: the job is due now, to be polled, and is polled (not followed) when next due
-    assert not fal_streams.following(generation.pk)
+    # then: the job is due now, to be polled, and is not followed again while it is
     assert Generation.objects.get(pk=generation.pk).next_poll_at <= timezone.now() + timedelta(seconds=1)
-    assert fal_streams.follow_or_poll([row]) == [row]
+    assert follower.follow_new() == 0
 
 
-def test_news_is_one_status_per_job_and_stage_with_every_log_line_so_far(monkeypatch, chain_streams):
-    # given: a stream that brought three log events and the end since the chain last looked
+def test_one_follower_holds_the_lease_at_a_time(db):
+    assert named_lease_claim(fal_streams.LEASE_NAME, "host-a")
+    assert not named_lease_claim(fal_streams.LEASE_NAME, "host-b")  # another host's follower waits
+    assert named_lease_claim(fal_streams.LEASE_NAME, "host-a")  # renewed by its holder
+    named_lease_release(fal_streams.LEASE_NAME, "host-a")
+    assert named_lease_claim(fal_streams.LEASE_NAME, "host-b")
+
+
+class Brought:
+    """Stands in for StatusStreams: hands out what the test put in `events`."""
+
+    limit = 10
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def take(self) -> Taken:
+        events, self.events = self.events, []
+        return Taken(events=events)
+
+    def count(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def recorded(monkeypatch) -> list:
+    """What the follower records, instead of writing it."""
+    calls: list = []
+    monkeypatch.setattr(fal_streams, "record_statuses",
+                        lambda rows, statuses, *, streamed: calls.append((rows, statuses, streamed)))
+    return calls
+
+
+def followed_by_stand_in(pk: uuid.UUID) -> tuple[StreamFollower, Brought]:
+    brought = Brought()
+    follower = StreamFollower(limit=10, streams=brought)  # type: ignore[arg-type]
+    follower.followed[pk] = fal_streams._Followed(Status.QUEUED, "http://fal.invalid/status")
+    return follower, brought
+
+
+def test_news_is_one_status_per_job_and_stage_with_every_log_line_so_far(recorded):
+    # given: a stream that brought three log events and the end since the follower last looked
     pk, log = uuid.uuid4(), [{"message": f"step {n}", "level": "INFO"} for n in range(3)]
-    events = [(pk, FalStatus("IN_PROGRESS", logs=[log[0]])), (pk, FalStatus("IN_PROGRESS", logs=[log[1]])),
-              (pk, FalStatus("IN_PROGRESS", logs=log[:3])), (pk, FalStatus("COMPLETED", logs=[], inference_time=2.0))]
-
-    class Brought:
-        limit = 10
-
-        def take(self) -> Taken:
-            return Taken(events=list(events))
-
-    monkeypatch.setattr(fal_streams, "_streams", Brought())
-    fal_streams._followed[pk] = (Status.QUEUED, "http://fal.invalid/status")
+    follower, brought = followed_by_stand_in(pk)
+    brought.events = [(pk, FalStatus("IN_PROGRESS", logs=[log[0]])), (pk, FalStatus("IN_PROGRESS", logs=[log[1]])),
+                      (pk, FalStatus("IN_PROGRESS", logs=log[:3])),
+                      (pk, FalStatus("COMPLETED", logs=[], inference_time=2.0))]
 
     # when / then: one IN_PROGRESS (the start is kept, for billing) with the three lines once each, then the end
-    rows, statuses = fal_streams.news()
-    assert [fal.status for fal in statuses] == ["IN_PROGRESS", "COMPLETED"]
+    follower.record_news()
+    [(rows, statuses, streamed)] = recorded
+    assert [fal.status for fal in statuses] == ["IN_PROGRESS", "COMPLETED"] and streamed
     assert statuses[0].logs == log and statuses[1].logs == log
     assert rows[0] == (pk, Status.QUEUED, "http://fal.invalid/status") and rows[1][0] == pk
-    assert not fal_streams.following(pk)
-    monkeypatch.setattr(fal_streams, "_streams", None)  # nothing real to stop
+    assert pk not in follower.followed
 
 
-def test_news_within_a_stage_waits_its_turn_but_a_new_stage_does_not(monkeypatch, chain_streams):
+def test_news_within_a_stage_waits_its_turn_but_a_new_stage_does_not(monkeypatch, recorded):
     pk = uuid.uuid4()
     line = [{"message": f"step {n}", "level": "INFO"} for n in range(2)]
-    brought: list = []
+    follower, brought = followed_by_stand_in(pk)
 
-    class Brought:
-        limit = 10
+    def news() -> list[FalStatus]:
+        recorded.clear()
+        follower.record_news()
+        return [fal for _, statuses, _ in recorded for fal in statuses]
 
-        def take(self) -> Taken:
-            events, brought[:] = list(brought), []
-            return Taken(events=events)
-
-    monkeypatch.setattr(fal_streams, "_streams", Brought())
-    fal_streams._followed[pk] = (Status.QUEUED, "http://fal.invalid/status")
     # the start is news at once
-    brought.append((pk, FalStatus("IN_PROGRESS", logs=line[:1])))
-    assert [fal.status for fal in fal_streams.news()[1]] == ["IN_PROGRESS"]
+    brought.events.append((pk, FalStatus("IN_PROGRESS", logs=line[:1])))
+    assert [fal.status for fal in news()] == ["IN_PROGRESS"]
     # a log line right after waits (as a poll a second later would bring it) ...
-    brought.append((pk, FalStatus("IN_PROGRESS", logs=line[1:])))
-    assert fal_streams.news() == ([], [])
-    # ... and comes with every line once its second has passed
+    brought.events.append((pk, FalStatus("IN_PROGRESS", logs=line[1:])))
+    assert news() == []
+    # ... and comes with every line once its time has passed
     monkeypatch.setattr(fal_streams, "NEWS_EVERY", 0.0)
-    assert [fal.logs for fal in fal_streams.news()[1]] == [line]
+    assert [fal.logs for fal in news()] == [line]
     # the end never waits
     monkeypatch.setattr(fal_streams, "NEWS_EVERY", 60.0)
-    brought.append((pk, FalStatus("COMPLETED")))
-    assert [fal.status for fal in fal_streams.news()[1]] == ["COMPLETED"]
-    monkeypatch.setattr(fal_streams, "_streams", None)
+    brought.events.append((pk, FalStatus("COMPLETED")))
+    assert [fal.status for fal in news()] == ["COMPLETED"]

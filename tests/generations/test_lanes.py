@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -16,6 +17,8 @@ from generations import lanes
 from generations.lanes import Lane
 from generations.models import Generation
 from generations.services import store, submit, tracking
+from generations.services.lease import STORE_DRIVER_LEASE, named_lease_claim, named_lease_release
+from generations.services.store_driver import StoreDriver
 from generations.services.tracking import tracker_run
 from storage.models import StoredObject, UserQuota
 from tests.conftest import studio_simulator, wait_until
@@ -100,3 +103,35 @@ def test_the_chain_submits_and_stores_a_burst_in_parallel_once_each(settings, me
         assert Counter(r["input"]["prompt"] for r in sim.requests()) == {f"burst {i}": 1 for i in range(jobs)}
     assert StoredObject.objects.filter(key__endswith=".mp4").count() == jobs
     assert calls == {"submit": jobs, "store": jobs}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_the_store_driver_holds_its_lease_the_chain_leaves_the_stores_to_it(settings, user, monkeypatch):
+    # given: two finished jobs due for storing, and a store lane that records what it stores
+    monkeypatch.setattr(lanes, "STORES", Lane("store", lambda: 4))
+    stored: list[str] = []
+    monkeypatch.setattr(tracking, "generation_store", stored.append)
+    first, second = create(user, prompt="first"), create(user, prompt="second")
+    due = timezone.now() - timedelta(seconds=1)
+    Generation.objects.filter(pk__in=[first.pk, second.pk]).update(status=Status.STORING, next_poll_at=due)
+    Generation.objects.filter(pk=second.pk).update(next_poll_at=due + timedelta(milliseconds=1))  # first is older
+
+    # when: the store driver holds its lease
+    assert named_lease_claim(STORE_DRIVER_LEASE, "driver-process")
+
+    # then: the chain hands nothing to its lane and leaves the rows as they were
+    assert tracking._dispatch_stores(timezone.now()) == 0
+    assert stored == [] and Generation.objects.get(pk=first.pk).next_poll_at == due
+
+    # and the driver takes them, each once, oldest due first
+    assert StoreDriver().work() == tracking.MIN_SLEEP
+    wait_until(lambda: not lanes.STORES.busy())
+    assert stored == [str(first.pk), str(second.pk)]
+    assert StoreDriver().work() == tracking.MAX_SLEEP  # nothing due any more (taken until its claim would lapse)
+
+    # when: the driver is gone (its lease released, or lapsed), the chain stores again
+    named_lease_release(STORE_DRIVER_LEASE, "driver-process")
+    Generation.objects.filter(pk=second.pk).update(next_poll_at=due)
+    assert tracking._dispatch_stores(timezone.now()) == 1
+    wait_until(lambda: not lanes.STORES.busy())
+    assert stored == [str(first.pk), str(second.pk), str(second.pk)]

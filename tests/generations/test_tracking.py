@@ -188,7 +188,7 @@ def test_a_link_whose_successor_is_late_tracks_until_its_time_is_up(user, task_q
     task_queue.calls.clear()
     monkeypatch.setattr(tracking, "HANDOFF_AFTER", 0.0)
     ticks = []
-    monkeypatch.setattr(tracking, "_tick", lambda *, streaming=False: ticks.append(1) or 0)
+    monkeypatch.setattr(tracking, "_tick", lambda: ticks.append(1) or 0)
     assert tracker_run("chain:0", run_seconds=0.5) == "renewed"
     assert len(ticks) >= 3
     assert task_queue.calls == [("generations.tasks.tracker_run_task", ("chain:1",))]

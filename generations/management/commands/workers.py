@@ -2,7 +2,10 @@
 it when it dies or stops taking tasks (see core/supervisor.py). What `make run` and
 `make run-prod` start; `qcluster` alone still works where something else supervises it. At every
 check it also makes sure a tracking chain runs (`tracker_ensure`), so a chain that died with its
-worker is replaced within seconds."""
+worker is replaced within seconds. Beside the cluster it runs the store driver (`manage.py
+drive_stores`, generations/services/store_driver.py) and, when fal's status streams are on, their
+follower (`manage.py follow_fal_streams`, generations/services/fal_streams.py): each has a process of
+its own, so neither takes the tracking chain's time."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -11,6 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from core.supervisor import Supervisor, default_stall_after
+from generations.services.fal_streams import streams_enabled
 from generations.services.lease import tracker_ensure
 
 
@@ -25,4 +29,5 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, stall_seconds: float | None = None, check_every: float = 5.0, **options: Any) -> None:
         stall_after = timedelta(seconds=stall_seconds) if stall_seconds else default_stall_after()
-        Supervisor(stall_after=stall_after, check_every=check_every, on_check=tracker_ensure).run()
+        helpers = [["drive_stores"]] + ([["follow_fal_streams"]] if streams_enabled() else [])
+        Supervisor(stall_after=stall_after, check_every=check_every, on_check=tracker_ensure, helpers=helpers).run()
