@@ -139,11 +139,9 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int
                                               conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes share the file (web, workers, their helpers): wait for locks instead of failing
-    # at once; write-ahead logging, so readers never block the one writer (synchronous=NORMAL is
-    # SQLite's advice for WAL: a crash of the process loses nothing); and let tests that spawn
-    # processes use a file-backed test database (in-memory ones are per process).
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE",
-                                       "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    # at once, and let tests that spawn processes use a file-backed test database (in-memory ones are
+    # per process).
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
 # --- REST API -------------------------------------------------------------------------------
