@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.supervisor import children_of, descendants, die_with_parent  # noqa: F401 (descendants: for tests)
+from core.supervisor import child_running, children_of, descendants, die_with_parent  # noqa: F401 (descendants: for tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 class Cluster:
     """The studio's supervised worker cluster (`manage.py workers`, core/supervisor.py) in its own session.
 
-    Below the supervisor: qcluster's main process → sentinel → pusher, monitor and workers. django-q2's
+    Below the supervisor: qcluster's main process → sentinel → pusher, monitor and workers (and beside
+    qcluster the supervisor's helpers, which chaos leaves alone). django-q2's
     guard reincarnates a pusher, monitor or worker that dies; the supervisor restarts the whole cluster
     when it dies or wedges. Chaos kills at both levels and never restarts anything itself.
     """
@@ -45,9 +46,9 @@ class Cluster:
         raise SystemExit(f"the worker cluster did not start within {timeout:g} s: see {self.log_path}")
 
     def _qcluster(self) -> int | None:
+        # The supervisor's other children are its helpers (the store driver, the stream follower).
         assert self.process is not None, "start() first"
-        children = children_of(self.process.pid)
-        return children[0] if children else None
+        return child_running(self.process.pid, "qcluster")
 
     def kill_one_process(self, rng: random.Random) -> bool:
         """SIGKILL one of the sentinel's children (a worker, the pusher or the monitor) at random."""

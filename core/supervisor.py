@@ -72,6 +72,22 @@ def children_of(pid: int, states: dict[int, tuple[int, str]] | None = None) -> l
     return sorted(child for child, (parent, _) in states.items() if parent == pid)
 
 
+def child_running(pid: int, command: str) -> int | None:
+    """The live child of `pid` that runs `manage.py command` (the supervisor's cluster, `qcluster`, or
+    one of its helpers), or None (Linux /proc)."""
+    states = _proc_states()
+    for child in children_of(pid, states):
+        if states[child][1] in ("Z", "X"):
+            continue
+        try:
+            arguments = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command.encode() in arguments:
+            return child
+    return None
+
+
 def descendants(pid: int, states: dict[int, tuple[int, str]] | None = None) -> list[int]:
     """Every process below `pid` (children, their children, …), zombies included."""
     states = _proc_states() if states is None else states

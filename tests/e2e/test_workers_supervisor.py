@@ -14,7 +14,7 @@ from django_q.models import Success
 from django_q.tasks import async_task
 
 from chaos.workers import children_of, descendants
-from core.supervisor import reading_a_pipe
+from core.supervisor import child_running, reading_a_pipe
 from tests.conftest import wait_until
 from tests.processes import child_env, running
 
@@ -33,20 +33,8 @@ def alive(pid: int) -> bool:
         return False
 
 
-def child_running(supervisor: subprocess.Popen, command: str) -> int | None:
-    """The supervisor's child running `manage.py command` (the cluster, or one of its helpers)."""
-    for pid in children_of(supervisor.pid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                if command in cmdline.read().split(b"\0") and alive(pid):
-                    return pid
-        except FileNotFoundError:
-            continue
-    return None
-
-
 def cluster_pid(supervisor: subprocess.Popen) -> int:
-    return wait_until(lambda: child_running(supervisor, b"qcluster"), timeout=20)
+    return wait_until(lambda: child_running(supervisor.pid, "qcluster"), timeout=20)
 
 
 def test_a_dead_or_wedged_cluster_is_restarted_and_its_tasks_run(tmp_path):
@@ -119,7 +107,7 @@ def test_an_idle_worker_killed_while_holding_the_queue_lock_gets_the_cluster_res
         holder = steady_reader(sentinel_children(supervisor)[:2])
 
         os.kill(holder, signal.SIGKILL)
-        wait_until(lambda: child_running(supervisor, b"qcluster") not in (None, first), timeout=30, interval=0.2)
+        wait_until(lambda: child_running(supervisor.pid, "qcluster") not in (None, first), timeout=30, interval=0.2)
         # A task enqueued before the restart may have gone into the dead queue: it comes back only
         # after Q_RETRY (the studio's tracker re-drives its own work sooner). One enqueued now runs.
         after = async_task("math.sqrt", 16)
@@ -157,8 +145,8 @@ def test_the_helpers_run_beside_the_cluster_and_a_dead_one_is_restarted(tmp_path
     with open(log, "w") as out, running("workers", "--check-every", "0.5", env=env, stdout=out,
                                         stderr=subprocess.STDOUT) as supervisor:
         # then: the store driver and the stream follower each run, and the driver holds its lease
-        driver = wait_until(lambda: child_running(supervisor, b"drive_stores"), timeout=20)
-        assert wait_until(lambda: child_running(supervisor, b"follow_fal_streams"), timeout=20)
+        driver = wait_until(lambda: child_running(supervisor.pid, "drive_stores"), timeout=20)
+        assert wait_until(lambda: child_running(supervisor.pid, "follow_fal_streams"), timeout=20)
         wait_until(lambda: named_lease_live(STORE_DRIVER_LEASE), timeout=30)
 
         # when: the store driver is killed outright
@@ -166,6 +154,6 @@ def test_the_helpers_run_beside_the_cluster_and_a_dead_one_is_restarted(tmp_path
 
         # then: a new one runs within seconds; the cluster was left alone
         cluster = cluster_pid(supervisor)
-        wait_until(lambda: child_running(supervisor, b"drive_stores") not in (None, driver), timeout=20)
+        wait_until(lambda: child_running(supervisor.pid, "drive_stores") not in (None, driver), timeout=20)
         assert cluster_pid(supervisor) == cluster
     assert "restarting `manage.py drive_stores`: it exited with -9" in log.read_text()
