@@ -70,7 +70,7 @@ class _Followed:
 
 
 class StreamFollower(LeasedWork):
-    """The jobs this process follows, and one pass of following them (`tick`)."""
+    """The jobs this process follows, and one pass of following them (`work`)."""
 
     def __init__(self, *, limit: int, streams: StatusStreams[uuid.UUID] | None = None) -> None:
         self.streams = streams or StatusStreams(key=settings.FAL_KEY, limit=limit,
