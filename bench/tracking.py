@@ -32,6 +32,8 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+
 from bench.report import ROOT, Row, percentile
 from bench.server import free_port, start_web, stop
 
@@ -85,7 +87,7 @@ def _burst(jobs: int, run_seconds: float, run_seconds_max: float | None, workers
     """The polling phase again with fal where it really is (every upstream call 80 ms away), under
     `manage.py workers` as `make run` runs it: the cluster, and the status stream follower beside it
     unless STUDIO_FAL_STATUS_STREAMS=0 says poll only."""
-    streams = int(os.environ.get("STUDIO_FAL_STATUS_STREAMS", "1000"))
+    streams = settings.STUDIO_FAL_STATUS_STREAMS  # the bench's own settings read the environment its processes get
     following = f"status streams followed (up to {streams})" if streams else "polling only"
     note = f"{note}, upstream latency {BURST_LATENCY * 1000:g} ms, no webhooks, {following}"
     baseline = _phase("polling", 1, run_seconds, None, workers, latency=BURST_LATENCY, command="workers")
@@ -136,7 +138,7 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(stop, cluster)
         pids.append(cluster.pid)
-        wait_for_cluster(cluster.pid, workers + (3 if command == "workers" else 0))  # the supervisor, its helpers
+        wait_for_cluster(cluster.pid, workers + (_helpers() if command == "workers" else 0))
         cpu_before = sum(tree_cpu_seconds(pid) for pid in pids)
         figures = _measure(f"bench-{mode}-{count}", count)
         figures["cpu_per_job"] = (sum(tree_cpu_seconds(pid) for pid in pids) - cpu_before) / count
@@ -177,6 +179,11 @@ def simulator(count: int, run_seconds: float, run_seconds_max: float | None, lat
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as answer:
         return json.load(answer)
+
+
+def _helpers() -> int:
+    """Processes `manage.py workers` runs besides the cluster: itself, the store driver, the stream follower."""
+    return 3 if settings.STUDIO_FAL_STATUS_STREAMS else 2
 
 
 def wait_for_cluster(pid: int, workers: int) -> None:

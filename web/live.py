@@ -9,7 +9,7 @@ browser allows only six connections to a host.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseBase
@@ -79,7 +79,8 @@ def card_events(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     return _stream(request, following, read)
 
 
-def _stream(request: AuthenticatedHttpRequest, pks: list[uuid.UUID], read: Any) -> HttpResponseBase:
+def _stream(request: AuthenticatedHttpRequest, pks: list[uuid.UUID],
+            read: Callable[[uuid.UUID], Reading | None]) -> HttpResponseBase:
     try:
         slot = stream_slot_take(request.user)
     except TooManyStreams as exc:
