@@ -5,7 +5,8 @@ Storing is the heaviest step per job — fal's result, the video copied, probed 
 settled — and much of it is Python's own time, so in the tracking chain's process a burst of
 completions would take that process's one interpreter lock from the submits. While this driver holds
 its lease (lease.py: one driver at a time, however many worker hosts start one) the chain leaves every
-STORING row to it; the driver hands due rows to its store lane (lanes.py) exactly as the chain would
+STORING row to it, and a completion enqueues no store task (tracking.generation_apply_status); the
+driver hands due rows to its store lane (lanes.py) exactly as the chain would
 (`tracking.dispatch_stores`: the same compare-and-set on the due time, the same `generation_store`
 with its row claim). Should the driver die, its lease lapses within seconds and the chain stores
 again; a store cut short is re-driven when its row claim lapses, as after any crash.

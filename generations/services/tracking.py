@@ -330,7 +330,8 @@ def queued_interval(position: int, *, streamed: bool = False) -> timedelta:
 
 def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str | None = None,
                             streamed: bool = False) -> bool:
-    """Record fal's status for a QUEUED/RUNNING job; on COMPLETED move it to STORING and enqueue storing.
+    """Record fal's status for a QUEUED/RUNNING job; on COMPLETED move it to STORING, due at once (and
+    enqueue its store task when no store driver runs).
 
     Compare-and-set on our status, so a repeated or stale report changes nothing (returns False).
     `current` is the status the caller last read (a hint that saves a query; any value is safe);
@@ -343,7 +344,10 @@ def generation_apply_status(pk: uuid.UUID | str, fal: FalStatus, *, current: str
         moved = transition(pk, from_=[Status.QUEUED, Status.RUNNING], to=Status.STORING, completed_at=now,
                            queue_position=None, next_poll_at=now,
                            inference_seconds=fal.inference_time, **common)
-        if moved:
+        if moved and not named_lease_live(STORE_DRIVER_LEASE):
+            # Without a store driver (store_driver.py), a task stores it at once. With one, the
+            # driver takes the row, due now, within its next look: a task as well would only add a
+            # broker write per completion, contending for the one writer SQLite allows.
             enqueue_on_commit(STORE_TASK, str(pk))
         return moved
     if fal.status == "IN_PROGRESS":

@@ -12,7 +12,14 @@ from django.utils import timezone
 from fal_protocol.client import FalStatus, FalUnavailable
 from generations.models import Generation, GenerationAttempt, TrackerLease
 from generations.services import tracking
-from generations.services.lease import LEASE_NAME, lease_claim, next_token, tracker_ensure
+from generations.services.lease import (
+    LEASE_NAME,
+    STORE_DRIVER_LEASE,
+    lease_claim,
+    named_lease_claim,
+    next_token,
+    tracker_ensure,
+)
 from generations.services.tracking import generation_apply_status, tracker_run, tracker_tick
 from tests.conftest import studio_simulator, wait_until
 from tests.generations.test_pipeline import create, make_due
@@ -70,6 +77,25 @@ def test_a_queued_job_is_polled_less_often_the_deeper_it_waits(user, task_queue,
     row = Generation.objects.get(pk=generation.pk)
     assert (row.status, row.queue_position) == (Status.QUEUED, position)
     assert_next_poll_after(generation, seconds, since)
+
+
+@pytest.mark.parametrize("driver", [False, True])
+def test_a_completion_is_stored_by_a_task_unless_the_store_driver_runs(user, task_queue, driver):
+    # given: a running job, and (or not) a store driver holding its lease
+    generation = queued(user)
+    Generation.objects.filter(pk=generation.pk).update(status=Status.RUNNING, fal_status="IN_PROGRESS")
+    if driver:
+        assert named_lease_claim(STORE_DRIVER_LEASE, "driver-process")
+    task_queue.calls.clear()  # the create's own submit and chain
+    since = timezone.now()
+
+    # when: fal reports it completed
+    assert generation_apply_status(generation.pk, FalStatus("COMPLETED")) is True
+
+    # then: it is STORING and due at once either way; a store task is queued only without the driver
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == Status.STORING and since <= row.next_poll_at <= timezone.now()
+    assert task_queue.names() == ([] if driver else ["generation_store_task"])
 
 
 class RefusingClient:
