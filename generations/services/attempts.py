@@ -1,4 +1,5 @@
-"""Attempt rows: written before an outbound call, completed after it."""
+"""Attempt rows: written before an outbound call and completed after it, or (calls safe to repeat)
+written once it ended."""
 from __future__ import annotations
 
 from django.utils import timezone
@@ -19,13 +20,25 @@ def attempt_start(generation: Generation, kind: str, *, number: int = 1, endpoin
 def attempt_finish(attempt: GenerationAttempt, *, error: Exception | None = None, http_status: int | None = None,
                    response: dict | None = None, outcome: str | None = None) -> None:
     """Record how the call ended: `outcome` when given, else OK when `error` is None, else the error's class."""
-    outcome = outcome or _outcome_of(error)
+    GenerationAttempt.objects.filter(pk=attempt.pk).update(
+        **_ended(error=error, http_status=http_status, response=response, outcome=outcome))
+
+
+def attempt_record(generation: Generation, kind: str, *, error: Exception | None = None,
+                   http_status: int | None = None, response: dict | None = None, outcome: str | None = None) -> None:
+    """Record a call after it ended, in one write (as `attempt_finish` would): for calls that are safe
+    to repeat, whose start need not be known should the process die during them."""
+    GenerationAttempt.objects.create(
+        generation=generation, kind=kind,
+        **_ended(error=error, http_status=http_status, response=response, outcome=outcome))
+
+
+def _ended(*, error: Exception | None, http_status: int | None, response: dict | None,
+           outcome: str | None) -> dict:
     if isinstance(error, FalError):
         http_status = error.status_code
-    GenerationAttempt.objects.filter(pk=attempt.pk).update(
-        outcome=outcome, http_status=http_status, error=str(error or "")[:2000], response=response,
-        finished_at=timezone.now(),
-    )
+    return dict(outcome=outcome or _outcome_of(error), http_status=http_status, error=str(error or "")[:2000],
+                response=response, finished_at=timezone.now())
 
 
 def _outcome_of(error: Exception | None) -> str:
@@ -42,4 +55,4 @@ def _outcome_of(error: Exception | None) -> str:
 
 def attempt_record_failure(generation: Generation, kind: str, error: Exception) -> None:
     """A failed call recorded after the fact (status polls are only recorded when they fail)."""
-    attempt_finish(attempt_start(generation, kind), error=error)
+    attempt_record(generation, kind, error=error)

@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from fal_protocol.client import (
@@ -18,7 +19,7 @@ from fal_protocol.client import (
     describe_detail,
 )
 from generations.models import Generation, GenerationAttempt
-from generations.services.attempts import attempt_finish, attempt_start
+from generations.services.attempts import attempt_finish, attempt_record, attempt_start
 from generations.services.provider import provider_outage
 from generations.services.row_lease import row_lease_claim, row_lease_held
 from generations.services.submit import retry_backoff
@@ -94,8 +95,10 @@ def _store_claimed(pk: uuid.UUID | str) -> None:
         log.warning("storage unavailable while storing %s (attempt %d): %s", pk, outages, exc)
         update_while(pk, [Status.STORING], next_poll_at=timezone.now() + retry_backoff(outages))
         return
-    attempt_finish(attempt, http_status=200)
-    if not transition(pk, from_=[Status.STORING], to=Status.SUCCEEDED, video=video, fal_status="COMPLETED"):
+    with transaction.atomic():  # one write for the attempt's end and the row's
+        attempt_finish(attempt, http_status=200)
+        stored = transition(pk, from_=[Status.STORING], to=Status.SUCCEEDED, video=video, fal_status="COMPLETED")
+    if not stored:
         # Canceled (or finished by a twin run) while we copied. Only a row that does not own the
         # video may delete it.
         if not Generation.objects.filter(pk=pk, video=video).exists():
@@ -103,32 +106,33 @@ def _store_claimed(pk: uuid.UUID | str) -> None:
 
 
 def _fetch_result(generation: Generation) -> dict | None:
-    attempt = attempt_start(generation, Kind.RESULT)
+    # Recorded once the GET ends, in one write: a fetch cut short by a crash is simply made again.
     try:
         result = get_fal_client().result(generation.fal_response_url)
     except FalNotFound as exc:
-        attempt_finish(attempt, error=exc)
+        attempt_record(generation, Kind.RESULT, error=exc)
         _fail(generation.pk, "lost_upstream", "fal no longer has this request's result (404)")
         return None
     except FalAccountBlocked as exc:
         # fal refuses the account, not this result: it is fetched again once fal works.
-        attempt_finish(attempt, error=exc, outcome=Outcome.UNAVAILABLE)
+        attempt_record(generation, Kind.RESULT, error=exc, outcome=Outcome.UNAVAILABLE)
         provider_outage(exc)
         update_while(generation.pk, [Status.STORING], next_poll_at=timezone.now() + ACCOUNT_BLOCKED_RETRY)
         return None
     except FalRejected as exc:
-        attempt_finish(attempt, error=exc)
+        attempt_record(generation, Kind.RESULT, error=exc)
         _fail(generation.pk, exc.error_type or "upstream_error",
               f"fal could not make this video: {describe_detail(exc.detail)}")
         return None
     except (FalUnavailable, FalAmbiguous) as exc:
-        attempt_finish(attempt, error=exc)
+        attempt_record(generation, Kind.RESULT, error=exc)
         results = generation.attempts.filter(kind=Kind.RESULT).count()
         update_while(generation.pk, [Status.STORING],
                      next_poll_at=timezone.now() + retry_backoff(min(results, 5), exc.retry_after))
         return None
-    attempt_finish(attempt, http_status=200)
-    update_while(generation.pk, [Status.STORING], result=result)
+    with transaction.atomic():  # one write, not two: SQLite has one writer at a time
+        attempt_record(generation, Kind.RESULT, http_status=200)
+        update_while(generation.pk, [Status.STORING], result=result)
     return result
 
 
