@@ -46,6 +46,8 @@ IDLE_SECONDS = 0.5  # between looks for jobs to follow while none is followed
 RENEW_EVERY = 1.0  # seconds between pushes of the followed jobs' due times
 REFOLLOW_AFTER = 30.0
 NEWS_EVERY = 5.0  # news within a stage (log lines) is recorded at most this often per job
+NEWS_BUDGET = 0.2  # seconds a pass may spend recording news within a stage
+NEWS_CHUNK = 25
 KEEP_LOGS = 100
 CHUNK = 500
 _FAL_STAGE: dict[str, str] = {Status.QUEUED: "IN_QUEUE", Status.RUNNING: "IN_PROGRESS"}
@@ -112,11 +114,13 @@ class StreamFollower(LeasedWork):
     def record_news(self) -> None:
         """Record what the streams brought, as the chain records poll answers.
 
-        A change of stage (queued → running → completed) is recorded at once, and a start is never
-        skipped (billing needs it); news within a stage (a log line, a new place in the queue) at most
-        once per NEWS_EVERY per job, so a thousand chatty streams do not cost a write each per line.
-        Each status carries every log line its stream has brought, however fal splits them across
-        events. Jobs whose stream ended early are made due at once, to be polled."""
+        A change of stage (queued → running → completed) is recorded at once, ahead of any other
+        news, and a start is never skipped (billing needs it). News within a stage (a log line, a new
+        place in the queue) is recorded at most once per NEWS_EVERY per job, the longest-waiting jobs
+        first, for at most NEWS_BUDGET seconds a pass: the rest waits for the next pass, so a thousand
+        chatty streams neither cost a write each per line nor hold a completion up behind their
+        lines. Each status carries every log line its stream has brought, however fal splits them
+        across events. Jobs whose stream ended early are made due at once, to be polled."""
         taken = self.streams.take()
         for pk, fal in taken.events:
             job = self.followed.get(pk)
@@ -128,11 +132,30 @@ class StreamFollower(LeasedWork):
             else:
                 job.held.append(fal)
         now = time.monotonic()
+        new_stage = [pk for pk, job in self.followed.items() if job.held and _new_stage(job)]
+        news = sorted((pk for pk, job in self.followed.items()
+                       if job.held and not _new_stage(job) and now - job.recorded_at >= NEWS_EVERY),
+                      key=lambda pk: self.followed[pk].recorded_at)
+        self._record(new_stage, now)
+        deadline = time.monotonic() + NEWS_BUDGET
+        for start in range(0, len(news), NEWS_CHUNK):
+            if time.monotonic() >= deadline:
+                break
+            self._record(news[start:start + NEWS_CHUNK], now)
+        if taken.ended:
+            for pk in taken.ended:
+                self.followed.pop(pk, None)
+                self.not_before[pk] = now + REFOLLOW_AFTER
+            _due_now(taken.ended)
+        for pk in [pk for pk, at in self.not_before.items() if at <= now]:
+            del self.not_before[pk]
+
+    def _record(self, pks: list[uuid.UUID], now: float) -> None:
+        """Record the news held for jobs `pks`; forget the ones that completed."""
         rows: list[Row] = []
         statuses: list[FalStatus] = []
-        for pk, job in list(self.followed.items()):
-            if not job.held or not _due(job, now):
-                continue
+        for pk in pks:
+            job = self.followed[pk]
             for fal in job.held:
                 rows.append((pk, job.status, job.status_url))
                 statuses.append(fal)
@@ -144,13 +167,6 @@ class StreamFollower(LeasedWork):
                 del self.followed[pk]
         if rows:
             record_statuses(rows, statuses, streamed=True)
-        if taken.ended:
-            for pk in taken.ended:
-                self.followed.pop(pk, None)
-                self.not_before[pk] = now + REFOLLOW_AFTER
-            _due_now(taken.ended)
-        for pk in [pk for pk, at in self.not_before.items() if at <= now]:
-            del self.not_before[pk]
 
     def stop(self) -> None:
         """End every stream: the jobs they followed are due at once, for the chain to poll."""
@@ -185,9 +201,9 @@ def follower_run(stop: threading.Event) -> None:
     run_while_leased(LEASE_NAME, stop, lambda: StreamFollower(limit=settings.STUDIO_FAL_STATUS_STREAMS))
 
 
-def _due(job: _Followed, now: float) -> bool:
-    stage = _FAL_STAGE.get(job.status)
-    return len(job.held) > 1 or job.held[0].status != stage or now - job.recorded_at >= NEWS_EVERY
+def _new_stage(job: _Followed) -> bool:
+    """Whether the news held for `job` moves it on (queued → running → completed)."""
+    return len(job.held) > 1 or job.held[0].status != _FAL_STAGE.get(job.status)
 
 
 def _logs_so_far(job: _Followed, new: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -258,3 +258,47 @@ def test_news_within_a_stage_waits_its_turn_but_a_new_stage_does_not(monkeypatch
     monkeypatch.setattr(fal_streams, "NEWS_EVERY", 60.0)
     brought.events.append((pk, FalStatus("COMPLETED")))
     assert [fal.status for fal in news()] == ["COMPLETED"]
+
+
+class Clock:
+    """Stands in for the follower's `time`: a monotonic clock the test moves."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_new_stage_is_recorded_first_and_news_within_a_stage_takes_turns_within_the_budget(monkeypatch):
+    # given: three running jobs whose log lines wait (recorded 10, 20 and 30 s ago) and one that
+    # completed; each write uses up a pass's whole budget for news
+    clock = Clock(100.0)
+    monkeypatch.setattr(fal_streams, "time", clock)
+    monkeypatch.setattr(fal_streams, "NEWS_CHUNK", 1)
+    calls: list = []
+
+    def record(rows, statuses, *, streamed):
+        calls.append([(pk, fal.status) for (pk, _, _), fal in zip(rows, statuses, strict=True)])
+        clock.now += fal_streams.NEWS_BUDGET
+
+    monkeypatch.setattr(fal_streams, "record_statuses", record)
+    brought = Brought()
+    follower = StreamFollower(limit=10, streams=brought)  # type: ignore[arg-type]
+    old, older, oldest, done = (uuid.uuid4() for _ in range(4))
+    for pk, recorded_at in ((old, 90.0), (older, 80.0), (oldest, 70.0), (done, 95.0)):
+        follower.followed[pk] = fal_streams._Followed(Status.RUNNING, "http://fal.invalid/status",
+                                                      recorded_at=recorded_at)
+        brought.events.append((pk, FalStatus("IN_PROGRESS", logs=[{"message": str(pk)}])))
+    brought.events.append((done, FalStatus("COMPLETED")))
+
+    # when / then: the first pass records the completion, then the news that waited longest
+    follower.record_news()
+    assert calls == [[(done, "IN_PROGRESS"), (done, "COMPLETED")], [(oldest, "IN_PROGRESS")]]
+    assert done not in follower.followed
+    # the passes after it take the rest in turn, each news once
+    follower.record_news()
+    follower.record_news()
+    follower.record_news()
+    assert calls[2:] == [[(older, "IN_PROGRESS")], [(old, "IN_PROGRESS")]]
+    assert all(not job.held for job in follower.followed.values())
