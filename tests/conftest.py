@@ -118,6 +118,15 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture
+def live_web(transactional_db, media_root) -> Iterator[str]:
+    """The studio under uvicorn, as `make run` serves it, in a process of its own; its base URL."""
+    from tests.processes import child_env, running_web
+
+    with running_web(child_env(MEDIA_ROOT=str(media_root), STUDIO_MAX_STREAMS_PER_USER="40")) as url:
+        yield url
+
+
 @contextmanager
 def studio_simulator(settings, **options: Any) -> Iterator[Any]:
     """A fal simulator on a free loopback port (FalSimulator `options`), with the studio's fal

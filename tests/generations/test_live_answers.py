@@ -25,7 +25,6 @@ from generations.watch import marker_of, watch
 from storage.models import UsageEntry, UserQuota
 from tests.gateway.test_stream_limits import close
 from tests.generations.test_api import assert_error
-from tests.processes import child_env, running_web
 
 Status = Generation.Status
 CREATE = {"model": "t2v", "input": {"prompt": "A heron waits in the reeds"}}
@@ -204,12 +203,6 @@ def test_event_streams_over_the_cap_are_refused_with_retry_after(api, user, sett
 
 
 # --- under uvicorn, as `make run` serves it ------------------------------------------------------
-
-@pytest.fixture
-def live_web(transactional_db, media_root) -> Iterator[str]:
-    with running_web(child_env(MEDIA_ROOT=str(media_root), STUDIO_MAX_STREAMS_PER_USER="40")) as url:
-        yield url
-
 
 @pytest.mark.django_db(transaction=True)
 def test_under_asgi_streams_and_waits_follow_a_change_from_another_process(live_web, user):

@@ -13,7 +13,7 @@ from django.test import Client
 from generations.models import Generation, StreamSlot
 from studio.asgi import STREAM_PATH
 from tests.gateway.test_stream_limits import close
-from tests.generations.test_live_answers import events_of, finish, live_web, running_job  # noqa: F401 (fixture)
+from tests.generations.test_live_answers import events_of, finish, running_job
 
 pytestmark = pytest.mark.django_db
 Status = Generation.Status
