@@ -31,12 +31,13 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import FrameType
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.db.models import Max
 from django.utils import timezone
+
+from core.stopping import stop_on_signals
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -165,20 +166,15 @@ class Supervisor:
         self.cluster: subprocess.Popen[bytes] | None = None
         self.started_at = timezone.now()
         self.restarts = 0
-        self._stopping = False
         self._readers: set[int] = set()
 
     def run(self) -> None:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        stopping = stop_on_signals()
         self._start()
         self.helpers = [self._start_helper(command) for command in self.helper_commands]
         next_check = time.monotonic() + self.check_every
         try:
-            while not self._stopping:
-                time.sleep(min(self.check_every, SAMPLE_EVERY))
-                if self._stopping:
-                    break
+            while not stopping.wait(min(self.check_every, SAMPLE_EVERY)):
                 due = time.monotonic() >= next_check
                 reason = self._why_restart_now() or (self._stalled() if due else None)
                 if reason:
@@ -270,6 +266,3 @@ class Supervisor:
         except (ProcessLookupError, subprocess.TimeoutExpired):
             pass
         self._kill()
-
-    def _stop(self, signum: int, frame: FrameType | None) -> None:
-        self._stopping = True
