@@ -41,7 +41,7 @@ from core.streaming import event_stream_response
 from fal_protocol import catalog
 from generations import status_reads
 from generations.catalog_reads import catalog_model_json, catalog_models
-from generations.event_streams import change_events
+from generations.event_streams import change_events, each
 from generations.fair_share import waits_for_a_slot
 from generations.models import Generation, Project
 from generations.quotes import quote_for
@@ -250,7 +250,7 @@ class GenerationEventsView(APIView):
                 return None
             return Reading(marker_of(current), generation_payload(current, request), soon=waits_for_a_slot(current))
 
-        events = change_events([generation.pk], read, slot=slot,
+        events = change_events([generation.pk], each(read), slot=slot,
                                ended=lambda body: body["status"] in Generation.TERMINAL)
         return event_stream_response(request._request, events, on_close=lambda: stream_slot_release(slot))
 

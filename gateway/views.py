@@ -29,7 +29,7 @@ from core.throttle import user_rate_take
 from gateway.auth import VIA_PROXY, GatewayAuthError, gateway_caller
 from gateway.errors import fal_error, validation_error
 from generations import ltx, status_reads
-from generations.event_streams import change_events
+from generations.event_streams import change_events, each
 from generations.fair_share import waits_for_a_slot
 from generations.media_inputs import MEDIA_INPUTS
 from generations.media_links import absolute_url, url_base
@@ -240,7 +240,8 @@ def _status_events(pk: uuid.UUID, owner_id: int, *, app: str, base: str, logs: b
         sent_logs.update(key for key, _ in keyed)
         return {**body, "logs": fresh}
 
-    return change_events([pk], read, slot=slot, ended=lambda body: body["status"] == "COMPLETED", shown=new_logs_only)
+    return change_events([pk], each(read), slot=slot, ended=lambda body: body["status"] == "COMPLETED",
+                         shown=new_logs_only)
 
 
 @gateway_view("GET", reads_request=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -27,12 +27,20 @@ from generations.watch import Reading, watched
 Body = dict[str, Any]
 
 
-async def change_events(pks: Iterable[uuid.UUID], read: Callable[[uuid.UUID], Reading | None], *,
-                        slot: StreamSlot, ended: Callable[[Body], bool],
+Read = Callable[[list[uuid.UUID]], Mapping[uuid.UUID, Reading]]
+
+
+def each(read_one: Callable[[uuid.UUID], Reading | None]) -> Read:
+    """A `Read` of several rows made of a reading of one (for streams that follow a single job)."""
+    return lambda pks: {pk: reading for pk in pks if (reading := read_one(pk)) is not None}
+
+
+async def change_events(pks: Iterable[uuid.UUID], read: Read, *, slot: StreamSlot, ended: Callable[[Body], bool],
                         shown: Callable[[Body], Body] = lambda body: body) -> AsyncIterator[str]:
-    """`data:` events of `read(pk)`'s body for each generation of `pks` (as `shown` presents each
-    one), following a row until `ended(body)` or it is gone, and the others still — see the module
-    docstring. One stream can follow a whole page of jobs (the gallery's cards)."""
+    """`data:` events of each generation of `pks`, its body as `read(the rows still followed)` gives it
+    (a row it leaves out is gone) and as `shown` presents it, following a row until `ended(body)` or
+    it is gone, and the others still — see the module docstring. One stream can follow a whole page of
+    jobs (the gallery's cards), read together."""
     following = list(dict.fromkeys(pks))
     last_bodies: dict[uuid.UUID, Body] = {}
     started = last_sent = last_renewed = time.monotonic()
@@ -41,11 +49,9 @@ async def change_events(pks: Iterable[uuid.UUID], read: Callable[[uuid.UUID], Re
     if not renews_itself:
         slots_held.hold(slot)
 
-    def read_following() -> dict[uuid.UUID, Reading]:
-        return {pk: reading for pk in following if (reading := read(pk)) is not None}
-
+    every = min(settings.STUDIO_SSE_KEEPALIVE_SECONDS, SLOT_SECONDS / 3)
     try:
-        async for bodies in watched(read_following, every=min(settings.STUDIO_SSE_KEEPALIVE_SECONDS, SLOT_SECONDS / 3)):
+        async for bodies in watched(lambda: read(list(following)), every=every):
             for pk in list(following):
                 body = bodies.get(pk)
                 if not isinstance(body, dict):  # the generation is gone

@@ -9,7 +9,6 @@ browser allows only six connections to a host.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseBase
@@ -18,7 +17,7 @@ from django.views.decorators.http import require_GET
 
 from core.requests import AuthenticatedHttpRequest
 from core.streaming import event_stream_response
-from generations.event_streams import change_events
+from generations.event_streams import Read, change_events, each
 from generations.fair_share import waits_for_a_slot
 from generations.models import Generation
 from generations.payloads import web_status_payload
@@ -44,7 +43,7 @@ def generation_events(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpR
         del body["elapsed_seconds"]  # the page counts it; kept, it would make every reading a change
         return Reading(marker_of(generation), body, soon=waits_for_a_slot(generation))
 
-    return _stream(request, [pk], read)
+    return _stream(request, [pk], each(read))
 
 
 @login_required
@@ -67,20 +66,21 @@ def card_events(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     if not following:
         return HttpResponse(status=204)
 
-    def read(pk: uuid.UUID) -> Reading | None:
-        generation = generation_list_for(request.user).filter(pk=pk).first()
-        if generation is None:
-            return None
-        html = render_to_string("generations/card.html", {"g": generation, "show_project": with_project})
-        body = {"id": str(pk), "status": generation.status, "terminal": generation.status in Generation.TERMINAL,
-                "html": html}
-        return Reading(marker_of(generation), body, soon=waits_for_a_slot(generation))
+    def read(pks: list[uuid.UUID]) -> dict[uuid.UUID, Reading]:
+        return {generation.pk: _card_reading(generation, with_project)
+                for generation in generation_list_for(request.user).filter(pk__in=pks)}
 
     return _stream(request, following, read)
 
 
-def _stream(request: AuthenticatedHttpRequest, pks: list[uuid.UUID],
-            read: Callable[[uuid.UUID], Reading | None]) -> HttpResponseBase:
+def _card_reading(generation: Generation, with_project: bool) -> Reading:
+    html = render_to_string("generations/card.html", {"g": generation, "show_project": with_project})
+    body = {"id": str(generation.pk), "status": generation.status,
+            "terminal": generation.status in Generation.TERMINAL, "html": html}
+    return Reading(marker_of(generation), body, soon=waits_for_a_slot(generation))
+
+
+def _stream(request: AuthenticatedHttpRequest, pks: list[uuid.UUID], read: Read) -> HttpResponseBase:
     try:
         slot = stream_slot_take(request.user)
     except TooManyStreams as exc:
