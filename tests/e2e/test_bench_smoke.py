@@ -53,7 +53,8 @@ def test_tracking_bench_runs_in_both_modes_and_reports_its_rows(tmp_path):
 def test_burst_bench_puts_fal_80_ms_away_and_reports_its_rows(tmp_path):
     rows = tracking_bench(tmp_path, "burst")
     assert set(rows) == {"burst_submit_overhead_p50_s", "burst_submit_overhead_p95_s", "burst_lag_p95_s",
-                         "burst_store_p95_s", "burst_status_calls_per_job_second", "burst_done_p95_s"}
+                         "burst_store_p95_s", "burst_status_calls_per_job_second", "burst_create_seconds",
+                         "burst_done_p95_s"}
     # A submit is one round trip at least: 80 ms away, no job reaches fal sooner (nor does the baseline).
     submit = rows["burst_submit_overhead_p95_s"]
     assert 0.08 <= rows["burst_submit_overhead_p50_s"]["value"] <= submit["value"] < 10 and submit["baseline"] >= 0.08
@@ -61,6 +62,9 @@ def test_burst_bench_puts_fal_80_ms_away_and_reports_its_rows(tmp_path):
     assert 0 <= rows["burst_lag_p95_s"]["value"] < 10 and 0 < rows["burst_store_p95_s"]["value"] < 10
     # Created to stored takes at least the submit and the simulated run (0.5 s or more).
     assert submit["value"] + 0.5 <= rows["burst_done_p95_s"]["value"] < 30
+    # The creates are timed on their own, with no baseline to hold them against.
+    created = rows["burst_create_seconds"]
+    assert 0 < created["value"] < 10 and created["baseline"] is None
     # Polls a second apart; a job at fal for half a second still needs its one poll, hence up to 2 here.
     assert 0 < rows["burst_status_calls_per_job_second"]["value"] <= 2.5
 
