@@ -132,10 +132,16 @@ class StreamFollower(LeasedWork):
             else:
                 job.held.append(fal)
         now = time.monotonic()
-        new_stage = [pk for pk, job in self.followed.items() if job.held and _new_stage(job)]
-        news = sorted((pk for pk, job in self.followed.items()
-                       if job.held and not _new_stage(job) and now - job.recorded_at >= NEWS_EVERY),
-                      key=lambda pk: self.followed[pk].recorded_at)
+        new_stage: list[uuid.UUID] = []
+        news: list[uuid.UUID] = []
+        for pk, job in self.followed.items():
+            if not job.held:
+                continue
+            if _new_stage(job):
+                new_stage.append(pk)
+            elif now - job.recorded_at >= NEWS_EVERY:
+                news.append(pk)
+        news.sort(key=lambda pk: self.followed[pk].recorded_at)
         self._record(new_stage, now)
         deadline = time.monotonic() + NEWS_BUDGET
         for start in range(0, len(news), NEWS_CHUNK):
