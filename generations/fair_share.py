@@ -10,15 +10,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from generations.models import Generation
 
 Status = Generation.Status
 AT_FAL = (Status.SUBMITTING, Status.QUEUED, Status.RUNNING)
+
+
+class Waiting(NamedTuple):
+    pk: uuid.UUID
+    owner_id: int
+    created_at: datetime
+    next_poll_at: datetime | None
+    rank: int  # among its owner's waiting jobs, oldest first
 
 
 def in_flight_cap() -> int | None:
@@ -31,12 +40,21 @@ def at_fal_count(starting: Collection[str] = ()) -> int:
     return Generation.objects.filter(status__in=AT_FAL).exclude(pk__in=list(starting)).count() + len(starting)
 
 
-def _in_turn_order(waiting: QuerySet[Generation]) -> QuerySet[Generation]:
-    at_fal = (Generation.objects.filter(owner=OuterRef("owner"), status__in=AT_FAL)
-              .order_by().values("owner").annotate(n=Count("pk")).values("n"))
+def _in_turn_order(waiting: QuerySet[Generation], *, first: int | None = None) -> list[Waiting]:
+    """`waiting` rows in turn order; with `first`, only rows that can be among the first `first`.
+
+    Two plain queries: each owner's waiting jobs ranked (at most `first` of each, as no owner's
+    later job can come before its own earlier ones), and the jobs at fal counted per owner. A count
+    per waiting row, as a correlated subquery, reads the owner's whole history for every row: a
+    second and more per look with a thousand jobs waiting."""
     rank = Window(RowNumber(), partition_by=[F("owner")], order_by=[F("created_at").asc(), F("pk").asc()])
-    return (waiting.annotate(turn=Coalesce(Subquery(at_fal), Value(0)) + rank)
-            .order_by("turn", "created_at", "pk"))
+    ranked = waiting.order_by().annotate(rank=rank)
+    if first is not None:
+        ranked = ranked.filter(rank__lte=first)
+    rows = [Waiting(*row) for row in ranked.values_list("pk", "owner_id", "created_at", "next_poll_at", "rank")]
+    at_fal = dict(Generation.objects.filter(status__in=AT_FAL).order_by().values_list("owner")
+                  .annotate(n=Count("pk")))
+    return sorted(rows, key=lambda row: (at_fal.get(row.owner_id, 0) + row.rank, row.created_at, row.pk))
 
 
 def next_to_submit(now: datetime, limit: int) -> list[tuple[uuid.UUID, datetime | None]]:
@@ -45,7 +63,7 @@ def next_to_submit(now: datetime, limit: int) -> list[tuple[uuid.UUID, datetime 
         return []
     free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
     due = Generation.objects.filter(free, status=Status.PENDING, next_poll_at__lte=now)
-    return list(_in_turn_order(due).values_list("pk", "next_poll_at")[:limit])
+    return [(row.pk, row.next_poll_at) for row in _in_turn_order(due, first=limit)[:limit]]
 
 
 def waits_for_a_slot(generation: Generation) -> bool:
@@ -58,5 +76,5 @@ def slots_ahead(generation: Generation) -> int | None:
     """How many waiting jobs will be sent before this PENDING one while a cap is set (else None)."""
     if not waits_for_a_slot(generation):
         return None
-    order = list(_in_turn_order(Generation.objects.filter(status=Status.PENDING)).values_list("pk", flat=True))
+    order = [row.pk for row in _in_turn_order(Generation.objects.filter(status=Status.PENDING))]
     return order.index(generation.pk) if generation.pk in order else 0
