@@ -46,8 +46,8 @@ IDLE_SECONDS = 0.5  # between looks for jobs to follow while none is followed
 RENEW_EVERY = 1.0  # seconds between pushes of the followed jobs' due times
 REFOLLOW_AFTER = 30.0
 NEWS_EVERY = 5.0  # news within a stage (log lines) is recorded at most this often per job
-NEWS_BUDGET = 0.2  # seconds a pass may spend recording news within a stage
-NEWS_CHUNK = 25
+NEWS_BUDGET = 0.2  # seconds a pass may spend recording starts and news within a stage
+NEWS_CHUNK = 10
 KEEP_LOGS = 100
 CHUNK = 500
 _FAL_STAGE: dict[str, str] = {Status.QUEUED: "IN_QUEUE", Status.RUNNING: "IN_PROGRESS"}
@@ -114,13 +114,14 @@ class StreamFollower(LeasedWork):
     def record_news(self) -> None:
         """Record what the streams brought, as the chain records poll answers.
 
-        A change of stage (queued → running → completed) is recorded at once, ahead of any other
-        news, and a start is never skipped (billing needs it). News within a stage (a log line, a new
-        place in the queue) is recorded at most once per NEWS_EVERY per job, the longest-waiting jobs
-        first, for at most NEWS_BUDGET seconds a pass: the rest waits for the next pass, so a thousand
-        chatty streams neither cost a write each per line nor hold a completion up behind their
-        lines. Each status carries every log line its stream has brought, however fal splits them
-        across events. Jobs whose stream ended early are made due at once, to be polled."""
+        A completion is recorded at once, ahead of anything else (the store waits for it). Then
+        starts (queued → running), then news within a stage (a log line, a new place in the queue;
+        at most once per NEWS_EVERY per job), each the longest-waiting jobs first, for at most
+        NEWS_BUDGET seconds a pass: the rest waits for the next pass, so a thousand chatty streams
+        neither cost a write each per line nor hold a completion up behind them. A start is
+        deferred, never skipped (billing needs it): a job that completes meanwhile records both.
+        Each status carries every log line its stream has brought, however fal splits them across
+        events. Jobs whose stream ended early are made due at once, to be polled."""
         taken = self.streams.take()
         for pk, fal in taken.events:
             job = self.followed.get(pk)
@@ -132,22 +133,22 @@ class StreamFollower(LeasedWork):
             else:
                 job.held.append(fal)
         now = time.monotonic()
-        new_stage: list[uuid.UUID] = []
-        news: list[uuid.UUID] = []
+        completed: list[uuid.UUID] = []
+        waiting: list[tuple[bool, float, uuid.UUID]] = []  # (news within a stage?, recorded at, pk)
         for pk, job in self.followed.items():
             if not job.held:
                 continue
-            if _new_stage(job):
-                new_stage.append(pk)
-            elif now - job.recorded_at >= NEWS_EVERY:
-                news.append(pk)
-        news.sort(key=lambda pk: self.followed[pk].recorded_at)
-        self._record(new_stage, now)
+            if job.held[-1].is_completed:
+                completed.append(pk)
+            elif (new_stage := _new_stage(job)) or now - job.recorded_at >= NEWS_EVERY:
+                waiting.append((not new_stage, job.recorded_at, pk))
+        waiting.sort()
+        self._record(completed, now)
         deadline = time.monotonic() + NEWS_BUDGET
-        for start in range(0, len(news), NEWS_CHUNK):
+        for start in range(0, len(waiting), NEWS_CHUNK):
             if time.monotonic() >= deadline:
                 break
-            self._record(news[start:start + NEWS_CHUNK], now)
+            self._record([pk for _, _, pk in waiting[start:start + NEWS_CHUNK]], now)
         if taken.ended:
             for pk in taken.ended:
                 self.followed.pop(pk, None)

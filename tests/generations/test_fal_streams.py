@@ -270,9 +270,9 @@ class Clock:
         return self.now
 
 
-def test_a_new_stage_is_recorded_first_and_news_within_a_stage_takes_turns_within_the_budget(monkeypatch):
-    # given: three running jobs whose log lines wait (recorded 10, 20 and 30 s ago) and one that
-    # completed; each write uses up a pass's whole budget for news
+def test_a_completion_is_recorded_first_then_starts_and_news_take_turns_within_the_budget(monkeypatch):
+    # given: two running jobs whose log lines wait (recorded 10 and 30 s ago), two queued ones that
+    # started (recorded 20 and 15 s ago) and one that completed; each write uses up a pass's budget
     clock = Clock(100.0)
     monkeypatch.setattr(fal_streams, "time", clock)
     monkeypatch.setattr(fal_streams, "NEWS_CHUNK", 1)
@@ -285,20 +285,25 @@ def test_a_new_stage_is_recorded_first_and_news_within_a_stage_takes_turns_withi
     monkeypatch.setattr(fal_streams, "record_statuses", record)
     brought = Brought()
     follower = StreamFollower(limit=10, streams=brought)  # type: ignore[arg-type]
-    old, older, oldest, done = (uuid.uuid4() for _ in range(4))
-    for pk, recorded_at in ((old, 90.0), (older, 80.0), (oldest, 70.0), (done, 95.0)):
-        follower.followed[pk] = fal_streams._Followed(Status.RUNNING, "http://fal.invalid/status",
-                                                      recorded_at=recorded_at)
+    old, started, late, oldest, done = (uuid.uuid4() for _ in range(5))
+    for pk, status, recorded_at in ((old, Status.RUNNING, 90.0), (started, Status.QUEUED, 80.0),
+                                    (late, Status.QUEUED, 85.0), (oldest, Status.RUNNING, 70.0),
+                                    (done, Status.RUNNING, 95.0)):
+        follower.followed[pk] = fal_streams._Followed(status, "http://fal.invalid/status", recorded_at=recorded_at)
         brought.events.append((pk, FalStatus("IN_PROGRESS", logs=[{"message": str(pk)}])))
     brought.events.append((done, FalStatus("COMPLETED")))
 
-    # when / then: the first pass records the completion, then the news that waited longest
+    # when / then: the first pass records the completion (with the news before it), then the start
     follower.record_news()
-    assert calls == [[(done, "IN_PROGRESS"), (done, "COMPLETED")], [(oldest, "IN_PROGRESS")]]
+    assert calls == [[(done, "IN_PROGRESS"), (done, "COMPLETED")], [(started, "IN_PROGRESS")]]
     assert done not in follower.followed
-    # the passes after it take the rest in turn, each news once
+    assert follower.followed[started].status == Status.RUNNING
+    # a deferred start is not skipped: the job completes meanwhile, and both are recorded first
+    brought.events.append((late, FalStatus("COMPLETED")))
+    follower.record_news()
+    assert calls[2] == [(late, "IN_PROGRESS"), (late, "COMPLETED")]
+    # the passes after it take the news in turn, the longest-waiting first, each once
     follower.record_news()
     follower.record_news()
-    follower.record_news()
-    assert calls[2:] == [[(older, "IN_PROGRESS")], [(old, "IN_PROGRESS")]]
+    assert calls[3:] == [[(oldest, "IN_PROGRESS")], [(old, "IN_PROGRESS")]]
     assert all(not job.held for job in follower.followed.values())
