@@ -90,4 +90,4 @@ chaos: install-dev
 	$(PY) -m chaos $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 test-db*.sqlite3* media bench-report.json $(JS_TESTS)/node_modules
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm test-db*.sqlite3* media bench-report.json $(JS_TESTS)/node_modules

@@ -42,8 +42,7 @@ def main() -> None:
 
     django.setup()
     logging.getLogger("django-q").setLevel(logging.WARNING)
-    call_command("migrate", verbosity=0)
-    _write_ahead_log()
+    call_command("migrate", verbosity=0)  # on SQLite in the write-ahead log mode, as settings open it
     from bench import copy, fair_share, status, streams, tracking
 
     rows = []
@@ -61,18 +60,6 @@ def main() -> None:
     if args.only in (None, "streams"):
         rows += streams.run(args.streams, args.status_seconds)
     write(rows, Path(args.report))
-
-
-def _write_ahead_log() -> None:
-    """Put a SQLite bench database in WAL mode (a setting of the file, kept by every process that
-    opens it): with SQLite's default rollback journal every reader blocks the one writer, so the
-    cluster, the web server and the bench's own progress queries would mostly measure lock waits.
-    Production runs PostgreSQL, whose readers never block writers either."""
-    from django.db import connection
-
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA journal_mode=WAL")
 
 
 if __name__ == "__main__":

@@ -140,8 +140,12 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes share the file (web, workers, their helpers): wait for locks instead of failing
     # at once, and let tests that spawn processes use a file-backed test database (in-memory ones are
-    # per process).
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # per process). The write-ahead log lets readers (a page, an event stream, the tracker's looks)
+    # go on while one process writes, where the default rollback journal blocks the writer behind
+    # every reader; with it, `synchronous=NORMAL` syncs at checkpoints, not at every commit (a power
+    # cut may lose the last commits, never the file).
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                                       "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"}
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
 # --- REST API -------------------------------------------------------------------------------
