@@ -121,6 +121,16 @@ def test_each_task_run_twice_means_one_submit_and_one_stored_object(studio, user
     assert GenerationAttempt.objects.filter(generation=generation, kind="result").count() == 1
 
 
+def test_a_submit_of_a_job_already_sent_only_reads(studio, user, django_assert_num_queries):
+    generation = create(user)
+    generation_submit(generation.pk)
+    with django_assert_num_queries(1) as queries:  # no claim attempted: no write, no fal call
+        generation_submit(generation.pk)
+    assert queries.captured_queries[0]["sql"].startswith("SELECT")
+    assert studio.stats()["submits"] == 1
+    assert Generation.objects.get(pk=generation.pk).status == Status.QUEUED
+
+
 class Crash(Exception):
     pass
 
