@@ -52,8 +52,10 @@ def _in_turn_order(waiting: QuerySet[Generation], *, first: int | None = None) -
     if first is not None:
         ranked = ranked.filter(rank__lte=first)
     rows = [Waiting(*row) for row in ranked.values_list("pk", "owner_id", "created_at", "next_poll_at", "rank")]
-    at_fal = dict(Generation.objects.filter(status__in=AT_FAL).order_by().values_list("owner")
-                  .annotate(n=Count("pk")))
+    if not rows:
+        return []
+    at_fal = dict(Generation.objects.filter(status__in=AT_FAL, owner__in={row.owner_id for row in rows})
+                  .order_by().values_list("owner").annotate(n=Count("pk")))
     return sorted(rows, key=lambda row: (at_fal.get(row.owner_id, 0) + row.rank, row.created_at, row.pk))
 
 

@@ -83,15 +83,16 @@ def generation_submit(pk: uuid.UUID | str, *, dispatched: bool = False) -> None:
     count. Runs without an open transaction (network I/O); call outside `atomic`. While the provider
     is paused (provider_switch.py) the job is moved to HELD instead, to be submitted on resume.
     """
-    if not Generation.objects.filter(pk=pk, status=Status.PENDING).exists():
-        # Sent, or being sent, already (by the chain's lane, or this task's twin): a read, where the
-        # claim's compare-and-set would take the one writer SQLite allows to change nothing.
-        return
     now = timezone.now()
-    if in_flight_cap() is not None and not dispatched:
-        update_while(pk, [Status.PENDING], next_poll_at=now)
-        tracker_ensure()
-        return
+    if not dispatched:  # the lane's caller has just taken the row, still PENDING, by compare-and-set
+        if not Generation.objects.filter(pk=pk, status=Status.PENDING).exists():
+            # Sent, or being sent, already (by the chain's lane, or this task's twin): a read, where
+            # the claim's compare-and-set would take the one writer SQLite allows to change nothing.
+            return
+        if in_flight_cap() is not None:
+            update_while(pk, [Status.PENDING], next_poll_at=now)
+            tracker_ensure()
+            return
     if provider_is_paused():
         with transaction.atomic():  # held only if no resume releases held jobs meanwhile (switch.py)
             if provider_is_paused_for_hold():
