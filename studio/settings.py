@@ -195,6 +195,11 @@ Q_CLUSTER: dict[str, Any] = {
     "save_limit": 500,
     "catch_up": False,
     "poll": 0.1,
+    # Never recycle a worker (django-q2 does after 500 tasks by default). The tracking chain's lanes
+    # live in a worker and would end with it, and `manage.py workers` takes a cluster process that
+    # vanishes right after waiting on a queue for one killed holding the queue's lock, and restarts
+    # the whole cluster (core/supervisor.py): each recycle would cost the cluster its work in hand.
+    "recycle": 10**12,
 }
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:

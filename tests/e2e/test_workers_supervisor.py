@@ -12,7 +12,7 @@ import time
 
 import pytest
 from django.db import connection
-from django_q.models import Success
+from django_q.models import OrmQ, Success
 from django_q.tasks import async_task
 
 from chaos.workers import children_of, descendants
@@ -148,6 +148,24 @@ def test_an_idle_worker_killed_while_holding_the_queue_lock_gets_the_cluster_res
     text = log.read_text()
     assert f"restarting the worker cluster: process {holder} died waiting on one of its queues" in text
     assert "none finished" not in text  # not found by the stall check
+
+
+def test_workers_are_never_recycled_so_a_long_run_of_tasks_does_not_restart_the_cluster(tmp_path):
+    # django-q2 recycles a worker after 500 tasks by default: one that exits right after waiting on the
+    # task queue looks to the supervisor just like one killed holding the queue's lock.
+    log = tmp_path / "workers.log"
+    with open(log, "w") as out, running("workers", "--stall-seconds", "600", "--check-every", "0.5",
+                                        env=child_env(Q_WORKERS="2"), stdout=out,
+                                        stderr=subprocess.STDOUT) as supervisor:
+        first = cluster_pid(supervisor)
+        workers = sentinel_children(supervisor)[:2]
+        tasks = [async_task("math.sqrt", n) for n in range(1001)]  # one of the two workers runs 501 or more
+        wait_until(lambda: finished(tasks[-1]) and not OrmQ.objects.exists(), timeout=120, interval=0.5)
+        last = async_task("math.sqrt", 4)
+        wait_until(lambda: finished(last), timeout=30)
+        assert cluster_pid(supervisor) == first
+        assert sentinel_children(supervisor)[:2] == workers  # the same two workers ran every task
+    assert "restarting the worker cluster" not in log.read_text()
 
 
 def test_a_killed_process_that_held_no_queue_lock_is_left_to_django_q2(tmp_path):
