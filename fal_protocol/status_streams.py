@@ -5,10 +5,11 @@ a new place in the queue, the start, the end), a keep-alive comment every 15 s, 
 stream after COMPLETED. Following it instead of polling brings each change within a network's
 delay, at one open connection per job instead of a call per job-second.
 
-All streams share one asyncio event loop in a thread of their own and one `httpx.AsyncClient`, so a
-thousand of them cost a thousand coroutines. The caller's thread talks to them through three calls:
-`follow` (start following a request, unless already at `limit`), `take` (the events and endings since
-the last take) and `close`. A stream that fails or goes quiet simply ends: its caller polls instead.
+All streams share one asyncio event loop in a thread of their own and a few `httpx.AsyncClient`s
+(STREAMS_PER_CLIENT streams each), so a thousand of them cost a thousand coroutines. The caller's
+thread talks to them through four calls: `follow` (start following a request, unless already at
+`limit`), `take` (the events and endings since the last take), `wait` (until a stream completes or
+ends) and `close`. A stream that fails or goes quiet simply ends: its caller polls instead.
 This module knows nothing of Django.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import math
 import threading
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass, field
@@ -30,6 +32,10 @@ K = TypeVar("K", bound=Hashable)
 
 # fal keeps a quiet stream open with a comment every 15 s: twice that with nothing means it is dead.
 QUIET_TIMEOUT = 30.0
+# httpcore's connection pool looks at every connection it holds whenever a request starts or ends,
+# so one client holding thousands of streams spends the loop's time in those looks (quadratic):
+# streams are spread over clients of at most about this many each.
+STREAMS_PER_CLIENT = 100
 
 
 @dataclass
@@ -54,8 +60,10 @@ class StatusStreams(Generic[K]):
         self._open: dict[K, asyncio.Task[None] | None] = {}
         self._events: collections.deque[tuple[K, FalStatus]] = collections.deque()
         self._ended: collections.deque[K] = collections.deque()
+        self._finished = threading.Event()  # a stream completed or ended since the last take
         self._loop = asyncio.new_event_loop()
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._started = 0  # streams started so far: the next one goes to client `_started % len(_clients)`
         self._thread = threading.Thread(target=self._loop.run_forever, name="fal-status-streams", daemon=True)
         self._thread.start()
 
@@ -77,8 +85,14 @@ class StatusStreams(Generic[K]):
         self._loop.call_soon_threadsafe(self._start, key, status_url)
         return True
 
+    def wait(self, timeout: float) -> bool:
+        """Block until a stream has completed or ended since the last `take`, or `timeout` seconds
+        have passed; whether one has. (News within a stage does not wake the caller: it can wait.)"""
+        return self._finished.wait(timeout)
+
     def take(self) -> Taken[K]:
         """The events and endings since the last take (thread-safe; each is handed out once)."""
+        self._finished.clear()  # before draining: whatever comes after it wakes the next wait
         taken: Taken[K] = Taken()
         while self._events:
             taken.events.append(self._events.popleft())
@@ -99,19 +113,23 @@ class StatusStreams(Generic[K]):
     # -- on the loop --
 
     def _start(self, key: K, status_url: str) -> None:
-        if self._client is None:
-            self._client = httpx.AsyncClient(headers=self._headers, timeout=self._timeout, follow_redirects=False,
-                                             transport=self._transport,
-                                             limits=httpx.Limits(max_connections=None, max_keepalive_connections=0))
-        task = self._loop.create_task(self._follow(key, status_url))
+        if not self._clients:
+            tls = httpx.create_ssl_context()  # one for all: building one costs milliseconds
+            self._clients = [
+                httpx.AsyncClient(headers=self._headers, timeout=self._timeout, follow_redirects=False, verify=tls,
+                                  transport=self._transport,
+                                  limits=httpx.Limits(max_connections=None, max_keepalive_connections=0))
+                for _ in range(max(1, math.ceil(self.limit / STREAMS_PER_CLIENT)))]
+        client = self._clients[self._started % len(self._clients)]
+        self._started += 1
+        task = self._loop.create_task(self._follow(key, client, status_url))
         with self._lock:
             self._open[key] = task
 
-    async def _follow(self, key: K, status_url: str) -> None:
+    async def _follow(self, key: K, client: httpx.AsyncClient, status_url: str) -> None:
         completed = False
         try:
-            assert self._client is not None
-            async with self._client.stream("GET", f"{status_url}/stream", params={"logs": "1"}) as response:
+            async with client.stream("GET", f"{status_url}/stream", params={"logs": "1"}) as response:
                 if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
                         "text/event-stream"):
                     return
@@ -130,6 +148,7 @@ class StatusStreams(Generic[K]):
                 self._open.pop(key, None)
             if not completed:
                 self._ended.append(key)
+            self._finished.set()
 
     async def _shutdown(self) -> None:
         with self._lock:
@@ -137,8 +156,8 @@ class StatusStreams(Generic[K]):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
 
 async def _event_data(response: httpx.Response) -> AsyncIterator[str]:
