@@ -8,12 +8,13 @@ streams run apart from the tracking chain because reading a thousand of them is 
 in the chain's process it would take its time from the submits and stores (one interpreter lock).
 
 The follower and the chain share nothing but the rows. A job's `next_poll_at` says who reports on it:
-the follower keeps every job it follows due no sooner than STREAM_BACKSTOP from now (renewing it each
-second), so the chain leaves it alone; news from a stream is recorded exactly as a poll's answer
-would be (`tracking.record_statuses`: a compare-and-set per row; a completion moves the row to
-STORING, due at once for the chain's store lane). A job whose stream ends early (refused, reset,
-quiet too long) is made due at once, polled by the chain as without streams, and followed again only
-after REFOLLOW_AFTER. Should the follower die, its jobs come due within STREAM_BACKSTOP and are
+the follower keeps every job it follows due at least half of STREAM_BACKSTOP from now (pushing it
+STREAM_BACKSTOP away again whenever half has passed), so the chain leaves it alone; news from a
+stream is recorded exactly as a poll's answer would be (`tracking.record_statuses`: a
+compare-and-set per row; a completion moves the row to STORING, due at once for the chain's store
+lane; a pass's completions are recorded by a few threads at once). A job whose stream ends early
+(refused, reset, quiet too long) is made due at once, polled by the chain as without streams, and
+followed again only after REFOLLOW_AFTER. Should the follower die, its jobs come due within STREAM_BACKSTOP and are
 polled: nothing is lost, only news delayed. One follower runs at a time (a lease row), however many
 worker hosts start one.
 """
@@ -24,11 +25,12 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from fal_protocol.client import FalStatus
@@ -48,6 +50,7 @@ REFOLLOW_AFTER = 30.0
 NEWS_EVERY = 5.0  # news within a stage (log lines) is recorded at most this often per job
 NEWS_BUDGET = 0.2  # seconds a pass may spend recording starts and news within a stage
 NEWS_CHUNK = 10
+WRITERS = 4  # threads recording a pass's completions at once (not on SQLite: see `_writers`)
 KEEP_LOGS = 100
 CHUNK = 500
 _FAL_STAGE: dict[str, str] = {Status.QUEUED: "IN_QUEUE", Status.RUNNING: "IN_PROGRESS"}
@@ -69,6 +72,7 @@ class _Followed:
     seen_logs: set[str] = field(default_factory=set)
     held: list[FalStatus] = field(default_factory=list)  # news not recorded yet: the last of each stage
     recorded_at: float = 0.0
+    pushed_at: float = 0.0  # when its due time was last pushed STREAM_BACKSTOP away
 
 
 class StreamFollower(LeasedWork):
@@ -80,17 +84,23 @@ class StreamFollower(LeasedWork):
         self.followed: dict[uuid.UUID, _Followed] = {}
         self.not_before: dict[uuid.UUID, float] = {}
         self._renewed_at = 0.0
+        self._pool: ThreadPoolExecutor | None = None
 
     def work(self) -> float:
         """Record what the streams brought, keep the followed jobs off the chain's polls, and follow
-        jobs at fal that nobody reports on, while there is room; seconds until the next pass."""
+        jobs at fal that nobody reports on, while there is room; seconds until the next pass. While
+        it follows jobs, a pass waits up to TICK_SECONDS for a stream to complete or end, and the
+        next pass starts at once when one does."""
         self.record_news()
         now = time.monotonic()
         if now - self._renewed_at >= RENEW_EVERY:
             self._renew()
             self._renewed_at = now
         picked_up = self.follow_new()
-        return TICK_SECONDS if self.followed or picked_up else IDLE_SECONDS
+        if not self.followed and not picked_up:
+            return IDLE_SECONDS
+        self.streams.wait(TICK_SECONDS)  # a completion starts the next pass at once
+        return 0.0
 
     def follow_new(self) -> int:
         """Follow jobs at fal whose due time nobody pushes (the chain would poll them soon); how many."""
@@ -108,7 +118,7 @@ class StreamFollower(LeasedWork):
         self._push_due([pk for pk, _, _ in to_follow])
         for pk, status, status_url in to_follow:
             if self.streams.follow(pk, status_url):
-                self.followed[pk] = _Followed(status, status_url)
+                self.followed[pk] = _Followed(status, status_url, pushed_at=now)
         return len(to_follow)
 
     def record_news(self) -> None:
@@ -143,7 +153,7 @@ class StreamFollower(LeasedWork):
             elif (new_stage := _new_stage(job)) or now - job.recorded_at >= NEWS_EVERY:
                 waiting.append((not new_stage, job.recorded_at, pk))
         waiting.sort()
-        self._record(completed, now)
+        self._record(completed, now, writers=self._writers())
         deadline = time.monotonic() + NEWS_BUDGET
         for start in range(0, len(waiting), NEWS_CHUNK):
             if time.monotonic() >= deadline:
@@ -157,27 +167,43 @@ class StreamFollower(LeasedWork):
         for pk in [pk for pk, at in self.not_before.items() if at <= now]:
             del self.not_before[pk]
 
-    def _record(self, pks: list[uuid.UUID], now: float) -> None:
-        """Record the news held for jobs `pks`; forget the ones that completed."""
-        rows: list[Row] = []
-        statuses: list[FalStatus] = []
+    def _record(self, pks: list[uuid.UUID], now: float, *, writers: int = 1) -> None:
+        """Record the news held for jobs `pks`, in up to `writers` threads at once (each job's news in
+        one thread, in order); forget the jobs that completed."""
+        news: list[tuple[list[Row], list[FalStatus]]] = []
         for pk in pks:
             job = self.followed[pk]
+            rows: list[Row] = []
             for fal in job.held:
                 rows.append((pk, job.status, job.status_url))
-                statuses.append(fal)
                 if fal.status == "IN_PROGRESS":
                     job.status = Status.RUNNING
+            news.append((rows, job.held))
             completed = job.held[-1].is_completed
             job.held, job.recorded_at = [], now
             if completed:
                 del self.followed[pk]
-        if rows:
-            record_statuses(rows, statuses, streamed=True)
+        shares = [news[start::writers] for start in range(min(writers, len(news)))]
+        if len(shares) == 1:
+            _record_share(shares[0])
+        elif shares:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="fal-streams-record")
+            for future in [self._pool.submit(_record_share, share, in_thread=True) for share in shares]:
+                future.result()
+
+    @staticmethod
+    def _writers() -> int:
+        """How many threads record completions at once: WRITERS where the database takes writes side by
+        side; one on SQLite, whose single writer would only make them wait on each other."""
+        return 1 if connection.vendor == "sqlite" else WRITERS
 
     def stop(self) -> None:
         """End every stream: the jobs they followed are due at once, for the chain to poll."""
         self.streams.close()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         try:
             _due_now(list(self.followed))
         except DatabaseError:  # their backstop polls come within STREAM_BACKSTOP
@@ -185,22 +211,26 @@ class StreamFollower(LeasedWork):
         self.followed.clear()
 
     def _renew(self) -> None:
-        """Keep each followed job's due time STREAM_BACKSTOP away; forget jobs no longer at fal (canceled,
-        or finished through a poll)."""
-        pks = list(self.followed)
+        """Keep each followed job's due time STREAM_BACKSTOP away, pushing it again once half of that
+        has passed (a fifth of the jobs each second, not all); forget jobs no longer at fal
+        (canceled, or finished through a poll)."""
+        now = time.monotonic()
+        renew_after = STREAM_BACKSTOP.total_seconds() / 2
+        pks = [pk for pk, job in self.followed.items() if now - job.pushed_at >= renew_after]
         still_at_fal: set[uuid.UUID] = set()
         for start in range(0, len(pks), CHUNK):
             chunk = pks[start:start + CHUNK]
             still_at_fal.update(Generation.objects.filter(pk__in=chunk, status__in=AT_FAL).values_list("pk", flat=True))
             self._push_due(chunk)
-        for pk in set(pks) - still_at_fal:
-            self.followed.pop(pk, None)
+        for pk in pks:
+            if pk in still_at_fal:
+                self.followed[pk].pushed_at = now
+            else:
+                self.followed.pop(pk, None)
 
     @staticmethod
     def _push_due(pks: list[uuid.UUID]) -> None:
-        until = timezone.now() + STREAM_BACKSTOP
-        Generation.objects.filter(pk__in=pks, status__in=AT_FAL, next_poll_at__lt=until - STREAM_BACKSTOP / 2
-                                  ).update(next_poll_at=until)
+        Generation.objects.filter(pk__in=pks, status__in=AT_FAL).update(next_poll_at=timezone.now() + STREAM_BACKSTOP)
 
 
 def follower_run(stop: threading.Event) -> None:
@@ -221,6 +251,21 @@ def _logs_so_far(job: _Followed, new: list[dict[str, Any]]) -> list[dict[str, An
             job.logs.append(entry)
     del job.logs[:-KEEP_LOGS]
     return list(job.logs)
+
+
+def _record_share(news: list[tuple[list[Row], list[FalStatus]]], *, in_thread: bool = False) -> None:
+    """Record some jobs' news in one go; in a pool's thread, as Django treats a request (its database
+    connection checked before and after)."""
+    rows = [row for job_rows, _ in news for row in job_rows]
+    statuses = [fal for _, job_statuses in news for fal in job_statuses]
+    if not in_thread:
+        record_statuses(rows, statuses, streamed=True)
+        return
+    close_old_connections()
+    try:
+        record_statuses(rows, statuses, streamed=True)
+    finally:
+        close_old_connections()
 
 
 def _due_now(pks: list[Any]) -> None:

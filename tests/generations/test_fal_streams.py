@@ -3,6 +3,7 @@ by the stream follower instead of the chain's polls, with polls left as the back
 (services/fal_streams.py)."""
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -84,6 +85,22 @@ def test_a_stream_that_cannot_open_is_reported_as_ended(sim, streams):
     assert streams.count() == 0
 
 
+def test_wait_wakes_the_caller_when_a_stream_completes_or_ends_but_not_for_news(sim, streams):
+    # given: a request that logs for 0.4 s before it completes, followed from its start
+    client = FalQueueClient(base_url=sim.url, key=KEY)
+    assert streams.follow("job", client.submit("fal-ai/ltx-2/text-to-video", {"prompt": "a heron"}).status_url)
+
+    # when / then: the wait ends with the completion, not with the news before it
+    assert streams.wait(20)
+    statuses = [event.status for _, event in streams.take().events]
+    assert statuses[-1] == "COMPLETED" and "IN_PROGRESS" in statuses
+    assert not streams.wait(0.05)  # taken: nothing new to wake for
+    # a stream that ends early wakes the caller too
+    assert streams.follow("gone", f"{sim.url}/fal-ai/ltx-2/requests/{uuid.uuid4()}/status")
+    assert streams.wait(20) and streams.take().ended == ["gone"]
+    client.close()
+
+
 def test_no_more_than_the_limit_are_followed_at_once(sim, streams):
     client = FalQueueClient(base_url=sim.url, key=KEY)
     urls = [client.submit("fal-ai/ltx-2/text-to-video", {"prompt": f"bird {n}"}).status_url for n in range(3)]
@@ -131,6 +148,42 @@ def test_the_follower_brings_a_job_to_storing_and_the_chain_never_polls_it(sim, 
     assert row.inference_seconds is not None
     assert sim.stats()["status_calls"] == 1
     assert generation.pk not in follower.followed  # a completed stream is forgotten
+
+
+@pytest.mark.django_db(transaction=True)  # the follower's writer threads see only committed rows
+def test_completions_of_one_pass_are_recorded_by_several_writers_at_once(settings, user, monkeypatch):
+    # given: three jobs followed on their streams, all completed at fal before the follower's next pass
+    monkeypatch.setattr(StreamFollower, "_writers", staticmethod(lambda: 3))
+    threads: set[str] = set()
+    record = fal_streams.record_statuses
+
+    def spy(rows, statuses, *, streamed):
+        threads.add(threading.current_thread().name)
+        record(rows, statuses, streamed=streamed)
+
+    monkeypatch.setattr(fal_streams, "record_statuses", spy)
+    settings.STUDIO_FAL_STATUS_STREAMS = 10
+    with studio_simulator(settings, runners=3, run_seconds=0.3) as simulator:
+        follower = StreamFollower(limit=10)
+        try:
+            jobs = [create(user, prompt=f"heron {n}") for n in range(3)]
+            for job in jobs:
+                generation_submit(job.pk)
+                make_due(job)
+            follower.follow_new()
+            wait_until(lambda: follower.streams.count() == 0, timeout=30)  # every stream brought its end
+
+            # when: one pass
+            follower.record_news()
+        finally:
+            follower.stop()
+
+    # then: each job is storing with its completion recorded, by three threads of the follower's pool
+    rows = Generation.objects.filter(pk__in=[job.pk for job in jobs])
+    assert {row.status for row in rows} == {Status.STORING}
+    assert all(row.completed_at and row.was_running and row.logs for row in rows)
+    assert len(threads) == 3 and all(name.startswith("fal-streams-record") for name in threads)
+    assert simulator.stats()["status_calls"] == 3  # one stream each, no poll
 
 
 @pytest.mark.django_db
@@ -307,3 +360,29 @@ def test_a_completion_is_recorded_first_then_starts_and_news_take_turns_within_t
     follower.record_news()
     assert calls[3:] == [[(oldest, "IN_PROGRESS")], [(old, "IN_PROGRESS")]]
     assert all(not job.held for job in follower.followed.values())
+
+
+@pytest.mark.django_db
+def test_a_followed_jobs_due_time_is_pushed_again_once_half_the_backstop_has_passed(user, monkeypatch):
+    # given: three followed jobs at fal, due in 2 s: one pushed 1 s ago, one 6 s ago, and one 6 s ago
+    # that a user canceled meanwhile
+    clock = Clock(1000.0)
+    monkeypatch.setattr(fal_streams, "time", clock)
+    follower = StreamFollower(limit=10, streams=Brought())  # type: ignore[arg-type]
+    fresh, stale, canceled = (create(user, prompt=f"egret {n}") for n in range(3))
+    soon = timezone.now() + timedelta(seconds=2)
+    Generation.objects.filter(pk__in=[fresh.pk, stale.pk]).update(status=Status.RUNNING, next_poll_at=soon)
+    Generation.objects.filter(pk=canceled.pk).update(status=Status.CANCELED, next_poll_at=None)
+    for job, pushed_at in ((fresh, 999.0), (stale, 994.0), (canceled, 994.0)):
+        follower.followed[job.pk] = fal_streams._Followed(Status.RUNNING, "http://fal.invalid/status",
+                                                          pushed_at=pushed_at)
+    before = timezone.now()
+
+    # when
+    follower._renew()
+
+    # then: only the stale one is pushed STREAM_BACKSTOP away; the canceled one is forgotten
+    due = dict(Generation.objects.filter(pk__in=[fresh.pk, stale.pk]).values_list("pk", "next_poll_at"))
+    assert due[stale.pk] >= before + tracking.STREAM_BACKSTOP and follower.followed[stale.pk].pushed_at == 1000.0
+    assert due[fresh.pk] == soon and follower.followed[fresh.pk].pushed_at == 999.0
+    assert canceled.pk not in follower.followed
