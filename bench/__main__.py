@@ -23,7 +23,13 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000,
                         help="status streams open on one web process (default 1000)")
     parser.add_argument("--status-seconds", type=float, default=5.0, help="load per status endpoint (default 5 s)")
-    parser.add_argument("--only", choices=["tracking", "burst", "fair-share", "copy", "status", "streams"],
+    parser.add_argument("--scale-jobs", type=int, default=10_000, help="jobs at fal at once in the scale run "
+                        "(default 10,000)")
+    parser.add_argument("--scale-run-seconds", type=float, default=360.0,
+                        help="shortest simulated run in the scale run (default 360 s: every job sent before any ends)")
+    parser.add_argument("--scale-run-seconds-max", type=float, default=420.0,
+                        help="longest simulated run in the scale run (default 420 s)")
+    parser.add_argument("--only", choices=["tracking", "burst", "scale", "fair-share", "copy", "status", "streams"],
                         help="run one benchmark only")
     parser.add_argument("--report", default=str(ROOT / "bench-report.json"), help="where to write the JSON report")
     args = parser.parse_args()
@@ -43,7 +49,7 @@ def main() -> None:
     django.setup()
     logging.getLogger("django-q").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0)  # on SQLite in the write-ahead log mode, as settings open it
-    from bench import copy, fair_share, status, streams, tracking
+    from bench import copy, fair_share, scale, status, streams, tracking
 
     rows = []
     if args.only in (None, "tracking", "burst"):
@@ -51,6 +57,8 @@ def main() -> None:
                                                                               ("polling", "webhook", "burst"))
         rows += tracking.run(args.jobs, args.run_seconds, args.run_seconds_max, args.workers,
                              webhooks=not args.no_webhooks, modes=modes)
+    if args.only in (None, "scale"):
+        rows += scale.run(args.scale_jobs, args.scale_run_seconds, args.scale_run_seconds_max, args.workers)
     if args.only in (None, "fair-share"):
         rows += fair_share.run(args.workers, args.run_seconds)
     if args.only in (None, "copy"):

@@ -119,13 +119,15 @@ BURST_LATENCY = 0.08
 
 
 def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | None, workers: int, *,
-           latency: float = 0.0, command: str = "qcluster") -> dict:
-    """`count` jobs created at once through fresh processes (the cluster run by `manage.py command`);
-    returns the phase's figures."""
+           latency: float = 0.0, command: str = "qcluster", backlog: bool = False,
+           settings_env: dict[str, str] | None = None, timeout: float = PHASE_TIMEOUT) -> dict:
+    """`count` jobs created at once through fresh processes (the cluster run by `manage.py command`,
+    with `settings_env` added to its environment); returns the phase's figures. With `backlog`, the
+    jobs are all created before the cluster starts (as after an outage of the workers)."""
     with ExitStack() as stack:
         sim_url = stack.enter_context(simulator(count, run_seconds, run_seconds_max, latency))
         env = {**os.environ, "FAL_QUEUE_URL": sim_url, "FAL_KEY": KEY, "Q_WORKERS": str(workers),
-               "STUDIO_LOG_LEVEL": "WARNING", "STUDIO_FAL_WEBHOOKS": "false"}
+               "STUDIO_LOG_LEVEL": "WARNING", "STUDIO_FAL_WEBHOOKS": "false", **(settings_env or {})}
         env.update(FAL_REST_URL=sim_url, FAL_API_URL=sim_url)
         pids = []
         if mode == "webhook":
@@ -137,13 +139,18 @@ def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | N
                                      if key.startswith("FAL_") or key in hooks})
             stack.callback(stop, web)
             pids.append(web.pid)
+        user = _bench_user(f"bench-{mode}-{count}")
+        created_in = _create(user, count) if backlog else None
         cluster = subprocess.Popen([sys.executable, "manage.py", command], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(stop, cluster)
         pids.append(cluster.pid)
-        wait_for_cluster(cluster.pid, workers + (_helpers() if command == "workers" else 0))
+        wait_for_cluster(cluster.pid, workers + (_helpers(env) if command == "workers" else 0))
         cpu_before = sum(tree_cpu_seconds(pid) for pid in pids)
-        figures = _measure(f"bench-{mode}-{count}", count)
+        if created_in is None:
+            created_in = _create(user, count)
+        figures = _watch(user, count, pids, timeout)
+        figures["created_in"] = created_in
         figures["cpu_per_job"] = (sum(tree_cpu_seconds(pid) for pid in pids) - cpu_before) / count
         figures.update(_upstream_figures(sim_url, figures.pop("request_ids"), mode))
         return figures
@@ -184,9 +191,10 @@ def _get_json(url: str) -> Any:
         return json.load(answer)
 
 
-def _helpers() -> int:
+def _helpers(env: dict[str, str]) -> int:
     """Processes `manage.py workers` runs besides the cluster: itself, the store driver, the stream follower."""
-    return 3 if settings.STUDIO_FAL_STATUS_STREAMS else 2
+    streams = int(env.get("STUDIO_FAL_STATUS_STREAMS", settings.STUDIO_FAL_STATUS_STREAMS))
+    return 3 if streams else 2
 
 
 def wait_for_cluster(pid: int, workers: int) -> None:
@@ -232,30 +240,45 @@ def tree_cpu_seconds(root: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _measure(username: str, count: int) -> dict:
+def _bench_user(username: str) -> Any:
     from django.contrib.auth import get_user_model
-    from django.db.models import Count
 
-    from generations.models import Generation
-    from generations.services.create import generation_create
     from storage.models import UserQuota
 
     user, _ = get_user_model().objects.get_or_create(username=username)
     # The bench measures tracking, not admission: give its user room for every job.
     UserQuota.objects.update_or_create(user=user, defaults={"active_jobs": 100_000, "monthly_spend_usd": 1_000_000,
                                                             "storage_bytes": 10**15})
+    return user
+
+
+def _create(user: Any, count: int) -> float:
+    """Create `count` text-to-video jobs one after another, as the REST API would; how long it took."""
+    from generations.services.create import generation_create
+
     started = time.monotonic()
     for i in range(count):
         generation_create(owner=user, model="t2v", input={"prompt": f"bench {i}"})
-    created_in = time.monotonic() - started
-    deadline = time.monotonic() + PHASE_TIMEOUT
-    peak = peak_upstream = 0
+    return time.monotonic() - started
+
+
+def _watch(user: Any, count: int, pids: list[int], timeout: float) -> dict:
+    """Until the user's `count` jobs have all finished: the peaks of jobs in flight and of the processes'
+    memory (`pids` and their descendants, sampled twice a second), then each job's timings."""
+    from django.db.models import Count
+
+    from generations.models import Generation
+
+    started = time.monotonic()
+    deadline = started + timeout
+    peak = peak_upstream = peak_memory = 0
     mine = Generation.objects.filter(owner=user)
     while time.monotonic() < deadline:
         counts = dict(mine.values_list("status").annotate(n=Count("pk")).order_by())
         finished = sum(counts.get(status, 0) for status in ("succeeded", "failed", "canceled"))
         peak = max(peak, count - finished)
         peak_upstream = max(peak_upstream, counts.get("queued", 0) + counts.get("running", 0))
+        peak_memory = max(peak_memory, sum(tree_pss_bytes(pid) for pid in pids))
         if finished == count:
             break
         time.sleep(0.5)
@@ -265,14 +288,30 @@ def _measure(username: str, count: int) -> dict:
     if failed:
         raise SystemExit(f"{len(failed)} of {count} bench jobs did not succeed, e.g. {failed[0].status}: "
                          f"{failed[0].error_message}")
+    sent = [_stamped(row.submitted_at) for row in rows]
     submits = [_seconds(row.created_at, row.submitted_at) for row in rows]
     stores = [_seconds(row.completed_at, row.finished_at) for row in rows]
     done = [_seconds(row.created_at, row.finished_at) for row in rows]
-    return {"peak_inflight": peak, "peak_upstream": peak_upstream, "seconds": seconds, "created_in": created_in,
+    return {"peak_inflight": peak, "peak_upstream": peak_upstream, "seconds": seconds,
+            "peak_memory_mb": peak_memory / 1e6,
+            "send_seconds": (max(sent) - min(sent)).total_seconds(),
             "submit_p50": percentile(submits, 0.5),
             "submit_p95": percentile(submits, 0.95), "store_p95": percentile(stores, 0.95),
             "done_p95": percentile(done, 0.95),
             "request_ids": {row.fal_request_id: _stamped(row.completed_at).timestamp() for row in rows}}
+
+
+def tree_pss_bytes(root: int) -> int:
+    """Memory of `root` and its live descendants: each one's proportional set size, so pages the
+    processes share (a forked cluster shares most of Django) are counted once, not once each."""
+    total = 0
+    for pid in _tree(root):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                total += next(int(line.split()[1]) * 1024 for line in handle if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+    return total
 
 
 def _stamped(moment: datetime | None) -> datetime:

@@ -13,14 +13,14 @@ from tests.processes import ROOT
 pytestmark = pytest.mark.e2e
 
 
-def tracking_bench(tmp_path, only: str) -> dict[str, dict]:
+def tracking_bench(tmp_path, only: str, *extra: str) -> dict[str, dict]:
     """`make bench --only <only>` with 3 short jobs on a scratch database and the simulator; its rows."""
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/bench.sqlite3"}
     for name in ("AWS_STORAGE_BUCKET_NAME", "FAL_KEY", "FAL_QUEUE_URL"):
         env.pop(name, None)
     report = tmp_path / "report.json"
     run = subprocess.run([sys.executable, "-m", "bench", "--only", only, "--jobs", "3", "--run-seconds", "0.5",
-                          "--run-seconds-max", "1.5", "--report", str(report)],
+                          "--run-seconds-max", "1.5", "--report", str(report), *extra],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     return {row["name"]: row for row in json.loads(report.read_text())["rows"]}
@@ -67,6 +67,22 @@ def test_burst_bench_puts_fal_80_ms_away_and_reports_its_rows(tmp_path):
     assert 0 < created["value"] < 10 and created["baseline"] is None
     # Polls a second apart; a job at fal for half a second still needs its one poll, hence up to 2 here.
     assert 0 < rows["burst_status_calls_per_job_second"]["value"] <= 2.5
+
+
+def test_scale_bench_sends_a_backlog_to_fal_80_ms_away_and_reports_its_rows(tmp_path):
+    rows = tracking_bench(tmp_path, "scale", "--scale-jobs", "4", "--scale-run-seconds", "2",
+                          "--scale-run-seconds-max", "2.5")
+    assert set(rows) == {"scale_inflight_jobs", "scale_lag_p95_s", "scale_workers_memory_mb", "scale_send_seconds",
+                         "scale_store_p95_s"}
+    # Every job sent before the first ends (runs of 2 s or more): all four at fal at once.
+    assert rows["scale_inflight_jobs"]["value"] == 4 and "up to 4 status streams followed" in rows[
+        "scale_inflight_jobs"]["note"]
+    lag = rows["scale_lag_p95_s"]
+    assert 0 <= lag["value"] < 5 and lag["baseline"] is not None and 0 <= lag["baseline"] < 5
+    # The workers' tree (supervisor, cluster, store driver, follower) takes tens of MB at least, each time.
+    memory = rows["scale_workers_memory_mb"]
+    assert 50 < memory["baseline"] and 50 < memory["value"] < 5000
+    assert 0 <= rows["scale_send_seconds"]["value"] < 2 and 0 < rows["scale_store_p95_s"]["value"] < 10
 
 
 def test_status_bench_runs_the_production_server_and_reports_ratios(tmp_path):
