@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--scale-jobs", type=int, default=10_000, help="jobs at fal at once in the scale run "
                         "(default 10,000)")
     parser.add_argument("--scale-run-seconds", type=float, default=360.0,
-                        help="shortest simulated run in the scale run (default 360 s: every job sent before any ends)")
+                        help="shortest simulated run in the scale run (default 360 s; longer: more at fal at once)")
     parser.add_argument("--scale-run-seconds-max", type=float, default=420.0,
                         help="longest simulated run in the scale run (default 420 s)")
     parser.add_argument("--only", choices=["tracking", "burst", "scale", "fair-share", "copy", "status", "streams"],

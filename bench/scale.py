@@ -2,10 +2,10 @@
 `manage.py workers` on the default 2-worker cluster.
 
 The jobs are all created before the workers start (a backlog, as after an outage of the workers), so
-the creates do not pace the submits. Each job then runs at fal for a time drawn from a range long
-enough for the workers to have sent every job before the first finishes: all of them are in flight
-at once. The status stream follower may follow every job (STUDIO_FAL_STATUS_STREAMS = the job count),
-polls backing it up.
+the creates do not pace the submits. Each job then runs at fal for a time drawn from a range meant
+to outlast the sending of the whole backlog, so that all of them are in flight at once (on SQLite on
+two cores the defaults fall short: docs/benchmarks.md, "Scale"). The status stream follower may
+follow every job (STUDIO_FAL_STATUS_STREAMS = the job count), polls backing it up.
 
 Figures, beside one job alone through the same processes:
 - in flight: the peak of jobs QUEUED or RUNNING at fal at once;
@@ -17,7 +17,7 @@ Figures, beside one job alone through the same processes:
 from __future__ import annotations
 
 from bench.report import Row
-from bench.tracking import BURST_LATENCY, _phase
+from bench.tracking import BURST_LATENCY, run_phase
 
 BASELINE_RUN_SECONDS = 5.0  # the one job alone need not wait for a backlog to be sent
 
@@ -26,9 +26,10 @@ def run(jobs: int, run_seconds: float, run_seconds_max: float, workers: int) -> 
     streams = {"STUDIO_FAL_STATUS_STREAMS": str(max(jobs, 1))}
     note = (f"N={jobs} created before the workers start, {workers} workers, run {run_seconds:g}–{run_seconds_max:g} s, "
             f"upstream latency {BURST_LATENCY * 1000:g} ms, no webhooks, up to {jobs} status streams followed")
+
     def phase(count: int, shortest: float, longest: float | None) -> dict:
-        return _phase("polling", count, shortest, longest, workers, latency=BURST_LATENCY, command="workers",
-                      backlog=True, settings_env=streams, timeout=3 * run_seconds_max + 300)
+        return run_phase("polling", count, shortest, longest, workers, latency=BURST_LATENCY, command="workers",
+                         backlog=True, settings_env=streams, timeout=3 * run_seconds_max + 300)
 
     baseline = phase(1, BASELINE_RUN_SECONDS, None)
     measured = phase(jobs, run_seconds, run_seconds_max)

@@ -51,9 +51,9 @@ def run(jobs: int, run_seconds: float, run_seconds_max: float | None, workers: i
         if mode == "burst":
             rows += _burst(jobs, run_seconds, run_seconds_max, workers, note)
             continue
-        baseline = _phase(mode, 1, run_seconds, None, workers)
+        baseline = run_phase(mode, 1, run_seconds, None, workers)
         print(f"{mode}: one job alone, lag {baseline['lag_p95']:.3f} s, {baseline['calls_per_job']:.0f} upstream calls")
-        measured = _phase(mode, jobs, run_seconds, run_seconds_max, workers)
+        measured = run_phase(mode, jobs, run_seconds, run_seconds_max, workers)
         print(f"{mode}: {jobs} jobs, lag p50 {measured['lag_p50']:.3f} s, p95 {measured['lag_p95']:.3f} s, "
               f"max {measured['lag_max']:.3f} s; {measured['calls_per_job']:.1f} upstream calls and "
               f"{measured['cpu_per_job']:.3f} CPU s per job; done in {measured['seconds']:.0f} s")
@@ -90,9 +90,9 @@ def _burst(jobs: int, run_seconds: float, run_seconds_max: float | None, workers
     streams = settings.STUDIO_FAL_STATUS_STREAMS  # the bench's own settings read the environment its processes get
     following = f"status streams followed (up to {streams})" if streams else "polling only"
     note = f"{note}, upstream latency {BURST_LATENCY * 1000:g} ms, no webhooks, {following}"
-    baseline = _phase("polling", 1, run_seconds, None, workers, latency=BURST_LATENCY, command="workers")
-    measured = _phase("polling", jobs, run_seconds, run_seconds_max, workers, latency=BURST_LATENCY,
-                      command="workers")
+    baseline = run_phase("polling", 1, run_seconds, None, workers, latency=BURST_LATENCY, command="workers")
+    measured = run_phase("polling", jobs, run_seconds, run_seconds_max, workers, latency=BURST_LATENCY,
+                         command="workers")
     print(f"burst ({BURST_LATENCY * 1000:g} ms away): {jobs} jobs created in {measured['created_in']:.0f} s, "
           f"submit p95 {measured['submit_p95']:.2f} s, "
           f"lag p95 {measured['lag_p95']:.2f} s, store p95 {measured['store_p95']:.2f} s, "
@@ -118,9 +118,9 @@ def _burst(jobs: int, run_seconds: float, run_seconds_max: float | None, workers
 BURST_LATENCY = 0.08
 
 
-def _phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | None, workers: int, *,
-           latency: float = 0.0, command: str = "qcluster", backlog: bool = False,
-           settings_env: dict[str, str] | None = None, timeout: float = PHASE_TIMEOUT) -> dict:
+def run_phase(mode: str, count: int, run_seconds: float, run_seconds_max: float | None, workers: int, *,
+              latency: float = 0.0, command: str = "qcluster", backlog: bool = False,
+              settings_env: dict[str, str] | None = None, timeout: float = PHASE_TIMEOUT) -> dict:
     """`count` jobs created at once through fresh processes (the cluster run by `manage.py command`,
     with `settings_env` added to its environment); returns the phase's figures. With `backlog`, the
     jobs are all created before the cluster starts (as after an outage of the workers)."""
