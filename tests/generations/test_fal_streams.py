@@ -8,9 +8,11 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.utils import timezone
 
+from fal_protocol import status_streams
 from fal_protocol.client import FalQueueClient, FalStatus
 from fal_protocol.status_streams import StatusStreams, Taken
 from generations.models import Generation
@@ -386,3 +388,29 @@ def test_a_followed_jobs_due_time_is_pushed_again_once_half_the_backstop_has_pas
     assert due[stale.pk] >= before + tracking.STREAM_BACKSTOP and follower.followed[stale.pk].pushed_at == 1000.0
     assert due[fresh.pk] == soon and follower.followed[fresh.pk].pushed_at == 999.0
     assert canceled.pk not in follower.followed
+
+
+def test_streams_are_spread_over_clients_of_at_most_streams_per_client_each():
+    # httpcore's pool costs each client time in proportion to the connections it holds: with room for
+    # 250 streams, three clients take them in turn.
+    def completed(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              content=b'data: {"status": "COMPLETED", "request_id": "r"}\n\n')
+
+    streams: StatusStreams = StatusStreams(key=KEY, limit=250, transport=httpx.MockTransport(completed))
+    try:
+        used: list[int] = []
+        follow = streams._follow
+
+        async def spy(key, client, status_url):
+            used.append(streams._clients.index(client))
+            await follow(key, client, status_url)
+
+        streams._follow = spy  # type: ignore[method-assign]
+        for n in range(4):
+            assert streams.follow(n, f"http://fal.invalid/requests/{n}/status")
+        seen = taken_until(streams, lambda seen: len(seen.events) == 4)
+    finally:
+        streams.close()
+    assert status_streams.STREAMS_PER_CLIENT == 100 and len(streams._clients) == 3
+    assert used == [0, 1, 2, 0] and sorted(key for key, _ in seen.events) == [0, 1, 2, 3]
