@@ -15,13 +15,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import close_old_connections
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def as_a_request() -> Iterator[None]:
+    """One job in a pool's thread, treated as Django treats a request: the thread's database
+    connection is replaced if the database dropped it since the last job, and closed after this one
+    once past CONN_MAX_AGE, so none lingers."""
+    close_old_connections()
+    try:
+        yield
+    finally:
+        close_old_connections()
 
 
 class Lane:
@@ -59,13 +72,12 @@ class Lane:
 
     def _run(self, service: Callable[[str], object], pk: str) -> None:
         try:
-            close_old_connections()  # a connection the database dropped since the last job is replaced
-            service(pk)
+            with as_a_request():
+                service(pk)
         except Exception:
             # The row keeps its due time or claim: the tracker drives it again, as after a crash.
             log.exception("%s lane: %s failed", self.name, pk)
         finally:
-            close_old_connections()  # as at the end of a request: none lingers past CONN_MAX_AGE
             with self._lock:
                 self._busy.discard(pk)
 

@@ -14,9 +14,9 @@ stream is recorded exactly as a poll's answer would be (`tracking.record_statuse
 compare-and-set per row; a completion moves the row to STORING, due at once for the chain's store
 lane; a pass's completions are recorded by a few threads at once). A job whose stream ends early
 (refused, reset, quiet too long) is made due at once, polled by the chain as without streams, and
-followed again only after REFOLLOW_AFTER. Should the follower die, its jobs come due within STREAM_BACKSTOP and are
-polled: nothing is lost, only news delayed. One follower runs at a time (a lease row), however many
-worker hosts start one.
+followed again only after REFOLLOW_AFTER. Should the follower die, its jobs come due within
+STREAM_BACKSTOP and are polled: nothing is lost, only news delayed. One follower runs at a time (a
+lease row), however many worker hosts start one.
 """
 from __future__ import annotations
 
@@ -30,11 +30,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from fal_protocol.client import FalStatus
 from fal_protocol.status_streams import StatusStreams
+from generations.lanes import as_a_request
 from generations.models import Generation
 from generations.services.lease import LeasedWork, run_while_leased
 from generations.services.tracking import STREAM_BACKSTOP, record_statuses
@@ -189,7 +190,7 @@ class StreamFollower(LeasedWork):
         elif shares:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="fal-streams-record")
-            for future in [self._pool.submit(_record_share, share, in_thread=True) for share in shares]:
+            for future in [self._pool.submit(_record_in_thread, share) for share in shares]:
                 future.result()
 
     @staticmethod
@@ -253,19 +254,15 @@ def _logs_so_far(job: _Followed, new: list[dict[str, Any]]) -> list[dict[str, An
     return list(job.logs)
 
 
-def _record_share(news: list[tuple[list[Row], list[FalStatus]]], *, in_thread: bool = False) -> None:
-    """Record some jobs' news in one go; in a pool's thread, as Django treats a request (its database
-    connection checked before and after)."""
-    rows = [row for job_rows, _ in news for row in job_rows]
-    statuses = [fal for _, job_statuses in news for fal in job_statuses]
-    if not in_thread:
-        record_statuses(rows, statuses, streamed=True)
-        return
-    close_old_connections()
-    try:
-        record_statuses(rows, statuses, streamed=True)
-    finally:
-        close_old_connections()
+def _record_share(news: list[tuple[list[Row], list[FalStatus]]]) -> None:
+    """Record some jobs' news in one go."""
+    record_statuses([row for job_rows, _ in news for row in job_rows],
+                    [fal for _, job_statuses in news for fal in job_statuses], streamed=True)
+
+
+def _record_in_thread(news: list[tuple[list[Row], list[FalStatus]]]) -> None:
+    with as_a_request():
+        _record_share(news)
 
 
 def _due_now(pks: list[Any]) -> None:
