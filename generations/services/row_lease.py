@@ -53,7 +53,8 @@ def row_lease_live(lease_expires_at: datetime | None, now: datetime | None = Non
 
 @contextmanager
 def row_lease_held(pk: uuid.UUID | str, statuses: Iterable[str], until: datetime) -> Iterator[None]:
-    """Renew the claim `row_lease_claim` returned while the block runs; release it afterwards.
+    """Renew the claim `row_lease_claim` returned while the block runs; release it afterwards (a task
+    may release it sooner, in the transition that ends its work, with `lease_expires_at=None`).
 
     The renewals run in a daemon thread with its own database connection; a renewal that fails (the
     database is restarting) is logged and tried again at the next beat — the claim may then lapse
@@ -85,4 +86,8 @@ def row_lease_held(pk: uuid.UUID | str, statuses: Iterable[str], until: datetime
     finally:
         stop.set()
         heart.join(RENEW_EVERY)  # a beat stuck on a database lock must not hold the task up for long
-        Generation.objects.filter(pk=pk, lease_expires_at=held["until"]).update(lease_expires_at=None)
+        # Usually the task's last transition released the claim already: then only a read, where an
+        # UPDATE matching nothing would still wait for SQLite's one writer.
+        still_held = Generation.objects.filter(pk=pk, lease_expires_at=held["until"])
+        if still_held.exists():
+            still_held.update(lease_expires_at=None)

@@ -97,7 +97,8 @@ def _store_claimed(pk: uuid.UUID | str) -> None:
         return
     with transaction.atomic():  # one write for the attempt's end and the row's
         attempt_finish(attempt, http_status=200)
-        stored = transition(pk, from_=[Status.STORING], to=Status.SUCCEEDED, video=video, fal_status="COMPLETED")
+        stored = transition(pk, from_=[Status.STORING], to=Status.SUCCEEDED, video=video, fal_status="COMPLETED",
+                            lease_expires_at=None)
     if not stored:
         # Canceled (or finished by a twin run) while we copied. Only a row that does not own the
         # video may delete it.

@@ -99,11 +99,14 @@ def generation_submit(pk: uuid.UUID | str, *, dispatched: bool = False) -> None:
                 transition(pk, from_=[Status.PENDING], to=Status.HELD, next_poll_at=None)
                 return
     until = now + LEASE
-    if not transition(pk, from_=[Status.PENDING], to=Status.SUBMITTING, submit_attempts=F("submit_attempts") + 1,
-                      lease_expires_at=until, next_poll_at=until):
-        return
+    with transaction.atomic():
+        if not transition(pk, from_=[Status.PENDING], to=Status.SUBMITTING,
+                          submit_attempts=F("submit_attempts") + 1, lease_expires_at=until, next_poll_at=until):
+            return
+        generation = Generation.objects.get(pk=pk)
+        ready = _ready_without_uploads(generation)
     with row_lease_held(pk, [Status.SUBMITTING], until):
-        _submit_claimed(Generation.objects.get(pk=pk))
+        _submit_claimed(generation, ready)
 
 
 def generation_submit_dispatched(pk: uuid.UUID | str) -> None:
@@ -111,35 +114,44 @@ def generation_submit_dispatched(pk: uuid.UUID | str) -> None:
     generation_submit(pk, dispatched=True)
 
 
-def _submit_claimed(generation: Generation) -> None:
-    pk = generation.pk
+@dataclasses.dataclass(frozen=True)
+class _Ready:
+    """A claimed job's payload, and its submit attempt row, written in the claim's own transaction."""
+    payload: dict
+    attempt: GenerationAttempt
+
+
+def _ready_without_uploads(generation: Generation) -> _Ready | None:
+    """For a job just claimed, in the claim's transaction: when its payload needs no upload to fal
+    (no stored media input) and its endpoint is not known to be gone, write its submit attempt now —
+    one write to the database instead of two, which SQLite's single writer feels under a burst.
+    None otherwise: `_submit_claimed` prepares it (uploads are network I/O, never inside a transaction)."""
+    if next(stored_media(generation), None) is not None or _endpoint_gone(ltx.resolve_model(generation.model_id)):
+        return None
+    payload = dict(generation.input)
+    return _Ready(payload, _attempt_for(generation, payload))
+
+
+def _endpoint_gone(endpoint: ltx.Endpoint) -> bool:
+    override = ltx.endpoint_override(endpoint)
+    return override is not None and override.unavailable_since is not None
+
+
+def _attempt_for(generation: Generation, payload: dict) -> GenerationAttempt:
+    """The submit attempt row, with the payload's fingerprint: committed before the POST."""
+    upstream_id = ltx.upstream_id(ltx.resolve_model(generation.model_id))
+    return attempt_start(generation, GenerationAttempt.Kind.SUBMIT, number=generation.submit_attempts,
+                         endpoint=upstream_id, payload_sha256=payload_fingerprint(payload))
+
+
+def _submit_claimed(generation: Generation, ready: _Ready | None) -> None:
     endpoint = ltx.resolve_model(generation.model_id)
     upstream_id = ltx.upstream_id(endpoint)
-    override = ltx.endpoint_override(endpoint)
-    if override is not None and override.unavailable_since is not None:
-        # fal already answered this endpoint as gone: fail without another call (an operator who
-        # clears the mark in the admin offers the endpoint again).
-        _fail_unavailable(pk, endpoint.id)
-        return
-    try:
-        payload = _payload_for_fal(generation)
-    except FalAccountBlocked as exc:
-        _hold_for_outage(generation, exc)
-        return
-    except (FalRejected, FalUnavailable) as exc:
-        # Nothing was submitted: a failed upload is retried like an unavailable submit, or ends the job.
-        if isinstance(exc, FalRejected):
-            transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
-                       error_message=f"fal refused the media upload: {describe_detail(exc.detail)}")
-        else:
-            _retry_or_fail(generation, exc)
-        return
-    except OSError as exc:  # a stored media input could not be read; storage errors are worth retrying
-        log.warning("media input of %s unreadable: %s", pk, exc)
-        _retry_or_fail(generation, FalUnavailable(f"a stored media input could not be read: {exc}"))
-        return
-    attempt = attempt_start(generation, GenerationAttempt.Kind.SUBMIT, number=generation.submit_attempts,
-                            endpoint=upstream_id, payload_sha256=payload_fingerprint(payload))
+    if ready is None:
+        ready = _prepare(generation, endpoint)
+        if ready is None:
+            return
+    payload, attempt = ready.payload, ready.attempt
     answer: FalSubmission | FalError
     try:
         answer = get_fal_client().submit(upstream_id, payload, webhook_url=fal_webhook_url(generation) or None)
@@ -150,13 +162,43 @@ def _submit_claimed(generation: Generation) -> None:
     through_a_database_blip(lambda: _record_answer(generation, endpoint, payload, attempt, answer))
 
 
+def _prepare(generation: Generation, endpoint: ltx.Endpoint) -> _Ready | None:
+    """The payload (its media uploaded to fal) and the attempt row of a claimed job; None when the
+    job ended or went back to wait instead (endpoint gone, upload refused or failing)."""
+    pk = generation.pk
+    if _endpoint_gone(endpoint):
+        # fal already answered this endpoint as gone: fail without another call (an operator who
+        # clears the mark in the admin offers the endpoint again).
+        _fail_unavailable(pk, endpoint.id)
+        return None
+    try:
+        payload = _payload_for_fal(generation)
+    except FalAccountBlocked as exc:
+        _hold_for_outage(generation, exc)
+        return None
+    except (FalRejected, FalUnavailable) as exc:
+        # Nothing was submitted: a failed upload is retried like an unavailable submit, or ends the job.
+        if isinstance(exc, FalRejected):
+            transition(pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="rejected",
+                       error_message=f"fal refused the media upload: {describe_detail(exc.detail)}")
+        else:
+            _retry_or_fail(generation, exc)
+        return None
+    except OSError as exc:  # a stored media input could not be read; storage errors are worth retrying
+        log.warning("media input of %s unreadable: %s", pk, exc)
+        _retry_or_fail(generation, FalUnavailable(f"a stored media input could not be read: {exc}"))
+        return None
+    return _Ready(payload, _attempt_for(generation, payload))
+
+
 def _record_answer(generation: Generation, endpoint: ltx.Endpoint, payload: dict, attempt: GenerationAttempt,
                    answer: FalSubmission | FalError) -> None:
     """Record what fal answered a submit. Idempotent (every write a compare-and-set), so it may be retried."""
     pk = generation.pk
     if isinstance(answer, FalSubmission):
-        attempt_finish(attempt, http_status=200, response=dataclasses.asdict(answer))
-        _accept(generation, answer)
+        with transaction.atomic():  # one write for the attempt's end and the row's
+            attempt_finish(attempt, http_status=200, response=dataclasses.asdict(answer))
+            _accept(generation, answer)
     elif isinstance(answer, FalAccountBlocked):
         attempt_finish(attempt, error=answer, outcome=GenerationAttempt.Outcome.UNAVAILABLE)
         _hold_for_outage(generation, answer)
@@ -239,7 +281,7 @@ def _retry_or_fail(generation: Generation, exc: FalUnavailable) -> None:
         transition(generation.pk, from_=[Status.SUBMITTING], to=Status.FAILED, error_code="upstream_unavailable",
                    error_message=f"fal was unavailable on {generation.submit_attempts} attempts: {exc}")
         return
-    transition(generation.pk, from_=[Status.SUBMITTING], to=Status.PENDING,
+    transition(generation.pk, from_=[Status.SUBMITTING], to=Status.PENDING, lease_expires_at=None,
                next_poll_at=timezone.now() + retry_backoff(generation.submit_attempts, exc.retry_after))
 
 
@@ -254,8 +296,8 @@ def _accept(generation: Generation, submission: FalSubmission) -> None:
     now = timezone.now()
     if transition(generation.pk, from_=[Status.SUBMITTING], to=Status.QUEUED, fal_status="IN_QUEUE",
                   queue_position=submission.queue_position, submitted_at=now,
-                  next_poll_at=now + timedelta(seconds=1), **upstream):
-        tracker_ensure()
+                  next_poll_at=now + timedelta(seconds=1), lease_expires_at=None, **upstream):
+        transaction.on_commit(tracker_ensure)
         return
     # Canceled while the POST was in flight: keep the request id so the upstream job is canceled too.
     Generation.objects.filter(pk=generation.pk, fal_request_id__isnull=True).update(**upstream)

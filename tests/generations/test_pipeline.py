@@ -1,6 +1,8 @@
 """The job pipeline against the fal simulator over HTTP, tasks run inline: idempotency, crashes, cancel."""
 from __future__ import annotations
 
+import base64
+import io
 from datetime import timedelta
 
 import av
@@ -18,6 +20,7 @@ from generations.services.submit import generation_submit
 from generations.services.tracking import tracker_tick
 from storage.models import StoredObject, StoredVideo
 from tests.conftest import wait_until
+from tests.images import quadrants
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Generation.Status
@@ -33,6 +36,12 @@ def create(user, **input):
                                             input={"prompt": "a cowboy", **input})
     assert created
     return generation
+
+
+def png_data_uri() -> str:
+    image = io.BytesIO()
+    quadrants().save(image, "PNG")
+    return "data:image/png;base64," + base64.b64encode(image.getvalue()).decode()
 
 
 def make_due(generation):
@@ -139,12 +148,35 @@ def crash(*args, **kwargs):
     raise Crash()
 
 
-def test_crash_after_claim_before_sending_resubmits_exactly_once(studio, user, task_queue, monkeypatch):
+def test_crash_while_claiming_a_job_leaves_it_pending_and_it_is_sent_exactly_once(studio, user, task_queue,
+                                                                                  monkeypatch):
+    """A job without media is claimed with its submit attempt in one transaction: a crash inside it
+    claims nothing."""
     generation = create(user)
     with monkeypatch.context() as patch, pytest.raises(Crash):
         patch.setattr("generations.services.submit.attempt_start", crash)
         generation_submit(generation.pk)
+    row = Generation.objects.get(pk=generation.pk)
+    assert (row.status, row.submit_attempts) == (Status.PENDING, 0)
+    assert not GenerationAttempt.objects.filter(generation=row).exists()
+    assert studio.stats()["submits"] == 0
+    make_due(generation)
+    tracker_tick()
+    task_queue.run_all()
+    assert Generation.objects.get(pk=generation.pk).status == Status.QUEUED
+    assert studio.stats()["submits"] == 1
+
+
+def test_crash_after_claiming_an_image_job_before_sending_resubmits_exactly_once(studio, user, task_queue,
+                                                                                monkeypatch):
+    """A job with media is claimed first, its media handed to fal after (network I/O, outside any
+    transaction): a crash between leaves it SUBMITTING without an attempt row, which is safe to send."""
+    generation = create(user, model="i2v", image_url=png_data_uri())
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        patch.setattr("generations.services.submit._payload_for_fal", crash)
+        generation_submit(generation.pk)
     assert Generation.objects.get(pk=generation.pk).status == Status.SUBMITTING
+    assert not GenerationAttempt.objects.filter(generation=generation, kind="submit").exists()
     # when the submit's claim has lapsed, the tracker sends it back to PENDING and re-drives the submit
     make_due(generation)
     tracker_tick()
@@ -156,21 +188,32 @@ def test_crash_after_claim_before_sending_resubmits_exactly_once(studio, user, t
     assert studio.stats()["submits"] == 1
 
 
-def test_crash_after_fal_accepted_before_the_request_id_was_saved_recovers_without_resubmitting(
+def test_crash_while_recording_fals_acceptance_writes_none_of_it_and_the_listing_recovers_it(
         studio, user, task_queue, monkeypatch):
+    """fal's answer and the row's move to QUEUED are one transaction: a crash inside it leaves the
+    submit as if its answer had never arrived, and fal's request listing finds the request."""
     generation = create(user)
     with monkeypatch.context() as patch, pytest.raises(Crash):
         patch.setattr("generations.services.submit._accept", crash)
         generation_submit(generation.pk)
     row = Generation.objects.get(pk=generation.pk)
     assert (row.status, row.fal_request_id) == (Status.SUBMITTING, None)
+    (attempt,) = GenerationAttempt.objects.filter(generation=row, kind="submit")
+    assert (attempt.outcome, attempt.http_status, attempt.response) == (GenerationAttempt.Outcome.SENT, None, None)
     task_queue.run_all()  # the create-time submit task: the row is not PENDING, so it sends nothing
+    for _ in range(5):  # the claim lapses, the outcome is unknown, the listing is read
+        make_due(generation)
+        tracker_tick()
+        task_queue.run_all()
+        row.refresh_from_db()
+        if row.status != Status.SUBMITTING:
+            break
+    assert (row.status, row.fal_request_id) == (Status.QUEUED, studio.requests()[0]["request_id"])
     track_until(generation, Status.STORING)
     task_queue.run_all()
     row.refresh_from_db()
     assert row.status == Status.SUCCEEDED
     assert studio.stats()["submits"] == 1
-    assert row.fal_request_id == studio.requests()[0]["request_id"]
 
 
 def test_ambiguous_submit_is_never_resent_and_fails_as_unknown_after_the_grace_period(studio, user, task_queue,

@@ -41,6 +41,27 @@ def test_the_heartbeat_renews_the_claim_while_the_task_works_and_releases_it_aft
     assert row_lease_claim(generation.pk, [Status.PENDING]) is not None
 
 
+def test_a_claim_the_task_released_itself_is_only_read_on_leaving_the_block(studio, user,
+                                                                             django_assert_num_queries):
+    generation = create(user)
+    until = row_lease_claim(generation.pk, [Status.PENDING])
+    with django_assert_num_queries(2) as queries:
+        with row_lease_held(generation.pk, [Status.PENDING], until):
+            Generation.objects.filter(pk=generation.pk).update(lease_expires_at=None)  # as an ending transition does
+    assert [query["sql"].split()[0] for query in queries.captured_queries] == ["UPDATE", "SELECT"]
+    assert lease_of(generation) is None
+
+
+def test_a_submit_releases_its_claim_as_fal_accepts_the_job(studio, user, task_queue):
+    from generations.services.submit import generation_submit
+
+    generation = create(user)
+    generation_submit(generation.pk)
+    row = Generation.objects.get(pk=generation.pk)
+    assert (row.status, row.lease_expires_at) == (Status.QUEUED, None)
+    assert row.next_poll_at <= timezone.now() + timedelta(seconds=1)  # polled within a second, not after a claim
+
+
 class CountingClock:
     """timezone.now, counting the calls (each beat reads the clock once)."""
 
