@@ -4,10 +4,11 @@ django-q2's own guard reincarnates a worker that dies, but a worker SIGKILLed (t
 chaos run) while it held the lock of the queue between the pusher and the workers leaves that lock
 held for ever: every other worker and the pusher block on it, the scheduler keeps enqueueing, and
 nothing runs again. Seen in `make chaos`. From outside, that is a cluster whose broker has tasks
-waiting while no task has finished for longer than any task may run. `Supervisor` runs
-`manage.py qcluster` as its own process group, checks every few seconds, and on death or such a
-stall kills the whole group and starts a fresh cluster; the work itself is recovered by leases and
-the sweeper, as after any crash. At every check it also calls `on_check` (the workers command
+waiting while no task has finished for longer than any task may run (finished: a result django-q2
+saved, or a beat the cluster gave, core/task_beat.py — the studio's tasks save no result).
+`Supervisor` runs `manage.py qcluster` as its own process group, checks every few seconds, and on
+death or such a stall kills the whole group and starts a fresh cluster; the work itself is recovered
+by leases and the sweeper, as after any crash. At every check it also calls `on_check` (the workers command
 passes the tracker's `tracker_ensure`), so work whose task died is taken up again within seconds
 rather than at django-q2's scheduler's next pass (every 30 s, and the sweeper once a minute).
 
@@ -27,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -38,6 +40,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from core.stopping import stop_on_signals
+from core.task_beat import ENV as TASK_BEAT_ENV
+from core.task_beat import last_task_ended
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -136,9 +140,11 @@ def default_stall_after() -> timedelta:
     return timedelta(seconds=settings.Q_CLUSTER["timeout"] + 30)
 
 
-def queue_stalled(*, since: datetime, stall_after: timedelta) -> str | None:
+def queue_stalled(*, since: datetime, stall_after: timedelta, beat_file: Path | None = None) -> str | None:
     """Why the task queue looks stuck, or None: tasks wait in the broker, yet none has finished in
-    the last `stall_after` (and none since `since`, the cluster's start, if that is later)."""
+    the last `stall_after` (and none since `since`, the cluster's start, if that is later). A task
+    finished when django-q2 saved its result, or when the cluster beat into `beat_file`
+    (core/task_beat.py: the studio's tasks save no result)."""
     from django_q.brokers import get_broker
     from django_q.models import Task
 
@@ -146,8 +152,9 @@ def queue_stalled(*, since: datetime, stall_after: timedelta) -> str | None:
     if not waiting:
         return None
     quiet_since = max(since, timezone.now() - stall_after)
-    last = Task.objects.aggregate(last=Max("stopped"))["last"]
-    if last is not None and last >= quiet_since:
+    ended = [Task.objects.aggregate(last=Max("stopped"))["last"],
+             last_task_ended(beat_file) if beat_file is not None else None]
+    if any(last is not None and last >= quiet_since for last in ended):
         return None
     return f"{waiting} task(s) waiting and none finished since {quiet_since:%H:%M:%S}"
 
@@ -167,6 +174,10 @@ class Supervisor:
         self.started_at = timezone.now()
         self.restarts = 0
         self._readers: set[int] = set()
+        handle, name = tempfile.mkstemp(prefix="studio-task-beat-")
+        os.close(handle)
+        self.beat_file = Path(name)
+        os.utime(self.beat_file, (0, 0))  # no task has ended yet
 
     def run(self) -> None:
         stopping = stop_on_signals()
@@ -207,7 +218,7 @@ class Supervisor:
             return None
         try:
             close_old_connections()
-            return queue_stalled(since=self.started_at, stall_after=self.stall_after)
+            return queue_stalled(since=self.started_at, stall_after=self.stall_after, beat_file=self.beat_file)
         except DatabaseError as exc:  # the database is away (a restart): judge again later
             log.warning("could not check the task queue: %s", exc)
             return None
@@ -224,6 +235,7 @@ class Supervisor:
     def _start(self) -> None:
         # Its own session, so a restart can kill its whole process group; SIGKILL if we die first.
         self.cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, start_new_session=True,
+                                        env={**os.environ, TASK_BEAT_ENV: str(self.beat_file)},
                                         preexec_fn=die_with_parent(signal.SIGKILL))
         self.started_at = timezone.now()
         self._readers = set()
@@ -258,6 +270,7 @@ class Supervisor:
                 helper.wait(STOP_GRACE)
             except subprocess.TimeoutExpired:
                 helper.kill()
+        self.beat_file.unlink(missing_ok=True)
         if self.cluster is None:
             return
         try:

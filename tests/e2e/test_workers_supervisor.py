@@ -170,6 +170,23 @@ def test_workers_are_never_recycled_so_a_long_run_of_tasks_does_not_restart_the_
     assert "restarting the worker cluster" not in log.read_text()
 
 
+def test_a_backlog_of_tasks_that_save_no_result_is_not_taken_for_a_stall(tmp_path):
+    # The studio enqueues its tasks with save=False: django-q2 keeps no result of them, so only the
+    # cluster's beat (core/task_beat.py) shows they are ending. Here the queue stays longer than the
+    # stall window: 2 workers, 40 tasks of 0.4 s each, 8 s of work against a 4 s window.
+    log = tmp_path / "workers.log"
+    with open(log, "w") as out, running("workers", "--stall-seconds", "4", "--check-every", "0.5",
+                                        env=child_env(Q_WORKERS="2"), stdout=out,
+                                        stderr=subprocess.STDOUT) as supervisor:
+        first = cluster_pid(supervisor)
+        for _ in range(40):
+            async_task("time.sleep", 0.4, save=False)
+        wait_until(lambda: not OrmQ.objects.exists(), timeout=60, interval=0.5)
+        assert not Success.objects.exists()  # nothing was saved: the beat alone said tasks ended
+        assert cluster_pid(supervisor) == first
+    assert "restarting the worker cluster" not in log.read_text()
+
+
 def test_a_killed_process_that_held_no_queue_lock_is_left_to_django_q2(tmp_path):
     log = tmp_path / "workers.log"
     with open(log, "w") as out, running("workers", "--stall-seconds", "600", "--check-every", "0.5",
