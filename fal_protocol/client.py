@@ -214,14 +214,16 @@ class FalQueueClient:
         return file_url
 
     def list_requests(self, endpoint_id: str, *, start: datetime, end: datetime | None = None,
-                      cursor: str | None = None, limit: int = 100) -> FalRequestPage:
-        """One page of the account's requests to `endpoint_id` sent in [start, end), with their payloads
-        where fal kept them (fal's platform API; `api_url`). Read-only: every failure is FalUnavailable,
-        FalRejected or FalAccountBlocked, never ambiguous."""
+                      cursor: str | None = None, limit: int = 100, request_id: str | None = None) -> FalRequestPage:
+        """One page of the account's requests to `endpoint_id` sent in [start, end) (only `request_id`,
+        when given), with their payloads where fal kept them (fal's platform API; `api_url`).
+        Read-only: every failure is FalUnavailable, FalRejected or FalAccountBlocked, never ambiguous."""
         params: dict[str, Any] = {"endpoint_id": endpoint_id, "limit": limit, "expand": "payloads",
                                   "start": _iso(start)}
         if end is not None:
             params["end"] = _iso(end)
+        if request_id is not None:
+            params["request_id"] = request_id
         if cursor:
             params["cursor"] = cursor
         body = _json(self._send("GET", f"{self.api_url}/v1/models/requests/by-endpoint", params=params))

@@ -20,11 +20,16 @@ jobs and judges each whose current attempt is ambiguous (or was left `sent` by a
 - **absent**: the listing is demonstrably current — it shows a request the studio sent after this
   attempt ended, still queued or running (fal's listing has lagged for hours in incidents, and
   fal does not document whether it lists requests before they finish: a later request seen in flight
-  proves both) — and nothing fits → resubmit, at most once per job.
+  proves both) — and nothing fits → resubmit, at most once per job. Such a later request is looked
+  up by its id (one small read), so the proof costs the same however many requests fal lists.
 - otherwise (the listing is unavailable, lagging, or more than one request fits): look again a
   little later; after STUDIO_SUBMIT_UNKNOWN_GRACE_SECONDS the job fails as `submit_unknown` and its
   reservation is released, as before — but only once a read of the listing has been judged: while
   the listing cannot be read at all, the job waits up to twice the grace (`expiry_after`).
+
+Only the judged attempts' send windows are read from the listing (a busy account sends thousands of
+requests a minute; MAX_PAGES bounds a read). A request outside every window fits none of them, so
+no other job's claim on it matters either.
 
 Every verdict is a compare-and-set on the row, so running this twice, or beside a late webhook
 that attaches the request, changes nothing twice.
@@ -54,9 +59,10 @@ Status = Generation.Status
 Outcome = GenerationAttempt.Outcome
 # Allowance for the clocks of the studio and fal and for the network, around an attempt's window.
 SKEW = timedelta(seconds=2)
-# The listing is read this far before the oldest window (fal filters by its own send time).
+# Our unresolved submits sent this long before the oldest judged window still count as claimants.
 LOOK_BACK = timedelta(minutes=2)
-MAX_PAGES = 50  # 5,000 requests; a busier window is judged "unavailable" rather than guessed at
+MAX_PAGES = 50  # 5,000 requests in the judged windows; a busier read is judged "unavailable", not guessed at
+PAGE_SIZE = 100  # fal's largest page
 FIRST_LOOK = timedelta(seconds=2)
 MAX_RECHECK = timedelta(seconds=30)
 UNREAD_EXTRA = timedelta(seconds=60)  # see expiry_after
@@ -89,8 +95,9 @@ def ambiguous_submits_resolve(pks: list[uuid.UUID | str]) -> dict[str, str]:
         else:
             by_endpoint[case.attempt.endpoint].append(case)
     for endpoint, cases in by_endpoint.items():
-        since = min(case.start for case in cases) - LOOK_BACK
-        listing = _read_listing(endpoint, since)
+        since = min(case.start for case in cases)
+        latest_end = max(case.end for case in cases)
+        listing = _read_listing(endpoint, since, latest_end)
         if listing is None:
             for case in cases:
                 verdicts[str(case.generation.pk)] = _wait_or_expire(case, looked=False)
@@ -104,6 +111,8 @@ def ambiguous_submits_resolve(pks: list[uuid.UUID | str]) -> dict[str, str]:
         # each listed request could belong to: only a request that one alone can claim is adopted.
         claims = Counter(record.request_id for case in unresolved for record in case.candidates)
         current_since = _current_since(listing, known)
+        if current_since is None or current_since <= latest_end:
+            current_since = _probe_current(endpoint, latest_end) or current_since
         for case in cases:
             verdicts[str(case.generation.pk)] = _judge(case, claims, current_since)
     return verdicts
@@ -153,14 +162,14 @@ def _known_ids(request_ids: list[str]) -> set[str]:
                     if response is not None}
 
 
-def _read_listing(endpoint: str, start: datetime) -> list[FalRequestRecord] | None:
-    """Every listed request to `endpoint` sent since `start`, or None when fal cannot tell us now."""
+def _read_listing(endpoint: str, start: datetime, end: datetime) -> list[FalRequestRecord] | None:
+    """Every listed request to `endpoint` sent in [start, end), or None when fal cannot tell us now."""
     client = get_fal_client()
     records: list[FalRequestRecord] = []
     cursor = None
     try:
         for _ in range(MAX_PAGES):
-            page = client.list_requests(endpoint, start=start, cursor=cursor)
+            page = client.list_requests(endpoint, start=start, end=end, cursor=cursor, limit=PAGE_SIZE)
             records += page.items
             cursor = page.next_cursor
             if cursor is None:
@@ -171,7 +180,8 @@ def _read_listing(endpoint: str, start: datetime) -> list[FalRequestRecord] | No
     except FalError as exc:
         log.info("fal's request listing for %s is unavailable: %s", endpoint, exc)
         return None
-    log.warning("fal's request listing for %s has more than %d pages since %s: not judged", endpoint, MAX_PAGES, start)
+    log.warning("fal's request listing for %s has more than %d pages from %s to %s: not judged",
+                endpoint, MAX_PAGES, start, end)
     return None
 
 
@@ -189,6 +199,29 @@ def _current_since(listing: list[FalRequestRecord], known: set[str]) -> datetime
     in_flight = [record.sent_at for record in listing
                  if record.request_id in known and record.ended_at is None and record.sent_at is not None]
     return max(in_flight, default=None)
+
+
+def _probe_current(endpoint: str, after: datetime) -> datetime | None:
+    """The send time fal lists for the first request of ours to `endpoint` sent after `after` that we
+    know to be at fal still, when the listing shows it in flight (looked up by its id); else None."""
+    later = (GenerationAttempt.objects.filter(kind=GenerationAttempt.Kind.SUBMIT, endpoint=endpoint,
+                                              outcome=Outcome.OK, started_at__gt=after,
+                                              generation__status__in=(Status.QUEUED, Status.RUNNING))
+             .exclude(generation__fal_request_id__isnull=True)
+             .order_by("started_at").values_list("generation__fal_request_id", "started_at").first())
+    if later is None:
+        return None
+    request_id, sent = later
+    try:
+        page = get_fal_client().list_requests(endpoint, start=sent - LOOK_BACK, request_id=request_id, limit=1)
+    except FalAccountBlocked as exc:
+        provider_outage(exc)
+        return None
+    except FalError as exc:
+        log.info("fal's request listing for %s is unavailable: %s", endpoint, exc)
+        return None
+    listed = next((record for record in page.items if record.request_id == request_id), None)
+    return listed.sent_at if listed is not None and listed.ended_at is None else None
 
 
 def _judge(case: _Case, claims: Counter, current_since: datetime | None) -> str:

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from generations.models import Generation, GenerationAttempt
+from generations.services import ambiguous
 from generations.services.tracking import tracker_tick
 from generations.upstream import reset_fal_client
 from tests.generations.test_pipeline import Crash, create, make_due
@@ -156,6 +157,26 @@ def test_a_submit_fal_never_received_is_resent_once_the_listing_is_current(studi
     assert list(row.attempts.filter(kind="submit").order_by("id").values_list("response__lookup", flat=True)) == [
         "absent", None]
     assert finish(row, task_queue).status == Status.SUCCEEDED
+    assert studio.submits_for(row.input) == 1
+
+
+def test_a_busy_listing_is_read_only_around_the_attempt_and_proven_current_by_one_lookup(studio, user, task_queue,
+                                                                                        monkeypatch):
+    """An account that sends thousands of requests a minute lists more since the look-back than one
+    read may take: only the attempt's own send window is read, and a later request of ours still at
+    fal, looked up by its id, proves the listing current."""
+    monkeypatch.setattr(ambiguous, "MAX_PAGES", 1)  # a page of 100: fewer than the requests below
+    row = ambiguous_job(studio, task_queue, user, "reset")
+    backdate(row, 10)
+    for n in range(120):  # other programs on the same account, after the attempt
+        httpx.post(f"{studio.url}/{row.model_id}", json={"prompt": f"someone else's job {n}"},
+                   headers={"Authorization": "Key test-fal-key", "X-Fal-Store-IO": "0"}).raise_for_status()
+    later = create(user, prompt="a later job [sim:slow]")
+    task_queue.run_all()
+    assert Generation.objects.get(pk=later.pk).status in (Status.QUEUED, Status.RUNNING)
+    row = step(row, task_queue)
+    assert list(row.attempts.filter(kind="submit").order_by("id").values_list("response__lookup", flat=True)) == [
+        "absent", None]
     assert studio.submits_for(row.input) == 1
 
 

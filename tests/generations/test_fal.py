@@ -223,6 +223,19 @@ def test_the_request_listing_is_read_with_payloads_and_parsed():
     assert payload_fingerprint(done.json_input) == payload_fingerprint({"prompt": "a cowboy"})
 
 
+def test_the_listing_is_read_for_a_window_or_for_one_request():
+    upstream = Upstream((200, fixture("requests_by_endpoint")), (200, fixture("requests_by_endpoint")))
+    client = FalQueueClient(base_url="https://queue.fal.run", key="k", api_url="https://api.fal.ai",
+                            transport=httpx.MockTransport(upstream))
+    start, end = datetime(2026, 12, 6, 9, 58, tzinfo=UTC), datetime(2026, 12, 6, 9, 59, 30, tzinfo=UTC)
+    client.list_requests("x/y", start=start, end=end, limit=50)
+    client.list_requests("x/y", start=start, request_id=REQUEST_ID, limit=1)
+    window, one = (dict(request.url.params) for request in upstream.requests)
+    assert (window["start"], window["end"], window["limit"], "request_id" in window) == (
+        "2026-12-06T09:58:00Z", "2026-12-06T09:59:30Z", "50", False)
+    assert (one["request_id"], one["limit"], "end" in one) == (REQUEST_ID, "1", False)
+
+
 def test_a_listing_without_items_is_unavailable_not_empty():
     with pytest.raises(FalUnavailable):
         Upstream((200, {"detail": "maintenance"})).client().list_requests("x/y", start=datetime.now(UTC))
