@@ -16,6 +16,8 @@ queue call meets ``latency``, ``reset``, ``429``, ``5xx`` in that order, then it
                     answering: the ambiguous case, fast
     submit_timeout  submit enqueues the request, then waits ``fault_delay`` s (default 35)
                     before answering: the ambiguous case, as a client read timeout
+    submit_late     submit waits ``fault_delay`` s before it enqueues the request (and answers):
+                    a request held in fal's ingress, registered after the client gave up
     status_5xx      a status call on a known request answers 503 runner_disconnected
     result_5xx      a result call on a known request answers 503 runner_disconnected
     result_422      (drawn at submit) the request runs, reports COMPLETED, and its result is
@@ -65,7 +67,7 @@ from typing import Any
 from falsim.schema import KNOWN_PREFIXES
 
 FAULT_NAMES = (
-    "submit_5xx", "submit_timeout", "status_5xx", "result_5xx", "result_422", "lost", "429",
+    "submit_5xx", "submit_timeout", "submit_late", "status_5xx", "result_5xx", "result_422", "lost", "429",
     "5xx", "reset", "submit_reset_after_accept", "latency", "download_truncated", "download_slow", "listing_5xx",
 )
 # Settings of the faults (not probabilities), changeable at runtime with the probabilities.

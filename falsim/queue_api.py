@@ -50,6 +50,9 @@ def submit(http: Handler, model_id: str) -> None:
         return
     if sim.injector.roll("submit_5xx"):
         return _scheduling_failed(http)
+    if sim.injector.roll("submit_late") and sim.stopping.wait(sim.fault_delay):
+        http.close_connection = True
+        return  # held until the simulator stopped: never registered
     webhooks = http.query.get("fal_webhook")
     webhook = (webhooks[-1] if webhooks else None) or None
     status, payload, req = sim.engine.submit(

@@ -12,7 +12,8 @@ jobs and judges each whose current attempt is ambiguous (or was left `sent` by a
 
 - **found**: exactly one listed request fits, and it fits no other job being judged → adopt its
   request id and track it as if the submit had answered (`submit.generation_attach_request`). A
-  request fits when fal sent it within the attempt's window (send time − SKEW … end + SKEW), the
+  request fits when fal sent it within the attempt's window (send time − SKEW … end + SKEW +
+  LATE_ARRIVAL: fal may register a request after its POST gave up), the
   studio does not already know its id, and — when fal kept its payload (STUDIO_FAL_STORE_IO on) —
   the payload hashes equal. Without payloads (the default: the studio tells fal not to keep them)
   only the send time tells requests apart, so two ambiguous submits to one endpoint close together
@@ -59,6 +60,11 @@ Status = Generation.Status
 Outcome = GenerationAttempt.Outcome
 # Allowance for the clocks of the studio and fal and for the network, around an attempt's window.
 SKEW = timedelta(seconds=2)
+# fal may register a request well after the POST that carried it gave up: one held in fal's ingress
+# while the client's read timeout passed (the 10,000-job bench saw up to 70 s). A listed request sent
+# this long after an attempt ended may still be that attempt's, and only a listing current past it
+# proves the attempt absent.
+LATE_ARRIVAL = timedelta(minutes=2)
 # Our unresolved submits sent this long before the oldest judged window still count as claimants.
 LOOK_BACK = timedelta(minutes=2)
 MAX_PAGES = 50  # 5,000 requests in the judged windows; a busier read is judged "unavailable", not guessed at
@@ -140,7 +146,7 @@ def _open_cases(endpoint: str, since: datetime) -> list[_Case]:
     another job it would hand one user another's video (found by make chaos, without payloads)."""
     attempts = (GenerationAttempt.objects.select_related("generation")
                 .filter(kind=GenerationAttempt.Kind.SUBMIT, endpoint=endpoint, outcome__in=UNSETTLED,
-                        started_at__gte=since - LOOK_BACK))
+                        started_at__gte=since - LOOK_BACK - LATE_ARRIVAL))
     return [_case(attempt.generation, attempt) for attempt in attempts]
 
 
@@ -148,7 +154,7 @@ def _case(generation: Generation, attempt: GenerationAttempt) -> _Case:
     # A POST cut short by a dead worker ended, at the latest, when its timeouts would have ended it.
     end = attempt.finished_at or attempt.started_at + timedelta(
         seconds=settings.FAL_CONNECT_TIMEOUT + settings.FAL_READ_TIMEOUT)
-    return _Case(generation, attempt, attempt.started_at - SKEW, end + SKEW, [])
+    return _Case(generation, attempt, attempt.started_at - SKEW, end + SKEW + LATE_ARRIVAL, [])
 
 
 def _known_ids(request_ids: list[str]) -> set[str]:

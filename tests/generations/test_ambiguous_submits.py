@@ -13,12 +13,15 @@ from generations.models import Generation, GenerationAttempt
 from generations.services import ambiguous
 from generations.services.tracking import tracker_tick
 from generations.upstream import reset_fal_client
+from tests.conftest import wait_until
 from tests.generations.test_pipeline import Crash, create, make_due
 from tests.generations.test_upstream_faults import finish, ledger, step
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Generation.Status
 Outcome = GenerationAttempt.Outcome
+# Seconds to move an attempt into the past so that its window, late arrivals included, is over.
+PAST_THE_WINDOW = ambiguous.LATE_ARRIVAL.total_seconds() + 10
 
 
 @pytest.fixture
@@ -94,6 +97,25 @@ def test_a_worker_killed_mid_post_is_found_in_the_listing_once_its_claim_lapses(
     assert studio.submits_for(row.input) == 1
 
 
+def test_a_request_fal_registered_after_the_post_gave_up_is_adopted_not_sent_again(studio, user, task_queue):
+    """Seen in the 10,000-job bench: fal (the simulator, saturated) took requests in 35–70 s after
+    their POSTs had timed out. Listed after the attempt's end, such a request is still the attempt's;
+    taking the listing for current and the attempt for absent would send the job twice."""
+    studio.set_faults({"submit_late": 1.0}, fault_delay=3.0)  # registered 2.5 s after the 0.5 s timeout
+    generation = create(user)
+    task_queue.run_all()
+    studio.set_faults({})
+    assert submit_attempt(generation).outcome == Outcome.AMBIGUOUS
+    late = wait_until(lambda: studio.requests() and studio.requests()[0], timeout=10)
+    later = create(user, prompt="a later job [sim:slow]")  # sent after the attempt, still at fal
+    task_queue.run_all()
+    assert Generation.objects.get(pk=later.pk).status in (Status.QUEUED, Status.RUNNING)
+    row = step(generation, task_queue)
+    assert (row.status, row.fal_request_id) == (Status.QUEUED, late["request_id"])
+    assert submit_attempt(row).response == {"lookup": "found", "request_id": late["request_id"]}
+    assert studio.submits_for(row.input) == 1
+
+
 def test_a_lagging_listing_is_waited_for_then_the_request_is_adopted(studio, user, task_queue):
     studio.set_faults({}, listing_lag_seconds=600)
     row = ambiguous_job(studio, task_queue, user, "submit_reset_after_accept")
@@ -148,7 +170,7 @@ def test_a_submit_fal_never_received_is_resent_once_the_listing_is_current(studi
     row = step(row, task_queue)
     assert row.status == Status.SUBMITTING  # an empty listing proves nothing: it may lag
 
-    backdate(row, 10)
+    backdate(row, PAST_THE_WINDOW)
     later = create(user, prompt="a later job [sim:slow]")  # sent after the ambiguous attempt, still running
     task_queue.run_all()
     assert Generation.objects.get(pk=later.pk).status == Status.QUEUED
@@ -167,7 +189,7 @@ def test_a_busy_listing_is_read_only_around_the_attempt_and_proven_current_by_on
     fal, looked up by its id, proves the listing current."""
     monkeypatch.setattr(ambiguous, "MAX_PAGES", 1)  # a page of 100: fewer than the requests below
     row = ambiguous_job(studio, task_queue, user, "reset")
-    backdate(row, 10)
+    backdate(row, PAST_THE_WINDOW)
     for n in range(120):  # other programs on the same account, after the attempt
         httpx.post(f"{studio.url}/{row.model_id}", json={"prompt": f"someone else's job {n}"},
                    headers={"Authorization": "Key test-fal-key", "X-Fal-Store-IO": "0"}).raise_for_status()
@@ -182,14 +204,14 @@ def test_a_busy_listing_is_read_only_around_the_attempt_and_proven_current_by_on
 
 def test_a_job_is_resent_after_an_absent_verdict_only_once(studio, user, task_queue, settings):
     row = ambiguous_job(studio, task_queue, user, "reset")
-    backdate(row, 10)
+    backdate(row, PAST_THE_WINDOW)
     create(user, prompt="a later job [sim:slow]")
     task_queue.run_all()
     studio.set_faults({"reset": 1.0})  # the resend is lost too
     row = step(row, task_queue)
     studio.set_faults({})
     assert (row.status, row.submit_attempts) == (Status.SUBMITTING, 2)
-    backdate(row, 10)
+    backdate(row, PAST_THE_WINDOW)
     create(user, prompt="another later job [sim:slow]")
     task_queue.run_all()
     row = step(row, task_queue)
@@ -221,7 +243,7 @@ def test_with_payloads_kept_the_same_pair_is_told_apart(studio, user, task_queue
     step_together([lost, arrived], task_queue)
     assert Generation.objects.get(pk=arrived.pk).fal_request_id == studio.requests()[0]["request_id"]
     assert Generation.objects.get(pk=lost.pk).status == Status.SUBMITTING  # not listed, but is the listing current?
-    backdate(lost, 10)
+    backdate(lost, PAST_THE_WINDOW)
     create(user, prompt="a later job [sim:slow]")
     task_queue.run_all()
     row = finish(step(lost, task_queue), task_queue)
