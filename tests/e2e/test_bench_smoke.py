@@ -73,7 +73,8 @@ def test_scale_bench_sends_a_backlog_to_fal_80_ms_away_and_reports_its_rows(tmp_
     rows = tracking_bench(tmp_path, "scale", "--scale-jobs", "4", "--scale-run-seconds", "2",
                           "--scale-run-seconds-max", "2.5")
     assert set(rows) == {"scale_inflight_jobs", "scale_lag_p95_s", "scale_workers_memory_mb", "scale_send_seconds",
-                         "scale_store_p95_s"}
+                         "scale_store_p95_s", "scale_failed_jobs"}
+    assert rows["scale_failed_jobs"]["value"] == 0 and "by cause: none" in rows["scale_failed_jobs"]["note"]
     # Every job sent before the first ends (runs of 2 s or more): all four at fal at once.
     assert rows["scale_inflight_jobs"]["value"] == 4 and "up to 4 status streams followed" in rows[
         "scale_inflight_jobs"]["note"]
