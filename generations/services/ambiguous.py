@@ -67,7 +67,7 @@ SKEW = timedelta(seconds=2)
 LATE_ARRIVAL = timedelta(minutes=2)
 # Our unresolved submits sent this long before the oldest judged window still count as claimants.
 LOOK_BACK = timedelta(minutes=2)
-MAX_PAGES = 50  # 5,000 requests in the judged windows; a busier read is judged "unavailable", not guessed at
+MAX_PAGES = 100  # 10,000 requests in the judged windows; a busier read is judged "unavailable", not guessed at
 PAGE_SIZE = 100  # fal's largest page
 FIRST_LOOK = timedelta(seconds=2)
 MAX_RECHECK = timedelta(seconds=30)
