@@ -42,11 +42,12 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from fal_protocol.client import FalAccountBlocked, FalError, FalRequestRecord
+from fal_protocol.client import FalAccountBlocked, FalError, FalRequestPage, FalRequestRecord
 from fal_protocol.queue import payload_fingerprint
 from generations.models import Generation, GenerationAttempt
 from generations.queue import SUBMIT_TASK, enqueue_on_commit
@@ -170,22 +171,16 @@ def _known_ids(request_ids: list[str]) -> set[str]:
 
 def _read_listing(endpoint: str, start: datetime, end: datetime) -> list[FalRequestRecord] | None:
     """Every listed request to `endpoint` sent in [start, end), or None when fal cannot tell us now."""
-    client = get_fal_client()
     records: list[FalRequestRecord] = []
     cursor = None
-    try:
-        for _ in range(MAX_PAGES):
-            page = client.list_requests(endpoint, start=start, end=end, cursor=cursor, limit=PAGE_SIZE)
-            records += page.items
-            cursor = page.next_cursor
-            if cursor is None:
-                return records
-    except FalAccountBlocked as exc:
-        provider_outage(exc)
-        return None
-    except FalError as exc:
-        log.info("fal's request listing for %s is unavailable: %s", endpoint, exc)
-        return None
+    for _ in range(MAX_PAGES):
+        page = _listing_page(endpoint, start=start, end=end, cursor=cursor, limit=PAGE_SIZE)
+        if page is None:
+            return None
+        records += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return records
     log.warning("fal's request listing for %s has more than %d pages from %s to %s: not judged",
                 endpoint, MAX_PAGES, start, end)
     return None
@@ -218,16 +213,22 @@ def _probe_current(endpoint: str, after: datetime) -> datetime | None:
     if later is None:
         return None
     request_id, sent = later
+    page = _listing_page(endpoint, start=sent - LOOK_BACK, request_id=request_id, limit=1)
+    listed = next((record for record in page.items if record.request_id == request_id), None) if page else None
+    return listed.sent_at if listed is not None and listed.ended_at is None else None
+
+
+def _listing_page(endpoint: str, **query: Any) -> FalRequestPage | None:
+    """One page of fal's listing for `endpoint` (`FalQueueClient.list_requests`' query), or None when
+    fal cannot tell us now (a refused account pauses the studio, as any refused call does)."""
     try:
-        page = get_fal_client().list_requests(endpoint, start=sent - LOOK_BACK, request_id=request_id, limit=1)
+        return get_fal_client().list_requests(endpoint, **query)
     except FalAccountBlocked as exc:
         provider_outage(exc)
         return None
     except FalError as exc:
         log.info("fal's request listing for %s is unavailable: %s", endpoint, exc)
         return None
-    listed = next((record for record in page.items if record.request_id == request_id), None)
-    return listed.sent_at if listed is not None and listed.ended_at is None else None
 
 
 def _judge(case: _Case, claims: Counter, current_since: datetime | None) -> str:

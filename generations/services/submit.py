@@ -126,10 +126,11 @@ def _ready_without_uploads(generation: Generation) -> _Ready | None:
     (no stored media input) and its endpoint is not known to be gone, write its submit attempt now —
     one write to the database instead of two, which SQLite's single writer feels under a burst.
     None otherwise: `_submit_claimed` prepares it (uploads are network I/O, never inside a transaction)."""
-    if next(stored_media(generation), None) is not None or _endpoint_gone(ltx.resolve_model(generation.model_id)):
+    endpoint = ltx.resolve_model(generation.model_id)
+    if next(stored_media(generation), None) is not None or _endpoint_gone(endpoint):
         return None
     payload = dict(generation.input)
-    return _Ready(payload, _attempt_for(generation, payload))
+    return _Ready(payload, _attempt_for(generation, endpoint, payload))
 
 
 def _endpoint_gone(endpoint: ltx.Endpoint) -> bool:
@@ -137,11 +138,10 @@ def _endpoint_gone(endpoint: ltx.Endpoint) -> bool:
     return override is not None and override.unavailable_since is not None
 
 
-def _attempt_for(generation: Generation, payload: dict) -> GenerationAttempt:
+def _attempt_for(generation: Generation, endpoint: ltx.Endpoint, payload: dict) -> GenerationAttempt:
     """The submit attempt row, with the payload's fingerprint: committed before the POST."""
-    upstream_id = ltx.upstream_id(ltx.resolve_model(generation.model_id))
     return attempt_start(generation, GenerationAttempt.Kind.SUBMIT, number=generation.submit_attempts,
-                         endpoint=upstream_id, payload_sha256=payload_fingerprint(payload))
+                         endpoint=ltx.upstream_id(endpoint), payload_sha256=payload_fingerprint(payload))
 
 
 def _submit_claimed(generation: Generation, ready: _Ready | None) -> None:
@@ -188,7 +188,7 @@ def _prepare(generation: Generation, endpoint: ltx.Endpoint) -> _Ready | None:
         log.warning("media input of %s unreadable: %s", pk, exc)
         _retry_or_fail(generation, FalUnavailable(f"a stored media input could not be read: {exc}"))
         return None
-    return _Ready(payload, _attempt_for(generation, payload))
+    return _Ready(payload, _attempt_for(generation, endpoint, payload))
 
 
 def _record_answer(generation: Generation, endpoint: ltx.Endpoint, payload: dict, attempt: GenerationAttempt,
