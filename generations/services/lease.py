@@ -4,7 +4,10 @@ A chain holds the lease row by its token and renews it while it works; when it d
 expires and `tracker_ensure` (called after submits, and by the once-a-minute sweeper) starts a new one.
 
 Links of one chain are numbered (`<chain>:<n>`): link n+1 may take the lease straight from link n,
-which keeps tracking until its successor has made it through the task queue (see tracking.py).
+which keeps tracking until its successor has made it through the task queue (see tracking.py). The
+tracking driver (tracking_driver.py) holds the same lease by a plain token: it takes the lease from
+any chain link at once (the link stops at its next tick), while no chain link takes it from a live
+driver, and `tracker_ensure` enqueues no chain while it lives.
 Other singletons (the status stream follower, fal_streams.py) hold leases of their own names.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from generations.selectors import provider_is_paused_automatically
 
 log = logging.getLogger(__name__)
 LEASE_NAME = "tracker"
+LINK_MARK = ":"  # in every chain link's token (`<chain>:<n>`), in no driver's
 STORE_DRIVER_LEASE = "stores"  # held by the store driver (store_driver.py)
 # A chain renews the lease at every tick; a dead chain's lease lapses this long after its last one.
 LEASE_DURATION = timedelta(seconds=15)
@@ -50,18 +54,18 @@ def tracker_ensure() -> bool:
     lease = TrackerLease.objects.filter(name=LEASE_NAME).first()
     if lease and lease.expires_at and lease.expires_at > timezone.now():
         return False
-    enqueue(TRACKER_TASK, f"{uuid.uuid4().hex}:0")
+    enqueue(TRACKER_TASK, f"{uuid.uuid4().hex}{LINK_MARK}0")
     return True
 
 
 def next_token(token: str) -> str:
     """The token of the link that succeeds `token` in its chain."""
     chain, number = _split(token)
-    return f"{chain}:{number + 1}"
+    return f"{chain}{LINK_MARK}{number + 1}"
 
 
 def _split(token: str) -> tuple[str, int]:
-    chain, _, number = token.rpartition(":")
+    chain, _, number = token.rpartition(LINK_MARK)
     if chain and number.isdigit():
         return chain, int(number)
     return token, 0  # a token from before links were numbered
@@ -77,12 +81,22 @@ def lease_claim(token: str) -> bool:
     return named_lease_claim(LEASE_NAME, token, handed_over_by=predecessors)
 
 
-def named_lease_claim(name: str, token: str, *, handed_over_by: list[str] | None = None) -> bool:
+def driver_lease_claim(token: str) -> bool:
+    """Take or renew the tracker lease for the tracking driver's `token` (no chain link's): as a chain
+    link may, and from a live chain link too. Two drivers never take it from each other."""
+    return named_lease_claim(LEASE_NAME, token, over_chain_links=True)
+
+
+def named_lease_claim(name: str, token: str, *, handed_over_by: list[str] | None = None,
+                      over_chain_links: bool = False) -> bool:
     """Take or renew lease `name` for `token` (a compare-and-set on its row): True when it is free,
-    expired, already `token`'s, or held by one of `handed_over_by`."""
+    expired, already `token`'s, held by one of `handed_over_by`, or with `over_chain_links` held by a
+    link of a tracking chain."""
     now = timezone.now()
     TrackerLease.objects.get_or_create(name=name)
     holders = Q(token=token) | Q(token__in=handed_over_by or []) | Q(expires_at__isnull=True) | Q(expires_at__lt=now)
+    if over_chain_links:
+        holders |= Q(token__contains=LINK_MARK)
     return TrackerLease.objects.filter(holders, name=name).update(token=token, expires_at=now + LEASE_DURATION) == 1
 
 
@@ -115,13 +129,16 @@ class LeasedWork:
 LEASE_RENEW_EVERY = 1.0  # well inside LEASE_DURATION
 
 
-def run_while_leased(name: str, stop: threading.Event, start: Callable[[], LeasedWork]) -> None:
+def run_while_leased(name: str, stop: threading.Event, start: Callable[[], LeasedWork], *,
+                     claim: Callable[[str], bool] | None = None) -> None:
     """Run passes of the work `start()` makes while this process holds lease `name`, until `stop` is set.
 
     Another process with the same work (another worker host) waits for the lease meanwhile, and takes
     it within LEASE_DURATION of this one dying. Database errors (a restart) end the pass, not the
-    process: the next pass reconnects. The work is stopped when the lease is lost and at the end."""
+    process: the next pass reconnects. The work is stopped when the lease is lost and at the end.
+    `claim(token)` takes or renews the lease (default: `named_lease_claim(name, token)`)."""
     token = uuid.uuid4().hex
+    claim = claim or (lambda token: named_lease_claim(name, token))
     work: LeasedWork | None = None
     claimed_at = 0.0
     try:
@@ -130,7 +147,7 @@ def run_while_leased(name: str, stop: threading.Event, start: Callable[[], Lease
             try:
                 close_old_connections()
                 if time.monotonic() - claimed_at >= LEASE_RENEW_EVERY:
-                    if not named_lease_claim(name, token):
+                    if not claim(token):
                         if work is not None:  # lost it (this process stalled past the lease): another works now
                             work.stop()
                             work = None

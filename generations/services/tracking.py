@@ -12,7 +12,10 @@ follows the job's status stream. A row that a running submit or
 store still claims (row_lease.py) is only looked at again when that claim would lapse.
 While the studio is paused because fal refuses its account, the chain also probes fal now and then
 (provider.py). After HANDOFF_AFTER it enqueues its successor link and keeps going until that link
-takes over, well inside django-q2's task timeout.
+takes over, well inside django-q2's task timeout. Under `manage.py workers` the tracking driver
+(tracking_driver.py) holds the same lease and runs the same passes (`tracker_pass`) in a process of
+its own, so tracking never waits for a link to make it through the task queue; the chain is then
+the fallback, should the driver die.
 
 Polling is adaptive and polite: a running job is polled once a second (never more
 often), a queued one less often the deeper it waits, a job whose completion fal will also announce
@@ -102,19 +105,14 @@ def tracker_run(token: str, *, run_seconds: float | None = None) -> str:
     try:
         return _track(token, started, run_seconds)
     finally:
-        _record_finished_polls(wait=True)  # answers fal already gave are recorded, not asked again
+        polls_settle()
 
 
 def _track(token: str, started: float, run_seconds: float) -> str:
     handoff_after = min(HANDOFF_AFTER, run_seconds)
     handed_off = False
-    next_probe_check = 0.0
     while True:
-        _tick()
-        if time.monotonic() >= next_probe_check:
-            if provider_is_paused_automatically():
-                provider_probe_if_due()
-            next_probe_check = time.monotonic() + PROBE_CHECK_EVERY
+        tracker_pass()
         if not lease_claim(token):
             return "renewed" if handed_off else "not-owner"
         elapsed = time.monotonic() - started
@@ -129,10 +127,26 @@ def _track(token: str, started: float, run_seconds: float) -> str:
             # chain; look once more so its job is not left waiting for the sweeper.
             if not tracking_has_work() or not lease_claim(token):
                 return "idle"
-        time.sleep(_seconds_until_next_due())
+        time.sleep(seconds_until_next_due())
 
 
-def _seconds_until_next_due() -> float:
+def tracker_pass() -> None:
+    """One pass of tracking, for whoever holds the tracker lease (a chain link, or the tracking driver,
+    tracking_driver.py): every due row handled (`_tick`), and during an automatic pause a probe of fal
+    when one is due (provider.py)."""
+    global _probe_checked_at
+    _tick()
+    if time.monotonic() - _probe_checked_at >= PROBE_CHECK_EVERY:
+        if provider_is_paused_automatically():
+            provider_probe_if_due()
+        _probe_checked_at = time.monotonic()
+
+
+_probe_checked_at = 0.0
+
+
+def seconds_until_next_due() -> float:
+    """How long to sleep before the next pass: until the next row comes due, within [MIN_SLEEP, MAX_SLEEP]."""
     next_due = Generation.objects.filter(status__in=TRACKED).aggregate(at=Min("next_poll_at"))["at"]
     if next_due is None:
         return MAX_SLEEP
@@ -247,6 +261,9 @@ _polls: dict[uuid.UUID, tuple[str, str, Future]] = {}
 _pool: ThreadPoolExecutor | None = None
 POLL_THREADS = 16
 MAX_POLLS_IN_FLIGHT = 4 * POLL_THREADS
+# A link's last wait for the answers to its polls: a link runs at most link_max_seconds(), a minute
+# inside django-q2's timeout, and a poll that fal holds may take FAL_READ_TIMEOUT and more.
+SETTLE_POLLS_WITHIN = 10.0
 
 
 def _send_polls(rows: list[tuple[uuid.UUID, str, str]]) -> None:
@@ -263,6 +280,19 @@ def _send_polls(rows: list[tuple[uuid.UUID, str, str]]) -> None:
 
     for pk, status, status_url in rows[:max(0, MAX_POLLS_IN_FLIGHT - len(_polls))]:
         _polls[pk] = (status, status_url, _pool.submit(poll, status_url))
+
+
+def polls_settle() -> None:
+    """Before the tracker lease is given up (a link ends, the driver stops): record the answers of the
+    polls sent, waiting up to SETTLE_POLLS_WITHIN for them, and forget the rest. An unanswered poll's
+    row stays due, so whoever tracks next asks again; waiting for every answer from a fal that does
+    not answer would run a link past django-q2's timeout, and the worker would be killed with the
+    lanes' submits in hand."""
+    futures_wait([future for _, _, future in _polls.values()], timeout=SETTLE_POLLS_WITHIN)
+    _record_finished_polls(wait=False)
+    for _, _, future in _polls.values():
+        future.cancel()  # not sent yet: never sent; on the wire: its answer is dropped
+    _polls.clear()
 
 
 def _record_finished_polls(*, wait: bool) -> None:

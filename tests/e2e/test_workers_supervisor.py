@@ -207,16 +207,20 @@ def test_a_killed_process_that_held_no_queue_lock_is_left_to_django_q2(tmp_path)
 
 def test_the_helpers_run_beside_the_cluster_and_a_dead_one_is_restarted(tmp_path):
     # given: the workers command with status streams on (no fal webhooks)
-    from generations.services.lease import STORE_DRIVER_LEASE, named_lease_live
+    from generations.models import TrackerLease
+    from generations.services.lease import LEASE_NAME, STORE_DRIVER_LEASE, named_lease_live
 
     log = tmp_path / "workers.log"
     env = child_env(STUDIO_FAL_STATUS_STREAMS="100", STUDIO_FAL_WEBHOOKS="false")
     with open(log, "w") as out, running("workers", "--check-every", "0.5", env=env, stdout=out,
                                         stderr=subprocess.STDOUT) as supervisor:
-        # then: the store driver and the stream follower each run, and the driver holds its lease
+        # then: the tracking driver, the store driver and the stream follower each run, and the
+        # drivers hold their leases (the tracker's by a driver's token, not a chain link's)
+        assert wait_until(lambda: child_running(supervisor.pid, "drive_tracking"), timeout=20)
         driver = wait_until(lambda: child_running(supervisor.pid, "drive_stores"), timeout=20)
         assert wait_until(lambda: child_running(supervisor.pid, "follow_fal_streams"), timeout=20)
-        wait_until(lambda: named_lease_live(STORE_DRIVER_LEASE), timeout=30)
+        wait_until(lambda: named_lease_live(STORE_DRIVER_LEASE) and named_lease_live(LEASE_NAME), timeout=30)
+        assert ":" not in TrackerLease.objects.get(name=LEASE_NAME).token
 
         # when: the store driver is killed outright
         os.kill(driver, signal.SIGKILL)
