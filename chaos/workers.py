@@ -17,10 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 class Cluster:
     """The studio's supervised worker cluster (`manage.py workers`, core/supervisor.py) in its own session.
 
-    Below the supervisor: qcluster's main process → sentinel → pusher, monitor and workers (and beside
-    qcluster the supervisor's helpers, which chaos leaves alone). django-q2's
-    guard reincarnates a pusher, monitor or worker that dies; the supervisor restarts the whole cluster
-    when it dies or wedges. Chaos kills at both levels and never restarts anything itself.
+    Below the supervisor: qcluster's main process → sentinel → pusher, monitor and workers, and beside
+    qcluster the supervisor's helpers (the tracking driver, the store driver, the stream follower).
+    django-q2's guard reincarnates a pusher, monitor or worker that dies; the supervisor restarts the
+    whole cluster when it dies or wedges, and a helper that dies. Chaos kills at both levels (a helper
+    counts as one process; a whole-cluster kill takes the helpers too, as a worker host dying would)
+    and never restarts anything itself.
     """
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
@@ -50,11 +52,16 @@ class Cluster:
         assert self.process is not None, "start() first"
         return child_running(self.process.pid, "qcluster")
 
+    def _helpers(self) -> list[int]:
+        assert self.process is not None, "start() first"
+        return [pid for pid in children_of(self.process.pid) if pid != self._qcluster()]
+
     def kill_one_process(self, rng: random.Random) -> bool:
-        """SIGKILL one of the sentinel's children (a worker, the pusher or the monitor) at random."""
+        """SIGKILL, at random, one of the sentinel's children (a worker, the pusher or the monitor) or
+        one of the supervisor's helpers."""
         main = self._qcluster()
         sentinels = children_of(main) if main else []
-        candidates = [pid for sentinel in sentinels for pid in children_of(sentinel)]
+        candidates = [pid for sentinel in sentinels for pid in children_of(sentinel)] + self._helpers()
         if not candidates:
             return False
         try:
@@ -64,14 +71,20 @@ class Cluster:
         return True
 
     def kill_whole_cluster(self) -> bool:
-        """SIGKILL every process of the cluster at once; the supervisor starts a fresh one."""
+        """SIGKILL every process of the cluster and the helpers at once; the supervisor starts them again."""
         main = self._qcluster()
         if main is None:
             return False
+        helpers = self._helpers()
         try:
             os.killpg(main, signal.SIGKILL)
         except ProcessLookupError:
             return False
+        for helper in helpers:
+            try:
+                os.kill(helper, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         return True
 
     def restarts(self) -> int:
