@@ -13,16 +13,19 @@ Other singletons (the status stream follower, fal_streams.py) hold leases of the
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 
+from core.db_blips import close_broken_connections
+from core.supervisor import HELPER_TOKEN_ENV
 from generations.models import Generation, TrackerLease
 from generations.queue import TRACKER_TASK, enqueue
 from generations.selectors import provider_is_paused_automatically
@@ -134,10 +137,12 @@ def run_while_leased(name: str, stop: threading.Event, start: Callable[[], Lease
     """Run passes of the work `start()` makes while this process holds lease `name`, until `stop` is set.
 
     Another process with the same work (another worker host) waits for the lease meanwhile, and takes
-    it within LEASE_DURATION of this one dying. Database errors (a restart) end the pass, not the
-    process: the next pass reconnects. The work is stopped when the lease is lost and at the end.
-    `claim(token)` takes or renews the lease (default: `named_lease_claim(name, token)`)."""
-    token = uuid.uuid4().hex
+    it within LEASE_DURATION of this one dying; the process the supervisor starts in a dead one's
+    place holds it by the same token (HELPER_TOKEN_ENV, core/supervisor.py), so it takes over at once.
+    Database errors (a restart) end the pass, not the process: the next pass reconnects. The work is
+    stopped when the lease is lost and at the end. `claim(token)` takes or renews the lease (default:
+    `named_lease_claim(name, token)`)."""
+    token = os.environ.get(HELPER_TOKEN_ENV) or uuid.uuid4().hex
     claim = claim or (lambda token: named_lease_claim(name, token))
     work: LeasedWork | None = None
     claimed_at = 0.0
@@ -145,7 +150,7 @@ def run_while_leased(name: str, stop: threading.Event, start: Callable[[], Lease
         while not stop.is_set():
             pause = LEASE_RENEW_EVERY
             try:
-                close_old_connections()
+                close_broken_connections()  # one connection for the process's life, unless it breaks
                 if time.monotonic() - claimed_at >= LEASE_RENEW_EVERY:
                     if not claim(token):
                         if work is not None:  # lost it (this process stalled past the lease): another works now
