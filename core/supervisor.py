@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_GRACE = 3.0  # seconds: inside honcho's 5 s between SIGTERM and SIGKILL
 ROOT = Path(__file__).resolve().parent.parent
+# Named in each helper's environment: the token it holds its lease by (generations/services/lease.py).
+HELPER_TOKEN_ENV = "STUDIO_HELPER_TOKEN"
 SAMPLE_EVERY = 1.0  # seconds between looks at the cluster's processes (cheap: a walk of /proc)
 READ_SYSCALL = {"x86_64": 0, "aarch64": 63}.get(os.uname().machine)  # read(2), as /proc/<pid>/syscall numbers it
 
@@ -169,6 +172,7 @@ class Supervisor:
         self.check_every = check_every
         self.on_check = on_check
         self.helper_commands = [list(command) for command in helpers]
+        self.helper_tokens = [uuid.uuid4().hex for _ in self.helper_commands]
         self.helpers: list[subprocess.Popen[bytes]] = []
         self.cluster: subprocess.Popen[bytes] | None = None
         self.started_at = timezone.now()
@@ -182,7 +186,7 @@ class Supervisor:
     def run(self) -> None:
         stopping = stop_on_signals()
         self._start()
-        self.helpers = [self._start_helper(command) for command in self.helper_commands]
+        self.helpers = [self._start_helper(index) for index in range(len(self.helper_commands))]
         next_check = time.monotonic() + self.check_every
         try:
             while not stopping.wait(min(self.check_every, SAMPLE_EVERY)):
@@ -240,8 +244,11 @@ class Supervisor:
         self.started_at = timezone.now()
         self._readers = set()
 
-    def _start_helper(self, command: list[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "manage.py", *command], cwd=ROOT,
+    def _start_helper(self, index: int) -> subprocess.Popen[bytes]:
+        # The same token for every process of one helper: a restarted one takes over its dead
+        # predecessor's lease at once. It is restarted only once it has exited, so no two share it.
+        return subprocess.Popen([sys.executable, "manage.py", *self.helper_commands[index]], cwd=ROOT,
+                                env={**os.environ, HELPER_TOKEN_ENV: self.helper_tokens[index]},
                                 preexec_fn=die_with_parent(signal.SIGTERM))
 
     def _restart_dead_helpers(self) -> None:
@@ -249,7 +256,7 @@ class Supervisor:
             if helper.poll() is not None:
                 log.error("restarting `manage.py %s`: it exited with %s", " ".join(self.helper_commands[index]),
                           helper.returncode)
-                self.helpers[index] = self._start_helper(self.helper_commands[index])
+                self.helpers[index] = self._start_helper(index)
 
     def _kill(self) -> None:
         assert self.cluster is not None, "the cluster has not started"

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from django_q.models import OrmQ, Success
 from django_q.tasks import async_task
 
@@ -208,7 +209,7 @@ def test_a_killed_process_that_held_no_queue_lock_is_left_to_django_q2(tmp_path)
 def test_the_helpers_run_beside_the_cluster_and_a_dead_one_is_restarted(tmp_path):
     # given: the workers command with status streams on (no fal webhooks)
     from generations.models import TrackerLease
-    from generations.services.lease import LEASE_NAME, STORE_DRIVER_LEASE, named_lease_live
+    from generations.services.lease import LEASE_DURATION, LEASE_NAME, STORE_DRIVER_LEASE, named_lease_live
 
     log = tmp_path / "workers.log"
     env = child_env(STUDIO_FAL_STATUS_STREAMS="100", STUDIO_FAL_WEBHOOKS="false")
@@ -223,10 +224,16 @@ def test_the_helpers_run_beside_the_cluster_and_a_dead_one_is_restarted(tmp_path
         assert ":" not in TrackerLease.objects.get(name=LEASE_NAME).token
 
         # when: the store driver is killed outright
+        token = TrackerLease.objects.get(name=STORE_DRIVER_LEASE).token
         os.kill(driver, signal.SIGKILL)
+        killed_at = timezone.now()  # after: the dead driver's last renewal came before it
 
-        # then: a new one runs within seconds; the cluster was left alone
+        # then: a new one runs within seconds and renews the dead one's lease by the same token, not
+        # waiting for it to lapse; the cluster was left alone
         cluster = cluster_pid(supervisor)
         wait_until(lambda: child_running(supervisor.pid, "drive_stores") not in (None, driver), timeout=20)
+        wait_until(lambda: TrackerLease.objects.get(name=STORE_DRIVER_LEASE).expires_at
+                   > killed_at + LEASE_DURATION, timeout=20)
+        assert TrackerLease.objects.get(name=STORE_DRIVER_LEASE).token == token
         assert cluster_pid(supervisor) == cluster
     assert "restarting `manage.py drive_stores`: it exited with -9" in log.read_text()
