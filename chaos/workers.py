@@ -52,16 +52,17 @@ class Cluster:
         assert self.process is not None, "start() first"
         return child_running(self.process.pid, "qcluster")
 
-    def _helpers(self) -> list[int]:
+    def _helpers(self, main: int | None) -> list[int]:
+        """The supervisor's children other than `main`, qcluster's main process."""
         assert self.process is not None, "start() first"
-        return [pid for pid in children_of(self.process.pid) if pid != self._qcluster()]
+        return [pid for pid in children_of(self.process.pid) if pid != main]
 
     def kill_one_process(self, rng: random.Random) -> bool:
         """SIGKILL, at random, one of the sentinel's children (a worker, the pusher or the monitor) or
         one of the supervisor's helpers."""
         main = self._qcluster()
         sentinels = children_of(main) if main else []
-        candidates = [pid for sentinel in sentinels for pid in children_of(sentinel)] + self._helpers()
+        candidates = [pid for sentinel in sentinels for pid in children_of(sentinel)] + self._helpers(main)
         if not candidates:
             return False
         try:
@@ -75,7 +76,7 @@ class Cluster:
         main = self._qcluster()
         if main is None:
             return False
-        helpers = self._helpers()
+        helpers = self._helpers(main)
         try:
             os.killpg(main, signal.SIGKILL)
         except ProcessLookupError:

@@ -11,6 +11,7 @@ import pytest
 
 from fal_protocol.client import FalStatus
 from generations.models import Generation, TrackerLease
+from generations.queue import SUBMIT_TASK, TRACKER_TASK
 from generations.services import tracking
 from generations.services.lease import (
     LEASE_NAME,
@@ -21,28 +22,17 @@ from generations.services.lease import (
 )
 from generations.services.tracking import tracker_run
 from generations.services.tracking_driver import tracking_driver_run
-from tests.conftest import wait_until
+from tests.conftest import RecordingQueue, wait_until
 from tests.generations.test_pipeline import create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = Generation.Status
-TRACKER_TASK = "generations.tasks.tracker_run_task"
-
-
-class Clogged:
-    """django-q2's broker with a backlog no worker gets through: enqueues are recorded, never run."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple]] = []
-
-    def __call__(self, func_path: str, *args, **options) -> str:
-        self.calls.append((func_path, args))
-        return f"task-{len(self.calls)}"
 
 
 @pytest.fixture
-def clogged(monkeypatch) -> Clogged:
-    queue = Clogged()
+def clogged(monkeypatch) -> RecordingQueue:
+    """django-q2's broker with a backlog no worker gets through: enqueues are recorded, never run."""
+    queue = RecordingQueue()
     monkeypatch.setattr("generations.queue.async_task", queue)
     return queue
 
@@ -93,7 +83,7 @@ def test_a_chain_link_stops_at_its_next_tick_once_the_driver_holds_the_lease(use
 def test_the_driver_carries_a_job_to_the_end_while_the_task_queue_runs_nothing(fal_sim, media_root, user, clogged):
     # given: a job whose create-time tasks (its submit, a chain) sit in a queue no worker gets through
     generation = create(user)
-    assert [func for func, _ in clogged.calls] == ["generations.tasks.generation_submit_task", TRACKER_TASK]
+    assert [func for func, _ in clogged.calls] == [SUBMIT_TASK, TRACKER_TASK]
 
     # when: the tracking driver runs
     stop = threading.Event()
